@@ -1,0 +1,93 @@
+package rotation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Version is one version of a secret as a credential type sees it: its
+// VersionId and its SecretString, which for every Rotary type is a JSON object.
+type Version struct {
+	ID    string
+	Value string
+}
+
+// Fields decodes the version's value as a JSON object, keeping every field's
+// raw JSON so that nothing a type does not know about is lost.
+func (v Version) Fields() (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v.Value), &m); err != nil || m == nil {
+		return nil, fmt.Errorf("version %s: secret value is not a JSON object", v.ID)
+	}
+	return m, nil
+}
+
+// Decode unmarshals the version's value into dst.
+func (v Version) Decode(dst any) error {
+	if err := json.Unmarshal([]byte(v.Value), dst); err != nil {
+		return fmt.Errorf("version %s: secret value is not valid JSON for this type: %s", v.ID, jsonErrorWithoutValue(err))
+	}
+	return nil
+}
+
+// SecretStore lets a credential type read other secrets, such as the master
+// secret of alternating-users rotation. Every value it returns is registered
+// with the engine's scrubber, so it cannot leak into logs or errors.
+type SecretStore interface {
+	// Current returns the AWSCURRENT version of the secret named by id (a name or ARN).
+	Current(ctx context.Context, id string) (Version, error)
+	// Tags returns the secret's tags.
+	Tags(ctx context.Context, id string) (map[string]string, error)
+}
+
+// GenerateRequest asks for the pending value of a rotation.
+type GenerateRequest struct {
+	SecretARN string
+	// Current is the AWSCURRENT version, already validated by Validate.
+	Current Version
+	// Passwords generates passwords under the function's password policy.
+	Passwords *PasswordPolicy
+}
+
+// GenerateResponse names the fields that change. The engine copies the
+// current value and overwrites exactly these fields; every other field is kept.
+type GenerateResponse struct {
+	Changes map[string]any
+}
+
+// SetRequest asks a credential type to make the pending value valid downstream.
+type SetRequest struct {
+	SecretARN string
+	Current   Version
+	Pending   Version
+	// Previous returns the AWSPREVIOUS version, reading it only when asked;
+	// ok is false when the secret has no AWSPREVIOUS version.
+	Previous func(ctx context.Context) (v Version, ok bool, err error)
+	Secrets  SecretStore
+}
+
+// TestRequest asks a credential type to prove that the pending value works.
+type TestRequest struct {
+	SecretARN string
+	Pending   Version
+	Secrets   SecretStore
+}
+
+// Credential is what a credential type implements: the three questions of a
+// rotation. Nothing in it knows about Lambda events or staging labels.
+type Credential interface {
+	// Validate checks that a version's value is well-formed for this type.
+	// It runs on AWSCURRENT before createSecret builds anything from it, and
+	// on AWSPENDING before setSecret and testSecret use it. The error must
+	// name the offending field and say how to fix it.
+	Validate(ctx context.Context, v Version) error
+	// Generate returns the fields that change in the pending value.
+	Generate(ctx context.Context, req GenerateRequest) (GenerateResponse, error)
+	// Set makes the pending value valid downstream. It must be safe to call
+	// twice: it first checks whether the pending value already works.
+	Set(ctx context.Context, req SetRequest) error
+	// Test proves the pending value works, for a database by logging in with
+	// it and running a query.
+	Test(ctx context.Context, req TestRequest) error
+}

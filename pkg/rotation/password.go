@@ -1,0 +1,210 @@
+package rotation
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Character classes of GetRandomPassword.
+const (
+	lowercaseChars   = "abcdefghijklmnopqrstuvwxyz"
+	uppercaseChars   = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	numberChars      = "0123456789"
+	punctuationChars = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	spaceChar        = " "
+)
+
+// ErrPasswordPolicy is returned for a password policy that cannot produce a password.
+var ErrPasswordPolicy = errors.New("impossible password policy")
+
+// PasswordPolicy is GetRandomPassword's request, generated locally with
+// crypto/rand so no password crosses the network before it is stored.
+type PasswordPolicy struct {
+	Length                  int    // 1-4096; 0 means 32
+	ExcludeCharacters       string // characters never used
+	ExcludeNumbers          bool
+	ExcludePunctuation      bool
+	ExcludeUppercase        bool
+	ExcludeLowercase        bool
+	IncludeSpace            bool
+	RequireEachIncludedType bool
+}
+
+// DefaultPasswordPolicy is GetRandomPassword's default: 32 characters from
+// every class, at least one of each.
+func DefaultPasswordPolicy() *PasswordPolicy {
+	return &PasswordPolicy{Length: 32, RequireEachIncludedType: true}
+}
+
+// PasswordPolicyFromEnv reads the environment variables of AWS's rotation
+// templates: PASSWORD_LENGTH, EXCLUDE_CHARACTERS, EXCLUDE_NUMBERS,
+// EXCLUDE_PUNCTUATION, EXCLUDE_UPPERCASE, EXCLUDE_LOWERCASE and
+// REQUIRE_EACH_INCLUDED_TYPE. The policy is checked before it is returned, so
+// an impossible one fails at start-up, not in the middle of a rotation.
+func PasswordPolicyFromEnv(getenv func(string) string) (*PasswordPolicy, error) {
+	p := DefaultPasswordPolicy()
+	if s := strings.TrimSpace(getenv("PASSWORD_LENGTH")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %q is not a whole number; set it to a length from 1 to 4096", ErrPasswordPolicy, s)
+		}
+		p.Length = n
+	}
+	p.ExcludeCharacters = getenv("EXCLUDE_CHARACTERS")
+	flags := []struct {
+		name string
+		dst  *bool
+	}{
+		{"EXCLUDE_NUMBERS", &p.ExcludeNumbers},
+		{"EXCLUDE_PUNCTUATION", &p.ExcludePunctuation},
+		{"EXCLUDE_UPPERCASE", &p.ExcludeUppercase},
+		{"EXCLUDE_LOWERCASE", &p.ExcludeLowercase},
+		{"REQUIRE_EACH_INCLUDED_TYPE", &p.RequireEachIncludedType},
+	}
+	for _, f := range flags {
+		v := getenv(f.name)
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		b, err := ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrPasswordPolicy, f.name, err)
+		}
+		*f.dst = b
+	}
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ParseBool reads a boolean the way AWS's templates do: true, 1, y and yes
+// (any case) are true; false, 0, n and no are false; anything else is an error.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "y", "yes":
+		return true, nil
+	case "false", "0", "n", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean; use true or false", s)
+}
+
+// classes returns the character classes the policy draws from, each with the
+// excluded characters removed.
+func (p *PasswordPolicy) classes() []string {
+	var out []string
+	add := func(excluded bool, set string) {
+		if excluded {
+			return
+		}
+		var b strings.Builder
+		for _, r := range set {
+			if !strings.ContainsRune(p.ExcludeCharacters, r) {
+				b.WriteRune(r)
+			}
+		}
+		if b.Len() > 0 {
+			out = append(out, b.String())
+		}
+	}
+	add(p.ExcludeLowercase, lowercaseChars)
+	add(p.ExcludeUppercase, uppercaseChars)
+	add(p.ExcludeNumbers, numberChars)
+	add(p.ExcludePunctuation, punctuationChars)
+	add(!p.IncludeSpace, spaceChar)
+	return out
+}
+
+func (p *PasswordPolicy) length() int {
+	if p.Length == 0 {
+		return 32
+	}
+	return p.Length
+}
+
+// Check reports whether the policy can produce a password.
+func (p *PasswordPolicy) Check() error {
+	n := p.length()
+	if n < 1 || n > 4096 {
+		return fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPasswordPolicy, n)
+	}
+	cls := p.classes()
+	if len(cls) == 0 {
+		return fmt.Errorf("%w: every character is excluded; allow at least one class of characters (EXCLUDE_NUMBERS, EXCLUDE_PUNCTUATION, EXCLUDE_UPPERCASE, EXCLUDE_LOWERCASE, EXCLUDE_CHARACTERS)", ErrPasswordPolicy)
+	}
+	if p.RequireEachIncludedType && len(cls) > n {
+		return fmt.Errorf("%w: PASSWORD_LENGTH %d is shorter than the %d character classes that REQUIRE_EACH_INCLUDED_TYPE asks for; raise PASSWORD_LENGTH or exclude classes", ErrPasswordPolicy, n, len(cls))
+	}
+	return nil
+}
+
+// Generate returns a new password drawn uniformly with crypto/rand. With
+// RequireEachIncludedType, every included class appears at least once.
+func (p *PasswordPolicy) Generate() (string, error) {
+	if err := p.Check(); err != nil {
+		return "", err
+	}
+	cls := p.classes()
+	all := strings.Join(cls, "")
+	n := p.length()
+	out := make([]byte, n)
+	for i := range out {
+		c, err := pick(all)
+		if err != nil {
+			return "", err
+		}
+		out[i] = c
+	}
+	if p.RequireEachIncludedType {
+		// Put one character of each class at distinct random positions.
+		pos, err := randPerm(n)
+		if err != nil {
+			return "", err
+		}
+		for i, set := range cls {
+			c, err := pick(set)
+			if err != nil {
+				return "", err
+			}
+			out[pos[i]] = c
+		}
+	}
+	return string(out), nil
+}
+
+func randInt(n int) (int, error) {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		return 0, fmt.Errorf("read random bytes: %w", err)
+	}
+	return int(v.Int64()), nil
+}
+
+func pick(set string) (byte, error) {
+	i, err := randInt(len(set))
+	if err != nil {
+		return 0, err
+	}
+	return set[i], nil
+}
+
+// randPerm is a Fisher-Yates shuffle of 0..n-1 with crypto/rand.
+func randPerm(n int) ([]int, error) {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	for i := n - 1; i > 0; i-- {
+		j, err := randInt(i + 1)
+		if err != nil {
+			return nil, err
+		}
+		p[i], p[j] = p[j], p[i]
+	}
+	return p, nil
+}
