@@ -1,0 +1,134 @@
+package dbsecret
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Environment variables read by ConfigFromEnv.
+const (
+	EnvCABundle         = "ROTARY_CA_BUNDLE"
+	EnvConnectTimeout   = "ROTARY_CONNECT_TIMEOUT"
+	EnvStatementTimeout = "ROTARY_STATEMENT_TIMEOUT"
+)
+
+// Timeout defaults and bounds.
+const (
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultStatementTimeout = 30 * time.Second
+	MinTimeout              = 1 * time.Second
+	MaxTimeout              = 5 * time.Minute
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid database connection settings")
+
+// Config holds the connection settings every database type shares.
+type Config struct {
+	// CABundlePath is a PEM file of CA certificates trusted in addition to
+	// the system roots (for example the RDS CA bundle shipped with the function).
+	CABundlePath string
+	// ConnectTimeout bounds each connection attempt (TCP, TLS and login).
+	ConnectTimeout time.Duration
+	// StatementTimeout bounds each statement on the server.
+	StatementTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults: no extra CA, 5s to connect, 30s per statement.
+func DefaultConfig() Config {
+	return Config{ConnectTimeout: DefaultConnectTimeout, StatementTimeout: DefaultStatementTimeout}
+}
+
+// ConfigFromEnv reads ROTARY_CA_BUNDLE (a PEM file path), ROTARY_CONNECT_TIMEOUT
+// and ROTARY_STATEMENT_TIMEOUT (Go durations such as "10s", from 1s to 5m).
+// The CA bundle is read and checked here, so a bad one fails at start-up.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	c.CABundlePath = strings.TrimSpace(getenv(EnvCABundle))
+	var err error
+	if c.ConnectTimeout, err = durationEnv(getenv, EnvConnectTimeout, DefaultConnectTimeout); err != nil {
+		return Config{}, err
+	}
+	if c.StatementTimeout, err = durationEnv(getenv, EnvStatementTimeout, DefaultStatementTimeout); err != nil {
+		return Config{}, err
+	}
+	if c.CABundlePath != "" {
+		if _, err := c.certPool(); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+func durationEnv(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %q is not a duration; use a value such as 10s or 1m", ErrConfig, name, s)
+	}
+	if d < MinTimeout || d > MaxTimeout {
+		return 0, fmt.Errorf("%w: %s %s is out of range; use a value from %s to %s", ErrConfig, name, d, MinTimeout, MaxTimeout)
+	}
+	return d, nil
+}
+
+// connectTimeout and statementTimeout apply the defaults to a zero Config.
+func (c Config) connectTimeout() time.Duration {
+	if c.ConnectTimeout <= 0 {
+		return DefaultConnectTimeout
+	}
+	return c.ConnectTimeout
+}
+
+// Connect returns the connection timeout, the default when unset.
+func (c Config) Connect() time.Duration { return c.connectTimeout() }
+
+// Statement returns the statement timeout, the default when unset.
+func (c Config) Statement() time.Duration {
+	if c.StatementTimeout <= 0 {
+		return DefaultStatementTimeout
+	}
+	return c.StatementTimeout
+}
+
+func (c Config) certPool() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if c.CABundlePath == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(c.CABundlePath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s %s: %w", ErrConfig, EnvCABundle, c.CABundlePath, err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: %s %s holds no PEM certificate; point it at a PEM CA bundle such as the RDS global-bundle.pem", ErrConfig, EnvCABundle, c.CABundlePath)
+	}
+	return pool, nil
+}
+
+// TLS returns the TLS settings for connecting to the secret's server: nil,
+// nil when the secret says "ssl": false; otherwise full verification of the
+// chain (system roots plus the CA bundle) and of the host name s.Host, TLS 1.2
+// or later. Callers must use it as the only way to connect: no fallback to
+// plaintext when TLS fails.
+func (c Config) TLS(s *Secret) (*tls.Config, error) {
+	if s.PlaintextAllowed() {
+		return nil, nil
+	}
+	pool, err := c.certPool()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, ServerName: s.Host, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,231 @@
+// Package dbsecret parses and validates the RDS-format database secret and its TLS settings.
+package dbsecret
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// ErrInvalidSecret is wrapped by every error about a malformed database secret.
+var ErrInvalidSecret = errors.New("invalid database secret")
+
+// Engine families.
+const (
+	FamilyPostgres = "postgres"
+	FamilyMySQL    = "mysql"
+)
+
+// engines maps each accepted "engine" value to its family.
+var engines = map[string]string{
+	"postgres":          FamilyPostgres,
+	"aurora-postgresql": FamilyPostgres,
+	"mysql":             FamilyMySQL,
+	"aurora-mysql":      FamilyMySQL,
+	"mariadb":           FamilyMySQL,
+}
+
+// Secret is the database secret JSON that RDS, CDK and AWS's rotation
+// templates write. Fields Rotary does not know are not kept here: the engine
+// carries them over from the current value unchanged.
+type Secret struct {
+	Engine   string
+	Host     string
+	Port     int // the family's default port when the secret has none
+	Username string
+	Password string
+	DBName   string // as written; empty when absent (see Database)
+	// SSL is nil when the secret does not say, which means TLS with full
+	// verification. It is false only for "ssl": false or "ssl": "false".
+	SSL *bool
+
+	MasterARN            string
+	DBInstanceIdentifier string
+	DBClusterIdentifier  string
+}
+
+// Family returns FamilyPostgres or FamilyMySQL.
+func (s *Secret) Family() string { return engines[s.Engine] }
+
+// Database returns the database to connect to: dbname, or the family's
+// default ("postgres" for PostgreSQL, none for MySQL) when it is empty.
+func (s *Secret) Database() string {
+	if s.DBName == "" && s.Family() == FamilyPostgres {
+		return "postgres"
+	}
+	return s.DBName
+}
+
+// DefaultPort returns 5432 for PostgreSQL and 3306 for MySQL engines.
+func DefaultPort(family string) int {
+	if family == FamilyPostgres {
+		return 5432
+	}
+	return 3306
+}
+
+// PlaintextAllowed reports whether the secret explicitly allows a connection
+// without TLS ("ssl": false).
+func (s *Secret) PlaintextAllowed() bool { return s.SSL != nil && !*s.SSL }
+
+// Parse decodes and validates a database secret. Every error wraps
+// ErrInvalidSecret, names the field and says how to fix it; no error ever
+// quotes the password.
+func Parse(value string) (*Secret, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(value), &m); err != nil || m == nil {
+		return nil, fmt.Errorf("%w: the secret value is not a JSON object; store a JSON object with engine, host, username and password", ErrInvalidSecret)
+	}
+	s := &Secret{}
+	var err error
+	if s.Engine, err = requiredString(m, "engine"); err != nil {
+		return nil, err
+	}
+	if _, ok := engines[s.Engine]; !ok {
+		return nil, fieldError("engine", "%q is not a supported engine; use postgres, aurora-postgresql, mysql, aurora-mysql or mariadb", s.Engine)
+	}
+	if s.Host, err = requiredString(m, "host"); err != nil {
+		return nil, err
+	}
+	if strings.IndexFunc(s.Host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) >= 0 {
+		return nil, fieldError("host", "%q is not a host name or address; remove spaces, slashes and control characters", s.Host)
+	}
+	if s.Username, err = requiredString(m, "username"); err != nil {
+		return nil, err
+	}
+	if strings.IndexFunc(s.Username, unicode.IsControl) >= 0 {
+		return nil, fieldError("username", "contains a control character (such as a NUL byte or newline); use printable characters only")
+	}
+	if s.Password, err = requiredString(m, "password"); err != nil {
+		return nil, err
+	}
+	if strings.ContainsRune(s.Password, 0) {
+		return nil, fieldError("password", "contains a NUL byte, which no database accepts; set a password without it")
+	}
+	if s.Port, err = port(m, DefaultPort(s.Family())); err != nil {
+		return nil, err
+	}
+	if s.DBName, err = optionalString(m, "dbname"); err != nil {
+		return nil, err
+	}
+	if strings.ContainsRune(s.DBName, 0) {
+		return nil, fieldError("dbname", "contains a NUL byte; set a database name without it")
+	}
+	if s.SSL, err = sslField(m); err != nil {
+		return nil, err
+	}
+	if s.MasterARN, err = optionalString(m, "masterarn"); err != nil {
+		return nil, err
+	}
+	if s.DBInstanceIdentifier, err = optionalString(m, "dbInstanceIdentifier"); err != nil {
+		return nil, err
+	}
+	if s.DBClusterIdentifier, err = optionalString(m, "dbClusterIdentifier"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: field %q %s", ErrInvalidSecret, field, fmt.Sprintf(format, args...))
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+func requiredString(m map[string]json.RawMessage, field string) (string, error) {
+	raw, ok := m[field]
+	if !ok || isNull(raw) {
+		return "", fieldError(field, "is missing; add it to the secret")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldError(field, "must be a JSON string")
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", fieldError(field, "is empty; set it")
+	}
+	return s, nil
+}
+
+func optionalString(m map[string]json.RawMessage, field string) (string, error) {
+	raw, ok := m[field]
+	if !ok || isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldError(field, "must be a JSON string")
+	}
+	return s, nil
+}
+
+// port accepts a JSON number or a numeric string; absent means def.
+func port(m map[string]json.RawMessage, def int) (int, error) {
+	raw, ok := m["port"]
+	if !ok || isNull(raw) {
+		return def, nil
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		var n json.Number
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&n); err != nil {
+			return 0, fieldError("port", "must be a number or a numeric string, such as 5432")
+		}
+		text = n.String()
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(text))
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fieldError("port", "%q is not a port; use a whole number from 1 to 65535", text)
+	}
+	return p, nil
+}
+
+// sslField accepts true/false or "true"/"false" (any case).
+func sslField(m map[string]json.RawMessage) (*bool, error) {
+	raw, ok := m["ssl"]
+	if !ok || isNull(raw) {
+		return nil, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return &b, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true":
+			b = true
+			return &b, nil
+		case "false":
+			return &b, nil
+		}
+	}
+	return nil, fieldError("ssl", "must be true or false (a JSON boolean or the string \"true\" or \"false\"); remove it to require TLS with full verification")
+}
+
+// CheckSameTarget refuses a pending value that points the rotation at another
+// server or database than the current one: engine, host, port and dbname
+// must be equal. The username is the credential type's business (it changes
+// in alternating-users rotation).
+func CheckSameTarget(cur, pend *Secret) error {
+	diff := func(field string, a, b any) error {
+		return fmt.Errorf("%w: field %q differs between the current and the pending version (%v, %v); a rotation must not move to another server: remove the pending version (AWSPENDING) and rotate again", ErrInvalidSecret, field, a, b)
+	}
+	switch {
+	case cur.Engine != pend.Engine:
+		return diff("engine", strconv.Quote(cur.Engine), strconv.Quote(pend.Engine))
+	case !strings.EqualFold(cur.Host, pend.Host):
+		return diff("host", strconv.Quote(cur.Host), strconv.Quote(pend.Host))
+	case cur.Port != pend.Port:
+		return diff("port", cur.Port, pend.Port)
+	case cur.Database() != pend.Database():
+		return diff("dbname", strconv.Quote(cur.Database()), strconv.Quote(pend.Database()))
+	}
+	return nil
+}
