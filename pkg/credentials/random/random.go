@@ -1,0 +1,231 @@
+// Package random is the credential type for secrets with no downstream
+// system: API keys, tokens and signing keys whose new value only has to be
+// random and stored. Which fields rotate, and their length and alphabet,
+// are configured; every other field is kept.
+package random
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+// Alphabets a field can be drawn from. "password" uses the function's
+// password policy (PASSWORD_LENGTH, EXCLUDE_* ...), like AWS's templates.
+const (
+	AlphabetPassword  = "password"
+	AlphabetAlnum     = "alnum"
+	AlphabetHex       = "hex"
+	AlphabetBase64URL = "base64url"
+	AlphabetNumeric   = "numeric"
+)
+
+var alphabets = map[string]string{
+	AlphabetAlnum:     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+	AlphabetHex:       "0123456789abcdef",
+	AlphabetBase64URL: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+	AlphabetNumeric:   "0123456789",
+}
+
+// Field says how one field of the secret rotates.
+type Field struct {
+	Name     string
+	Length   int    // characters; ignored for AlphabetPassword (PASSWORD_LENGTH rules)
+	Alphabet string // one of the Alphabet constants
+}
+
+// Config is the random type's configuration.
+type Config struct {
+	Fields []Field
+}
+
+// Defaults of the environment variables.
+const (
+	DefaultFields   = "password"
+	DefaultLength   = 32
+	DefaultAlphabet = AlphabetPassword
+	maxLength       = 4096
+)
+
+// ConfigFromEnv reads ROTATE_FIELDS (comma-separated; each entry is
+// name[:length[:alphabet]]), RANDOM_LENGTH (default length, 32) and
+// RANDOM_ALPHABET (default alphabet, "password").
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	defLen := DefaultLength
+	if s := strings.TrimSpace(getenv("RANDOM_LENGTH")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLength {
+			return Config{}, fmt.Errorf("RANDOM_LENGTH %q: set it to a whole number from 1 to %d", s, maxLength)
+		}
+		defLen = n
+	}
+	defAlpha := DefaultAlphabet
+	if s := strings.TrimSpace(getenv("RANDOM_ALPHABET")); s != "" {
+		if err := checkAlphabet(s); err != nil {
+			return Config{}, fmt.Errorf("RANDOM_ALPHABET: %w", err)
+		}
+		defAlpha = s
+	}
+	spec := getenv("ROTATE_FIELDS")
+	if strings.TrimSpace(spec) == "" {
+		spec = DefaultFields
+	}
+	var cfg Config
+	seen := map[string]bool{}
+	for _, entry := range strings.Split(spec, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		parts := strings.Split(entry, ":")
+		f := Field{Name: parts[0], Length: defLen, Alphabet: defAlpha}
+		if f.Name == "" || len(parts) > 3 {
+			return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: write name[:length[:alphabet]], e.g. apiKey:40:alnum", entry)
+		}
+		if len(parts) > 1 && parts[1] != "" {
+			n, err := strconv.Atoi(parts[1])
+			if err != nil || n < 1 || n > maxLength {
+				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: length must be a whole number from 1 to %d", entry, maxLength)
+			}
+			f.Length = n
+		}
+		if len(parts) > 2 {
+			if err := checkAlphabet(parts[2]); err != nil {
+				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: %w", entry, err)
+			}
+			f.Alphabet = parts[2]
+		}
+		if seen[f.Name] {
+			return Config{}, fmt.Errorf("ROTATE_FIELDS names field %q twice; name each field once", f.Name)
+		}
+		seen[f.Name] = true
+		cfg.Fields = append(cfg.Fields, f)
+	}
+	if len(cfg.Fields) == 0 {
+		return Config{}, errors.New("ROTATE_FIELDS names no field; name at least one, e.g. apiKey")
+	}
+	return cfg, nil
+}
+
+func checkAlphabet(a string) error {
+	if a == AlphabetPassword {
+		return nil
+	}
+	if _, ok := alphabets[a]; !ok {
+		return fmt.Errorf("unknown alphabet %q; use password, alnum, hex, base64url or numeric", a)
+	}
+	return nil
+}
+
+// Random rotates random fields. It implements rotation.Credential.
+type Random struct {
+	cfg Config
+}
+
+var _ rotation.Credential = (*Random)(nil)
+
+// New returns the random credential type.
+func New(cfg Config) (*Random, error) {
+	if len(cfg.Fields) == 0 {
+		return nil, errors.New("random: no field to rotate")
+	}
+	for _, f := range cfg.Fields {
+		if err := checkAlphabet(f.Alphabet); err != nil {
+			return nil, fmt.Errorf("field %q: %w", f.Name, err)
+		}
+		if f.Alphabet != AlphabetPassword && (f.Length < 1 || f.Length > maxLength) {
+			return nil, fmt.Errorf("field %q: length %d is out of range 1-%d", f.Name, f.Length, maxLength)
+		}
+	}
+	return &Random{cfg: cfg}, nil
+}
+
+// Validate requires a JSON object whose rotated fields, where present, are strings.
+func (r *Random) Validate(_ context.Context, v rotation.Version) error {
+	fields, err := v.Fields()
+	if err != nil {
+		return fmt.Errorf("%w; store the secret as a JSON object such as {\"%s\": \"...\"}", err, r.cfg.Fields[0].Name)
+	}
+	for _, f := range r.cfg.Fields {
+		raw, ok := fields[f.Name]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return fmt.Errorf("field %q must be a string", f.Name)
+		}
+	}
+	return nil
+}
+
+// Generate draws a new value for every configured field.
+func (r *Random) Generate(_ context.Context, req rotation.GenerateRequest) (rotation.GenerateResponse, error) {
+	changes := make(map[string]any, len(r.cfg.Fields))
+	for _, f := range r.cfg.Fields {
+		v, err := generate(f, req.Passwords)
+		if err != nil {
+			return rotation.GenerateResponse{}, fmt.Errorf("field %q: %w", f.Name, err)
+		}
+		changes[f.Name] = v
+	}
+	return rotation.GenerateResponse{Changes: changes}, nil
+}
+
+func generate(f Field, p *rotation.PasswordPolicy) (string, error) {
+	if f.Alphabet == AlphabetPassword {
+		return p.Generate()
+	}
+	set := alphabets[f.Alphabet]
+	out := make([]byte, f.Length)
+	max := big.NewInt(int64(len(set)))
+	for i := range out {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", fmt.Errorf("read random bytes: %w", err)
+		}
+		out[i] = set[n.Int64()]
+	}
+	return string(out), nil
+}
+
+// Set has nothing to do: there is no downstream system.
+func (r *Random) Set(context.Context, rotation.SetRequest) error { return nil }
+
+// Test checks that every rotated field of the pending value is present and
+// drawn from its alphabet at its length.
+func (r *Random) Test(_ context.Context, req rotation.TestRequest) error {
+	fields, err := req.Pending.Fields()
+	if err != nil {
+		return err
+	}
+	for _, f := range r.cfg.Fields {
+		raw, ok := fields[f.Name]
+		if !ok {
+			return fmt.Errorf("field %q is missing from the pending value", f.Name)
+		}
+		var s string
+		if json.Unmarshal(raw, &s) != nil || s == "" {
+			return fmt.Errorf("field %q of the pending value must be a non-empty string", f.Name)
+		}
+		if f.Alphabet == AlphabetPassword {
+			continue
+		}
+		if len(s) != f.Length {
+			return fmt.Errorf("field %q has %d characters, want %d", f.Name, len(s), f.Length)
+		}
+		for _, c := range s {
+			if !strings.ContainsRune(alphabets[f.Alphabet], c) {
+				return fmt.Errorf("field %q has a character outside the %s alphabet", f.Name, f.Alphabet)
+			}
+		}
+	}
+	return nil
+}

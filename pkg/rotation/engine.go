@@ -1,0 +1,386 @@
+package rotation
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+// SecretsManager is the part of the Secrets Manager API the engine uses.
+// *secretsmanager.Client satisfies it.
+type SecretsManager interface {
+	DescribeSecret(context.Context, *secretsmanager.DescribeSecretInput, ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	PutSecretValue(context.Context, *secretsmanager.PutSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
+	UpdateSecretVersionStage(context.Context, *secretsmanager.UpdateSecretVersionStageInput, ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Client reaches Secrets Manager. Required.
+	Client SecretsManager
+	// Passwords is the password policy; nil means DefaultPasswordPolicy.
+	Passwords *PasswordPolicy
+	// Logger receives one JSON line per step; it is wrapped with the
+	// scrubbing handler. Nil means JSON to standard output.
+	Logger *slog.Logger
+	// FunctionName names the function in metrics; default
+	// AWS_LAMBDA_FUNCTION_NAME.
+	FunctionName string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is a rotation function: it implements the rotation protocol for
+// one credential type. Its Handle method is the Lambda handler.
+type Handler struct {
+	cred      Credential
+	sm        SecretsManager
+	passwords *PasswordPolicy
+	log       *slog.Logger
+	function  string
+	now       func() time.Time
+}
+
+// NewHandler returns the rotation handler for a credential type.
+func NewHandler(cred Credential, opts Options) (*Handler, error) {
+	if cred == nil {
+		return nil, errors.New("rotation: no credential type")
+	}
+	if opts.Client == nil {
+		return nil, errors.New("rotation: no Secrets Manager client")
+	}
+	h := &Handler{cred: cred, sm: opts.Client, passwords: opts.Passwords, function: opts.FunctionName, now: opts.Now}
+	if h.passwords == nil {
+		h.passwords = DefaultPasswordPolicy()
+	}
+	if err := h.passwords.Check(); err != nil {
+		return nil, err
+	}
+	var next slog.Handler
+	if opts.Logger != nil {
+		next = opts.Logger.Handler()
+	} else {
+		next = slog.NewJSONHandler(os.Stdout, nil)
+	}
+	h.log = slog.New(NewScrubHandler(next))
+	if h.function == "" {
+		h.function = os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
+	}
+	if h.function == "" {
+		h.function = "local"
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+// invocation is the state of one Handle call.
+type invocation struct {
+	ev     Event
+	arn    string
+	desc   *secretsmanager.DescribeSecretOutput
+	scrub  *scrubber
+	note   string // what a successful step did when it did nothing, for the log
+	stages map[string][]string
+	stack  string // of a recovered panic, for the log
+}
+
+// Handle runs one step of a rotation. It is the Lambda handler: a non-nil
+// error fails the step, and Secrets Manager retries the whole rotation.
+func (h *Handler) Handle(ctx context.Context, ev Event) error {
+	start := h.now()
+	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber()}
+	ctx = withScrubber(ctx, inv.scrub)
+	err := h.handle(ctx, inv)
+	var serr *StepError
+	if err != nil {
+		serr = &StepError{Step: ev.Step, SecretARN: inv.arn, Token: ev.ClientRequestToken, msg: inv.scrub.scrub(err.Error()), cause: err}
+	}
+	h.logStep(ctx, inv, start, serr)
+	if serr != nil {
+		return serr
+	}
+	return nil
+}
+
+func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
+	ev := inv.ev
+	defer func() {
+		if r := recover(); r != nil {
+			inv.stack = string(debug.Stack())
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	switch {
+	case ev.SecretID == "":
+		return fmt.Errorf("%w: SecretId is empty", ErrInvalidEvent)
+	case ev.ClientRequestToken == "":
+		return fmt.Errorf("%w: ClientRequestToken is empty", ErrInvalidEvent)
+	}
+	step, ok := h.steps()[ev.Step]
+	if !ok {
+		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret", ErrUnknownStep, ev.Step)
+	}
+	desc, err := h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
+	if err != nil {
+		return fmt.Errorf("describe secret: %w", err)
+	}
+	inv.desc = desc
+	if desc.ARN != nil {
+		inv.arn = *desc.ARN
+	}
+	inv.stages = desc.VersionIdsToStages
+	if desc.RotationEnabled != nil && !*desc.RotationEnabled {
+		return fmt.Errorf("%w for this secret; turn it on with RotateSecret before rotating", ErrRotationDisabled)
+	}
+	stages, ok := desc.VersionIdsToStages[ev.ClientRequestToken]
+	if !ok {
+		return fmt.Errorf("%w: it has no staging labels; start the rotation with RotateSecret so that the token names the AWSPENDING version", ErrUnknownToken)
+	}
+	if slices.Contains(stages, LabelCurrent) {
+		inv.note = "version is already AWSCURRENT"
+		return nil
+	}
+	if !slices.Contains(stages, LabelPending) {
+		return fmt.Errorf("%w (it has %v); the rotation was finished or abandoned: start a new one", ErrNotPending, stages)
+	}
+	return step(ctx, inv)
+}
+
+func (h *Handler) steps() map[string]func(context.Context, *invocation) error {
+	return map[string]func(context.Context, *invocation) error{
+		StepCreate: h.createSecret,
+		StepSet:    h.setSecret,
+		StepTest:   h.testSecret,
+		StepFinish: h.finishSecret,
+	}
+}
+
+// getVersion reads one version by label, and by token when token is set.
+// It registers the value with the scrubber before anything else sees it.
+func (h *Handler) getVersion(ctx context.Context, inv *invocation, id, token, label string) (Version, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id), VersionStage: aws.String(label)}
+	if token != "" {
+		in.VersionId = aws.String(token)
+	}
+	out, err := h.sm.GetSecretValue(ctx, in)
+	if err != nil {
+		return Version{}, fmt.Errorf("read %s version: %w", label, err)
+	}
+	v := Version{ID: aws.ToString(out.VersionId), Value: aws.ToString(out.SecretString)}
+	inv.scrub.addSecret(v.Value)
+	if out.SecretString == nil {
+		return Version{}, fmt.Errorf("%w: the %s version %s holds a binary secret; Rotary rotates JSON secrets in SecretString", ErrInvalidSecret, label, v.ID)
+	}
+	return v, nil
+}
+
+func (h *Handler) validate(ctx context.Context, label string, v Version) error {
+	if err := h.cred.Validate(ctx, v); err != nil {
+		return fmt.Errorf("%w: %s version %s: %w", ErrInvalidSecret, label, v.ID, err)
+	}
+	return nil
+}
+
+func (h *Handler) createSecret(ctx context.Context, inv *invocation) error {
+	cur, err := h.getVersion(ctx, inv, inv.arn, "", LabelCurrent)
+	if err != nil {
+		return err
+	}
+	if err := h.validate(ctx, LabelCurrent, cur); err != nil {
+		return err
+	}
+	resp, err := h.cred.Generate(ctx, GenerateRequest{SecretARN: inv.arn, Current: cur, Passwords: h.passwords})
+	if err != nil {
+		return fmt.Errorf("generate pending value: %w", err)
+	}
+	value, err := mergeFields(cur, resp.Changes)
+	if err != nil {
+		return err
+	}
+	inv.scrub.addSecret(value)
+	_, err = h.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:           aws.String(inv.arn),
+		ClientRequestToken: aws.String(inv.ev.ClientRequestToken),
+		SecretString:       aws.String(value),
+		VersionStages:      []string{LabelPending},
+		RotationToken:      optional(inv.ev.RotationToken),
+	})
+	var exists *smtypes.ResourceExistsException
+	if errors.As(err, &exists) {
+		// The version already holds a value: an earlier attempt created it.
+		// Keeping that value is what makes createSecret idempotent.
+		inv.note = "pending version already has a value"
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store pending version: %w", err)
+	}
+	return nil
+}
+
+// mergeFields copies the current value and overwrites the changed fields,
+// so every field the credential type does not rotate survives unchanged.
+func mergeFields(cur Version, changes map[string]any) (string, error) {
+	fields, err := cur.Fields()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidSecret, err)
+	}
+	if len(changes) == 0 {
+		return "", errors.New("generate pending value: the credential type changed nothing")
+	}
+	for k, v := range changes {
+		b, err := marshalNoEscape(v)
+		if err != nil {
+			return "", fmt.Errorf("encode field %q: %s", k, jsonErrorWithoutValue(err))
+		}
+		fields[k] = b
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := marshalNoEscape(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(fields[k])
+	}
+	buf.WriteByte('}')
+	return buf.String(), nil
+}
+
+func marshalNoEscape(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+func (h *Handler) setSecret(ctx context.Context, inv *invocation) error {
+	cur, err := h.getVersion(ctx, inv, inv.arn, "", LabelCurrent)
+	if err != nil {
+		return err
+	}
+	pend, err := h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending)
+	if err != nil {
+		return err
+	}
+	if err := h.validate(ctx, LabelPending, pend); err != nil {
+		return err
+	}
+	previous := func(ctx context.Context) (Version, bool, error) {
+		if !hasLabel(inv.stages, LabelPrevious) {
+			return Version{}, false, nil
+		}
+		v, err := h.getVersion(ctx, inv, inv.arn, "", LabelPrevious)
+		if err != nil {
+			return Version{}, false, err
+		}
+		return v, true, nil
+	}
+	err = h.cred.Set(ctx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: previous, Secrets: h.store(inv)})
+	if err != nil {
+		return fmt.Errorf("set pending credential: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) testSecret(ctx context.Context, inv *invocation) error {
+	pend, err := h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending)
+	if err != nil {
+		return err
+	}
+	if err := h.validate(ctx, LabelPending, pend); err != nil {
+		return err
+	}
+	if err := h.cred.Test(ctx, TestRequest{SecretARN: inv.arn, Pending: pend, Secrets: h.store(inv)}); err != nil {
+		return fmt.Errorf("test pending credential: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
+	current := ""
+	for id, stages := range inv.stages {
+		if slices.Contains(stages, LabelCurrent) {
+			current = id
+		}
+	}
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        aws.String(inv.arn),
+		VersionStage:    aws.String(LabelCurrent),
+		MoveToVersionId: aws.String(inv.ev.ClientRequestToken),
+	}
+	if current != "" {
+		in.RemoveFromVersionId = aws.String(current)
+	}
+	if _, err := h.sm.UpdateSecretVersionStage(ctx, in); err != nil {
+		return fmt.Errorf("move AWSCURRENT from version %s: %w", current, err)
+	}
+	return nil
+}
+
+func hasLabel(stages map[string][]string, label string) bool {
+	for _, s := range stages {
+		if slices.Contains(s, label) {
+			return true
+		}
+	}
+	return false
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+// store gives credential types read access to other secrets; every value
+// read through it is registered with the invocation's scrubber.
+func (h *Handler) store(inv *invocation) SecretStore { return secretStore{h: h, inv: inv} }
+
+type secretStore struct {
+	h   *Handler
+	inv *invocation
+}
+
+func (s secretStore) Current(ctx context.Context, id string) (Version, error) {
+	return s.h.getVersion(ctx, s.inv, id, "", LabelCurrent)
+}
+
+func (s secretStore) Tags(ctx context.Context, id string) (map[string]string, error) {
+	out, err := s.h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	if err != nil {
+		return nil, fmt.Errorf("describe secret %s: %w", id, err)
+	}
+	tags := make(map[string]string, len(out.Tags))
+	for _, t := range out.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags, nil
+}

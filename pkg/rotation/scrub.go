@@ -1,0 +1,190 @@
+package rotation
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Redacted replaces every secret value in logs and errors.
+const Redacted = "[REDACTED]"
+
+// minScrubLen is the shortest value the scrubber hides: shorter strings are
+// not credentials, and hiding them would wreck every message.
+const minScrubLen = 4
+
+// nonSecretKeys are the fields of a secret's JSON whose values are safe to
+// show: they say where and who, never how to log in.
+var nonSecretKeys = map[string]bool{
+	"engine": true, "host": true, "port": true, "username": true, "dbname": true,
+	"masterarn": true, "ssl": true, "dbInstanceIdentifier": true,
+	"dbClusterIdentifier": true, "proxyHost": true,
+}
+
+// scrubber remembers every secret value an invocation has seen and removes
+// them from text. It is the one layer through which errors and log lines
+// pass; credential types never need to scrub.
+type scrubber struct {
+	mu     sync.Mutex
+	values map[string]bool
+	sorted []string // longest first, rebuilt lazily
+}
+
+func newScrubber() *scrubber { return &scrubber{values: map[string]bool{}} }
+
+// addSecret registers a secret's value: every string leaf of its JSON
+// except the non-secret keys, or the whole value when it is not JSON.
+func (s *scrubber) addSecret(value string) {
+	if s == nil || value == "" {
+		return
+	}
+	var v any
+	if err := json.Unmarshal([]byte(value), &v); err != nil {
+		s.add(value)
+		return
+	}
+	if _, ok := v.(map[string]any); !ok {
+		s.add(value)
+	}
+	s.collect("", v)
+}
+
+func (s *scrubber) collect(key string, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			s.collect(k, e)
+		}
+	case []any:
+		for _, e := range x {
+			s.collect(key, e)
+		}
+	case string:
+		if !nonSecretKeys[key] {
+			s.add(x)
+		}
+	}
+}
+
+// add registers one value in the forms it may take in a message: as is,
+// JSON-escaped, Go-quoted and URL-escaped (a password in a DSN).
+func (s *scrubber) add(v string) {
+	if s == nil || len(v) < minScrubLen {
+		return
+	}
+	forms := []string{v}
+	if b, err := json.Marshal(v); err == nil {
+		forms = append(forms, string(b[1:len(b)-1]))
+	}
+	q := strconv.Quote(v)
+	forms = append(forms, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range forms {
+		if len(f) >= minScrubLen && !s.values[f] {
+			s.values[f] = true
+			s.sorted = nil
+		}
+	}
+}
+
+// scrub returns text with every registered value replaced by Redacted.
+func (s *scrubber) scrub(text string) string {
+	if s == nil {
+		return text
+	}
+	s.mu.Lock()
+	if s.sorted == nil {
+		for v := range s.values {
+			s.sorted = append(s.sorted, v)
+		}
+		sort.Slice(s.sorted, func(i, j int) bool {
+			if len(s.sorted[i]) != len(s.sorted[j]) {
+				return len(s.sorted[i]) > len(s.sorted[j])
+			}
+			return s.sorted[i] < s.sorted[j]
+		})
+	}
+	vals := s.sorted
+	s.mu.Unlock()
+	for _, v := range vals {
+		if strings.Contains(text, v) {
+			text = strings.ReplaceAll(text, v, Redacted)
+		}
+	}
+	return text
+}
+
+type scrubberKey struct{}
+
+func withScrubber(ctx context.Context, s *scrubber) context.Context {
+	return context.WithValue(ctx, scrubberKey{}, s)
+}
+
+func scrubberFrom(ctx context.Context) *scrubber {
+	s, _ := ctx.Value(scrubberKey{}).(*scrubber)
+	return s
+}
+
+// scrubHandler is a slog.Handler that scrubs the message and every string
+// attribute with the scrubber of the record's context, so any log line
+// written with a rotation's context is safe, whoever writes it.
+type scrubHandler struct{ next slog.Handler }
+
+// NewScrubHandler wraps next so that records logged with a rotation's
+// context have every secret value of that rotation replaced by Redacted.
+func NewScrubHandler(next slog.Handler) slog.Handler { return scrubHandler{next} }
+
+func (h scrubHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
+	s := scrubberFrom(ctx)
+	if s == nil {
+		return h.next.Handle(ctx, r)
+	}
+	out := slog.NewRecord(r.Time, r.Level, s.scrub(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(scrubAttr(s, a))
+		return true
+	})
+	return h.next.Handle(ctx, out)
+}
+
+func scrubAttr(s *scrubber, a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, s.scrub(v.String()))
+	case slog.KindGroup:
+		as := v.Group()
+		out := make([]any, len(as))
+		for i, g := range as {
+			out[i] = scrubAttr(s, g)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, s.scrub(err.Error()))
+		}
+		if b, err := json.Marshal(v.Any()); err == nil {
+			return slog.Any(a.Key, json.RawMessage(s.scrub(string(b))))
+		}
+		return slog.String(a.Key, s.scrub(v.String()))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (h scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return scrubHandler{h.next.WithAttrs(as)}
+}
+
+func (h scrubHandler) WithGroup(name string) slog.Handler {
+	return scrubHandler{h.next.WithGroup(name)}
+}
