@@ -1,0 +1,42 @@
+package mysql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+)
+
+// EnvUsernameLimit is the environment variable of AWS's templates that caps
+// the length of the alternating user's name (<user>_clone).
+const EnvUsernameLimit = "USERNAME_CHARACTER_LIMIT"
+
+// Config holds the settings of both MySQL credential types.
+type Config struct {
+	// DB holds the connection settings shared by the database types (CA
+	// bundle, timeouts).
+	DB dbsecret.Config
+	// UsernameLimit caps the clone's user name length in characters; 0 means
+	// the server's own limit (the length of mysql.user's User column: 32 on
+	// MySQL 5.7 and 8, 128 on MariaDB 10.11).
+	UsernameLimit int
+}
+
+// ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
+// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT) and USERNAME_CHARACTER_LIMIT.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	db, err := dbsecret.ConfigFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{DB: db}
+	if s := strings.TrimSpace(getenv(EnvUsernameLimit)); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("%w: %s %q is not a positive whole number; set it to the longest user name the server accepts (32 for MySQL 8) or unset it to use the server's limit", dbsecret.ErrConfig, EnvUsernameLimit, s)
+		}
+		c.UsernameLimit = n
+	}
+	return c, nil
+}

@@ -1,0 +1,215 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+)
+
+// ErrLogin is wrapped by errors of a login the server refused (wrong
+// password, unknown user, or no access to the secret's dbname).
+var ErrLogin = errors.New("mysql login refused")
+
+// Fallbacks for a zero dbsecret.Config.
+const (
+	defaultConnectTimeout   = 5 * time.Second
+	defaultStatementTimeout = 30 * time.Second
+)
+
+// session is one logged-in connection and what Rotary learned about the
+// server on it. Close must be called.
+type session struct {
+	db   *sql.DB
+	conn *sql.Conn
+
+	version     string // SELECT VERSION()
+	mariadb     bool
+	noBackslash bool   // sql_mode has NO_BACKSLASH_ESCAPES
+	user, host  string // CURRENT_USER(): the account the server matched
+	timeout     time.Duration
+}
+
+// target is where and how to connect: the server and TLS settings of a
+// secret, with the user and password to log in with.
+type target struct {
+	secret   *dbsecret.Secret // host, port, dbname and ssl
+	username string
+	password string
+	dbname   string
+}
+
+func timeouts(c dbsecret.Config) (connect, statement time.Duration) {
+	connect, statement = c.ConnectTimeout, c.StatementTimeout
+	if connect <= 0 {
+		connect = defaultConnectTimeout
+	}
+	if statement <= 0 {
+		statement = defaultStatementTimeout
+	}
+	return connect, statement
+}
+
+// open logs in to the target's server over TLS with full verification
+// unless its secret says "ssl": false; there is no fallback to plaintext.
+// The error wraps ErrLogin when the server refused the credential.
+func open(ctx context.Context, cfg dbsecret.Config, t target) (*session, error) {
+	connectTimeout, stmtTimeout := timeouts(cfg)
+	tlsConfig, err := cfg.TLS(t.secret)
+	if err != nil {
+		return nil, err
+	}
+	mc := mysql.NewConfig()
+	mc.User = t.username
+	mc.Passwd = t.password
+	mc.Net = "tcp"
+	mc.Addr = net.JoinHostPort(t.secret.Host, strconv.Itoa(t.secret.Port))
+	mc.DBName = t.dbname
+	mc.TLS = tlsConfig
+	mc.AllowFallbackToPlaintext = false
+	mc.AllowCleartextPasswords = tlsConfig != nil // only ever over verified TLS
+	mc.AllowNativePasswords = true
+	mc.Timeout = connectTimeout
+	mc.ReadTimeout = stmtTimeout + connectTimeout
+	mc.WriteTimeout = stmtTimeout + connectTimeout
+	mc.Collation = "utf8mb4_general_ci"
+	mc.Logger = mysql.Logger(discardLogger{})
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("mysql connection settings for %s: %w", mc.Addr, err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(1)
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := db.Conn(cctx)
+	if err == nil {
+		err = conn.PingContext(cctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, connectError(t, mc.Addr, err)
+	}
+	s := &session{db: db, conn: conn, timeout: stmtTimeout}
+	var sqlMode, current string
+	if err := s.queryRow(ctx, "SELECT VERSION(), @@SESSION.sql_mode, CURRENT_USER()").Scan(&s.version, &sqlMode, &current); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read server version as %q on %s: %w", t.username, mc.Addr, err)
+	}
+	s.mariadb = strings.Contains(strings.ToLower(s.version), "mariadb")
+	s.noBackslash = strings.Contains(strings.ToUpper(sqlMode), "NO_BACKSLASH_ESCAPES")
+	if i := strings.LastIndexByte(current, '@'); i >= 0 {
+		s.user, s.host = current[:i], current[i+1:]
+	}
+	// Bound every statement on the server as well as on the client.
+	limit := "SET SESSION max_execution_time = " + strconv.FormatInt(stmtTimeout.Milliseconds(), 10)
+	if s.mariadb {
+		limit = "SET SESSION max_statement_time = " + strconv.FormatFloat(stmtTimeout.Seconds(), 'f', 3, 64)
+	}
+	if _, err := s.exec(ctx, limit); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("set the statement timeout on %s: %w", mc.Addr, err)
+	}
+	return s, nil
+}
+
+func connectError(t target, addr string, err error) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1045, 1698: // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+			return fmt.Errorf("%w: log in as %q on %s: the server refused the password (error %d)", ErrLogin, t.username, addr, me.Number)
+		case 1044: // ER_DBACCESS_DENIED_ERROR
+			return fmt.Errorf("%w: log in as %q on %s: no access to database %q (error %d); grant the user access to it or fix the secret's dbname", ErrLogin, t.username, addr, t.dbname, me.Number)
+		}
+		return fmt.Errorf("log in as %q on %s: server error %d: %s", t.username, addr, me.Number, me.Message)
+	}
+	if t.secret.PlaintextAllowed() {
+		return fmt.Errorf("connect as %q to %s without TLS (the secret says \"ssl\": false): %w", t.username, addr, err)
+	}
+	return fmt.Errorf("connect as %q to %s over TLS with full verification (the secret has no \"ssl\": false; set ROTARY_CA_BUNDLE to the server's CA bundle if the chain is not trusted): %w", t.username, addr, err)
+}
+
+// Close releases the connection.
+func (s *session) Close() {
+	s.conn.Close()
+	s.db.Close()
+}
+
+func (s *session) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.conn.ExecContext(ctx, query, args...)
+}
+
+// execSecret runs a statement whose text holds a password. On failure only
+// the server's error number and SQLSTATE are reported: a syntax error
+// message would quote the statement text.
+func (s *session) execSecret(ctx context.Context, what, query string) error {
+	_, err := s.exec(ctx, query)
+	if err == nil {
+		return nil
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%s: server error %d (SQLSTATE %s); the message is withheld because the statement holds a password", what, me.Number, string(me.SQLState[:]))
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: the connection failed (%T)", what, err)
+}
+
+type rowScanner struct {
+	row    *sql.Row
+	cancel context.CancelFunc
+}
+
+func (r rowScanner) Scan(dst ...any) error {
+	defer r.cancel()
+	return r.row.Scan(dst...)
+}
+
+func (s *session) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return rowScanner{s.conn.QueryRowContext(ctx, query, args...), cancel}
+}
+
+// queryStrings returns the first column of every row.
+func (s *session) queryStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// str quotes a value as a string literal for this session's sql_mode.
+func (s *session) str(v string) string { return quoteString(v, s.noBackslash) }
+
+// account returns the quoted account name 'user'@'host'.
+func (s *session) account(user, host string) string { return s.str(user) + "@" + s.str(host) }
+
+// discardLogger silences the driver, whose messages could name connection details.
+type discardLogger struct{}
+
+func (discardLogger) Print(...any) {}
