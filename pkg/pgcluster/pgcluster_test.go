@@ -1,0 +1,132 @@
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var cluster = NewShared(Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		println(err.Error())
+	}
+	os.Exit(code)
+}
+
+// login connects over TCP as user with password; serverName "" means no TLS.
+func login(ctx context.Context, c *Cluster, user, password, serverName string) error {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), user, password, "postgres"
+	cfg.Fallbacks, cfg.TLSConfig = nil, nil
+	if serverName != "" {
+		cfg.TLSConfig = c.TLSConfig(serverName)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+func createUser(t *testing.T, c *Cluster, name, password string) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+name+` LOGIN PASSWORD '`+password+`'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin, err := c.ConnectAdmin(ctx, "")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, `DROP ROLE `+name); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestPasswordsAreChecked proves the cluster refuses a wrong password, which
+// the machine's own PostgreSQL (trust auth) would not.
+func TestPasswordsAreChecked(t *testing.T) {
+	c := cluster.Get(t)
+	createUser(t, c, "pgcluster_login", "right-password")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tests := []struct {
+		name, password, serverName string
+		ok                         bool
+	}{
+		{"right password over TLS", "right-password", "127.0.0.1", true},
+		{"right password in plaintext", "right-password", "", true},
+		{"wrong password", "wrong-password", "127.0.0.1", false},
+		{"empty password", "", "127.0.0.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := login(ctx, c, "pgcluster_login", tt.password, tt.serverName)
+			if tt.ok && err != nil {
+				t.Fatalf("login refused: %v", err)
+			}
+			if !tt.ok {
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
+					t.Fatalf("login error = %v, want invalid_password (28P01)", err)
+				}
+			}
+		})
+	}
+}
+
+func TestTLSVerifiesHostName(t *testing.T) {
+	c := cluster.Get(t)
+	createUser(t, c, "pgcluster_tls", "pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := login(ctx, c, "pgcluster_tls", "pw", "db.wrong.test")
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("login with a wrong server name = %v, want a certificate error", err)
+	}
+}
+
+func TestStopRemovesEverything(t *testing.T) {
+	if cluster.Get(t) == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.dir
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("cluster directory still exists after Stop: %v", err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatalf("second Stop() = %v, want nil", err)
+	}
+}
