@@ -52,6 +52,9 @@ func PasswordPolicyFromEnv(getenv func(string) string) (*PasswordPolicy, error) 
 		if err != nil {
 			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %q is not a whole number; set it to a length from 1 to 4096", ErrPasswordPolicy, s)
 		}
+		if n < 1 {
+			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPasswordPolicy, n)
+		}
 		p.Length = n
 	}
 	p.ExcludeCharacters = getenv("EXCLUDE_CHARACTERS")

@@ -37,38 +37,46 @@ type scrubber struct {
 
 func newScrubber() *scrubber { return &scrubber{values: map[string]bool{}} }
 
-// addSecret registers a secret's value: every string leaf of its JSON
-// except the non-secret keys, or the whole value when it is not JSON.
+// addSecret registers every secret string of a secret's value.
 func (s *scrubber) addSecret(value string) {
-	if s == nil || value == "" {
-		return
+	for _, v := range SecretStrings(value) {
+		s.add(v)
 	}
-	var v any
-	if err := json.Unmarshal([]byte(value), &v); err != nil {
-		s.add(value)
-		return
-	}
-	if _, ok := v.(map[string]any); !ok {
-		s.add(value)
-	}
-	s.collect("", v)
 }
 
-func (s *scrubber) collect(key string, v any) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			s.collect(k, e)
-		}
-	case []any:
-		for _, e := range x {
-			s.collect(key, e)
-		}
-	case string:
-		if !nonSecretKeys[key] {
-			s.add(x)
+// SecretStrings returns the strings of a secret's value that must never be
+// shown: every string leaf of its JSON except the values of the non-secret
+// keys (engine, host, port, username, dbname, masterarn, ssl, ...), or the
+// whole value when it is not a JSON object. Strings shorter than four
+// characters are left out: they are not credentials.
+func SecretStrings(value string) []string {
+	var out []string
+	var v any
+	if err := json.Unmarshal([]byte(value), &v); err != nil {
+		v = value
+	}
+	if _, ok := v.(map[string]any); !ok && len(value) >= minScrubLen {
+		out = append(out, value)
+	}
+	var walk func(key string, v any)
+	walk = func(key string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(key, e)
+			}
+		case string:
+			if !nonSecretKeys[key] && len(x) >= minScrubLen {
+				out = append(out, x)
+			}
 		}
 	}
+	walk("", v)
+	return out
 }
 
 // add registers one value in the forms it may take in a message: as is,

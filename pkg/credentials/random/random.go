@@ -202,18 +202,22 @@ func (r *Random) Set(context.Context, rotation.SetRequest) error { return nil }
 // Test checks that every rotated field of the pending value is present and
 // drawn from its alphabet at its length.
 func (r *Random) Test(_ context.Context, req rotation.TestRequest) error {
-	fields, err := req.Pending.Fields()
-	if err != nil {
-		return err
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(req.Pending.Value), &fields); err != nil || fields == nil {
+		return fmt.Errorf("version %s: secret value is not a JSON object", req.Pending.ID)
 	}
+	return r.checkFields(fields)
+}
+
+func (r *Random) checkFields(fields map[string]any) error {
 	for _, f := range r.cfg.Fields {
 		raw, ok := fields[f.Name]
 		if !ok {
-			return fmt.Errorf("field %q is missing from the pending value", f.Name)
+			return fmt.Errorf("field %q is missing", f.Name)
 		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil || s == "" {
-			return fmt.Errorf("field %q of the pending value must be a non-empty string", f.Name)
+		s, ok := raw.(string)
+		if !ok || s == "" {
+			return fmt.Errorf("field %q must be a non-empty string", f.Name)
 		}
 		if f.Alphabet == AlphabetPassword {
 			continue

@@ -1,0 +1,88 @@
+package random
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConformance(t *testing.T) {
+	cfg, err := ConfigFromEnv(env(map[string]string{"ROTATE_FIELDS": "apiKey:40:alnum,signingKey:64:hex,password"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotationtest.Run(t, rotationtest.Subject{
+		Credential: r,
+		NewSecret: func(t *testing.T, _ *secretsmanager.Client) string {
+			return `{"apiKey":"` + strings.Repeat("a", 40) + `","signingKey":"` + strings.Repeat("0", 64) + `","password":"initial-password-1","clientId":"kept-as-is","nested":{"x":1}}`
+		},
+		Check: func(ctx context.Context, value string) error {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(value), &m); err != nil {
+				return err
+			}
+			if m["clientId"] != "kept-as-is" {
+				return errors.New("clientId was not kept")
+			}
+			if _, ok := m["nested"].(map[string]any); !ok {
+				return errors.New("nested object was not kept")
+			}
+			return r.checkFields(m)
+		},
+		Corrupt: func(value string) string {
+			return strings.Replace(value, `"apiKey":"`, `"apiKey":"!`, 1)
+		},
+	})
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    []Field
+		wantErr string
+	}{
+		{"default", nil, []Field{{"password", 32, "password"}}, ""},
+		{"list", map[string]string{"ROTATE_FIELDS": "apiKey, token:16:hex", "RANDOM_LENGTH": "50", "RANDOM_ALPHABET": "base64url"},
+			[]Field{{"apiKey", 50, "base64url"}, {"token", 16, "hex"}}, ""},
+		{"bad length", map[string]string{"ROTATE_FIELDS": "k:0"}, nil, "ROTATE_FIELDS entry"},
+		{"bad alphabet", map[string]string{"ROTATE_FIELDS": "k:10:emoji"}, nil, "unknown alphabet"},
+		{"duplicate", map[string]string{"ROTATE_FIELDS": "k,k"}, nil, "twice"},
+		{"bad default length", map[string]string{"RANDOM_LENGTH": "x"}, nil, "RANDOM_LENGTH"},
+		{"too many parts", map[string]string{"ROTATE_FIELDS": "a:1:hex:z"}, nil, "name[:length[:alphabet]]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ConfigFromEnv(env(c.env))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Fields) != len(c.want) {
+				t.Fatalf("fields = %v, want %v", cfg.Fields, c.want)
+			}
+			for i := range c.want {
+				if cfg.Fields[i] != c.want[i] {
+					t.Fatalf("field %d = %v, want %v", i, cfg.Fields[i], c.want[i])
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,278 @@
+// Package rotationtest is the conformance suite every credential type runs:
+// it drives the rotation engine with the type against a local Secrets
+// Manager (pkg/smlocal) through the real SDK client, and proves each outcome
+// with a check the type supplies (for a database, a login).
+package rotationtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/smlocal"
+)
+
+// Subject is a credential type under test.
+type Subject struct {
+	// Credential is the credential type.
+	Credential rotation.Credential
+	// NewSecret prepares what one rotation needs downstream (for example a
+	// fresh database user with a unique name, dropped in t.Cleanup) and
+	// returns the initial AWSCURRENT value. It may create other secrets
+	// (a master secret) in the local Secrets Manager through sm.
+	NewSecret func(t *testing.T, sm *secretsmanager.Client) string
+	// Check proves that a secret value is valid downstream: for a database,
+	// log in with it and run a query.
+	Check func(ctx context.Context, value string) error
+	// Corrupt returns a copy of value that Check must refuse (a wrong
+	// password, say), proving that Check can fail.
+	Corrupt func(value string) string
+	// Passwords is the engine's password policy; nil means the default.
+	Passwords *rotation.PasswordPolicy
+}
+
+// FunctionARN is the rotation function ARN the suite gives RotateSecret.
+const FunctionARN = "arn:aws:lambda:us-east-1:123456789012:function:rotary-conformance"
+
+var steps = []string{rotation.StepCreate, rotation.StepSet, rotation.StepTest, rotation.StepFinish}
+
+// Env is one local Secrets Manager with the subject's handler behind it.
+type Env struct {
+	T       *testing.T
+	Server  *smlocal.Server
+	Client  *secretsmanager.Client
+	Handler *rotation.Handler
+	subject Subject
+	logs    *syncBuffer
+
+	mu     sync.Mutex
+	inject func(ev smlocal.Event, run func() error) error // nil: run as is
+}
+
+// NewEnv starts a local Secrets Manager whose rotations run the subject's
+// handler in process. Everything stops in t.Cleanup.
+func NewEnv(t *testing.T, s Subject) *Env {
+	t.Helper()
+	e := &Env{T: t, subject: s, logs: &syncBuffer{}}
+	srv, err := smlocal.New(smlocal.Options{
+		Invoker: smlocal.InvokerFunc(e.invoke),
+		Retry:   smlocal.RetryPolicy{Attempts: 3},
+	})
+	if err != nil {
+		t.Fatalf("start local Secrets Manager: %v", err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+	})
+	e.Server = srv
+	e.Client = NewClient(hs.URL)
+	h, err := rotation.NewHandler(s.Credential, rotation.Options{
+		Client:    e.Client,
+		Passwords: s.Passwords,
+		Logger:    slog.New(slog.NewJSONHandler(e.logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("build handler: %v", err)
+	}
+	e.Handler = h
+	return e
+}
+
+// NewClient returns a real SDK client for a local Secrets Manager URL.
+func NewClient(url string) *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
+	})
+}
+
+func (e *Env) invoke(ctx context.Context, _ string, ev smlocal.Event) error {
+	run := func() error { return e.Handler.Handle(ctx, toEvent(ev)) }
+	e.mu.Lock()
+	inj := e.inject
+	e.mu.Unlock()
+	if inj != nil {
+		return inj(ev, run)
+	}
+	return run()
+}
+
+func toEvent(ev smlocal.Event) rotation.Event {
+	return rotation.Event{Step: ev.Step, SecretID: ev.SecretId, ClientRequestToken: ev.ClientRequestToken, RotationToken: ev.RotationToken}
+}
+
+// Inject replaces how the local Secrets Manager invokes the handler; nil restores it.
+func (e *Env) Inject(f func(ev smlocal.Event, run func() error) error) {
+	e.mu.Lock()
+	e.inject = f
+	e.mu.Unlock()
+}
+
+// Logs returns what the handler has logged so far.
+func (e *Env) Logs() string { return e.logs.String() }
+
+// NewSecret creates a secret holding the subject's initial value and
+// returns its ARN and that value.
+func (e *Env) NewSecret(t *testing.T) (arn, value string) {
+	t.Helper()
+	value = e.subject.NewSecret(t, e.Client)
+	out, err := e.Client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name:         aws.String(fmt.Sprintf("conformance/%s-%d", sanitize(t.Name()), time.Now().UnixNano())),
+		SecretString: aws.String(value),
+	})
+	if err != nil {
+		t.Fatalf("create secret: %v", err)
+	}
+	return aws.ToString(out.ARN), value
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+// Rotate starts a rotation with RotateSecret and waits for it to end.
+func (e *Env) Rotate(t *testing.T, arn string) (token string, err error) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := e.Client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
+		SecretId:          aws.String(arn),
+		RotationLambdaARN: aws.String(FunctionARN),
+	})
+	if err != nil {
+		t.Fatalf("RotateSecret: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r, err := e.Server.WaitRotation(wctx, arn)
+	if err != nil {
+		t.Fatalf("wait for rotation: %v", err)
+	}
+	if r.State != smlocal.RotationSucceeded {
+		if r.Err == "" {
+			r.Err = string(r.State)
+		}
+		return aws.ToString(out.VersionId), errors.New(r.Err)
+	}
+	return aws.ToString(out.VersionId), nil
+}
+
+// Versions returns the secret's labeled versions: version ID to labels.
+func (e *Env) Versions(t *testing.T, arn string) map[string][]string {
+	t.Helper()
+	out, err := e.Client.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+	if err != nil {
+		t.Fatalf("describe secret: %v", err)
+	}
+	return out.VersionIdsToStages
+}
+
+// Value reads the value under a label; ok is false when there is none.
+func (e *Env) Value(t *testing.T, arn, label string) (id, value string, ok bool) {
+	t.Helper()
+	out, err := e.Client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionStage: aws.String(label)})
+	if err != nil {
+		return "", "", false
+	}
+	return aws.ToString(out.VersionId), aws.ToString(out.SecretString), true
+}
+
+// Step invokes one step of the handler directly, as Secrets Manager would.
+func (e *Env) Step(arn, step, token string) error {
+	return e.Handler.Handle(context.Background(), rotation.Event{Step: step, SecretID: arn, ClientRequestToken: token})
+}
+
+// Fingerprint is a short, non-reversible name for a secret value, safe to print.
+func Fingerprint(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return "sha256:" + hex.EncodeToString(sum[:4])
+}
+
+func (e *Env) mustBeValid(t *testing.T, what, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.subject.Check(ctx, value); err != nil {
+		t.Fatalf("%s (%s) is not valid downstream: %v", what, Fingerprint(value), err)
+	}
+}
+
+// mustEndRotated proves a finished rotation: AWSCURRENT is a new value that
+// works downstream and keeps every field of the old one, AWSPREVIOUS holds
+// the old value, and AWSPENDING is gone.
+func (e *Env) mustEndRotated(t *testing.T, arn, token, old string) {
+	t.Helper()
+	id, cur, ok := e.Value(t, arn, rotation.LabelCurrent)
+	if !ok || id != token {
+		t.Fatalf("AWSCURRENT is on version %q, want the rotation's version %q", id, token)
+	}
+	if cur == old {
+		t.Fatalf("AWSCURRENT still holds the old value %s", Fingerprint(old))
+	}
+	e.mustBeValid(t, "AWSCURRENT after rotation", cur)
+	if _, prev, ok := e.Value(t, arn, rotation.LabelPrevious); !ok || prev != old {
+		t.Fatalf("AWSPREVIOUS does not hold the old value %s", Fingerprint(old))
+	}
+	for v, labels := range e.Versions(t, arn) {
+		if slices.Contains(labels, rotation.LabelPending) {
+			t.Fatalf("AWSPENDING is still on version %s after the rotation", v)
+		}
+	}
+	mustKeepFields(t, old, cur)
+}
+
+// mustKeepFields checks that the new value keeps every field of the old one.
+func mustKeepFields(t *testing.T, old, cur string) {
+	t.Helper()
+	var o, c map[string]json.RawMessage
+	if json.Unmarshal([]byte(old), &o) != nil || json.Unmarshal([]byte(cur), &c) != nil {
+		t.Fatal("a version's value is not a JSON object")
+	}
+	for k := range o {
+		if _, ok := c[k]; !ok {
+			t.Fatalf("field %q of the old value is missing from the new one", k)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var errInjected = errors.New("injected failure")
