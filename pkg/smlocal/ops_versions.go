@@ -1,0 +1,375 @@
+package smlocal
+
+import (
+	"encoding/base64"
+
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func (s *Server) getSecretValue(body []byte) (any, error) {
+	var in struct {
+		SecretId     *string
+		VersionId    *string
+		VersionStage *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	var v *storedVersion
+	switch {
+	case in.VersionId != nil:
+		v = sec.Versions[*in.VersionId]
+		if v == nil {
+			return nil, valueNotFoundForVersion(*in.VersionId)
+		}
+		if in.VersionStage != nil && sec.Labels[*in.VersionStage] != v.ID {
+			return nil, &apiError{Type: excInvalidRequest, Message: msgStageVersionMismach}
+		}
+		if !v.HasValue {
+			return nil, valueNotFoundForVersion(v.ID)
+		}
+	default:
+		stage := labelCurrent
+		if in.VersionStage != nil {
+			stage = *in.VersionStage
+		}
+		id, ok := sec.Labels[stage]
+		v = sec.Versions[id]
+		if !ok || v == nil || !v.HasValue {
+			return nil, valueNotFoundForStage(stage)
+		}
+	}
+	now := s.now()
+	// Only the day is kept, so persisting is needed once a day at most.
+	if !dayOf(now).Equal(dayOf(sec.LastAccessed)) {
+		sec.LastAccessed = now
+		v.LastAccessed = now
+		if err := s.commitLocked(); err != nil {
+			return nil, err
+		}
+	}
+	v.LastAccessed = now
+	out := map[string]any{
+		"ARN":           sec.ARN,
+		"Name":          sec.Name,
+		"VersionId":     v.ID,
+		"VersionStages": sec.labelsOf(v.ID),
+		"CreatedDate":   epoch(v.Created),
+	}
+	if v.String != nil {
+		out["SecretString"] = *v.String
+	} else {
+		out["SecretBinary"] = v.Binary
+	}
+	return out, nil
+}
+
+func (s *Server) putSecretValue(body []byte) (any, error) {
+	var in struct {
+		SecretId           *string
+		ClientRequestToken *string
+		SecretString       *string
+		SecretBinary       []byte
+		VersionStages      []string
+		RotationToken      *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := checkValue(in.SecretString, in.SecretBinary); err != nil {
+		return nil, err
+	}
+	if in.SecretString == nil && in.SecretBinary == nil {
+		return nil, errorf(excInvalidParameter, "You must provide either SecretString or SecretBinary.")
+	}
+	tok := newToken()
+	if in.ClientRequestToken != nil {
+		tok = *in.ClientRequestToken
+	}
+	stages := in.VersionStages
+	if stages == nil {
+		stages = []string{labelCurrent}
+	}
+	rt := ""
+	if in.RotationToken != nil {
+		rt = *in.RotationToken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.putVersionLocked(sec, tok, in.SecretString, in.SecretBinary, stages, rt); err != nil {
+		return nil, err
+	}
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	return map[string]any{"ARN": sec.ARN, "Name": sec.Name, "VersionId": tok, "VersionStages": sec.labelsOf(tok)}, nil
+}
+
+func (s *Server) updateSecretVersionStage(body []byte) (any, error) {
+	var in struct {
+		SecretId            *string
+		VersionStage        *string
+		MoveToVersionId     *string
+		RemoveFromVersionId *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.VersionStage == nil || *in.VersionStage == "" {
+		return nil, errorf(excInvalidParameter, "VersionStage is required; name the staging label to move or remove")
+	}
+	stage := *in.VersionStage
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	holder, attached := sec.Labels[stage]
+	if in.RemoveFromVersionId != nil {
+		if _, ok := sec.Versions[*in.RemoveFromVersionId]; !ok {
+			return nil, valueNotFoundForVersion(*in.RemoveFromVersionId)
+		}
+		if !attached || holder != *in.RemoveFromVersionId {
+			return nil, errorf(excInvalidParameter, "The parameter RemoveFromVersionId is invalid. Staging label %s is not attached to version %s.", stage, *in.RemoveFromVersionId)
+		}
+	}
+	if in.MoveToVersionId == nil {
+		if in.RemoveFromVersionId == nil {
+			return nil, errorf(excInvalidParameter, "You must specify MoveToVersionId, RemoveFromVersionId, or both.")
+		}
+		if stage == labelCurrent {
+			return nil, errorf(excInvalidParameter, "You can't remove the staging label AWSCURRENT without moving it to another version; pass MoveToVersionId too.")
+		}
+		sec.detach(stage)
+	} else {
+		to := sec.Versions[*in.MoveToVersionId]
+		if to == nil {
+			return nil, valueNotFoundForVersion(*in.MoveToVersionId)
+		}
+		if attached && holder != to.ID && in.RemoveFromVersionId == nil {
+			return nil, errorf(excInvalidParameter, "The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.", stage, holder)
+		}
+		if stage == labelCurrent && !to.HasValue {
+			return nil, errorf(excInvalidRequest, "You can't attach AWSCURRENT to version %s because it has no secret value yet; call PutSecretValue for it first.", to.ID)
+		}
+		if !slices.Contains(sec.labelsOf(to.ID), stage) && len(sec.labelsOf(to.ID)) >= 20 {
+			return nil, errorf(excLimitExceeded, "version %s already has 20 staging labels; remove one first", to.ID)
+		}
+		sec.attach(stage, to.ID)
+	}
+	now := s.now()
+	sec.LastChanged = now
+	sec.prune(now)
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	return map[string]any{"ARN": sec.ARN, "Name": sec.Name}, nil
+}
+
+// page returns the slice of n items that a MaxResults/NextToken pair asks
+// for, and the next token ("" when done).
+func page(n int, maxResults *int64, nextToken *string) (lo, hi int, next string, err error) {
+	size := 100
+	if maxResults != nil {
+		if *maxResults < 1 || *maxResults > 100 {
+			return 0, 0, "", errorf(excInvalidParameter, "MaxResults must be from 1 to 100, got %d", *maxResults)
+		}
+		size = int(*maxResults)
+	}
+	if nextToken != nil && *nextToken != "" {
+		b, derr := base64.RawURLEncoding.DecodeString(*nextToken)
+		off, perr := strconv.Atoi(strings.TrimPrefix(string(b), "offset:"))
+		if derr != nil || perr != nil || !strings.HasPrefix(string(b), "offset:") || off < 0 || off > n {
+			return 0, 0, "", &apiError{Type: excInvalidNextToken, Message: msgInvalidNextToken}
+		}
+		lo = off
+	}
+	hi = min(lo+size, n)
+	if hi < n {
+		next = base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(hi)))
+	}
+	return lo, hi, next, nil
+}
+
+func (s *Server) listSecretVersionIds(body []byte) (any, error) {
+	var in struct {
+		SecretId          *string
+		IncludeDeprecated *bool
+		MaxResults        *int64
+		NextToken         *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	stages := sec.versionsToStages()
+	var vs []*storedVersion
+	for _, v := range sec.Versions {
+		if _, labeled := stages[v.ID]; labeled || (in.IncludeDeprecated != nil && *in.IncludeDeprecated) {
+			vs = append(vs, v)
+		}
+	}
+	sortVersionsNewestFirst(vs)
+	lo, hi, next, err := page(len(vs), in.MaxResults, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		VersionId        string
+		VersionStages    []string `json:",omitempty"`
+		CreatedDate      *epoch   `json:",omitempty"`
+		LastAccessedDate *epoch   `json:",omitempty"`
+	}
+	out := struct {
+		ARN, Name string
+		Versions  []entry
+		NextToken string `json:",omitempty"`
+	}{ARN: sec.ARN, Name: sec.Name, Versions: []entry{}, NextToken: next}
+	for _, v := range vs[lo:hi] {
+		out.Versions = append(out.Versions, entry{v.ID, stages[v.ID], ts(v.Created), ts(dayOf(v.LastAccessed))})
+	}
+	return out, nil
+}
+
+type filter struct {
+	Key    string
+	Values []string
+}
+
+// matchFilter applies one ListSecrets filter: any value may match, by
+// prefix; a value starting with "!" negates.
+func matchFilter(sec *storedSecret, f filter) (bool, error) {
+	var fields []string
+	switch f.Key {
+	case "name":
+		fields = []string{sec.Name}
+	case "description":
+		if sec.Description != nil {
+			fields = []string{*sec.Description}
+		}
+	case "tag-key":
+		for _, t := range sec.Tags {
+			fields = append(fields, t.Key)
+		}
+	case "tag-value":
+		for _, t := range sec.Tags {
+			fields = append(fields, t.Value)
+		}
+	case "all":
+		fields = append(fields, sec.Name)
+		if sec.Description != nil {
+			fields = append(fields, *sec.Description)
+		}
+		for _, t := range sec.Tags {
+			fields = append(fields, t.Key, t.Value)
+		}
+	case "primary-region", "owning-service":
+		fields = nil
+	default:
+		return false, errorf(excInvalidParameter, "filter key %q is not valid; use name, description, tag-key, tag-value, primary-region, owning-service or all", f.Key)
+	}
+	if len(f.Values) == 0 {
+		return false, errorf(excInvalidParameter, "filter %s has no values; give at least one", f.Key)
+	}
+	for _, val := range f.Values {
+		neg := strings.HasPrefix(val, "!")
+		val = strings.TrimPrefix(val, "!")
+		hit := slices.ContainsFunc(fields, func(s string) bool { return strings.HasPrefix(s, val) })
+		if hit != neg {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *Server) listSecrets(body []byte) (any, error) {
+	var in struct {
+		Filters                []filter
+		MaxResults             *int64
+		NextToken              *string
+		IncludePlannedDeletion *bool
+		SortOrder              *string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var secs []*storedSecret
+	for _, sec := range s.st.Secrets {
+		if sec.isDeleted() && !sec.DeletionDate.After(now) {
+			continue
+		}
+		if sec.isDeleted() && (in.IncludePlannedDeletion == nil || !*in.IncludePlannedDeletion) {
+			continue
+		}
+		keep := true
+		for _, f := range in.Filters {
+			ok, err := matchFilter(sec, f)
+			if err != nil {
+				return nil, err
+			}
+			keep = keep && ok
+		}
+		if keep {
+			secs = append(secs, sec)
+		}
+	}
+	desc := in.SortOrder != nil && *in.SortOrder == "desc"
+	slices.SortFunc(secs, func(a, b *storedSecret) int {
+		c := a.Created.Compare(b.Created)
+		if c == 0 {
+			c = strings.Compare(a.ARN, b.ARN)
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	lo, hi, next, err := page(len(secs), in.MaxResults, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		SecretList []secretEntry
+		NextToken  string `json:",omitempty"`
+	}{SecretList: []secretEntry{}, NextToken: next}
+	for _, sec := range secs[lo:hi] {
+		e := s.entryLocked(sec)
+		e.SecretVersionsToStages = sec.versionsToStages()
+		out.SecretList = append(out.SecretList, e)
+	}
+	return out, nil
+}
+
+func (s *Server) getRandomPassword(body []byte) (any, error) {
+	var in passwordRequest
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	pw, err := in.generate()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"RandomPassword": pw}, nil
+}
+

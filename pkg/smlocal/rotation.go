@@ -1,0 +1,438 @@
+package smlocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The four rotation steps, in the order Secrets Manager runs them.
+const (
+	StepCreate = "createSecret"
+	StepSet    = "setSecret"
+	StepTest   = "testSecret"
+	StepFinish = "finishSecret"
+)
+
+var allSteps = []string{StepCreate, StepSet, StepTest, StepFinish}
+
+// RetryPolicy says how a failed rotation is retried: the whole rotation is
+// run up to Attempts times with the same token, waiting Backoff before the
+// second attempt and twice as long before each later one.
+type RetryPolicy struct {
+	Attempts int
+	Backoff  time.Duration
+}
+
+// DefaultRetryPolicy is 3 attempts, 1s backoff.
+func DefaultRetryPolicy() RetryPolicy { return RetryPolicy{Attempts: 3, Backoff: time.Second} }
+
+// RotationState is the state of a rotation.
+type RotationState string
+
+// Rotation states.
+const (
+	RotationRunning   RotationState = "running"
+	RotationSucceeded RotationState = "succeeded"
+	RotationFailed    RotationState = "failed"
+)
+
+// Rotation records one rotation: every attempt and every step of it. It is
+// readable while the rotation runs.
+type Rotation struct {
+	SecretARN   string
+	SecretName  string
+	FunctionARN string
+	// Token is the ClientRequestToken, the VersionId of the pending version.
+	Token         string
+	RotationToken string
+	// TestOnly is true for RotateImmediately=false: only testSecret runs.
+	TestOnly bool
+	// Scheduled is true when the scheduler (Tick) started the rotation.
+	Scheduled bool
+	State     RotationState
+	Started   time.Time // by the server's clock
+	Ended     time.Time
+	Attempts  []Attempt
+	// Err is the error of the last failed attempt.
+	Err string
+}
+
+// Attempt is one run through the steps.
+type Attempt struct {
+	Number  int
+	Started time.Time
+	Steps   []StepRun
+	Err     string
+}
+
+// StepRun is one invocation of the rotation function.
+type StepRun struct {
+	Step    string
+	Started time.Time
+	// Duration is measured with the wall clock; zero while Done is false.
+	Duration time.Duration
+	Done     bool
+	Err      string
+}
+
+func (r *Rotation) clone() Rotation {
+	c := *r
+	c.Attempts = slices.Clone(r.Attempts)
+	for i := range c.Attempts {
+		c.Attempts[i].Steps = slices.Clone(c.Attempts[i].Steps)
+	}
+	return c
+}
+
+// rotationRun is a rotation and the channel closed when it ends.
+type rotationRun struct {
+	rec  Rotation
+	done chan struct{}
+}
+
+// ErrNoRotation is returned by WaitRotation for a secret that never rotated.
+var ErrNoRotation = errors.New("smlocal: no rotation recorded for this secret")
+
+// runsLocked returns the rotations of the secret named by id (name, ARN or
+// partial ARN), also after it was deleted.
+func (s *Server) runsLocked(id string) []*rotationRun {
+	if sec := s.st.lookup(id); sec != nil {
+		return s.rotations[sec.ARN]
+	}
+	for arn, runs := range s.rotations {
+		if arn == id || (len(arn) == len(id)+7 && strings.HasPrefix(arn, id)) || (len(runs) > 0 && runs[0].rec.SecretName == id) {
+			return runs
+		}
+	}
+	return nil
+}
+
+// Rotations returns a copy of every rotation of the secret, oldest first,
+// including one that is running.
+func (s *Server) Rotations(secretID string) []Rotation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Rotation
+	for _, r := range s.runsLocked(secretID) {
+		out = append(out, r.rec.clone())
+	}
+	return out
+}
+
+// WaitRotation blocks until no rotation of the secret is running and returns
+// its last rotation, or ErrNoRotation if it never rotated.
+func (s *Server) WaitRotation(ctx context.Context, secretID string) (Rotation, error) {
+	for {
+		s.mu.Lock()
+		runs := s.runsLocked(secretID)
+		if len(runs) == 0 {
+			s.mu.Unlock()
+			return Rotation{}, fmt.Errorf("wait for rotation of %s: %w", secretID, ErrNoRotation)
+		}
+		last := runs[len(runs)-1]
+		if last.rec.State != RotationRunning {
+			r := last.rec.clone()
+			s.mu.Unlock()
+			return r, nil
+		}
+		done := last.done
+		s.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return Rotation{}, fmt.Errorf("wait for rotation of %s: %w", secretID, ctx.Err())
+		}
+	}
+}
+
+func (s *Server) runningLocked(arn string) bool {
+	runs := s.rotations[arn]
+	return len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning
+}
+
+// startRotationLocked records a rotation and runs it in the background.
+func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, scheduled bool) {
+	run := &rotationRun{
+		rec: Rotation{
+			SecretARN:     sec.ARN,
+			SecretName:    sec.Name,
+			FunctionARN:   sec.RotationLambdaARN,
+			Token:         token,
+			RotationToken: newToken(),
+			TestOnly:      testOnly,
+			Scheduled:     scheduled,
+			State:         RotationRunning,
+			Started:       s.now(),
+		},
+		done: make(chan struct{}),
+	}
+	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
+	s.log.Info("smlocal: rotation started", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
+	s.wg.Add(1)
+	go s.runRotation(run)
+}
+
+func (s *Server) runRotation(run *rotationRun) {
+	defer s.wg.Done()
+	defer close(run.done)
+	s.mu.Lock()
+	r := &run.rec
+	ev := Event{SecretId: r.SecretARN, ClientRequestToken: r.Token, RotationToken: r.RotationToken}
+	fn, arn, testOnly := r.FunctionARN, r.SecretARN, r.TestOnly
+	s.mu.Unlock()
+	steps := allSteps
+	if testOnly {
+		steps = []string{StepTest}
+	}
+	var lastErr error
+	for n := 1; n <= s.opts.Retry.Attempts; n++ {
+		if n > 1 {
+			wait := s.opts.Retry.Backoff << (n - 2)
+			if wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+					t.Stop()
+				}
+			}
+		}
+		if s.ctx.Err() != nil {
+			lastErr = errors.New("the local Secrets Manager was closed before the rotation finished")
+			break
+		}
+		s.mu.Lock()
+		r.Attempts = append(r.Attempts, Attempt{Number: n, Started: s.now()})
+		att := &r.Attempts[len(r.Attempts)-1]
+		s.mu.Unlock()
+		lastErr = nil
+		for _, step := range steps {
+			ev.Step = step
+			s.mu.Lock()
+			att = &r.Attempts[len(r.Attempts)-1]
+			att.Steps = append(att.Steps, StepRun{Step: step, Started: s.now()})
+			s.mu.Unlock()
+			start := time.Now()
+			err := s.opts.Invoker.Invoke(s.ctx, fn, ev)
+			d := time.Since(start)
+			s.mu.Lock()
+			att = &r.Attempts[len(r.Attempts)-1]
+			sr := &att.Steps[len(att.Steps)-1]
+			sr.Duration, sr.Done = d, true
+			if err != nil {
+				sr.Err = err.Error()
+				lastErr = fmt.Errorf("step %s: %w", step, err)
+				att.Err = lastErr.Error()
+			}
+			s.mu.Unlock()
+			s.log.Info("smlocal: rotation step", "secret", arn, "token", ev.ClientRequestToken, "attempt", n, "step", step, "duration", d, "ok", err == nil)
+			if err != nil {
+				break
+			}
+		}
+		if lastErr == nil {
+			break
+		}
+	}
+	s.finishRotation(run, lastErr)
+}
+
+// finishRotation records the outcome; on success it removes AWSPENDING and
+// moves the schedule on. A test-only rotation removes its AWSPENDING either way.
+func (s *Server) finishRotation(run *rotationRun, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &run.rec
+	now := s.now()
+	r.Ended = now
+	if err != nil {
+		r.State, r.Err = RotationFailed, err.Error()
+	} else {
+		r.State = RotationSucceeded
+	}
+	s.log.Info("smlocal: rotation ended", "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts))
+	sec := s.st.Secrets[r.SecretARN]
+	if sec == nil {
+		return // deleted meanwhile
+	}
+	switch {
+	case r.TestOnly:
+		if sec.Labels[labelPending] == r.Token {
+			sec.detach(labelPending)
+		}
+	case err == nil:
+		sec.detach(labelPending)
+		sec.LastRotated = now
+		sec.NextRotation = nextRotation(sec)
+	default:
+		return
+	}
+	if cerr := s.commitLocked(); cerr != nil {
+		r.Err = cerr.Error()
+	}
+}
+
+func (s *Server) rotateSecret(body []byte) (any, error) {
+	var in struct {
+		SecretId           *string
+		ClientRequestToken *string
+		RotationLambdaARN  *string
+		RotationRules      *rotationRules
+		RotateImmediately  *bool
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if _, err := parseRules(in.RotationRules); err != nil {
+		return nil, err
+	}
+	token := newToken()
+	if in.ClientRequestToken != nil {
+		token = *in.ClientRequestToken
+	}
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	testOnly := in.RotateImmediately != nil && !*in.RotateImmediately
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, &apiError{Type: excInternal, Message: "the local Secrets Manager is closing"}
+	}
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	fn := sec.RotationLambdaARN
+	if in.RotationLambdaARN != nil && *in.RotationLambdaARN != "" {
+		fn = *in.RotationLambdaARN
+	}
+	if fn == "" {
+		return nil, &apiError{Type: excInvalidRequest, Message: msgNoRotationFunction}
+	}
+	if p, ok := sec.Labels[labelPending]; (ok && p != sec.Labels[labelCurrent]) || s.runningLocked(sec.ARN) {
+		return nil, &apiError{Type: excInvalidRequest, Message: msgPreviousRotation}
+	}
+	if _, exists := sec.Versions[token]; exists {
+		return nil, errorf(excResourceExists, "You can't use ClientRequestToken %s because that value is already in use for a version of secret %s.", token, sec.ARN)
+	}
+	now := s.now()
+	var cur *storedVersion
+	if testOnly {
+		cur = sec.Versions[sec.Labels[labelCurrent]]
+		if cur == nil || !cur.HasValue {
+			return nil, errorf(excInvalidRequest, "secret %s has no AWSCURRENT value to test; put a value first or rotate immediately", sec.Name)
+		}
+	}
+	sec.RotationLambdaARN = fn
+	if in.RotationRules != nil {
+		r := *in.RotationRules
+		sec.Rules = &r
+		sec.RotationBase = now
+	}
+	enabled := true
+	sec.RotationEnabled = &enabled
+	v := &storedVersion{ID: token, Created: now}
+	if testOnly {
+		v.HasValue, v.String, v.Binary = true, cur.String, slices.Clone(cur.Binary)
+	}
+	sec.Versions[token] = v
+	sec.attach(labelPending, token)
+	sec.NextRotation = nextRotation(sec)
+	sec.prune(now)
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	s.startRotationLocked(sec, token, testOnly, false)
+	return map[string]any{"ARN": sec.ARN, "Name": sec.Name, "VersionId": token}, nil
+}
+
+func (s *Server) cancelRotateSecret(body []byte) (any, error) {
+	var in struct{ SecretId *string }
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.secretRefLocked(in.SecretId, true)
+	if err != nil {
+		return nil, err
+	}
+	disabled := false
+	sec.RotationEnabled = &disabled
+	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
+	if p, ok := sec.Labels[labelPending]; ok && p != sec.Labels[labelCurrent] {
+		out["VersionId"] = p
+	}
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Tick starts the rotations that are due at the clock's current time (the
+// secret has rotation enabled and its NextRotationDate has come) and purges
+// secrets whose recovery window is over. A rotation left unfinished is
+// reattempted with its token. It returns the ARNs of the secrets whose
+// rotation it started.
+func (s *Server) Tick(ctx context.Context) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	now := s.now()
+	var started []string
+	changed := false
+	for arn, sec := range s.st.Secrets {
+		if ctx.Err() != nil {
+			break
+		}
+		if sec.isDeleted() {
+			if !sec.DeletionDate.After(now) {
+				delete(s.st.Secrets, arn)
+				changed = true
+			}
+			continue
+		}
+		if sec.RotationEnabled == nil || !*sec.RotationEnabled || sec.RotationLambdaARN == "" ||
+			sec.NextRotation.IsZero() || now.Before(sec.NextRotation) || s.runningLocked(arn) {
+			continue
+		}
+		token, ok := sec.Labels[labelPending]
+		if !ok || token == sec.Labels[labelCurrent] {
+			token = newToken()
+			sec.Versions[token] = &storedVersion{ID: token, Created: now}
+			sec.attach(labelPending, token)
+			sec.prune(now)
+			changed = true
+		}
+		s.startRotationLocked(sec, token, false, true)
+		started = append(started, arn)
+	}
+	if changed {
+		_ = s.commitLocked()
+	}
+	slices.Sort(started)
+	return started
+}
+
+// RunScheduler calls Tick every interval until ctx is done.
+func (s *Server) RunScheduler(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package smlocal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Server. The zero value is usable: region us-east-1,
+// account 123456789012, the wall clock, no invoker (RotateSecret's steps then
+// fail), DefaultRetryPolicy, no logging and no state file.
+type Options struct {
+	Region    string
+	AccountID string
+	// Clock returns the current time; tests inject a fake one.
+	Clock func() time.Time
+	// Invoker runs rotation functions; nil makes every step fail.
+	Invoker Invoker
+	// Retry says how often a failed rotation is retried; the zero value
+	// means DefaultRetryPolicy.
+	Retry RetryPolicy
+	// Logger receives one line per operation and per rotation step, never a
+	// secret value. Nil discards.
+	Logger *slog.Logger
+	// StateFile, when set, is loaded by New and rewritten atomically after
+	// every change, so a restarted server loses nothing.
+	StateFile string
+}
+
+// Server is a local Secrets Manager. It is an http.Handler; it is safe for
+// concurrent use. The caller must Close it to stop background rotations.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	ctx    context.Context // canceled by Close; background rotations use it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	st        *state
+	calls     map[string]int
+	rotations map[string][]*rotationRun // by secret ARN
+	closed    bool
+
+	httpMu  sync.Mutex
+	httpSrv *http.Server
+}
+
+// New returns a Server configured by opts, loading opts.StateFile if it exists.
+func New(opts Options) (*Server, error) {
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = "123456789012"
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Retry == (RetryPolicy{}) {
+		opts.Retry = DefaultRetryPolicy()
+	}
+	if opts.Retry.Attempts < 1 {
+		return nil, fmt.Errorf("smlocal: Options.Retry.Attempts is %d; set it to 1 or more", opts.Retry.Attempts)
+	}
+	if opts.Invoker == nil {
+		opts.Invoker = noInvoker{}
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:      opts,
+		log:       logger,
+		now:       func() time.Time { return opts.Clock().UTC() },
+		ctx:       ctx,
+		cancel:    cancel,
+		st:        &state{Secrets: map[string]*storedSecret{}},
+		calls:     map[string]int{},
+		rotations: map[string][]*rotationRun{},
+	}
+	if opts.StateFile != "" {
+		st, err := loadState(opts.StateFile)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if st != nil {
+			s.st = st
+		}
+	}
+	return s, nil
+}
+
+// Region is the region in the server's ARNs.
+func (s *Server) Region() string { return s.opts.Region }
+
+// Calls returns how many times each operation was called, failed calls included.
+func (s *Server) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
+}
+
+// ResetCalls sets every operation counter back to zero.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.calls)
+}
+
+// ListenAndServe serves on addr (a loopback address; ":0" means
+// 127.0.0.1 on a free port) in the background and returns the base URL to
+// use as the SDK's BaseEndpoint. Close stops it.
+func (s *Server) ListenAndServe(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("smlocal: listen address %q: %w; use host:port such as 127.0.0.1:0", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return "", fmt.Errorf("smlocal: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.httpMu.Lock()
+	if s.httpSrv != nil {
+		s.httpMu.Unlock()
+		ln.Close()
+		return "", errors.New("smlocal: ListenAndServe called twice; use one Server per listener")
+	}
+	s.httpSrv = srv
+	s.httpMu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("smlocal: serve", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the listener started by ListenAndServe, cancels background
+// rotations and waits for them to end. It is safe to call twice.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	var err error
+	s.httpMu.Lock()
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	s.httpMu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+const targetPrefix = "secretsmanager."
+
+type handlerFunc func(s *Server, body []byte) (any, error)
+
+var operations = map[string]handlerFunc{
+	"CreateSecret":             (*Server).createSecret,
+	"DescribeSecret":           (*Server).describeSecret,
+	"GetSecretValue":           (*Server).getSecretValue,
+	"PutSecretValue":           (*Server).putSecretValue,
+	"UpdateSecret":             (*Server).updateSecret,
+	"UpdateSecretVersionStage": (*Server).updateSecretVersionStage,
+	"ListSecretVersionIds":     (*Server).listSecretVersionIds,
+	"ListSecrets":              (*Server).listSecrets,
+	"DeleteSecret":             (*Server).deleteSecret,
+	"RestoreSecret":            (*Server).restoreSecret,
+	"TagResource":              (*Server).tagResource,
+	"UntagResource":            (*Server).untagResource,
+	"RotateSecret":             (*Server).rotateSecret,
+	"CancelRotateSecret":       (*Server).cancelRotateSecret,
+	"GetRandomPassword":        (*Server).getRandomPassword,
+}
+
+// ServeHTTP handles one Secrets Manager API call: POST / with
+// X-Amz-Target: secretsmanager.<Operation> and a JSON body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op, ok := strings.CutPrefix(target, targetPrefix)
+	if r.Method != http.MethodPost || !ok {
+		writeError(w, errorf(excUnknownOperation, "expected POST / with header X-Amz-Target: secretsmanager.<Operation>, got %s %s with X-Amz-Target %q", r.Method, r.URL.Path, target))
+		return
+	}
+	s.mu.Lock()
+	s.calls[op]++
+	s.mu.Unlock()
+	h, ok := operations[op]
+	if !ok {
+		s.log.Warn("smlocal: unknown operation", "op", op)
+		writeError(w, errorf(excUnknownOperation, "operation %s is not supported by the local Secrets Manager; supported operations are the rotation ones listed in pkg/smlocal", op))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, errorf(excSerialization, "read request body: %v", err))
+		return
+	}
+	start := time.Now()
+	resp, err := h(s, body)
+	if err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			ae = &apiError{Type: excInternal, Message: "internal error: " + err.Error()}
+		}
+		s.log.Info("smlocal: call", "op", op, "error", ae.Type, "duration", time.Since(start))
+		writeError(w, ae)
+		return
+	}
+	s.log.Debug("smlocal: call", "op", op, "duration", time.Since(start))
+	out, err := json.Marshal(resp)
+	if err != nil {
+		writeError(w, &apiError{Type: excInternal, Message: "encode response: " + err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_, _ = w.Write(out)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", e.Type)
+	w.WriteHeader(e.status())
+	out, _ := json.Marshal(map[string]string{"__type": e.Type, "message": e.Message})
+	_, _ = w.Write(out)
+}
+
+// decode unmarshals a request body into dst.
+func decode(body []byte, dst any) error {
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		return errorf(excSerialization, "request body is not valid JSON for this operation: %s", jsonErrorText(err))
+	}
+	return nil
+}
+
+// jsonErrorText describes a decoding error without quoting the input.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s, not a JSON %s", te.Field, te.Type, te.Value)
+	}
+	return "invalid JSON"
+}
+
+// epoch marshals a time as the wire protocol's epoch seconds.
+type epoch time.Time
+
+func (e epoch) MarshalJSON() ([]byte, error) {
+	t := time.Time(e)
+	return []byte(fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000)), nil
+}
+
+func ts(t time.Time) *epoch {
+	if t.IsZero() {
+		return nil
+	}
+	e := epoch(t)
+	return &e
+}
