@@ -1,0 +1,360 @@
+package rotation_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/credentials/random"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
+	"github.com/rotary-secrets/rotary/pkg/smlocal"
+)
+
+const leaky = "super-secret-value-that-must-not-leak"
+
+// fakeType is a credential type whose behaviour each test sets.
+type fakeType struct {
+	set  func(ctx context.Context, req rotation.SetRequest) error
+	test func(ctx context.Context, req rotation.TestRequest) error
+}
+
+func (f *fakeType) Validate(_ context.Context, v rotation.Version) error {
+	_, err := v.Fields()
+	return err
+}
+
+func (f *fakeType) Generate(_ context.Context, req rotation.GenerateRequest) (rotation.GenerateResponse, error) {
+	pw, err := req.Passwords.Generate()
+	return rotation.GenerateResponse{Changes: map[string]any{"password": pw}}, err
+}
+
+func (f *fakeType) Set(ctx context.Context, req rotation.SetRequest) error {
+	if f.set != nil {
+		return f.set(ctx, req)
+	}
+	return nil
+}
+
+func (f *fakeType) Test(ctx context.Context, req rotation.TestRequest) error {
+	if f.test != nil {
+		return f.test(ctx, req)
+	}
+	return nil
+}
+
+type harness struct {
+	srv     *smlocal.Server
+	client  *secretsmanager.Client
+	handler *rotation.Handler
+	logs    *bytes.Buffer
+	logMu   *sync.Mutex
+	events  []rotation.Event
+	evMu    sync.Mutex
+	puts    *recordingClient
+}
+
+// recordingClient is the real SDK client with PutSecretValue's rotation
+// tokens recorded, to prove the engine passes the event's token on.
+type recordingClient struct {
+	*secretsmanager.Client
+	mu  sync.Mutex
+	rts []string
+}
+
+func (c *recordingClient) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error) {
+	c.mu.Lock()
+	c.rts = append(c.rts, aws.ToString(in.RotationToken))
+	c.mu.Unlock()
+	return c.Client.PutSecretValue(ctx, in, opts...)
+}
+
+func (c *recordingClient) tokens() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.rts...)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func newHarness(t *testing.T, cred rotation.Credential) *harness {
+	t.Helper()
+	h := &harness{logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	srv, err := smlocal.New(smlocal.Options{
+		Retry: smlocal.RetryPolicy{Attempts: 1},
+		Invoker: smlocal.InvokerFunc(func(ctx context.Context, _ string, ev smlocal.Event) error {
+			e := rotation.Event{Step: ev.Step, SecretID: ev.SecretId, ClientRequestToken: ev.ClientRequestToken, RotationToken: ev.RotationToken}
+			h.evMu.Lock()
+			h.events = append(h.events, e)
+			h.evMu.Unlock()
+			return h.handler.Handle(ctx, e)
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	h.srv = srv
+	h.client = rotationtest.NewClient(hs.URL)
+	h.puts = &recordingClient{Client: h.client}
+	h.handler, err = rotation.NewHandler(cred, rotation.Options{
+		Client: h.puts,
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h.logMu, h.logs}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) logText() string {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	return h.logs.String()
+}
+
+func (h *harness) create(t *testing.T, name, value string) string {
+	t.Helper()
+	out, err := h.client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.ARN)
+}
+
+func (h *harness) rotate(t *testing.T, arn string) smlocal.Rotation {
+	t.Helper()
+	_, err := h.client.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{
+		SecretId: aws.String(arn), RotationLambdaARN: aws.String(rotationtest.FunctionARN),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.srv.WaitRotation(context.Background(), arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestSecretsManagerCallsPerStep pins how many Secrets Manager calls each
+// step makes; the README states these numbers.
+func TestSecretsManagerCallsPerStep(t *testing.T) {
+	cfg, _ := random.ConfigFromEnv(func(string) string { return "" })
+	cred, _ := random.New(cfg)
+	h := newHarness(t, cred)
+	arn := h.create(t, "calls", `{"password":"initial-password"}`)
+	// Count each step on its own by invoking it directly.
+	_, err := h.client.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(rotationtest.FunctionARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := h.srv.WaitRotation(context.Background(), arn)
+	if r.State != smlocal.RotationSucceeded {
+		t.Fatalf("rotation: %s %s", r.State, r.Err)
+	}
+	// A second rotation, step by step, with counters reset before each.
+	_, err = h.client.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.WaitRotation(context.Background(), arn)
+	h.evMu.Lock()
+	events := append([]rotation.Event(nil), h.events[len(h.events)-4:]...)
+	h.evMu.Unlock()
+	// Replay the four events of the last rotation (already current now: one
+	// DescribeSecret each), then count a fresh rotation's steps from the
+	// server's totals.
+	h.srv.ResetCalls()
+	for _, ev := range events {
+		if err := h.handler.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := total(h.srv.Calls()); got != 4 {
+		t.Fatalf("steps for a version already AWSCURRENT made %d calls, want 4 (one DescribeSecret each): %v", got, h.srv.Calls())
+	}
+	h.srv.ResetCalls()
+	h.rotate(t, arn)
+	calls := h.srv.Calls()
+	want := map[string]int{"RotateSecret": 1, "DescribeSecret": 4, "GetSecretValue": 4, "PutSecretValue": 1, "UpdateSecretVersionStage": 2}
+	// UpdateSecretVersionStage: finishSecret moves AWSCURRENT (1); the
+	// server removes AWSPENDING internally, not through the API, so only
+	// count what the function calls.
+	want["UpdateSecretVersionStage"] = 1
+	for op, n := range want {
+		if calls[op] != n {
+			t.Errorf("%s: %d calls, want %d (all: %v)", op, calls[op], n, calls)
+		}
+	}
+	if got := total(calls) - 1; got != 10 {
+		t.Errorf("a rotation made %d Secrets Manager calls, want 10", got)
+	}
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func TestCreateSecretKeepsEveryFieldAndPassesRotationToken(t *testing.T) {
+	h := newHarness(t, &fakeType{})
+	initial := `{"engine":"postgres","host":"db.internal","port":5432,"username":"app","password":"old-password-1","extra":{"a":[1,2,"x<y&z"]},"flag":true,"nothing":null}`
+	arn := h.create(t, "fields", initial)
+	r := h.rotate(t, arn)
+	if r.State != smlocal.RotationSucceeded {
+		t.Fatalf("rotation %s: %s", r.State, r.Err)
+	}
+	out, err := h.client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old, cur map[string]any
+	json.Unmarshal([]byte(initial), &old)
+	json.Unmarshal([]byte(aws.ToString(out.SecretString)), &cur)
+	for k, v := range old {
+		if k == "password" {
+			if cur[k] == v {
+				t.Error("password did not change")
+			}
+			continue
+		}
+		a, _ := json.Marshal(v)
+		b, _ := json.Marshal(cur[k])
+		if string(a) != string(b) {
+			t.Errorf("field %q changed from %s to %s", k, a, b)
+		}
+	}
+	if len(cur) != len(old) {
+		t.Errorf("new value has %d fields, want %d", len(cur), len(old))
+	}
+	if r.RotationToken == "" || !strings.Contains(h.logText(), `"step":"createSecret"`) {
+		t.Fatal("no rotation token or no createSecret log line")
+	}
+	if got := h.puts.tokens(); len(got) != 1 || got[0] != r.RotationToken {
+		t.Errorf("PutSecretValue got rotation tokens %v, want [%s]", got, r.RotationToken)
+	}
+}
+
+func TestFailuresAreScrubbedAndNamed(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(ctx context.Context, req rotation.SetRequest) error
+		want error
+	}{
+		{"error quoting the password", func(_ context.Context, req rotation.SetRequest) error {
+			var v struct{ Password string }
+			req.Pending.Decode(&v)
+			return errors.New("login failed with password " + v.Password + " and old " + leaky)
+		}, nil},
+		{"panic quoting the password", func(_ context.Context, req rotation.SetRequest) error {
+			panic("cannot use " + leaky)
+		}, rotation.ErrPanic},
+		{"master secret read through the store", func(ctx context.Context, req rotation.SetRequest) error {
+			m, err := req.Secrets.Current(ctx, "master")
+			if err != nil {
+				return err
+			}
+			return errors.New("master is " + m.Value)
+		}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, &fakeType{set: c.set})
+			h.create(t, "master", `{"username":"admin","password":"master-password-never-shown"}`)
+			arn := h.create(t, "s", `{"username":"app","password":"`+leaky+`"}`)
+			r := h.rotate(t, arn)
+			if r.State != smlocal.RotationFailed {
+				t.Fatalf("rotation %s, want failed", r.State)
+			}
+			all := r.Err + h.logText()
+			for _, a := range r.Attempts {
+				for _, s := range a.Steps {
+					all += s.Err
+				}
+			}
+			for _, secret := range []string{leaky, "master-password-never-shown"} {
+				if strings.Contains(all, secret) {
+					t.Fatalf("a secret value reached the error or the logs")
+				}
+			}
+			_, pend, _ := func() (string, string, bool) {
+				out, err := h.client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionStage: aws.String("AWSPENDING")})
+				if err != nil {
+					return "", "", false
+				}
+				return "", aws.ToString(out.SecretString), true
+			}()
+			var pv struct{ Password string }
+			json.Unmarshal([]byte(pend), &pv)
+			if pv.Password == "" || strings.Contains(all, pv.Password) {
+				t.Fatal("the pending password reached the error or the logs")
+			}
+			if !strings.Contains(all, rotation.Redacted) || !strings.Contains(all, "setSecret of secret "+arn) {
+				t.Fatalf("failure text does not name the step and secret, or redacts nothing: %q", r.Err)
+			}
+			if c.want != nil && !strings.Contains(all, "panicked") {
+				t.Fatal("a panic was not reported as such")
+			}
+		})
+	}
+}
+
+func TestEndpointFromEnvironment(t *testing.T) {
+	srv, err := smlocal.New(smlocal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, c := range []struct{ name, env string }{
+		{"SECRETS_MANAGER_ENDPOINT", "SECRETS_MANAGER_ENDPOINT"},
+		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SECRETS_MANAGER"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(c.env, hs.URL)
+			srv.ResetCalls()
+			client, err := rotation.NewSecretsManagerClient(context.Background(), func(k string) string {
+				if k == c.env {
+					return hs.URL
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.ListSecrets(context.Background(), &secretsmanager.ListSecretsInput{}); err != nil {
+				t.Fatalf("client did not reach the endpoint from %s: %v", c.env, err)
+			}
+			if srv.Calls()["ListSecrets"] != 1 {
+				t.Fatalf("the local Secrets Manager saw no call")
+			}
+		})
+	}
+}
