@@ -21,6 +21,9 @@ type Config struct {
 	// the server's own limit (the length of mysql.user's User column: 32 on
 	// MySQL 5.7 and 8, 128 on MariaDB 10.11).
 	UsernameLimit int
+	// RDS finds the host of an RDS-managed master secret (alternating users);
+	// nil means such master secrets are refused.
+	RDS RDSAPI
 }
 
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,

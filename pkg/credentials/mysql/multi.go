@@ -1,0 +1,323 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+// MultiUser rotates between two users, <user> and <user>_clone, so that the
+// credential applications hold keeps working while the other one changes.
+// It logs in with the admin secret named by the secret's masterarn. The
+// clone is created on the first rotation at the base user's host; on every
+// rotation it gets exactly the base user's grants, roles, REQUIRE options and
+// resource limits, including revocations since the last rotation. The base
+// user is the source of truth: grant to <user>, never to <user>_clone.
+type MultiUser struct {
+	cfg Config
+}
+
+var _ rotation.Credential = (*MultiUser)(nil)
+
+// NewMultiUser returns the alternating-users credential type.
+func NewMultiUser(cfg Config) (*MultiUser, error) {
+	return &MultiUser{cfg: cfg}, nil
+}
+
+// userPair returns the base user and the clone for a secret's username.
+func userPair(username string) (base, clone string) {
+	base = strings.TrimSuffix(username, cloneSuffix)
+	return base, base + cloneSuffix
+}
+
+// other returns the user that takes over from username.
+func other(username string) string {
+	base, clone := userPair(username)
+	if username == clone {
+		return base
+	}
+	return clone
+}
+
+// Validate checks that v is a MySQL-family database secret with masterarn,
+// whose user names (<user> and <user>_clone) Rotary accepts.
+func (mu *MultiUser) Validate(ctx context.Context, v rotation.Version) error {
+	s, err := validate(ctx, v)
+	if err != nil {
+		return err
+	}
+	return mu.checkNames(v.ID, s, maxUsernameLen)
+}
+
+func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int) error {
+	if s.MasterARN == "" {
+		return fmt.Errorf("%w: version %s: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret that creates and alters the users", dbsecret.ErrInvalidSecret, id)
+	}
+	limit, source := serverLimit, "the server's limit"
+	if mu.cfg.UsernameLimit > 0 && mu.cfg.UsernameLimit < limit {
+		limit, source = mu.cfg.UsernameLimit, EnvUsernameLimit
+	}
+	base, clone := userPair(s.Username)
+	if err := checkUsername("username", base, limit); err != nil {
+		return fmt.Errorf("version %s: %w", id, err)
+	}
+	if n := utf8.RuneCountInString(clone); n > limit {
+		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, limit-len(cloneSuffix))
+	}
+	return nil
+}
+
+// Generate switches to the other user with a new password.
+func (mu *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (rotation.GenerateResponse, error) {
+	cur, err := parseMySQL(req.Current)
+	if err != nil {
+		return rotation.GenerateResponse{}, err
+	}
+	pw, err := req.Passwords.Generate()
+	if err != nil {
+		return rotation.GenerateResponse{}, err
+	}
+	return rotation.GenerateResponse{Changes: map[string]any{"username": other(cur.Username), "password": pw}}, nil
+}
+
+// Set gives the pending user the pending password (creating <user>_clone
+// at the base user's host on the first rotation) and copies the base user's
+// grants and attributes to the clone. Every check runs before the first change.
+// It is safe to repeat: a password that already works is not set again and
+// the grant copy is a sync.
+func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
+	cur, pend, err := checkPair(ctx, req.Current, req.Pending)
+	if err != nil {
+		return err
+	}
+	if err := mu.checkNames(req.Current.ID, cur, maxUsernameLen); err != nil {
+		return err
+	}
+	switch {
+	case pend.Username != other(cur.Username):
+		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but after %q comes %q; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.Username, other(cur.Username))
+	case pend.MasterARN != cur.MasterARN:
+		return fmt.Errorf("%w: field \"masterarn\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
+	case cur.PlaintextAllowed() != pend.PlaintextAllowed():
+		return fmt.Errorf("%w: field \"ssl\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
+	}
+	master, err := resolveMaster(ctx, mu.cfg, req.Secrets, cur)
+	if err != nil {
+		return err
+	}
+	admin, err := open(ctx, mu.cfg.DB, target{secret: master, username: master.Username, password: master.Password})
+	if err != nil {
+		return fmt.Errorf("log in with the master secret %s: %w", cur.MasterARN, err)
+	}
+	defer admin.Close()
+
+	limit, err := admin.usernameLimit(ctx)
+	if err != nil {
+		return err
+	}
+	if err := mu.checkNames(req.Current.ID, cur, limit); err != nil {
+		return err
+	}
+	base, clone := userPair(cur.Username)
+	host, err := mu.baseHost(ctx, admin, base, cur)
+	if err != nil {
+		return err
+	}
+	cloneExists, err := admin.accountExists(ctx, clone, host)
+	if err != nil {
+		return err
+	}
+
+	pendingWorks := false
+	if s, err := open(ctx, mu.cfg.DB, target{secret: pend, username: pend.Username, password: pend.Password, dbname: pend.DBName}); err == nil {
+		pendingWorks = s.user == pend.Username && s.host == host
+		s.Close()
+	}
+	pendAcct := admin.account(pend.Username, host)
+	what := fmt.Sprintf("set the pending password of %q@%q", pend.Username, host)
+	switch {
+	case pend.Username == clone && !cloneExists:
+		if err := admin.execSecret(ctx, fmt.Sprintf("create the alternating user %q@%q", clone, host), "CREATE USER "+pendAcct+" IDENTIFIED BY "+admin.str(pend.Password)); err != nil {
+			return err
+		}
+	case !pendingWorks:
+		if err := admin.execSecret(ctx, what, "ALTER USER "+pendAcct+" IDENTIFIED BY "+admin.str(pend.Password)); err != nil {
+			return err
+		}
+	}
+	return admin.syncClone(ctx, base, clone, host)
+}
+
+// baseHost finds the base user's host in mysql.user. A user name at several
+// hosts is resolved by logging in with the current value and asking the
+// server which account it matched.
+func (mu *MultiUser) baseHost(ctx context.Context, admin *session, base string, cur *dbsecret.Secret) (string, error) {
+	hosts, err := admin.queryStrings(ctx, "SELECT Host FROM mysql.user WHERE User = ? ORDER BY Host", base)
+	if err != nil {
+		return "", fmt.Errorf("read the hosts of user %q from mysql.user (the master user needs SELECT on mysql.user): %w", base, err)
+	}
+	switch len(hosts) {
+	case 0:
+		return "", fmt.Errorf("user %q does not exist on %s:%d; create it (the base user the application's grants are given to) or fix the secret's username", base, cur.Host, cur.Port)
+	case 1:
+		return hosts[0], nil
+	}
+	s, err := open(ctx, mu.cfg.DB, target{secret: cur, username: cur.Username, password: cur.Password, dbname: cur.DBName})
+	if err != nil {
+		return "", fmt.Errorf("user %q exists at several hosts (%s) and logging in with the current value to tell which one it uses failed: %w", base, strings.Join(hosts, ", "), err)
+	}
+	defer s.Close()
+	if s.user != cur.Username || !slices.Contains(hosts, s.host) {
+		return "", fmt.Errorf("user %q exists at several hosts (%s) and the current value logs in to %q@%q, which is none of them; drop the accounts that are not used", base, strings.Join(hosts, ", "), s.user, s.host)
+	}
+	return s.host, nil
+}
+
+// usernameLimit returns the longest user name the server accepts: the
+// length of mysql.user's User column.
+func (s *session) usernameLimit(ctx context.Context) (int, error) {
+	var n sql.NullInt64
+	err := s.queryRow(ctx, "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'").Scan(&n)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read the server's user name length limit: %w", err)
+	}
+	if !n.Valid || n.Int64 <= 0 {
+		if s.mariadb {
+			return 80, nil
+		}
+		return 32, nil
+	}
+	return int(n.Int64), nil
+}
+
+func (s *session) accountExists(ctx context.Context, user, host string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?", user, host).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up %q@%q in mysql.user: %w", user, host, err)
+	}
+	return n > 0, nil
+}
+
+// accountAttrs are the REQUIRE options and resource limits of an account.
+type accountAttrs struct {
+	sslType, cipher, issuer, subject        string
+	queries, updates, connections, userConn int64
+	statementTime                           string // MariaDB only
+}
+
+func (s *session) attrs(ctx context.Context, user, host string) (accountAttrs, error) {
+	var a accountAttrs
+	var cipher, issuer, subject []byte
+	cols := "ssl_type, ssl_cipher, x509_issuer, x509_subject, max_questions, max_updates, max_connections, max_user_connections"
+	dst := []any{&a.sslType, &cipher, &issuer, &subject, &a.queries, &a.updates, &a.connections, &a.userConn}
+	if s.mariadb {
+		cols += ", max_statement_time"
+		dst = append(dst, &a.statementTime)
+	}
+	if err := s.queryRow(ctx, "SELECT "+cols+" FROM mysql.user WHERE User = ? AND Host = ?", user, host).Scan(dst...); err != nil {
+		return a, fmt.Errorf("read the REQUIRE options and resource limits of %q@%q from mysql.user: %w", user, host, err)
+	}
+	a.cipher, a.issuer, a.subject = string(cipher), string(issuer), string(subject)
+	return a, nil
+}
+
+// alterClause returns the REQUIRE and WITH clauses of ALTER USER that give
+// an account these attributes.
+func (s *session) alterClause(a accountAttrs) string {
+	var b strings.Builder
+	b.WriteString(" REQUIRE ")
+	switch strings.ToUpper(a.sslType) {
+	case "ANY":
+		b.WriteString("SSL")
+	case "X509":
+		b.WriteString("X509")
+	case "SPECIFIED":
+		var parts []string
+		for _, p := range []struct{ kw, v string }{{"ISSUER", a.issuer}, {"SUBJECT", a.subject}, {"CIPHER", a.cipher}} {
+			if p.v != "" {
+				parts = append(parts, p.kw+" "+s.str(p.v))
+			}
+		}
+		if len(parts) == 0 {
+			b.WriteString("X509")
+		} else {
+			b.WriteString(strings.Join(parts, " AND "))
+		}
+	default:
+		b.WriteString("NONE")
+	}
+	fmt.Fprintf(&b, " WITH MAX_QUERIES_PER_HOUR %d MAX_UPDATES_PER_HOUR %d MAX_CONNECTIONS_PER_HOUR %d MAX_USER_CONNECTIONS %d",
+		a.queries, a.updates, a.connections, a.userConn)
+	if s.mariadb && a.statementTime != "" {
+		if f, err := strconv.ParseFloat(a.statementTime, 64); err == nil {
+			fmt.Fprintf(&b, " MAX_STATEMENT_TIME %s", strconv.FormatFloat(f, 'f', -1, 64))
+		}
+	}
+	return b.String()
+}
+
+// syncClone makes clone@host's REQUIRE options, resource limits, grants and
+// roles equal base@host's.
+func (s *session) syncClone(ctx context.Context, base, clone, host string) error {
+	baseAcct, cloneAcct := s.account(base, host), s.account(clone, host)
+	want, err := s.attrs(ctx, base, host)
+	if err != nil {
+		return err
+	}
+	have, err := s.attrs(ctx, clone, host)
+	if err != nil {
+		return err
+	}
+	if want != have {
+		if _, err := s.exec(ctx, "ALTER USER "+cloneAcct+s.alterClause(want)); err != nil {
+			return fmt.Errorf("copy the REQUIRE options and resource limits of %q@%q to %q: %w", base, host, clone, err)
+		}
+	}
+	baseGrants, err := s.grants(ctx, baseAcct)
+	if err != nil {
+		return err
+	}
+	cloneGrants, err := s.grants(ctx, cloneAcct)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range planGrantSync(baseGrants, cloneGrants, cloneAcct).statements() {
+		if _, err := s.exec(ctx, stmt); err != nil {
+			return fmt.Errorf("copy the grants of %q@%q to %q: %s: %w (the master user needs every privilege it copies, WITH GRANT OPTION)", base, host, clone, stmt, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) grants(ctx context.Context, acct string) ([]grantLine, error) {
+	lines, err := s.queryStrings(ctx, "SHOW GRANTS FOR "+acct)
+	if err != nil {
+		return nil, fmt.Errorf("SHOW GRANTS FOR %s: %w", acct, err)
+	}
+	out := make([]grantLine, 0, len(lines))
+	for _, l := range lines {
+		g, err := parseGrantLine(l)
+		if err != nil {
+			return nil, fmt.Errorf("SHOW GRANTS FOR %s: %w", acct, err)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// Test logs in as the pending user and runs a query.
+func (mu *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
+	pend, err := validate(ctx, req.Pending)
+	if err != nil {
+		return err
+	}
+	return testLogin(ctx, mu.cfg, pend)
+}
