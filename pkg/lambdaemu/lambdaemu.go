@@ -209,7 +209,7 @@ func start(ctx context.Context, cfg Config) (*Function, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start function %s: bootstrap path: %w", cfg.Name, err)
 	}
-	ports, err := freePorts(2)
+	ports, err := pickPorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("start function %s: %w", cfg.Name, err)
 	}
@@ -325,6 +325,9 @@ func (f *Function) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 }
+
+// pickPorts chooses the emulator's ports; tests replace it to force a clash.
+var pickPorts = freePorts
 
 // freePorts returns n distinct loopback TCP ports that were free a moment ago.
 func freePorts(n int) ([]int, error) {
@@ -554,4 +557,39 @@ func (w *tailWriter) tail() string {
 		return "(no output)"
 	}
 	return s
+}
+
+// LineWriter returns an io.Writer for Config.Log that calls fn once per line
+// of output (without the newline), e.g. func(l string) { t.Log("postgres: " + l) }.
+// A line is passed on once its newline arrives; a last line without one is
+// not. It is safe for concurrent use. With t.Log, call Close in t.Cleanup: once Close
+// returns, the function writes nothing more.
+func LineWriter(fn func(line string)) io.Writer {
+	return &lineWriter{fn: fn}
+}
+
+// lineWriter implements LineWriter.
+type lineWriter struct {
+	mu      sync.Mutex
+	fn      func(string)
+	partial []byte
+}
+
+// Write implements io.Writer.
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.fn(strings.TrimSuffix(string(w.partial[:i]), "\r"))
+		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) == 0 {
+		w.partial = nil
+	}
+	return len(p), nil
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,21 +60,6 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// logWriter sends a function's output to the test log, line by line.
-type logWriter struct {
-	t  testing.TB
-	mu sync.Mutex
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Log("fn: " + line)
-	}
-	return len(p), nil
-}
-
 // startEcho starts the echo function with extra environment and closes it
 // when the test ends.
 func startEcho(t testing.TB, env ...string) *Function {
@@ -81,7 +68,7 @@ func startEcho(t testing.TB, env ...string) *Function {
 	defer cancel()
 	var log io.Writer
 	if testing.Verbose() {
-		log = &logWriter{t: t}
+		log = LineWriter(func(l string) { t.Log("echo: " + l) })
 	}
 	f, err := Start(ctx, Config{Name: "echo", Bootstrap: echoBoot, Emulator: emulator, Env: env, Log: log})
 	if err != nil {
@@ -581,5 +568,117 @@ func BenchmarkColdStart(b *testing.B) {
 		if err := f.Close(); err != nil {
 			b.Fatalf("close: %v", err)
 		}
+	}
+}
+
+func TestLineWriter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		writes []string
+		want   []string
+	}{
+		{"one line", []string{"a\n"}, []string{"a"}},
+		{"two lines in one write", []string{"a\nb\n"}, []string{"a", "b"}},
+		{"line split across writes", []string{"he", "llo\nwor", "ld\n"}, []string{"hello", "world"}},
+		{"crlf", []string{"a\r\n"}, []string{"a"}},
+		{"empty line kept", []string{"\n"}, []string{""}},
+		{"unterminated tail held back", []string{"a\nb"}, []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			w := LineWriter(func(l string) { got = append(got, l) })
+			for _, s := range tt.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v", s, n, err)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+				t.Errorf("lines = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestStartRetriesWhenPortTaken is not parallel: it replaces pickPorts.
+func TestStartRetriesWhenPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	port := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	pickPorts = func(n int) ([]int, error) {
+		calls++
+		if calls == 1 {
+			ports, err := freePorts(n)
+			if err != nil {
+				return nil, err
+			}
+			ports[n-1] = port // the runtime API port clashes
+			return ports, nil
+		}
+		return freePorts(n)
+	}
+	t.Cleanup(func() { pickPorts = freePorts })
+	f := startEcho(t)
+	if calls != 2 {
+		t.Errorf("Start picked ports %d times, want 2 (one clash, one retry)", calls)
+	}
+	if resp, err := invokeEcho(t, f, map[string]any{"echo": "retried"}); err != nil || resp.Echo != "retried" {
+		t.Errorf("invoke after a retried start = (%q, %v), want the echo", resp.Echo, err)
+	}
+}
+
+func TestBuildFunction(t *testing.T) {
+	t.Parallel()
+	// A module of its own with functions/hello, whose output says whether
+	// the lambda.norpc tag was set.
+	root := t.TempDir()
+	files := map[string]string{
+		"go.mod":                   "module example.com/buildtest\n\ngo 1.24\n",
+		"functions/hello/main.go":  "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(tag) }\n",
+		"functions/hello/norpc.go": "//go:build lambda.norpc\n\npackage main\n\nconst tag = \"norpc\"\n",
+		"functions/hello/rpc.go":   "//go:build !lambda.norpc\n\npackage main\n\nconst tag = \"rpc\"\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	outDir := filepath.Join(t.TempDir(), "out")
+	bin, err := BuildFunction(ctx, root, "hello", outDir)
+	if err != nil {
+		t.Fatalf("BuildFunction: %v", err)
+	}
+	if bin != filepath.Join(outDir, "bootstrap") {
+		t.Errorf("BuildFunction path = %s, want %s", bin, filepath.Join(outDir, "bootstrap"))
+	}
+	out, err := exec.CommandContext(ctx, bin).Output()
+	if err != nil {
+		t.Fatalf("run the built bootstrap on this host: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "norpc" {
+		t.Errorf("bootstrap says %q, want \"norpc\" (built with -tags lambda.norpc)", got)
+	}
+	info, err := runGo(ctx, root, nil, "version", "-m", bin)
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath=true", "-tags=lambda.norpc"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("build settings lack %s:\n%s", want, info)
+		}
+	}
+	if _, err := BuildFunction(ctx, root, "missing", outDir); err == nil || !strings.Contains(err.Error(), "functions/missing") {
+		t.Errorf("BuildFunction(missing) error = %v, want one naming ./functions/missing", err)
 	}
 }
