@@ -372,4 +372,3 @@ func (s *Server) getRandomPassword(body []byte) (any, error) {
 	}
 	return map[string]string{"RandomPassword": pw}, nil
 }
-
