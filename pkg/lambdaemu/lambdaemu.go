@@ -48,6 +48,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,6 +199,12 @@ func (cfg *Config) check() error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			// Print the key only: the value may be a secret.
 			return fmt.Errorf("start function %s: Config.Env entry %q is not KEY=VALUE", cfg.Name, k)
+		}
+		// The emulator panics on every invocation if this is not a number.
+		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_FUNCTION_TIMEOUT="); ok {
+			if n, err := strconv.Atoi(v); err != nil || n < 1 {
+				return fmt.Errorf("start function %s: Config.Env AWS_LAMBDA_FUNCTION_TIMEOUT=%q must be a whole number of seconds, at least 1", cfg.Name, v)
+			}
 		}
 	}
 	return nil

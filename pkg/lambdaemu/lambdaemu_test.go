@@ -392,6 +392,7 @@ func TestStartErrors(t *testing.T) {
 		{"missing bootstrap", Config{Name: "x", Bootstrap: "/nonexistent/bootstrap", Emulator: emulator}, "Config.Bootstrap"},
 		{"bootstrap not executable", Config{Name: "x", Bootstrap: notExec, Emulator: emulator}, "not an executable file"},
 		{"bad env entry", Config{Name: "x", Bootstrap: echoBoot, Emulator: emulator, Env: []string{"NOEQUALS"}}, "not KEY=VALUE"},
+		{"bad timeout", Config{Name: "x", Bootstrap: echoBoot, Emulator: emulator, Env: []string{"AWS_LAMBDA_FUNCTION_TIMEOUT=1.5"}}, "whole number of seconds"},
 		{"emulator exits", Config{Name: "x", Bootstrap: echoBoot, Emulator: exitsAtOnce}, "fatal: cannot listen"},
 	}
 	for _, tt := range tests {
