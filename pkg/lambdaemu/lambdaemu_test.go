@@ -94,9 +94,10 @@ func invokeEcho(t testing.TB, f *Function, req map[string]any) (echoResponse, er
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// No t.Fatal here: tests call this from several goroutines.
 	payload, err := json.Marshal(req)
 	if err != nil {
-		t.Fatalf("marshal request: %v", err)
+		return echoResponse{}, fmt.Errorf("marshal request: %w", err)
 	}
 	out, err := f.Invoke(ctx, payload)
 	if err != nil {
@@ -104,7 +105,7 @@ func invokeEcho(t testing.TB, f *Function, req map[string]any) (echoResponse, er
 	}
 	var resp echoResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("decode echo response %q: %v", out, err)
+		return echoResponse{}, fmt.Errorf("decode echo response %.100q: %w", out, err)
 	}
 	return resp, nil
 }
