@@ -54,14 +54,16 @@ func (mu *MultiUser) Validate(ctx context.Context, v rotation.Version) error {
 	if err != nil {
 		return err
 	}
-	return mu.checkNames(v.ID, s, maxUsernameLen)
+	return mu.checkNames(v.ID, s, maxUsernameLen, "the longest user name MySQL and MariaDB accept,")
 }
 
-func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int) error {
+// checkNames checks the secret's masterarn and both user names against the
+// server's limit (described by source) and USERNAME_CHARACTER_LIMIT.
+func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int, source string) error {
 	if s.MasterARN == "" {
 		return fmt.Errorf("%w: version %s: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret that creates and alters the users", dbsecret.ErrInvalidSecret, id)
 	}
-	limit, source := serverLimit, "the server's limit"
+	limit := serverLimit
 	if mu.cfg.UsernameLimit > 0 && mu.cfg.UsernameLimit < limit {
 		limit, source = mu.cfg.UsernameLimit, EnvUsernameLimit
 	}
@@ -94,11 +96,11 @@ func (mu *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (
 // It is safe to repeat: a password that already works is not set again and
 // the grant copy is a sync.
 func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
-	cur, pend, err := checkPair(ctx, req.Current, req.Pending)
-	if err != nil {
+	if err := mu.Validate(ctx, req.Current); err != nil {
 		return err
 	}
-	if err := mu.checkNames(req.Current.ID, cur, maxUsernameLen); err != nil {
+	cur, pend, err := checkPair(ctx, req.Current, req.Pending)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -123,7 +125,7 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := mu.checkNames(req.Current.ID, cur, limit); err != nil {
+	if err := mu.checkNames(req.Current.ID, cur, limit, "the server's limit"); err != nil {
 		return err
 	}
 	base, clone := userPair(cur.Username)
