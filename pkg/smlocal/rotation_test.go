@@ -448,3 +448,8 @@ func TestSchedulerReattemptsFailedRotationWithItsToken(t *testing.T) {
 		t.Fatalf("reattempt %+v, want success with token %s", r, aws.ToString(out.VersionId))
 	}
 }
+
+func rotateByName(t *testing.T, c *secretsmanager.Client, name string) {
+	t.Helper()
+	rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String(name), RotationLambdaARN: aws.String(fnARN)})
+}

@@ -1,0 +1,134 @@
+package smlocal
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+func utc(s string) time.Time {
+	t, err := time.Parse("2006-01-02 15:04", s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestCronNextFiringTime(t *testing.T) {
+	for _, tc := range []struct {
+		expr, after, want string
+	}{
+		{"0 16 * * ? *", "2026-03-10 12:00", "2026-03-10 16:00"},
+		{"0 16 * * ? *", "2026-03-10 16:00", "2026-03-11 16:00"},
+		{"0 */4 * * ? *", "2026-03-10 12:00", "2026-03-10 16:00"},
+		{"30 8 1 * ? *", "2026-03-10 12:00", "2026-04-01 08:30"},
+		{"0 0 L * ? *", "2026-02-01 00:00", "2026-02-28 00:00"},
+		{"0 0 L-2 * ? *", "2026-02-01 00:00", "2026-02-26 00:00"},
+		{"0 0 15W * ? *", "2026-08-01 00:00", "2026-08-14 00:00"}, // the 15th is a Saturday
+		{"0 0 1W * ? *", "2026-07-31 00:00", "2026-08-03 00:00"},  // Aug 1 is a Saturday: Monday the 3rd
+		{"0 0 LW * ? *", "2026-05-01 00:00", "2026-05-29 00:00"},  // May 31 is a Sunday
+		{"0 10 ? * MON-FRI *", "2026-03-13 12:00", "2026-03-16 10:00"},
+		{"0 10 ? * 2#1 *", "2026-03-10 12:00", "2026-04-06 10:00"}, // first Monday
+		{"0 10 ? * 6L *", "2026-03-10 12:00", "2026-03-27 10:00"},  // last Friday
+		{"0 4 ? JAN,JUL SUN *", "2026-03-10 12:00", "2026-07-05 04:00"},
+		{"15 3 1 1 ? 2028", "2026-03-10 12:00", "2028-01-01 03:15"},
+	} {
+		t.Run(tc.expr+" after "+tc.after, func(t *testing.T) {
+			c, err := parseCron(tc.expr)
+			if err != nil {
+				t.Fatalf("parseCron: %v", err)
+			}
+			if got := c.next(utc(tc.after)); !got.Equal(utc(tc.want)) {
+				t.Fatalf("next = %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCronRejectsMalformedExpressions(t *testing.T) {
+	for _, expr := range []string{
+		"0 16 * * *",     // five fields
+		"0 16 * * * *",   // neither day field is ?
+		"0 16 ? * ? *",   // both are
+		"60 16 * * ? *",  // minute out of range
+		"0 24 * * ? *",   // hour out of range
+		"0 0 32 * ? *",   // day out of range
+		"0 0 ? * 8 *",    // weekday out of range
+		"0 0 ? * 2#6 *",  // no sixth Monday
+		"0 0 1 FOO ? *",  // bad month name
+		"0 0 31 2 ? *",   // never fires
+		"0 0 1 1 ? 1960", // year out of range
+		"0 0 1/0 * ? *",  // zero step
+	} {
+		t.Run(expr, func(t *testing.T) {
+			if _, err := parseCron(expr); err == nil {
+				t.Fatalf("parseCron(%q) succeeded, want an error", expr)
+			}
+		})
+	}
+}
+
+func TestNextRotationDate(t *testing.T) {
+	base := utc("2026-03-10 12:34")
+	for _, tc := range []struct {
+		name  string
+		rules rotationRules
+		want  string
+	}{
+		{"days", rotationRules{AutomaticallyAfterDays: aws.Int64(30)}, "2026-04-09 00:00"},
+		{"rate days", rotationRules{ScheduleExpression: aws.String("rate(2 days)")}, "2026-03-12 00:00"},
+		{"rate hours", rotationRules{ScheduleExpression: aws.String("rate(4 hours)")}, "2026-03-10 16:00"},
+		{"cron", rotationRules{ScheduleExpression: aws.String("cron(0 8 ? * MON *)")}, "2026-03-16 08:00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sec := &storedSecret{Rules: &tc.rules, LastRotated: base}
+			if got := nextRotation(sec); !got.Equal(utc(tc.want)) {
+				t.Fatalf("next = %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRotateSecretValidatesRotationRules(t *testing.T) {
+	_, c, _ := rotationServer(t, Options{})
+	createSecret(t, c, "rules", "pw")
+	for _, tc := range []struct {
+		name  string
+		rules types.RotationRulesType
+		code  string
+		msg   string
+	}{
+		{"days and schedule", types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(3), ScheduleExpression: aws.String("rate(3 days)")}, "InvalidParameterException", "both AutomaticallyAfterDays and ScheduleExpression"},
+		{"zero days", types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(0)}, "InvalidParameterException", "1 to 1000"},
+		{"1001 days", types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(1001)}, "InvalidParameterException", "1 to 1000"},
+		{"rate too frequent", types.RotationRulesType{ScheduleExpression: aws.String("rate(3 hours)")}, "InvalidParameterException", "four hours"},
+		{"cron too frequent", types.RotationRulesType{ScheduleExpression: aws.String("cron(0 */2 * * ? *)")}, "InvalidParameterException", "four hours"},
+		{"cron two minutes an hour", types.RotationRulesType{ScheduleExpression: aws.String("cron(0,30 */4 * * ? *)")}, "InvalidParameterException", "four hours"},
+		{"not an expression", types.RotationRulesType{ScheduleExpression: aws.String("every day")}, "InvalidParameterException", "rate(N hours|days) or cron("},
+		{"bad cron", types.RotationRulesType{ScheduleExpression: aws.String("cron(0 8 * * * *)")}, "InvalidParameterException", "day-of-month and day-of-week"},
+		{"bad duration", types.RotationRulesType{ScheduleExpression: aws.String("rate(10 hours)"), Duration: aws.String("3m")}, "InvalidParameterException", "1h to 24h"},
+		{"duration 25h", types.RotationRulesType{ScheduleExpression: aws.String("rate(2 days)"), Duration: aws.String("25h")}, "InvalidParameterException", "1h to 24h"},
+		{"duration not shorter than interval", types.RotationRulesType{ScheduleExpression: aws.String("rate(4 hours)"), Duration: aws.String("4h")}, "InvalidParameterException", "shorter than the schedule's interval"},
+		{"window into next day", types.RotationRulesType{ScheduleExpression: aws.String("cron(0 22 * * ? *)"), Duration: aws.String("3h")}, "InvalidParameterException", "next UTC day"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{SecretId: aws.String("rules"), RotationLambdaARN: aws.String(fnARN), RotationRules: &tc.rules})
+			wantAPIError(t, err, tc.code, tc.msg)
+		})
+	}
+	for _, ok := range []types.RotationRulesType{
+		{ScheduleExpression: aws.String("rate(4 hours)"), Duration: aws.String("2h")},
+		{ScheduleExpression: aws.String("cron(0 4 ? * SUN#1 *)"), Duration: aws.String("3h")},
+		{AutomaticallyAfterDays: aws.Int64(1000)},
+	} {
+		t.Run("valid "+aws.ToString(ok.ScheduleExpression), func(t *testing.T) {
+			if _, err := parseRules(&rotationRules{ok.AutomaticallyAfterDays, ok.Duration, ok.ScheduleExpression}); err != nil {
+				t.Fatalf("parseRules: %v", err)
+			}
+		})
+	}
+}
