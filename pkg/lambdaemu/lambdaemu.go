@@ -361,6 +361,8 @@ func (f *Function) Name() string { return f.name }
 
 // Endpoint returns the emulator's base URL, e.g. "http://127.0.0.1:41234";
 // the invoke URL is Endpoint() + "/2015-03-31/functions/function/invocations".
+// Callers that POST there themselves bypass Invoke's serialization: the
+// emulator refuses a second concurrent invocation with HTTP 400.
 func (f *Function) Endpoint() string { return f.endpoint }
 
 // Invoke invokes the function synchronously with payload (JSON; empty means
