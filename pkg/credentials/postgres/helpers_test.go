@@ -1,0 +1,218 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/pgcluster"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+// cluster is the TLS-enabled throwaway cluster every test of this package
+// shares; plainCluster has no TLS, for the plaintext-refusal test.
+var (
+	cluster      = pgcluster.NewShared(pgcluster.Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
+	plainCluster = pgcluster.NewShared(pgcluster.Options{})
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, c := range []*pgcluster.Shared{cluster, plainCluster} {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
+
+type fixture struct {
+	c   *pgcluster.Cluster
+	cfg Config
+}
+
+// setup returns the shared cluster and a Config that trusts its test CA.
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	c := cluster.Get(t)
+	return &fixture{c: c, cfg: Config{DB: dbsecret.Config{CABundlePath: c.CAFile, ConnectTimeout: 5 * time.Second, StatementTimeout: 30 * time.Second}}}
+}
+
+var seq atomic.Int64
+
+// uniqueName returns a role name no other test uses.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid()%100000, seq.Add(1))
+}
+
+func newPassword(t *testing.T) string {
+	t.Helper()
+	pw, err := rotation.DefaultPasswordPolicy().Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+// exec runs SQL as the cluster's superuser in database postgres.
+func (f *fixture) exec(t *testing.T, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := f.c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("superuser SQL failed: %v", err)
+	}
+}
+
+// createRole creates a login role with a password (sent as a verifier) and
+// drops it, its clone and everything they own in t.Cleanup.
+func (f *fixture) createRole(t *testing.T, name, password, attrs string) {
+	t.Helper()
+	v, err := ScramVerifier(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.exec(t, "CREATE ROLE "+QuoteIdentifier(name)+" WITH LOGIN "+attrs+" PASSWORD "+quoteLiteral(v))
+	t.Cleanup(func() { f.dropRoles(t, CloneName(name), name) })
+}
+
+func (f *fixture) dropRoles(t *testing.T, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := f.c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer conn.Close(ctx)
+	for _, n := range names {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", n).Scan(&exists); err != nil {
+			t.Error(err)
+			continue
+		}
+		if !exists {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "DROP OWNED BY "+QuoteIdentifier(n)+" CASCADE; DROP ROLE "+QuoteIdentifier(n)); err != nil {
+			t.Errorf("drop role %q: %v", n, err)
+		}
+	}
+}
+
+// secret returns a database secret JSON for the shared cluster.
+func (f *fixture) secret(t *testing.T, user, password string, extra map[string]any) string {
+	t.Helper()
+	m := map[string]any{"engine": "postgres", "host": f.c.Host, "port": f.c.Port, "username": user, "password": password, "dbname": "postgres"}
+	for k, v := range extra {
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// login logs in with a secret value and runs a query.
+func (f *fixture) login(ctx context.Context, value string) error {
+	s, err := dbsecret.Parse(value)
+	if err != nil {
+		return err
+	}
+	return f.cfg.check(ctx, s)
+}
+
+func (f *fixture) mustLogin(t *testing.T, what, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.login(ctx, value); err != nil {
+		t.Fatalf("%s does not log in: %v", what, err)
+	}
+}
+
+func (f *fixture) mustNotLogin(t *testing.T, what, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.login(ctx, value); err == nil {
+		t.Fatalf("%s logs in, but it must not", what)
+	}
+}
+
+// withField returns value with one field replaced.
+func withField(t testing.TB, value, field string, v any) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(value), &m); err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		delete(m, field)
+	} else {
+		m[field] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func field(t testing.TB, value, name string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(value), &m); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m[name].(string)
+	return s
+}
+
+// master creates an admin role with only CREATEROLE (the least privilege
+// alternating users need) and its secret in the local Secrets Manager, and
+// returns the secret's ARN.
+func (f *fixture) master(t *testing.T, sm *secretsmanager.Client, value func(user, pw string) string, tags map[string]string) string {
+	t.Helper()
+	user, pw := uniqueName("rotary_master"), newPassword(t)
+	f.createRole(t, user, pw, "CREATEROLE")
+	in := &secretsmanager.CreateSecretInput{Name: aws.String("master/" + user), SecretString: aws.String(value(user, pw))}
+	for k, v := range tags {
+		in.Tags = append(in.Tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	out, err := sm.CreateSecret(context.Background(), in)
+	if err != nil {
+		t.Fatalf("create master secret: %v", err)
+	}
+	return aws.ToString(out.ARN)
+}
+
+// adminConn connects as the superuser for checks; closed in t.Cleanup.
+func (f *fixture) adminConn(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := f.c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

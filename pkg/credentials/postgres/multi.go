@@ -1,0 +1,200 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+// MultiUser alternates the secret between a base user and its clone
+// (<user>_clone), so the password the applications hold keeps working until
+// the next rotation. The admin secret named by masterarn creates the clone
+// and sets the passwords.
+//
+// The clone is a member of the base role and its sessions start as the base
+// role (ALTER ROLE clone SET role = base): it has exactly the base user's
+// privileges and memberships, including ones granted to the base user later,
+// and objects created by either user are owned by the base role, so both can
+// use and alter them.
+type MultiUser struct {
+	cfg Config
+}
+
+var _ rotation.Credential = (*MultiUser)(nil)
+
+// NewMultiUser returns the alternating-users credential type.
+func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
+
+// BaseName returns the base user of an alternating pair: username without
+// the _clone suffix.
+func BaseName(username string) string { return strings.TrimSuffix(username, CloneSuffix) }
+
+// CloneName returns the alternate user of base.
+func CloneName(base string) string { return base + CloneSuffix }
+
+// alternate returns the other user of the pair.
+func alternate(username string) string {
+	if strings.HasSuffix(username, CloneSuffix) {
+		return BaseName(username)
+	}
+	return CloneName(username)
+}
+
+func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
+	s, err := parse(label, v)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(s.MasterARN) == "" {
+		return nil, fmt.Errorf("%w: %s version %s: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid, label, v.ID)
+	}
+	clone := CloneName(BaseName(s.Username))
+	if len(clone) > MaxNameBytes {
+		return nil, fmt.Errorf("%w: %s version %s: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
+			ErrInvalid, label, v.ID, clone, len(clone), MaxNameBytes, MaxNameBytes-len(CloneSuffix))
+	}
+	return s, nil
+}
+
+// Validate checks that v is a PostgreSQL database secret with a masterarn
+// whose user has room for the _clone suffix.
+func (m *MultiUser) Validate(_ context.Context, v rotation.Version) error {
+	_, err := parseMulti("secret", v)
+	return err
+}
+
+// Generate switches to the other user of the pair with a new password.
+func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (rotation.GenerateResponse, error) {
+	cur, err := parseMulti("AWSCURRENT", req.Current)
+	if err != nil {
+		return rotation.GenerateResponse{}, err
+	}
+	pw, err := req.Passwords.Generate()
+	if err != nil {
+		return rotation.GenerateResponse{}, fmt.Errorf("generate password: %w", err)
+	}
+	return rotation.GenerateResponse{Changes: map[string]any{"username": alternate(cur.Username), "password": pw}}, nil
+}
+
+// Set makes the pending user valid with the pending password, logging in
+// with the master secret. It creates the clone on the first rotation and
+// makes sure, on every rotation, that it is a member of the base role and
+// starts its sessions as the base role. It is safe to repeat: the password
+// is changed only if the pending password does not already log in.
+func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
+	cur, err := parseMulti("AWSCURRENT", req.Current)
+	if err != nil {
+		return err
+	}
+	pend, err := parseMulti("AWSPENDING", req.Pending)
+	if err != nil {
+		return err
+	}
+	if err := dbsecret.CheckSameTarget(cur, pend); err != nil {
+		return err
+	}
+	if pend.MasterARN != cur.MasterARN {
+		return fmt.Errorf("%w: field \"masterarn\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", ErrInvalid)
+	}
+	base := BaseName(cur.Username)
+	if BaseName(pend.Username) != base {
+		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but alternating-users rotation of %q may only use %q or %q; remove the pending version (AWSPENDING) and rotate again",
+			ErrInvalid, pend.Username, cur.Username, base, CloneName(base))
+	}
+	master, err := dbsecret.Master(ctx, req.Secrets, cur, m.cfg.NewRDS)
+	if err != nil {
+		return err
+	}
+	if master.Username == base || master.Username == CloneName(base) {
+		return fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
+	}
+	// The master connects to the user's database: roles are cluster-wide,
+	// but this is the database the function is allowed to reach.
+	admin := *master
+	admin.DBName = cur.Database()
+
+	pendingWorks := false
+	if err := m.cfg.check(ctx, pend); err == nil {
+		pendingWorks = true
+	} else if !isAuthFailure(err) {
+		return fmt.Errorf("check whether the pending password already works: %w", err)
+	}
+	conn, err := m.cfg.connect(ctx, &admin)
+	if err != nil {
+		return fmt.Errorf("log in with the master secret: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction as the master user: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := ensureRoles(ctx, tx, base, pend.Username); err != nil {
+		return err
+	}
+	if !pendingWorks {
+		if err := setPassword(ctx, tx.Conn(), pend.Username, pend.Password); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the changes to roles %q and %q: %w", base, CloneName(base), err)
+	}
+	return nil
+}
+
+// ensureRoles checks that the base role exists and, when the pending user is
+// the clone, creates it if needed and makes it act as the base role.
+func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
+	var baseLogin bool
+	err := tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", base).Scan(&baseLogin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: the base user %q does not exist on the server; create it, or fix field \"username\"", ErrInvalid, base)
+	}
+	if err != nil {
+		return fmt.Errorf("look up role %q: %w", base, err)
+	}
+	if pending == base {
+		return nil
+	}
+	clone := pending
+	var exists, member bool
+	err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+		EXISTS (SELECT 1 FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+		        WHERE r.rolname = $2 AND m.rolname = $1)`, clone, base).Scan(&exists, &member)
+	if err != nil {
+		return fmt.Errorf("look up role %q: %w", clone, err)
+	}
+	if !exists {
+		// Created without a password; setPassword sets it in the same transaction.
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
+			return fmt.Errorf("create the alternate user %q: %w; the master user needs CREATEROLE", clone, err)
+		}
+	} else if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
+		return fmt.Errorf("allow the alternate user %q to log in: %w", clone, err)
+	}
+	if !member {
+		if _, err := tx.Exec(ctx, "GRANT "+QuoteIdentifier(base)+" TO "+QuoteIdentifier(clone)); err != nil {
+			return fmt.Errorf("make %q a member of %q: %w; the master user needs CREATEROLE (and on PostgreSQL 16 or later ADMIN OPTION on %q)", clone, base, err, base)
+		}
+	}
+	if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+" SET role = "+quoteLiteral(base)); err != nil {
+		return fmt.Errorf("make sessions of %q start as %q: %w", clone, base, err)
+	}
+	return nil
+}
+
+// Test logs in as the pending user with the pending password and runs a query.
+func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
+	pend, err := parseMulti("AWSPENDING", req.Pending)
+	if err != nil {
+		return err
+	}
+	return m.cfg.check(ctx, pend)
+}

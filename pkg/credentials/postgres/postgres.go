@@ -1,0 +1,170 @@
+// Package postgres rotates PostgreSQL passwords: one user (SingleUser) or two
+// alternating users managed by an admin secret (MultiUser), sending each new
+// password as a SCRAM-SHA-256 verifier computed in the function.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+// MaxNameBytes is PostgreSQL's limit on a role name (NAMEDATALEN - 1).
+// Longer names are silently truncated by the server, so they are refused.
+const MaxNameBytes = 63
+
+// CloneSuffix names the alternate user of alternating-users rotation.
+const CloneSuffix = "_clone"
+
+// ErrInvalid is wrapped by every error about a secret that this type refuses
+// before it touches the database.
+var ErrInvalid = errors.New("invalid PostgreSQL secret")
+
+// ErrLogin is wrapped when no known password of the user logs in.
+var ErrLogin = errors.New("cannot log in to PostgreSQL")
+
+// Config configures both credential types.
+type Config struct {
+	// DB holds the CA bundle and the timeouts.
+	DB dbsecret.Config
+	// NewRDS builds the RDS API client that finds the host of an RDS-managed
+	// master secret (MultiUser only). Nil refuses such master secrets.
+	NewRDS func(ctx context.Context) (dbsecret.RDSAPI, error)
+}
+
+// ConfigFromEnv reads ROTARY_CA_BUNDLE, ROTARY_CONNECT_TIMEOUT and
+// ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv). The RDS client comes
+// from the default AWS configuration chain, so AWS_ENDPOINT_URL_RDS points it
+// at another endpoint.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	db, err := dbsecret.ConfigFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{DB: db, NewRDS: func(ctx context.Context) (dbsecret.RDSAPI, error) {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS configuration for the RDS API: %w", err)
+		}
+		return rds.NewFromConfig(cfg), nil
+	}}, nil
+}
+
+// QuoteIdentifier quotes a PostgreSQL identifier (a role name): it wraps it
+// in double quotes and doubles every double quote inside. It is the only way
+// this package puts a name into SQL text. Names with a NUL byte are refused
+// by parse before they get here.
+func QuoteIdentifier(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// quoteLiteral quotes a standard-conforming string literal. It is used only
+// for SCRAM verifiers and role names in ALTER ROLE ... SET role, never for a
+// password.
+func quoteLiteral(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
+// parse decodes a version and checks what every PostgreSQL type needs.
+func parse(label string, v rotation.Version) (*dbsecret.Secret, error) {
+	s, err := dbsecret.Parse(v.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s version %s: %w", label, v.ID, err)
+	}
+	if s.Family() != dbsecret.FamilyPostgres {
+		return nil, fmt.Errorf("%w: %s version %s: field \"engine\" is %q, a MySQL engine; use a MySQL rotation function for it, or set engine to postgres or aurora-postgresql", ErrInvalid, label, v.ID, s.Engine)
+	}
+	if err := checkName("username", s.Username); err != nil {
+		return nil, fmt.Errorf("%s version %s: %w", label, v.ID, err)
+	}
+	return s, nil
+}
+
+func checkName(field, name string) error {
+	if n := len(name); n > MaxNameBytes {
+		return fmt.Errorf("%w: field %q is %d bytes, over PostgreSQL's %d-byte limit for role names; use a shorter name", ErrInvalid, field, n, MaxNameBytes)
+	}
+	return nil
+}
+
+// connect logs in with s over TLS as s demands (no fallback to plaintext,
+// no other host), with the configured timeouts. The caller must Close the
+// connection.
+func (c Config) connect(ctx context.Context, s *dbsecret.Secret) (*pgx.Conn, error) {
+	tlsConfig, err := c.DB.TLS(s)
+	if err != nil {
+		return nil, err
+	}
+	// ParseConfig("") reads the PG* environment variables; every field that
+	// matters is overwritten below so that only the secret decides.
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("build PostgreSQL connection settings: %w", err)
+	}
+	cfg.Host, cfg.Port = s.Host, uint16(s.Port)
+	cfg.User, cfg.Password, cfg.Database = s.Username, s.Password, s.Database()
+	cfg.TLSConfig, cfg.Fallbacks = tlsConfig, nil
+	cfg.ConnectTimeout = c.DB.Connect()
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	cfg.RuntimeParams = map[string]string{
+		"application_name":  "rotary",
+		"statement_timeout": strconv.FormatInt(c.DB.Statement().Milliseconds(), 10),
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.DB.Connect())
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("log in as %q to %s:%d database %q: %w", s.Username, s.Host, s.Port, s.Database(), err)
+	}
+	return conn, nil
+}
+
+// check logs in with s and runs a query that proves the session works.
+func (c Config) check(ctx context.Context, s *dbsecret.Secret) error {
+	conn, err := c.connect(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var user string
+	if err := conn.QueryRow(ctx, "SELECT session_user").Scan(&user); err != nil {
+		return fmt.Errorf("query as %q on %s:%d: %w", s.Username, s.Host, s.Port, err)
+	}
+	if user != s.Username {
+		return fmt.Errorf("logged in as %q on %s:%d, but the session user is %q", s.Username, s.Host, s.Port, user)
+	}
+	return nil
+}
+
+// isAuthFailure reports whether err is the server refusing the password or
+// the role (as opposed to a network, TLS or server error).
+func isAuthFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "28P01" || pgErr.Code == "28000"
+	}
+	return false
+}
+
+// setPassword sends ALTER ROLE name WITH PASSWORD '<SCRAM verifier>': the
+// plaintext password never appears in the SQL text.
+func setPassword(ctx context.Context, conn *pgx.Conn, name, password string) error {
+	verifier, err := ScramVerifier(password)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(name)+" WITH PASSWORD "+quoteLiteral(verifier)); err != nil {
+		return fmt.Errorf("set the password of role %q: %w", name, err)
+	}
+	return nil
+}
