@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 func (s *Server) getSecretValue(body []byte) (any, error) {
@@ -254,14 +255,20 @@ type filter struct {
 	Values []string
 }
 
-// matchFilter applies one ListSecrets filter: any value may match, by
-// prefix; a value starting with "!" negates.
+// matchFilter applies one ListSecrets filter as AWS's reference describes
+// it: name, tag-key, tag-value, primary-region and owning-service are
+// case-sensitive prefix matches, description a case-insensitive one, and all
+// splits the value into words and looks for each, case-insensitively, at the
+// start of a word of the name, description, tag keys or tag values. Any value
+// may match; a value starting with "!" negates.
 func matchFilter(sec *storedSecret, f filter) (bool, error) {
 	var fields []string
+	fold := false
 	switch f.Key {
 	case "name":
 		fields = []string{sec.Name}
 	case "description":
+		fold = true
 		if sec.Description != nil {
 			fields = []string{*sec.Description}
 		}
@@ -274,30 +281,89 @@ func matchFilter(sec *storedSecret, f filter) (bool, error) {
 			fields = append(fields, t.Value)
 		}
 	case "all":
-		fields = append(fields, sec.Name)
+		fold = true
+		attrs := []string{sec.Name}
 		if sec.Description != nil {
-			fields = append(fields, *sec.Description)
+			attrs = append(attrs, *sec.Description)
 		}
 		for _, t := range sec.Tags {
-			fields = append(fields, t.Key, t.Value)
+			attrs = append(attrs, t.Key, t.Value)
+		}
+		for _, a := range attrs {
+			fields = append(fields, words(a)...)
 		}
 	case "primary-region", "owning-service":
-		fields = nil
+		fields = nil // no replicas, no managed secrets here
 	default:
 		return false, errorf(excInvalidParameter, "filter key %q is not valid; use name, description, tag-key, tag-value, primary-region, owning-service or all", f.Key)
 	}
-	if len(f.Values) == 0 {
-		return false, errorf(excInvalidParameter, "filter %s has no values; give at least one", f.Key)
+	if len(f.Values) == 0 || len(f.Values) > 10 {
+		return false, errorf(excInvalidParameter, "filter %s has %d values; give 1 to 10", f.Key, len(f.Values))
+	}
+	has := func(val string) bool {
+		return slices.ContainsFunc(fields, func(s string) bool {
+			if fold {
+				return strings.HasPrefix(strings.ToLower(s), strings.ToLower(val))
+			}
+			return strings.HasPrefix(s, val)
+		})
 	}
 	for _, val := range f.Values {
 		neg := strings.HasPrefix(val, "!")
 		val = strings.TrimPrefix(val, "!")
-		hit := slices.ContainsFunc(fields, func(s string) bool { return strings.HasPrefix(s, val) })
+		hit := has(val)
+		if f.Key == "all" {
+			hit = true
+			for _, w := range words(val) {
+				hit = hit && has(w)
+			}
+		}
 		if hit != neg {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// words splits s the way Secrets Manager's search does: at every change from
+// lowercase to uppercase, between letters and digits, and at anything that is
+// neither.
+func words(s string) []string {
+	var out []string
+	var cur []rune
+	kind := func(r rune) int {
+		switch {
+		case unicode.IsLower(r):
+			return 1
+		case unicode.IsUpper(r):
+			return 2
+		case unicode.IsDigit(r):
+			return 3
+		}
+		return 0
+	}
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, string(cur))
+			cur = cur[:0]
+		}
+	}
+	prev := 0
+	for _, r := range s {
+		k := kind(r)
+		switch {
+		case k == 0:
+			flush()
+		case prev == 1 && k == 2, prev == 3 && k != 3, prev != 3 && prev != 0 && k == 3:
+			flush()
+			cur = append(cur, r)
+		default:
+			cur = append(cur, r)
+		}
+		prev = k
+	}
+	flush()
+	return out
 }
 
 func (s *Server) listSecrets(body []byte) (any, error) {

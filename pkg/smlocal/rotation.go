@@ -171,7 +171,7 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 		done: make(chan struct{}),
 	}
 	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
-	s.log.Info("smlocal: rotation started", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
+	s.log.Info("smlocal: rotation started", "event", "RotationStarted", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
 	s.wg.Add(1)
 	go s.runRotation(run)
 }
@@ -254,7 +254,11 @@ func (s *Server) finishRotation(run *rotationRun, err error) {
 	} else {
 		r.State = RotationSucceeded
 	}
-	s.log.Info("smlocal: rotation ended", "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts))
+	event := "RotationSucceeded"
+	if err != nil {
+		event = "RotationFailed"
+	}
+	s.log.Info("smlocal: rotation ended", "event", event, "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts))
 	sec := s.st.Secrets[r.SecretARN]
 	if sec == nil {
 		return // deleted meanwhile

@@ -290,8 +290,12 @@ func TestListSecretsFiltersAndPaginates(t *testing.T) {
 	ctx := context.Background()
 	for i, name := range []string{"prod/db", "prod/api", "dev/db", "other"} {
 		clk.Advance(time.Second)
+		var desc *string
+		if i == 0 {
+			desc = aws.String("Main database")
+		}
 		_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-			Name: aws.String(name), SecretString: aws.String("v"),
+			Name: aws.String(name), SecretString: aws.String("v"), Description: desc,
 			Tags: []types.Tag{{Key: aws.String(fmt.Sprintf("k%d", i%2)), Value: aws.String(strings.Split(name, "/")[0])}},
 		})
 		if err != nil {
@@ -323,6 +327,9 @@ func TestListSecretsFiltersAndPaginates(t *testing.T) {
 		{"name negated", []types.Filter{{Key: types.FilterNameStringTypeName, Values: []string{"!prod"}}}, "dev/db,other"},
 		{"tag-key", []types.Filter{{Key: types.FilterNameStringTypeTagKey, Values: []string{"k1"}}}, "prod/api,other"},
 		{"tag-value", []types.Filter{{Key: types.FilterNameStringTypeTagValue, Values: []string{"dev"}}}, "dev/db"},
+		{"description is not case-sensitive", []types.Filter{{Key: types.FilterNameStringTypeDescription, Values: []string{"MAIN"}}}, "prod/db"},
+		{"all matches words anywhere", []types.Filter{{Key: types.FilterNameStringTypeAll, Values: []string{"DB"}}}, "prod/db,dev/db"},
+		{"all splits the value into words", []types.Filter{{Key: types.FilterNameStringTypeAll, Values: []string{"mainDatabase"}}}, "prod/db"},
 		{"two filters AND", []types.Filter{
 			{Key: types.FilterNameStringTypeTagKey, Values: []string{"k0"}},
 			{Key: types.FilterNameStringTypeName, Values: []string{"prod"}},

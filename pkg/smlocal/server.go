@@ -132,6 +132,9 @@ func (s *Server) ListenAndServe(addr string) (string, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
+		return "", fmt.Errorf("smlocal: listen address %q is not a loopback address; the local Secrets Manager has no authentication, so use 127.0.0.1, [::1] or localhost", addr)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return "", fmt.Errorf("smlocal: listen on %s: %w", addr, err)

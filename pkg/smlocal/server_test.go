@@ -1,8 +1,10 @@
 package smlocal
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -204,4 +206,53 @@ func BenchmarkRotation(b *testing.B) {
 			b.Fatalf("rotation %s: %v", r.State, err)
 		}
 	}
+}
+
+func TestListenAndServeRefusesNonLoopbackAddress(t *testing.T) {
+	srv, _ := newServer(t, Options{})
+	if _, err := srv.ListenAndServe("0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Fatalf("ListenAndServe(0.0.0.0:0) = %v, want a loopback error", err)
+	}
+}
+
+func TestLogsNeverContainSecretValues(t *testing.T) {
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fn := &protocolFunction{}
+	srv, c := newServer(t, Options{Logger: logger, Invoker: fn, Retry: RetryPolicy{Attempts: 2}})
+	fn.c = c
+	const value = "hunter2-very-secret-value"
+	createSecret(t, c, "logged", value)
+	current(t, c, "logged")
+	_, _ = c.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String("logged"), ClientRequestToken: aws.String(token(1)), SecretString: aws.String(value + "x")})
+	_, _ = c.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String("logged"), ClientRequestToken: aws.String(token(1)), SecretString: aws.String(value + "y")})
+	rotateByName(t, c, "logged")
+	if r := waitRotation(t, srv, "logged"); r.State != RotationSucceeded {
+		t.Fatalf("rotation %s", r.State)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "RotationSucceeded") {
+		t.Fatalf("log lacks the rotation's outcome")
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("a secret value (%s) appears in the log", fp(value))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
