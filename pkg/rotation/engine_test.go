@@ -95,7 +95,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-func newHarness(t *testing.T, cred rotation.Credential) *harness {
+func newHarness(t testing.TB, cred rotation.Credential) *harness {
 	t.Helper()
 	h := &harness{logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	srv, err := smlocal.New(smlocal.Options{
@@ -132,7 +132,7 @@ func (h *harness) logText() string {
 	return h.logs.String()
 }
 
-func (h *harness) create(t *testing.T, name, value string) string {
+func (h *harness) create(t testing.TB, name, value string) string {
 	t.Helper()
 	out, err := h.client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
 	if err != nil {
