@@ -1,0 +1,589 @@
+// Package config parses and validates the Rotary CDK app's configuration file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Function types, named like the dist/<type>.zip packages that `make build` writes.
+const (
+	RandomSecret       = "random-secret"
+	PostgresSingleUser = "postgres-single-user"
+	PostgresMultiUser  = "postgres-multi-user"
+	MySQLSingleUser    = "mysql-single-user"
+	MySQLMultiUser     = "mysql-multi-user"
+)
+
+// Types lists every function type the app knows, in a stable order.
+var Types = []string{RandomSecret, PostgresSingleUser, PostgresMultiUser, MySQLSingleUser, MySQLMultiUser}
+
+// ErrInvalid is wrapped by every validation error, so callers can tell a bad
+// file from an unreadable one with errors.Is.
+var ErrInvalid = errors.New("invalid rotary config")
+
+// Config is the whole configuration file. Every field is documented in
+// infra/README.md; rotary.example.yaml shows them in use.
+type Config struct {
+	// StackName is the CloudFormation stack name (default "Rotary").
+	StackName string `yaml:"stackName"`
+	// Account and Region pin the stack environment, so synth needs no credentials.
+	Account string `yaml:"account"`
+	Region  string `yaml:"region"`
+	// DistDir holds <type>.zip for every function type in use. A relative path
+	// is resolved against the directory of the config file.
+	DistDir string `yaml:"distDir"`
+	// LogRetentionDays of every function's log group (default 90).
+	LogRetentionDays int `yaml:"logRetentionDays"`
+	// Function holds defaults for all functions; Functions overrides them per type.
+	Function  FunctionConfig            `yaml:"function"`
+	Functions map[string]FunctionConfig `yaml:"functions"`
+	// Vpc is where the database functions run. Required if any secret has a database type.
+	Vpc *VpcConfig `yaml:"vpc"`
+	// SecretsManagerEndpoint creates an interface VPC endpoint for Secrets Manager.
+	SecretsManagerEndpoint EndpointConfig `yaml:"secretsManagerEndpoint"`
+	// Databases are the targets the database functions may reach, by name.
+	Databases []DatabaseConfig `yaml:"databases"`
+	// Alarms configures where notifications go.
+	Alarms AlarmsConfig `yaml:"alarms"`
+	// Secrets to rotate.
+	Secrets []SecretConfig `yaml:"secrets"`
+	// Tags are added to every resource of the stack.
+	Tags map[string]string `yaml:"tags"`
+
+	// dir is the directory the file was read from.
+	dir string
+}
+
+// FunctionConfig sets a function's size and environment.
+type FunctionConfig struct {
+	// MemoryMB is the function memory (default 256).
+	MemoryMB int `yaml:"memoryMB"`
+	// Timeout is a Go duration (default "2m", at most "15m").
+	Timeout string `yaml:"timeout"`
+	// Environment adds or overrides environment variables (PASSWORD_LENGTH,
+	// EXCLUDE_CHARACTERS, ROTARY_CONNECT_TIMEOUT, ...).
+	Environment map[string]string `yaml:"environment"`
+}
+
+// VpcConfig names an existing VPC by ID; nothing is looked up.
+type VpcConfig struct {
+	ID      string         `yaml:"id"`
+	Subnets []SubnetConfig `yaml:"subnets"`
+	// SecurityGroupIDs are extra, existing security groups attached to every
+	// database function (optional).
+	SecurityGroupIDs []string `yaml:"securityGroupIds"`
+}
+
+// SubnetConfig is one private subnet the functions and the endpoint use.
+type SubnetConfig struct {
+	ID               string `yaml:"id"`
+	AvailabilityZone string `yaml:"availabilityZone"`
+	RouteTableID     string `yaml:"routeTableId"`
+}
+
+// EndpointConfig controls the Secrets Manager interface endpoint.
+type EndpointConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// PrivateDNS enables private DNS on the endpoint (default true).
+	PrivateDNS *bool `yaml:"privateDns"`
+}
+
+// DatabaseConfig is a database the functions connect to.
+type DatabaseConfig struct {
+	Name            string `yaml:"name"`
+	SecurityGroupID string `yaml:"securityGroupId"`
+	Port            int    `yaml:"port"`
+}
+
+// AlarmsConfig configures notifications.
+type AlarmsConfig struct {
+	// Emails subscribed to the alarm topic (optional).
+	Emails []string `yaml:"emails"`
+}
+
+// SecretConfig is one secret to rotate: an existing one (ARN) or one the app creates (Create).
+type SecretConfig struct {
+	// Name identifies the entry; for a created secret it is also the secret name.
+	Name string `yaml:"name"`
+	// Type is the function type that rotates the secret.
+	Type string `yaml:"type"`
+	// ARN of an existing secret (the complete ARN, with the 6-character suffix).
+	ARN string `yaml:"arn"`
+	// KmsKeyARN of the customer-managed key that encrypts an existing secret
+	// (omit when it uses aws/secretsmanager).
+	KmsKeyARN string `yaml:"kmsKeyArn"`
+	// Create makes the app create the secret, encrypted with the app's key.
+	Create *CreateConfig `yaml:"create"`
+	// Database names an entry of databases (required for database types).
+	Database string `yaml:"database"`
+	// MasterSecret names another entry of secrets; MasterSecretARN names an
+	// existing secret. Multi-user types need exactly one of them.
+	MasterSecret      string `yaml:"masterSecret"`
+	MasterSecretARN   string `yaml:"masterSecretArn"`
+	MasterKmsKeyARN   string `yaml:"masterKmsKeyArn"`
+	Schedule          string `yaml:"schedule"`
+	Window            string `yaml:"window"`
+	RotateImmediately *bool  `yaml:"rotateImmediatelyOnUpdate"`
+	Description       string `yaml:"description"`
+}
+
+// CreateConfig describes a secret the app creates.
+type CreateConfig struct {
+	// Template holds the non-secret fields of the secret JSON (engine, host,
+	// port, username, dbname, ...). The app generates "password", and adds
+	// "masterarn" when the entry has a master secret.
+	Template map[string]any `yaml:"template"`
+	// Description of the secret.
+	Description string `yaml:"description"`
+}
+
+// Load reads, parses and validates a config file. Unknown fields are errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rotary config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve rotary config path %s: %w", path, err)
+	}
+	c, err := Parse(data, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses and validates a config held in memory (YAML or JSON); dir is
+// the directory relative paths are resolved against.
+func Parse(data []byte, dir string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: parse: %w", ErrInvalid, err)
+	}
+	c.dir = dir
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.StackName == "" {
+		c.StackName = "Rotary"
+	}
+	if c.DistDir == "" {
+		c.DistDir = "dist"
+	}
+	if c.LogRetentionDays == 0 {
+		c.LogRetentionDays = 90
+	}
+	if c.Function.MemoryMB == 0 {
+		c.Function.MemoryMB = 256
+	}
+	if c.Function.Timeout == "" {
+		c.Function.Timeout = "2m"
+	}
+	for i := range c.Secrets {
+		if c.Secrets[i].Window == "" {
+			c.Secrets[i].Window = "2h"
+		}
+	}
+}
+
+// DistPath is DistDir resolved against the config file's directory.
+func (c *Config) DistPath() string {
+	if filepath.IsAbs(c.DistDir) {
+		return c.DistDir
+	}
+	return filepath.Join(c.dir, c.DistDir)
+}
+
+// SetDir changes the directory relative paths are resolved against.
+func (c *Config) SetDir(dir string) { c.dir = dir }
+
+// FunctionFor merges the defaults with the per-type overrides of typ.
+func (c *Config) FunctionFor(typ string) FunctionConfig {
+	f := FunctionConfig{MemoryMB: c.Function.MemoryMB, Timeout: c.Function.Timeout, Environment: map[string]string{}}
+	for k, v := range c.Function.Environment {
+		f.Environment[k] = v
+	}
+	if o, ok := c.Functions[typ]; ok {
+		if o.MemoryMB != 0 {
+			f.MemoryMB = o.MemoryMB
+		}
+		if o.Timeout != "" {
+			f.Timeout = o.Timeout
+		}
+		for k, v := range o.Environment {
+			f.Environment[k] = v
+		}
+	}
+	return f
+}
+
+// TypesInUse returns the function types the secrets need, in Types order.
+func (c *Config) TypesInUse() []string {
+	used := map[string]bool{}
+	for _, s := range c.Secrets {
+		used[s.Type] = true
+	}
+	var out []string
+	for _, t := range Types {
+		if used[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Database returns the databases entry called name.
+func (c *Config) Database(name string) (DatabaseConfig, bool) {
+	for _, d := range c.Databases {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return DatabaseConfig{}, false
+}
+
+// Secret returns the secrets entry called name.
+func (c *Config) Secret(name string) (SecretConfig, bool) {
+	for _, s := range c.Secrets {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return SecretConfig{}, false
+}
+
+// IsDatabaseType reports whether functions of typ run in the VPC and reach a database.
+func IsDatabaseType(typ string) bool { return typ != RandomSecret }
+
+// IsMultiUserType reports whether typ reads a master secret.
+func IsMultiUserType(typ string) bool { return strings.HasSuffix(typ, "-multi-user") }
+
+var (
+	accountRe    = regexp.MustCompile(`^\d{12}$`)
+	regionRe     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	vpcRe        = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	subnetRe     = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
+	sgRe         = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
+	rtbRe        = regexp.MustCompile(`^rtb-[0-9a-f]{8,17}$`)
+	nameRe       = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+	entryNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	secretArnRe  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
+	kmsArnRe     = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$`)
+	rateRe       = regexp.MustCompile(`^rate\((\d+) (hour|hours|day|days)\)$`)
+	cronRe       = regexp.MustCompile(`^cron\(([^ ()]+ ){5}[^ ()]+\)$`)
+	envNameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	reservedEnvs = map[string]bool{"AWS_REGION": true, "AWS_DEFAULT_REGION": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true}
+)
+
+// validator collects errors so one run reports every problem in the file.
+type validator struct{ errs []error }
+
+func (v *validator) addf(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf(format, args...))
+}
+
+// Validate checks every field; each error names the entry and the field.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.Account == "" || !accountRe.MatchString(c.Account) {
+		v.addf("field account: %q is not a 12-digit AWS account ID; set account to the account you deploy to", c.Account)
+	}
+	if !regionRe.MatchString(c.Region) {
+		v.addf("field region: %q is not an AWS region such as eu-west-1; set region", c.Region)
+	}
+	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`).MatchString(c.StackName) {
+		v.addf("field stackName: %q must start with a letter and hold only letters, digits and hyphens", c.StackName)
+	}
+	if c.LogRetentionDays < 0 {
+		v.addf("field logRetentionDays: %d must be positive", c.LogRetentionDays)
+	} else if _, ok := RetentionDaysAllowed[c.LogRetentionDays]; !ok {
+		v.addf("field logRetentionDays: %d is not a CloudWatch Logs retention; use one of %s", c.LogRetentionDays, allowedRetentions())
+	}
+	validateFunction(v, "function", c.Function)
+	fnTypes := make([]string, 0, len(c.Functions))
+	for t := range c.Functions {
+		fnTypes = append(fnTypes, t)
+	}
+	sort.Strings(fnTypes)
+	for _, t := range fnTypes {
+		if !knownType(t) {
+			v.addf("functions.%s: unknown function type; use one of %s", t, strings.Join(Types, ", "))
+			continue
+		}
+		validateFunction(v, "functions."+t, c.Functions[t])
+	}
+
+	needsVpc := false
+	for _, s := range c.Secrets {
+		if IsDatabaseType(s.Type) {
+			needsVpc = true
+		}
+	}
+	if c.Vpc != nil {
+		c.validateVpc(v)
+	} else if needsVpc {
+		v.addf("field vpc: required because database secrets are configured; set vpc.id and vpc.subnets")
+	}
+	if c.SecretsManagerEndpoint.Enabled && c.Vpc == nil {
+		v.addf("field secretsManagerEndpoint.enabled: needs vpc; set vpc or disable the endpoint")
+	}
+
+	dbNames := map[string]bool{}
+	for i, d := range c.Databases {
+		where := fmt.Sprintf("databases[%d] (%s)", i, d.Name)
+		if !entryNameRe.MatchString(d.Name) {
+			v.addf("%s: field name: %q must be 1-64 letters, digits, '.', '_' or '-'", where, d.Name)
+		}
+		if dbNames[d.Name] {
+			v.addf("%s: field name: duplicate database name; names must be unique", where)
+		}
+		dbNames[d.Name] = true
+		if !sgRe.MatchString(d.SecurityGroupID) {
+			v.addf("%s: field securityGroupId: %q is not a security group ID (sg-...)", where, d.SecurityGroupID)
+		}
+		if d.Port < 1 || d.Port > 65535 {
+			v.addf("%s: field port: %d is not a TCP port (1-65535)", where, d.Port)
+		}
+	}
+	for i, e := range c.Alarms.Emails {
+		if !strings.Contains(e, "@") {
+			v.addf("alarms.emails[%d]: field emails: %q is not an email address", i, e)
+		}
+	}
+	for k := range c.Tags {
+		if k == "" || strings.HasPrefix(strings.ToLower(k), "aws:") {
+			v.addf("field tags: key %q is empty or uses the reserved aws: prefix", k)
+		}
+	}
+	if len(c.Secrets) == 0 {
+		v.addf("field secrets: no secrets to rotate; add at least one entry")
+	}
+	names := map[string]bool{}
+	for i, s := range c.Secrets {
+		c.validateSecret(v, i, s, names)
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(v.errs...))
+}
+
+func (c *Config) validateVpc(v *validator) {
+	if !vpcRe.MatchString(c.Vpc.ID) {
+		v.addf("vpc: field id: %q is not a VPC ID (vpc-...)", c.Vpc.ID)
+	}
+	if len(c.Vpc.Subnets) == 0 {
+		v.addf("vpc: field subnets: list at least one private subnet with id and availabilityZone")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Vpc.Subnets {
+		where := fmt.Sprintf("vpc.subnets[%d]", i)
+		if !subnetRe.MatchString(s.ID) {
+			v.addf("%s: field id: %q is not a subnet ID (subnet-...)", where, s.ID)
+		}
+		if seen[s.ID] {
+			v.addf("%s: field id: subnet %s is listed twice", where, s.ID)
+		}
+		seen[s.ID] = true
+		if !regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d[a-z]$`).MatchString(s.AvailabilityZone) || !strings.HasPrefix(s.AvailabilityZone, c.Region) {
+			v.addf("%s: field availabilityZone: %q is not an availability zone of region %s", where, s.AvailabilityZone, c.Region)
+		}
+		if s.RouteTableID != "" && !rtbRe.MatchString(s.RouteTableID) {
+			v.addf("%s: field routeTableId: %q is not a route table ID (rtb-...)", where, s.RouteTableID)
+		}
+	}
+	for i, sg := range c.Vpc.SecurityGroupIDs {
+		if !sgRe.MatchString(sg) {
+			v.addf("vpc.securityGroupIds[%d]: field securityGroupIds: %q is not a security group ID (sg-...)", i, sg)
+		}
+	}
+}
+
+func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[string]bool) {
+	where := fmt.Sprintf("secrets[%d] (%s)", i, s.Name)
+	if !entryNameRe.MatchString(s.Name) {
+		v.addf("%s: field name: %q must be 1-64 letters, digits, '.', '_' or '-'", where, s.Name)
+	}
+	if names[s.Name] {
+		v.addf("%s: field name: duplicate secret name; names must be unique", where)
+	}
+	names[s.Name] = true
+	if !knownType(s.Type) {
+		v.addf("%s: field type: %q is not a function type; use one of %s", where, s.Type, strings.Join(Types, ", "))
+	}
+	switch {
+	case s.ARN != "" && s.Create != nil:
+		v.addf("%s: field arn: set either arn (an existing secret) or create (a new one), not both", where)
+	case s.ARN == "" && s.Create == nil:
+		v.addf("%s: field arn: set arn to the complete ARN of an existing secret, or add create to have the app create it", where)
+	case s.ARN != "":
+		if !secretArnRe.MatchString(s.ARN) {
+			v.addf("%s: field arn: %q is not a complete Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)", where, s.ARN)
+		} else if parts := strings.Split(s.ARN, ":"); parts[3] != c.Region || parts[4] != c.Account {
+			v.addf("%s: field arn: the secret is in %s/%s but the stack deploys to %s/%s; rotation functions must be in the secret's account and region", where, parts[4], parts[3], c.Account, c.Region)
+		}
+	case s.Create != nil:
+		if !nameRe.MatchString(s.Name) {
+			v.addf("%s: field name: %q is not a valid secret name", where, s.Name)
+		}
+		for k := range s.Create.Template {
+			if k == "password" {
+				v.addf("%s: field create.template: must not hold password; the app generates it", where)
+			}
+		}
+	}
+	if s.KmsKeyARN != "" {
+		if s.Create != nil {
+			v.addf("%s: field kmsKeyArn: created secrets use the app's key; remove kmsKeyArn", where)
+		} else if !kmsArnRe.MatchString(s.KmsKeyARN) {
+			v.addf("%s: field kmsKeyArn: %q is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", where, s.KmsKeyARN)
+		}
+	}
+	if IsDatabaseType(s.Type) && knownType(s.Type) {
+		if s.Database == "" {
+			v.addf("%s: field database: required for type %s; name an entry of databases", where, s.Type)
+		} else if _, ok := c.Database(s.Database); !ok {
+			v.addf("%s: field database: no databases entry is named %q", where, s.Database)
+		}
+	} else if s.Database != "" {
+		v.addf("%s: field database: type %s reaches no database; remove database", where, s.Type)
+	}
+	if IsMultiUserType(s.Type) {
+		switch {
+		case s.MasterSecret == "" && s.MasterSecretARN == "":
+			v.addf("%s: field masterSecret: type %s needs a master secret; set masterSecret (an entry name) or masterSecretArn", where, s.Type)
+		case s.MasterSecret != "" && s.MasterSecretARN != "":
+			v.addf("%s: field masterSecret: set masterSecret or masterSecretArn, not both", where)
+		case s.MasterSecret != "":
+			if s.MasterSecret == s.Name {
+				v.addf("%s: field masterSecret: a secret cannot be its own master", where)
+			} else if _, ok := c.Secret(s.MasterSecret); !ok {
+				v.addf("%s: field masterSecret: no secrets entry is named %q", where, s.MasterSecret)
+			}
+		case s.MasterSecretARN != "":
+			if !secretArnRe.MatchString(s.MasterSecretARN) {
+				v.addf("%s: field masterSecretArn: %q is not a complete Secrets Manager secret ARN", where, s.MasterSecretARN)
+			}
+		}
+		if s.MasterKmsKeyARN != "" && (s.MasterSecretARN == "" || !kmsArnRe.MatchString(s.MasterKmsKeyARN)) {
+			v.addf("%s: field masterKmsKeyArn: %q must be a KMS key ARN and goes with masterSecretArn", where, s.MasterKmsKeyARN)
+		}
+	} else if s.MasterSecret != "" || s.MasterSecretARN != "" || s.MasterKmsKeyARN != "" {
+		v.addf("%s: field masterSecret: type %s uses no master secret; remove masterSecret/masterSecretArn/masterKmsKeyArn", where, s.Type)
+	}
+	if err := ValidateSchedule(s.Schedule); err != nil {
+		v.addf("%s: field schedule: %w", where, err)
+	}
+	if _, err := WindowHours(s.Window); err != nil {
+		v.addf("%s: field window: %w", where, err)
+	}
+}
+
+func validateFunction(v *validator, where string, f FunctionConfig) {
+	if f.MemoryMB != 0 && (f.MemoryMB < 128 || f.MemoryMB > 10240) {
+		v.addf("%s: field memoryMB: %d must be between 128 and 10240", where, f.MemoryMB)
+	}
+	if f.Timeout != "" {
+		d, err := time.ParseDuration(f.Timeout)
+		if err != nil || d < time.Second || d > 15*time.Minute || d%time.Second != 0 {
+			v.addf("%s: field timeout: %q must be a whole number of seconds between 1s and 15m, as a Go duration such as 2m", where, f.Timeout)
+		}
+	}
+	keys := make([]string, 0, len(f.Environment))
+	for k := range f.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !envNameRe.MatchString(k) || reservedEnvs[k] {
+			v.addf("%s: field environment: %q is not a name the function may set", where, k)
+		}
+		if strings.HasSuffix(k, "_TIMEOUT") && strings.HasPrefix(k, "ROTARY_") {
+			if _, err := time.ParseDuration(f.Environment[k]); err != nil {
+				v.addf("%s: field environment.%s: %q is not a Go duration such as 5s", where, k, f.Environment[k])
+			}
+		}
+	}
+}
+
+// ValidateSchedule accepts Secrets Manager's rate(N hours|days) (at least 4
+// hours, at most 1000 days) and six-field cron(...) expressions.
+func ValidateSchedule(s string) error {
+	if s == "" {
+		return errors.New("required; use rate(30 days) or a cron(...) expression")
+	}
+	if m := rateRe.FindStringSubmatch(s); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q: the rate must be a positive number", s)
+		}
+		hours := n
+		if strings.HasPrefix(m[2], "day") {
+			hours = n * 24
+		}
+		if hours < 4 || hours > 1000*24 {
+			return fmt.Errorf("%q: Secrets Manager accepts rates between 4 hours and 1000 days", s)
+		}
+		if (n == 1) != !strings.HasSuffix(m[2], "s") {
+			return fmt.Errorf("%q: write rate(1 day) / rate(N days) (singular only for 1)", s)
+		}
+		return nil
+	}
+	if cronRe.MatchString(s) {
+		return nil
+	}
+	return fmt.Errorf("%q is neither rate(N hours|days) nor a six-field cron(...) expression", s)
+}
+
+// WindowHours parses a rotation window (a Go duration of whole hours, 1h to 24h).
+func WindowHours(s string) (int, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d%time.Hour != 0 || d < time.Hour || d > 24*time.Hour {
+		return 0, fmt.Errorf("%q must be a whole number of hours between 1h and 24h, such as 3h", s)
+	}
+	return int(d / time.Hour), nil
+}
+
+// RetentionDaysAllowed are the retention periods CloudWatch Logs accepts.
+var RetentionDaysAllowed = map[int]struct{}{1: {}, 3: {}, 5: {}, 7: {}, 14: {}, 30: {}, 60: {}, 90: {}, 120: {}, 150: {}, 180: {}, 365: {}, 400: {}, 545: {}, 731: {}, 1096: {}, 1827: {}, 2192: {}, 2557: {}, 2922: {}, 3288: {}, 3653: {}}
+
+func allowedRetentions() string {
+	var ds []int
+	for d := range RetentionDaysAllowed {
+		ds = append(ds, d)
+	}
+	sort.Ints(ds)
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = strconv.Itoa(d)
+	}
+	return strings.Join(s, ", ")
+}
+
+func knownType(t string) bool {
+	for _, k := range Types {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}

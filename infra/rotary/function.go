@@ -1,0 +1,265 @@
+package rotary
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Statement IDs of the function roles' policy, stable so that tests and
+// auditors can find each grant.
+const (
+	SidWriteLogs          = "WriteOwnLogGroup"
+	SidRotateSecrets      = "RotateOwnSecrets"
+	SidReadMasterSecrets  = "ReadMasterSecrets"
+	SidUseKeys            = "UseSecretKeysViaSecretsManager"
+	SidDescribeENIs       = "DescribeVpcNetworkInterfaces"
+	SidManageENIs         = "ManageVpcNetworkInterfaces"
+	SidReadRDSTopology    = "ReadRdsTopology"
+	SidKeyPolicyFunctions = "AllowRotationFunctionsViaSecretsManager"
+)
+
+// RotateActions are what a function may do on a secret it rotates.
+var RotateActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+
+// MasterActions are what a multi-user function may do on a master secret.
+var MasterActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}
+
+// KeyActions are what a function may do with a secret's KMS key, through Secrets Manager only.
+var KeyActions = []string{"kms:Decrypt", "kms:GenerateDataKey"}
+
+// Function is one rotation function with its own role, log group and (for
+// database types) security group.
+type Function struct {
+	Type          FunctionType
+	Function      awslambda.Function
+	Role          awsiam.Role
+	LogGroup      awslogs.LogGroup
+	SecurityGroup awsec2.SecurityGroup // nil for types outside the VPC
+
+	suite  *Suite
+	scope  constructs.Construct
+	rotate awsiam.PolicyStatement
+	master awsiam.PolicyStatement
+	kms    awsiam.PolicyStatement
+
+	secrets, masters, keys map[string]bool
+	keyPolicyDone          bool
+}
+
+func (s *Suite) newFunction(t FunctionType) (*Function, error) {
+	zip, err := s.zipPath(t)
+	if err != nil {
+		return nil, err
+	}
+	if t.NeedsDatabase() && s.props.Vpc == nil {
+		return nil, fmt.Errorf("rotary suite: function %s connects to a database and needs field Vpc: set SuiteProps.Vpc (and VpcSubnets)", t)
+	}
+	opts := FunctionOptions{}
+	if s.props.Functions != nil {
+		if o, ok := (*s.props.Functions)[t]; ok && o != nil {
+			opts = *o
+		}
+	}
+	memory := s.props.MemorySize
+	if opts.MemorySize != nil {
+		memory = opts.MemorySize
+	}
+	timeout := s.props.Timeout
+	if opts.Timeout != nil {
+		timeout = opts.Timeout
+	}
+
+	scope := constructs.NewConstruct(s.Construct, jsii.String(t.constructID()))
+	f := &Function{Type: t, suite: s, scope: scope, secrets: map[string]bool{}, masters: map[string]bool{}, keys: map[string]bool{}}
+
+	f.LogGroup = awslogs.NewLogGroup(scope, jsii.String("LogGroup"), &awslogs.LogGroupProps{
+		Retention:     s.props.LogRetention,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	f.Role = awsiam.NewRole(scope, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String(fmt.Sprintf("Rotary %s rotation function (least privilege, no managed policies)", t)),
+	})
+	// Log permissions written out and scoped to this function's log group;
+	// the group exists, so no logs:CreateLogGroup.
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(SidWriteLogs),
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+		Resources: &[]*string{f.LogGroup.LogGroupArn()},
+	}))
+
+	env := map[string]*string{}
+	if s.props.Environment != nil {
+		for k, v := range *s.props.Environment {
+			env[k] = v
+		}
+	}
+
+	props := &awslambda.FunctionProps{
+		Description:  jsii.String(fmt.Sprintf("Rotary: rotates %s secrets (Secrets Manager rotation protocol)", t)),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(zip), nil),
+		MemorySize:   memory,
+		Timeout:      timeout,
+		Role:         f.Role,
+		LogGroup:     f.LogGroup,
+	}
+	if t.NeedsDatabase() {
+		f.SecurityGroup = awsec2.NewSecurityGroup(scope, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
+			Vpc:              s.props.Vpc,
+			Description:      jsii.String(fmt.Sprintf("Rotary %s: egress to its databases and Secrets Manager only, no ingress", t)),
+			AllowAllOutbound: jsii.Bool(false),
+		})
+		groups := []awsec2.ISecurityGroup{f.SecurityGroup}
+		if s.props.SecurityGroups != nil {
+			groups = append(groups, *s.props.SecurityGroups...)
+		}
+		https := awsec2.Port_Tcp(jsii.Number(443))
+		if s.endpoint != nil {
+			f.SecurityGroup.AddEgressRule(s.endpointSG, https, jsii.String("Secrets Manager VPC endpoint"), nil)
+			s.endpointSG.AddIngressRule(f.SecurityGroup, https, jsii.String(fmt.Sprintf("Rotary %s function", t)), nil)
+			env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
+		} else {
+			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager public endpoint over HTTPS (through the VPC's NAT)"), nil)
+		}
+		props.Vpc = s.props.Vpc
+		props.VpcSubnets = s.props.VpcSubnets
+		props.SecurityGroups = &groups
+
+		// Lambda manages the function's network interfaces with the
+		// function's role; these are the actions of
+		// AWSLambdaVPCAccessExecutionRole, written out.
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(SidDescribeENIs),
+			Actions:   jsii.Strings("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+			Resources: jsii.Strings("*"),
+		}))
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(SidManageENIs),
+			Actions:   jsii.Strings("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
+			Resources: jsii.Strings("*"),
+		}))
+	}
+	if t.NeedsMaster() {
+		// Multi-user types may look up the instance or cluster behind a secret.
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:     jsii.String(SidReadRDSTopology),
+			Actions: jsii.Strings("rds:DescribeDBInstances", "rds:DescribeDBClusters"),
+			Resources: &[]*string{
+				s.stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("rds"), Resource: jsii.String("db"), ResourceName: jsii.String("*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
+				s.stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("rds"), Resource: jsii.String("cluster"), ResourceName: jsii.String("*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
+			},
+		}))
+	}
+	if opts.Environment != nil {
+		for k, v := range *opts.Environment {
+			env[k] = v
+		}
+	}
+	if len(env) > 0 {
+		props.Environment = &env
+	}
+	f.Function = awslambda.NewFunction(scope, jsii.String("Function"), props)
+	f.suppressNag()
+
+	fnName := f.Function.FunctionName()
+	period := awscdk.Duration_Minutes(jsii.Number(5))
+	s.alarm(scope, "ErrorsAlarm", fmt.Sprintf("Rotary %s: the function failed (Lambda Errors >= 1 in 5 minutes)", t),
+		f.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}))
+	s.alarm(scope, "ThrottlesAlarm", fmt.Sprintf("Rotary %s: invocations were throttled (Lambda Throttles >= 1 in 5 minutes)", t),
+		f.Function.MetricThrottles(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}))
+	s.alarm(scope, "StepFailedAlarm", fmt.Sprintf("Rotary %s: a rotation step failed (engine metric %s/%s >= 1 in 5 minutes)", t, MetricNamespace, MetricStepFailed),
+		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace:     jsii.String(MetricNamespace),
+			MetricName:    jsii.String(MetricStepFailed),
+			DimensionsMap: &map[string]*string{"FunctionName": fnName},
+			Statistic:     jsii.String("Sum"),
+			Period:        period,
+		}))
+	return f, nil
+}
+
+// allowRotate lets the function rotate secretArn (once per ARN).
+func (f *Function) allowRotate(secretArn *string) {
+	if f.secrets[*secretArn] {
+		return
+	}
+	f.secrets[*secretArn] = true
+	if f.rotate == nil {
+		f.rotate = awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:     jsii.String(SidRotateSecrets),
+			Actions: jsii.Strings(RotateActions...),
+		})
+		f.Role.AddToPrincipalPolicy(f.rotate)
+	}
+	f.rotate.AddResources(secretArn)
+}
+
+// allowReadMaster lets the function read a master secret.
+func (f *Function) allowReadMaster(secretArn *string) {
+	if f.masters[*secretArn] {
+		return
+	}
+	f.masters[*secretArn] = true
+	if f.master == nil {
+		f.master = awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:     jsii.String(SidReadMasterSecrets),
+			Actions: jsii.Strings(MasterActions...),
+		})
+		f.Role.AddToPrincipalPolicy(f.master)
+	}
+	f.master.AddResources(secretArn)
+}
+
+// allowKey lets the function use a key, only through Secrets Manager in this region.
+func (f *Function) allowKey(keyArn *string) {
+	if f.keys[*keyArn] {
+		return
+	}
+	f.keys[*keyArn] = true
+	if f.kms == nil {
+		f.kms = awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(SidUseKeys),
+			Actions:    jsii.Strings(KeyActions...),
+			Conditions: f.suite.viaSecretsManager(),
+		})
+		f.Role.AddToPrincipalPolicy(f.kms)
+	}
+	f.kms.AddResources(keyArn)
+	if f.suite.secretKey != nil && *keyArn == *f.suite.secretKey.KeyArn() {
+		f.allowSuiteKeyPolicy()
+	}
+}
+
+// allowSuiteKeyPolicy adds the function's role to the suite key's policy,
+// again only through Secrets Manager.
+func (f *Function) allowSuiteKeyPolicy() {
+	if f.keyPolicyDone {
+		return
+	}
+	f.keyPolicyDone = true
+	f.suite.secretKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String(SidKeyPolicyFunctions + f.Type.constructID()),
+		Principals: &[]awsiam.IPrincipal{f.Role},
+		Actions:    jsii.Strings(KeyActions...),
+		Resources:  jsii.Strings("*"),
+		Conditions: f.suite.viaSecretsManager(),
+	}), jsii.Bool(false))
+}
+
+func (s *Suite) viaSecretsManager() *map[string]any {
+	return &map[string]any{"StringEquals": map[string]any{
+		"kms:ViaService":    awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("secretsmanager."), s.stack.Region(), jsii.String(".amazonaws.com")}),
+		"kms:CallerAccount": s.stack.Account(),
+	}}
+}

@@ -1,0 +1,248 @@
+package rotary
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// NewSecretProps describes a secret the suite creates.
+type NewSecretProps struct {
+	// SecretName of the new secret. Required (alerts match it by name too).
+	SecretName *string
+	// Description of the secret.
+	Description *string
+	// Template holds the non-secret fields of the secret JSON (engine, host,
+	// port, username, dbname, masterarn, ...). Values may be tokens.
+	Template map[string]any
+	// GenerateKey is the field that receives a generated password. Default: "password".
+	GenerateKey *string
+}
+
+// NewSecret creates a secret encrypted with the suite's customer-managed key,
+// with a generated password in the template's "password" field.
+func (s *Suite) NewSecret(id *string, props *NewSecretProps) (awssecretsmanager.Secret, error) {
+	if props == nil || props.SecretName == nil || *props.SecretName == "" {
+		return nil, errors.New("rotary suite: NewSecret: field SecretName is required")
+	}
+	key := "password"
+	if props.GenerateKey != nil {
+		key = *props.GenerateKey
+	}
+	template := map[string]any{}
+	for k, v := range props.Template {
+		template[k] = v
+	}
+	secret := awssecretsmanager.NewSecret(s.Construct, id, &awssecretsmanager.SecretProps{
+		SecretName:    props.SecretName,
+		Description:   props.Description,
+		EncryptionKey: s.EncryptionKey(),
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			SecretStringTemplate: s.stack.ToJsonString(template, nil),
+			GenerateStringKey:    jsii.String(key),
+			PasswordLength:       jsii.Number(32),
+			// Characters that break connection strings and shell quoting.
+			ExcludeCharacters: jsii.String(`"'@/\:;?#&%+ `),
+		},
+	})
+	s.ours[*secret.SecretArn()] = true
+	return secret, nil
+}
+
+// DatabaseTarget is where a database function connects.
+type DatabaseTarget struct {
+	// SecurityGroup of the database; it gets an ingress rule from the
+	// function on Port. Import it with awsec2.SecurityGroup_FromSecurityGroupId
+	// (Mutable: true).
+	SecurityGroup awsec2.ISecurityGroup
+	// Port the database listens on (5432, 3306, ...).
+	Port *float64
+}
+
+// RotateSecretProps attaches rotation to one secret.
+type RotateSecretProps struct {
+	// Secret to rotate: one from NewSecret, or an existing one imported with
+	// awssecretsmanager.Secret_FromSecretCompleteArn. Required.
+	Secret awssecretsmanager.ISecret
+	// SecretName lets the denied-call alert also match calls that name the
+	// secret instead of its ARN. Optional.
+	SecretName *string
+	// EncryptionKey that encrypts Secret when it is not the aws/secretsmanager
+	// key. Default: Secret.EncryptionKey().
+	EncryptionKey awskms.IKey
+	// Type of the rotation function. Required.
+	Type FunctionType
+	// Schedule is a rate(N hours|days) or cron(...) expression. Required.
+	Schedule *string
+	// Window is the rotation window (whole hours, 1 to 24). Default: 2 hours.
+	Window awscdk.Duration
+	// RotateImmediatelyOnUpdate rotates when the schedule is created or
+	// changed. Default: false (wait for the schedule).
+	RotateImmediatelyOnUpdate *bool
+	// MasterSecret is read (never written) by multi-user types. Required for them.
+	MasterSecret awssecretsmanager.ISecret
+	// MasterEncryptionKey encrypts MasterSecret (default: MasterSecret.EncryptionKey()).
+	MasterEncryptionKey awskms.IKey
+	// Database the function connects to. Required for database types.
+	Database *DatabaseTarget
+}
+
+// Rotation is the rotation of one secret.
+type Rotation struct {
+	constructs.Construct
+	Function   *Function
+	Schedule   awssecretsmanager.CfnRotationSchedule
+	Permission awslambda.CfnPermission
+}
+
+// RotateSecret creates (or reuses) the function for props.Type, grants it
+// exactly this secret, lets Secrets Manager invoke it for this secret only,
+// schedules the rotation and routes the secret's rotation failures and
+// denied API calls to the alarm topic.
+func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, error) {
+	where := "rotary suite: RotateSecret " + *id
+	if props == nil || props.Secret == nil {
+		return nil, fmt.Errorf("%s: field Secret is required", where)
+	}
+	if !props.Type.Valid() {
+		return nil, fmt.Errorf("%s: field Type: %q is unknown: use one of %v", where, props.Type, FunctionTypes())
+	}
+	if props.Schedule == nil || !(strings.HasPrefix(*props.Schedule, "rate(") || strings.HasPrefix(*props.Schedule, "cron(")) {
+		return nil, fmt.Errorf("%s: field Schedule: want a rate(...) or cron(...) expression", where)
+	}
+	if props.Type.NeedsMaster() && props.MasterSecret == nil {
+		return nil, fmt.Errorf("%s: field MasterSecret is required for type %s", where, props.Type)
+	}
+	if !props.Type.NeedsMaster() && props.MasterSecret != nil {
+		return nil, fmt.Errorf("%s: field MasterSecret: type %s reads no master secret; remove it", where, props.Type)
+	}
+	if props.Type.NeedsDatabase() && (props.Database == nil || props.Database.SecurityGroup == nil || props.Database.Port == nil) {
+		return nil, fmt.Errorf("%s: field Database (SecurityGroup and Port) is required for type %s", where, props.Type)
+	}
+	window := props.Window
+	if window == nil {
+		window = awscdk.Duration_Hours(jsii.Number(2))
+	}
+	hours := window.ToHours(&awscdk.TimeConversionOptions{Integral: jsii.Bool(true)})
+	if *hours < 1 || *hours > 24 {
+		return nil, fmt.Errorf("%s: field Window: %v hours is outside 1-24 hours", where, *hours)
+	}
+
+	fn, err := s.Function(props.Type)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	arn := props.Secret.SecretArn()
+	fn.allowRotate(arn)
+	if key := firstKey(props.EncryptionKey, props.Secret.EncryptionKey()); key != nil {
+		fn.allowKey(key.KeyArn())
+	} else if s.ours[*arn] {
+		fn.allowKey(s.secretKey.KeyArn())
+	}
+	if props.MasterSecret != nil {
+		fn.allowReadMaster(props.MasterSecret.SecretArn())
+		if key := firstKey(props.MasterEncryptionKey, props.MasterSecret.EncryptionKey()); key != nil {
+			fn.allowKey(key.KeyArn())
+		} else if s.ours[*props.MasterSecret.SecretArn()] {
+			fn.allowKey(s.secretKey.KeyArn())
+		}
+	}
+	if props.Database != nil && props.Type.NeedsDatabase() {
+		s.allowDatabase(fn, props.Database)
+	}
+
+	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}
+	r.Permission = awslambda.NewCfnPermission(r.Construct, jsii.String("InvokePermission"), &awslambda.CfnPermissionProps{
+		Action:        jsii.String("lambda:InvokeFunction"),
+		FunctionName:  fn.Function.FunctionArn(),
+		Principal:     jsii.String("secretsmanager.amazonaws.com"),
+		SourceAccount: s.stack.Account(),
+		SourceArn:     arn,
+	})
+	r.Schedule = awssecretsmanager.NewCfnRotationSchedule(r.Construct, jsii.String("Schedule"), &awssecretsmanager.CfnRotationScheduleProps{
+		SecretId:          arn,
+		RotationLambdaArn: fn.Function.FunctionArn(),
+		// Set at the CloudFormation level: the L2 RotationSchedule only knows rate().
+		RotationRules: &awssecretsmanager.CfnRotationSchedule_RotationRulesProperty{
+			ScheduleExpression: props.Schedule,
+			Duration:           jsii.String(fmt.Sprintf("%dh", int(*hours))),
+		},
+		RotateImmediatelyOnUpdate: jsii.Bool(props.RotateImmediatelyOnUpdate != nil && *props.RotateImmediatelyOnUpdate),
+	})
+	// Secrets Manager checks the invoke permission, and a first rotation
+	// needs the role's policy, when the schedule is created.
+	r.Schedule.Node().AddDependency(r.Permission, fn.Role, fn.Function)
+
+	s.alertOn(r, props)
+	return r, nil
+}
+
+func firstKey(keys ...awskms.IKey) awskms.IKey {
+	for _, k := range keys {
+		if k != nil {
+			return k
+		}
+	}
+	return nil
+}
+
+// allowDatabase opens the function's security group to the database port
+// and the database's security group to the function, once per pair.
+func (s *Suite) allowDatabase(fn *Function, db *DatabaseTarget) {
+	key := fmt.Sprintf("%s|%s|%v", fn.Type, *db.SecurityGroup.SecurityGroupId(), *db.Port)
+	if s.dbRules[key] {
+		return
+	}
+	s.dbRules[key] = true
+	port := awsec2.Port_Tcp(db.Port)
+	fn.SecurityGroup.AddEgressRule(db.SecurityGroup, port, jsii.String("database"), nil)
+	db.SecurityGroup.AddIngressRule(fn.SecurityGroup, port, jsii.String(fmt.Sprintf("Rotary %s rotation function", fn.Type)), nil)
+}
+
+// alertOn routes the secret's RotationFailed/RotationAbandoned events and
+// AccessDenied Secrets Manager calls (from CloudTrail) to the topic.
+func (s *Suite) alertOn(r *Rotation, props *RotateSecretProps) {
+	arn := props.Secret.SecretArn()
+	target := awseventstargets.NewSnsTopic(s.topic, nil)
+	awsevents.NewRule(r.Construct, jsii.String("RotationFailedRule"), &awsevents.RuleProps{
+		Description: jsii.String("Rotary: Secrets Manager reports RotationFailed or RotationAbandoned for this secret"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.secretsmanager"),
+			DetailType: jsii.Strings("AWS Service Event via CloudTrail"),
+			Detail: &map[string]any{
+				"eventSource":         []any{"secretsmanager.amazonaws.com"},
+				"eventName":           []any{"RotationFailed", "RotationAbandoned"},
+				"additionalEventData": map[string]any{"SecretId": []any{arn}},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{target},
+	})
+	ids := []any{arn}
+	if props.SecretName != nil && *props.SecretName != "" {
+		ids = append(ids, props.SecretName)
+	}
+	awsevents.NewRule(r.Construct, jsii.String("AccessDeniedRule"), &awsevents.RuleProps{
+		Description: jsii.String("Rotary: a Secrets Manager API call on this secret was denied (CloudTrail AccessDenied)"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.secretsmanager"),
+			DetailType: jsii.Strings("AWS API Call via CloudTrail"),
+			Detail: &map[string]any{
+				"eventSource":       []any{"secretsmanager.amazonaws.com"},
+				"errorCode":         []any{"AccessDenied", "AccessDeniedException"},
+				"requestParameters": map[string]any{"secretId": ids},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{target},
+	})
+}

@@ -1,0 +1,341 @@
+// Package rotary is a reusable CDK construct that deploys Rotary's rotation
+// functions and attaches rotation schedules, least-privilege permissions,
+// network rules and alarms to the secrets they rotate.
+package rotary
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// FunctionType names a rotation function; it is also the name of its
+// package, dist/<type>.zip, that `make build` writes.
+type FunctionType string
+
+// The rotation functions of the suite.
+const (
+	RandomSecret       FunctionType = "random-secret"
+	PostgresSingleUser FunctionType = "postgres-single-user"
+	PostgresMultiUser  FunctionType = "postgres-multi-user"
+	MySQLSingleUser    FunctionType = "mysql-single-user"
+	MySQLMultiUser     FunctionType = "mysql-multi-user"
+)
+
+// FunctionTypes lists every function type in a stable order.
+func FunctionTypes() []FunctionType {
+	return []FunctionType{RandomSecret, PostgresSingleUser, PostgresMultiUser, MySQLSingleUser, MySQLMultiUser}
+}
+
+// Valid reports whether t is one of FunctionTypes.
+func (t FunctionType) Valid() bool {
+	for _, k := range FunctionTypes() {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsDatabase reports whether functions of this type run in the VPC and
+// connect to a database.
+func (t FunctionType) NeedsDatabase() bool { return t.Valid() && t != RandomSecret }
+
+// NeedsMaster reports whether this type reads a master secret (and RDS topology).
+func (t FunctionType) NeedsMaster() bool { return strings.HasSuffix(string(t), "-multi-user") }
+
+// constructID turns "postgres-single-user" into "PostgresSingleUser".
+func (t FunctionType) constructID() string {
+	var b strings.Builder
+	for _, part := range strings.Split(string(t), "-") {
+		if part == "" {
+			continue
+		}
+		if part == "mysql" {
+			b.WriteString("MySQL")
+			continue
+		}
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
+}
+
+// ErrMissingPackage is wrapped when dist/<type>.zip does not exist.
+var ErrMissingPackage = errors.New("rotation function package missing")
+
+// MetricNamespace, MetricStepFailed and MetricStepDuration name the
+// CloudWatch embedded-metric-format metrics the engine writes per step.
+const (
+	MetricNamespace    = "Rotary"
+	MetricStepFailed   = "StepFailed"
+	MetricStepDuration = "StepDurationMs"
+)
+
+// FunctionOptions overrides the size and environment of one function type.
+type FunctionOptions struct {
+	// MemorySize in MiB. Default: SuiteProps.MemorySize.
+	MemorySize *float64
+	// Timeout of one invocation. Default: SuiteProps.Timeout.
+	Timeout awscdk.Duration
+	// Environment adds or overrides variables for this type only.
+	Environment *map[string]*string
+}
+
+// SuiteProps configures a Suite.
+type SuiteProps struct {
+	// DistDir holds <type>.zip for every type used (each a zip with a
+	// linux/arm64 `bootstrap`). Required.
+	DistDir *string
+	// Vpc the database functions run in. Required when a database type is used.
+	Vpc awsec2.IVpc
+	// VpcSubnets for the database functions and the endpoint. Default: the
+	// VPC's private subnets.
+	VpcSubnets *awsec2.SubnetSelection
+	// SecurityGroups are extra, existing groups attached to every database
+	// function besides the one the suite creates for it.
+	SecurityGroups *[]awsec2.ISecurityGroup
+	// SecretsManagerEndpoint creates an interface VPC endpoint for Secrets
+	// Manager and points the database functions at it. Default: false, the
+	// functions reach the public endpoint (HTTPS egress through your NAT).
+	SecretsManagerEndpoint *bool
+	// EndpointPrivateDns enables private DNS on the endpoint. Default: true.
+	EndpointPrivateDns *bool
+	// MemorySize of every function in MiB. Default: 256.
+	MemorySize *float64
+	// Timeout of every function. Default: 2 minutes.
+	Timeout awscdk.Duration
+	// LogRetention of every function's log group. Default: three months.
+	LogRetention awslogs.RetentionDays
+	// Environment for every function (PASSWORD_LENGTH, EXCLUDE_CHARACTERS,
+	// ROTARY_CONNECT_TIMEOUT, ...).
+	Environment *map[string]*string
+	// Functions holds per-type overrides, keyed by FunctionType.
+	Functions *map[FunctionType]*FunctionOptions
+	// AlarmTopic receives alarms and events. Default: the suite creates a
+	// KMS-encrypted, TLS-only topic.
+	AlarmTopic awssns.ITopic
+	// AlarmEmails are subscribed to the created topic.
+	AlarmEmails *[]*string
+}
+
+// Suite is the set of rotation functions one team deploys, with the alarm
+// topic and (optionally) the Secrets Manager VPC endpoint they share.
+// Functions are created on first use by RotateSecret or Function.
+type Suite struct {
+	constructs.Construct
+
+	props     SuiteProps
+	stack     awscdk.Stack
+	topic     awssns.ITopic
+	topicKey  awskms.Key
+	secretKey awskms.Key
+
+	endpoint   awsec2.InterfaceVpcEndpoint
+	endpointSG awsec2.SecurityGroup
+
+	functions map[FunctionType]*Function
+	// ours holds the ARNs (tokens) of secrets the suite created, encrypted by secretKey.
+	ours map[string]bool
+	// dbRules dedupes security-group rules: "type|sg|port".
+	dbRules map[string]bool
+}
+
+// NewSuite creates the suite's shared resources: the alarm topic (unless
+// given) and the Secrets Manager endpoint (if asked for).
+func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite, error) {
+	if props == nil || props.DistDir == nil || *props.DistDir == "" {
+		return nil, errors.New("rotary suite: field DistDir is required: set it to the directory `make build` writes the function zips to (dist/)")
+	}
+	s := &Suite{
+		Construct: constructs.NewConstruct(scope, id),
+		props:     *props,
+		functions: map[FunctionType]*Function{},
+		ours:      map[string]bool{},
+		dbRules:   map[string]bool{},
+	}
+	s.stack = awscdk.Stack_Of(s.Construct)
+	if s.props.MemorySize == nil {
+		s.props.MemorySize = jsii.Number(256)
+	}
+	if s.props.Timeout == nil {
+		s.props.Timeout = awscdk.Duration_Minutes(jsii.Number(2))
+	}
+	if s.props.LogRetention == "" {
+		s.props.LogRetention = awslogs.RetentionDays_THREE_MONTHS
+	}
+	if s.props.AlarmTopic != nil {
+		s.topic = s.props.AlarmTopic
+	} else {
+		s.newTopic()
+	}
+	if s.props.SecretsManagerEndpoint != nil && *s.props.SecretsManagerEndpoint {
+		if s.props.Vpc == nil {
+			return nil, errors.New("rotary suite: field SecretsManagerEndpoint needs field Vpc: set Vpc or turn the endpoint off")
+		}
+		s.newEndpoint()
+	}
+	return s, nil
+}
+
+// Topic is where alarms and rotation events are sent.
+func (s *Suite) Topic() awssns.ITopic { return s.topic }
+
+// Endpoint is the Secrets Manager interface endpoint, or nil.
+func (s *Suite) Endpoint() awsec2.InterfaceVpcEndpoint { return s.endpoint }
+
+// Functions returns the functions created so far, in FunctionTypes order.
+func (s *Suite) Functions() []*Function {
+	var out []*Function
+	for _, t := range FunctionTypes() {
+		if f, ok := s.functions[t]; ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (s *Suite) newTopic() {
+	s.topicKey = awskms.NewKey(s.Construct, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("Encrypts the Rotary alarm topic"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	// EventBridge and CloudWatch alarms publish to the encrypted topic, so
+	// they need the data key; only from this account.
+	for _, svc := range []string{"events.amazonaws.com", "cloudwatch.amazonaws.com"} {
+		s.topicKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("AllowPublishFrom" + strings.Split(svc, ".")[0]),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(svc), nil)},
+			Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.stack.Account()}},
+		}), jsii.Bool(false))
+	}
+	topic := awssns.NewTopic(s.Construct, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("Rotary rotation alarms"),
+		MasterKey:   s.topicKey,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.stack.Account()}},
+	}))
+	if s.props.AlarmEmails != nil {
+		for _, e := range *s.props.AlarmEmails {
+			topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(e, nil))
+		}
+	}
+	s.topic = topic
+}
+
+func (s *Suite) newEndpoint() {
+	s.endpointSG = awsec2.NewSecurityGroup(s.Construct, jsii.String("SecretsManagerEndpointSecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              s.props.Vpc,
+		Description:      jsii.String("Rotary Secrets Manager endpoint: HTTPS from the rotation functions only"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	privateDNS := true
+	if s.props.EndpointPrivateDns != nil {
+		privateDNS = *s.props.EndpointPrivateDns
+	}
+	s.endpoint = awsec2.NewInterfaceVpcEndpoint(s.Construct, jsii.String("SecretsManagerEndpoint"), &awsec2.InterfaceVpcEndpointProps{
+		Vpc:               s.props.Vpc,
+		Service:           awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
+		Subnets:           s.props.VpcSubnets,
+		SecurityGroups:    &[]awsec2.ISecurityGroup{s.endpointSG},
+		PrivateDnsEnabled: jsii.Bool(privateDNS),
+		// Open would allow HTTPS from the whole VPC CIDR; only the functions get in.
+		Open: jsii.Bool(false),
+	})
+}
+
+// endpointURL is https:// plus the endpoint's regional DNS name (the first
+// DNS entry, "zone:name").
+func (s *Suite) endpointURL() *string {
+	first := awscdk.Fn_Select(jsii.Number(0), s.endpoint.VpcEndpointDnsEntries())
+	name := awscdk.Fn_Select(jsii.Number(1), awscdk.Fn_Split(jsii.String(":"), first, nil))
+	return awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("https://"), name})
+}
+
+// EncryptionKey is the customer-managed key (rotation on) that encrypts the
+// secrets the suite creates. Created on first use.
+func (s *Suite) EncryptionKey() awskms.Key {
+	if s.secretKey == nil {
+		s.secretKey = awskms.NewKey(s.Construct, jsii.String("SecretsKey"), &awskms.KeyProps{
+			Description:       jsii.String("Encrypts the secrets Rotary creates; functions may use it only through Secrets Manager"),
+			EnableKeyRotation: jsii.Bool(true),
+			RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+		})
+	}
+	return s.secretKey
+}
+
+// Function returns the function of type t, creating it on first use.
+func (s *Suite) Function(t FunctionType) (*Function, error) {
+	if f, ok := s.functions[t]; ok {
+		return f, nil
+	}
+	if !t.Valid() {
+		return nil, fmt.Errorf("rotary suite: function type %q is unknown: use one of %v", t, FunctionTypes())
+	}
+	f, err := s.newFunction(t)
+	if err != nil {
+		return nil, err
+	}
+	s.functions[t] = f
+	return f, nil
+}
+
+// sortedKeys returns m's keys in order, for deterministic templates.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// zipPath checks that the function package exists.
+func (s *Suite) zipPath(t FunctionType) (string, error) {
+	p := filepath.Join(*s.props.DistDir, string(t)+".zip")
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s not found: run make build (it writes dist/%s.zip), or point distDir at the directory that holds it: %w", ErrMissingPackage, p, t, err)
+	}
+	if st.IsDir() {
+		return "", fmt.Errorf("%w: %s is a directory, want the zip `make build` writes: run make build", ErrMissingPackage, p)
+	}
+	return p, nil
+}
+
+// alarm creates an alarm that fires on any datapoint >= 1 and notifies the topic.
+func (s *Suite) alarm(scope constructs.Construct, id, description string, m awscloudwatch.IMetric) awscloudwatch.Alarm {
+	a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{
+		Metric:             m,
+		AlarmDescription:   jsii.String(description),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.topic))
+	return a
+}
