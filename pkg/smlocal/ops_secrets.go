@@ -78,6 +78,12 @@ func (s *Server) putVersionLocked(sec *storedSecret, token string, str *string, 
 	for _, l := range stages {
 		sec.attach(l, token)
 	}
+	if slices.Contains(stages, labelCurrent) && sec.Rules != nil && sec.Rules.AutomaticallyAfterDays != nil {
+		// The reference: with AutomaticallyAfterDays, a manual update of the
+		// value counts as a rotation for the schedule.
+		sec.RotationBase = now
+		sec.NextRotation = nextRotation(sec)
+	}
 	sec.LastChanged = now
 	sec.prune(now)
 	return v, nil
@@ -169,6 +175,7 @@ type secretEntry struct {
 	LastAccessedDate       *epoch              `json:",omitempty"`
 	DeletedDate            *epoch              `json:",omitempty"`
 	NextRotationDate       *epoch              `json:",omitempty"`
+	PrimaryRegion          string              `json:",omitempty"`
 	CreatedDate            *epoch              `json:",omitempty"`
 	Tags                   []tag               `json:",omitempty"`
 	VersionIdsToStages     map[string][]string `json:",omitempty"`
@@ -182,10 +189,10 @@ func (s *Server) entryLocked(sec *storedSecret) secretEntry {
 		Description:      sec.Description,
 		KmsKeyId:         sec.KmsKeyID,
 		RotationEnabled:  sec.RotationEnabled,
-		LastRotatedDate:  ts(sec.LastRotated),
 		LastChangedDate:  ts(sec.LastChanged),
 		LastAccessedDate: ts(dayOf(sec.LastAccessed)),
-		DeletedDate:      ts(sec.Deleted),
+		DeletedDate:      ts(sec.DeletionDate), // the reference: "the date the secret is scheduled for deletion"
+		PrimaryRegion:    s.opts.Region,
 		CreatedDate:      ts(sec.Created),
 		Tags:             slices.Clone(sec.Tags),
 	}
@@ -196,8 +203,10 @@ func (s *Server) entryLocked(sec *storedSecret) secretEntry {
 		r := *sec.Rules
 		e.RotationRules = &r
 	}
+	// The reference: both are null if rotation isn't configured or is disabled.
 	if sec.RotationEnabled != nil && *sec.RotationEnabled {
 		e.NextRotationDate = ts(sec.NextRotation)
+		e.LastRotatedDate = ts(sec.LastRotated)
 	}
 	return e
 }

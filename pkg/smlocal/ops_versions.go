@@ -261,7 +261,7 @@ type filter struct {
 // splits the value into words and looks for each, case-insensitively, at the
 // start of a word of the name, description, tag keys or tag values. Any value
 // may match; a value starting with "!" negates.
-func matchFilter(sec *storedSecret, f filter) (bool, error) {
+func matchFilter(sec *storedSecret, region string, f filter) (bool, error) {
 	var fields []string
 	fold := false
 	switch f.Key {
@@ -292,8 +292,10 @@ func matchFilter(sec *storedSecret, f filter) (bool, error) {
 		for _, a := range attrs {
 			fields = append(fields, words(a)...)
 		}
-	case "primary-region", "owning-service":
-		fields = nil // no replicas, no managed secrets here
+	case "primary-region":
+		fields = []string{region}
+	case "owning-service":
+		fields = nil // no managed secrets here
 	default:
 		return false, errorf(excInvalidParameter, "filter key %q is not valid; use name, description, tag-key, tag-value, primary-region, owning-service or all", f.Key)
 	}
@@ -390,7 +392,7 @@ func (s *Server) listSecrets(body []byte) (any, error) {
 		}
 		keep := true
 		for _, f := range in.Filters {
-			ok, err := matchFilter(sec, f)
+			ok, err := matchFilter(sec, s.opts.Region, f)
 			if err != nil {
 				return nil, err
 			}

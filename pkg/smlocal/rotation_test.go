@@ -453,3 +453,43 @@ func rotateByName(t *testing.T, c *secretsmanager.Client, name string) {
 	t.Helper()
 	rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String(name), RotationLambdaARN: aws.String(fnARN)})
 }
+
+func TestRotationDatesAreNullWhenRotationIsDisabled(t *testing.T) {
+	srv, c, _ := rotationServer(t, Options{})
+	createSecret(t, c, "dates", "pw")
+	rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String("dates"), RotationLambdaARN: aws.String(fnARN),
+		RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(7)}})
+	waitRotation(t, srv, "dates")
+	ctx := context.Background()
+	if _, err := c.CancelRotateSecret(ctx, &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("dates")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("dates")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LastRotatedDate != nil || d.NextRotationDate != nil {
+		t.Fatalf("LastRotatedDate %v, NextRotationDate %v; want both null once rotation is disabled", d.LastRotatedDate, d.NextRotationDate)
+	}
+	if d.RotationRules == nil || aws.ToInt64(d.RotationRules.AutomaticallyAfterDays) != 7 || aws.ToString(d.RotationLambdaARN) != fnARN {
+		t.Fatalf("a disabled rotation's rules and function must still be shown: %+v", d)
+	}
+}
+
+func TestManualUpdateCountsAsRotationForAutomaticallyAfterDays(t *testing.T) {
+	clk := newFakeClock()
+	srv, c, _ := rotationServer(t, Options{Clock: clk.Now})
+	createSecret(t, c, "manual", "pw")
+	rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String("manual"), RotationLambdaARN: aws.String(fnARN),
+		RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(10)}})
+	waitRotation(t, srv, "manual")
+	clk.Advance(5 * 24 * time.Hour)
+	put(t, c, "manual", token(1), "by hand")
+	d, err := c.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String("manual")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := dayOf(clk.Now()).AddDate(0, 0, 10); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
+		t.Fatalf("NextRotationDate = %v, want %v (10 days after the manual update)", d.NextRotationDate, want)
+	}
+}

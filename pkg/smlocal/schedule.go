@@ -122,16 +122,17 @@ func parseScheduleExpression(expr string) (schedule, error) {
 	return nil, errorf(excInvalidParameter, "ScheduleExpression %q is invalid; use rate(N hours|days) or cron(minutes hours day-of-month month day-of-week year), in UTC", expr)
 }
 
-// nextRotationLocked recomputes NextRotation from the secret's rules and the
-// time its schedule was last anchored (its last rotation, or when rotation was
-// configured).
+// nextRotation computes NextRotationDate from the secret's rules and the
+// time its schedule was last anchored: the later of its last rotation and the
+// time rotation was configured (or, for AutomaticallyAfterDays, the value was
+// last updated by hand).
 func nextRotation(sec *storedSecret) time.Time {
 	sched, err := parseRules(sec.Rules)
 	if err != nil || sched == nil {
 		return time.Time{}
 	}
 	base := sec.LastRotated
-	if base.IsZero() {
+	if sec.RotationBase.After(base) {
 		base = sec.RotationBase
 	}
 	if base.IsZero() {

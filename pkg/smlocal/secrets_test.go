@@ -180,8 +180,8 @@ func TestDeletedSecretRefusesOperations(t *testing.T) {
 		})
 	}
 	d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("gone")})
-	if err != nil || d.DeletedDate == nil {
-		t.Fatalf("DescribeSecret of a deleted secret: DeletedDate=%v err=%v, want DeletedDate set", d, err)
+	if err != nil || d.DeletedDate == nil || !d.DeletedDate.Equal(aws.ToTime(del.DeletionDate)) {
+		t.Fatalf("DescribeSecret of a deleted secret: %v; want DeletedDate = the scheduled deletion date %v", err, del.DeletionDate)
 	}
 	_, err = c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("gone")})
 	wantAPIError(t, err, "InvalidRequestException", "already scheduled for deletion")
