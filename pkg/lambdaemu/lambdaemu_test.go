@@ -332,7 +332,9 @@ func TestInvokeTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("invoke before the timeout: %v", err)
 	}
-	_, err = invokeEcho(t, f, map[string]any{"sleepMillis": 3000})
+	// The handler ignores its deadline, so only the emulator's timeout can
+	// end the invocation.
+	_, err = invokeEcho(t, f, map[string]any{"hangMillis": 3000})
 	var fe *FunctionError
 	if !errors.As(err, &fe) || fe.Type != "Sandbox.Timedout" {
 		t.Fatalf("invoke past the timeout = %v, want a *FunctionError of type Sandbox.Timedout", err)

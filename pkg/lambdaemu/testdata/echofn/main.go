@@ -22,8 +22,11 @@ type request struct {
 	Panic string `json:"panic,omitempty"`
 	// Env names environment variables whose values are returned.
 	Env []string `json:"env,omitempty"`
-	// SleepMillis delays the answer.
+	// SleepMillis delays the answer, unless the invocation's deadline
+	// comes first.
 	SleepMillis int `json:"sleepMillis,omitempty"`
+	// HangMillis delays the answer, deadline or not.
+	HangMillis int `json:"hangMillis,omitempty"`
 }
 
 // response is what the handler returns.
@@ -49,6 +52,9 @@ func handle(ctx context.Context, raw json.RawMessage) (response, error) {
 		case <-ctx.Done():
 			return response{}, ctx.Err()
 		}
+	}
+	if req.HangMillis > 0 {
+		time.Sleep(time.Duration(req.HangMillis) * time.Millisecond)
 	}
 	if req.Panic != "" {
 		panic(req.Panic)
