@@ -28,13 +28,25 @@ func (d daysSchedule) next(t time.Time) time.Time {
 }
 func (d daysSchedule) interval() time.Duration { return time.Duration(d.days) * 24 * time.Hour }
 
-// hoursSchedule is rate(N hours): N hours after the last rotation.
+// hoursSchedule is rate(N hours). As with every rate(), the windows start at
+// midnight UTC: at 00:00, N:00, 2N:00, ... of each day.
 type hoursSchedule struct{ hours int }
 
 func (h hoursSchedule) next(t time.Time) time.Time {
-	return t.UTC().Truncate(time.Hour).Add(time.Duration(h.hours) * time.Hour)
+	day := dayOf(t)
+	for start := day; start.Before(day.Add(24 * time.Hour)); start = start.Add(time.Duration(h.hours) * time.Hour) {
+		if start.After(t) {
+			return start
+		}
+	}
+	return day.Add(24 * time.Hour)
 }
 func (h hoursSchedule) interval() time.Duration { return time.Duration(h.hours) * time.Hour }
+
+// lastWindowStart is the start of the day's last window, as an offset from midnight.
+func (h hoursSchedule) lastWindowStart() time.Duration {
+	return time.Duration((23/h.hours)*h.hours) * time.Hour
+}
 
 var (
 	rateRE     = regexp.MustCompile(`^rate\(\s*(\d+)\s+(hour|hours|day|days)\s*\)$`)
@@ -81,9 +93,14 @@ func parseRules(r *rotationRules) (schedule, error) {
 		if _, daily := sched.(daysSchedule); !daily && win >= sched.interval() {
 			return nil, errorf(excInvalidParameter, "RotationRules.Duration %s must be shorter than the schedule's interval (%s), so a rotation window ends before the next begins", *r.Duration, sched.interval())
 		}
-		if c, ok := sched.(*cronSchedule); ok {
-			if err := c.checkWindow(win); err != nil {
+		switch sc := sched.(type) {
+		case *cronSchedule:
+			if err := sc.checkWindow(win); err != nil {
 				return nil, err
+			}
+		case hoursSchedule:
+			if start := sc.lastWindowStart(); start+win > 24*time.Hour {
+				return nil, errorf(excInvalidParameter, "RotationRules.Duration %s is too long: the window opening at %02d:00 UTC would extend into the next UTC day; shorten it", *r.Duration, int(start.Hours()))
 			}
 		}
 	}

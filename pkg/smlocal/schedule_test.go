@@ -82,6 +82,7 @@ func TestNextRotationDate(t *testing.T) {
 		{"days", rotationRules{AutomaticallyAfterDays: aws.Int64(30)}, "2026-04-09 00:00"},
 		{"rate days", rotationRules{ScheduleExpression: aws.String("rate(2 days)")}, "2026-03-12 00:00"},
 		{"rate hours", rotationRules{ScheduleExpression: aws.String("rate(4 hours)")}, "2026-03-10 16:00"},
+		{"rate hours windows start at midnight", rotationRules{ScheduleExpression: aws.String("rate(5 hours)")}, "2026-03-10 15:00"},
 		{"cron", rotationRules{ScheduleExpression: aws.String("cron(0 8 ? * MON *)")}, "2026-03-16 08:00"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +114,7 @@ func TestRotateSecretValidatesRotationRules(t *testing.T) {
 		{"bad duration", types.RotationRulesType{ScheduleExpression: aws.String("rate(10 hours)"), Duration: aws.String("3m")}, "InvalidParameterException", "1h to 24h"},
 		{"duration 25h", types.RotationRulesType{ScheduleExpression: aws.String("rate(2 days)"), Duration: aws.String("25h")}, "InvalidParameterException", "1h to 24h"},
 		{"duration not shorter than interval", types.RotationRulesType{ScheduleExpression: aws.String("rate(4 hours)"), Duration: aws.String("4h")}, "InvalidParameterException", "shorter than the schedule's interval"},
+		{"rate window into next day", types.RotationRulesType{ScheduleExpression: aws.String("rate(7 hours)"), Duration: aws.String("4h")}, "InvalidParameterException", "next UTC day"},
 		{"window into next day", types.RotationRulesType{ScheduleExpression: aws.String("cron(0 22 * * ? *)"), Duration: aws.String("3h")}, "InvalidParameterException", "next UTC day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +124,7 @@ func TestRotateSecretValidatesRotationRules(t *testing.T) {
 	}
 	for _, ok := range []types.RotationRulesType{
 		{ScheduleExpression: aws.String("rate(4 hours)"), Duration: aws.String("2h")},
+		{ScheduleExpression: aws.String("rate(5 hours)"), Duration: aws.String("3h")},
 		{ScheduleExpression: aws.String("cron(0 4 ? * SUN#1 *)"), Duration: aws.String("3h")},
 		{AutomaticallyAfterDays: aws.Int64(1000)},
 	} {
@@ -130,5 +133,19 @@ func TestRotateSecretValidatesRotationRules(t *testing.T) {
 				t.Fatalf("parseRules: %v", err)
 			}
 		})
+	}
+}
+
+func TestRateHoursNextWindow(t *testing.T) {
+	h := hoursSchedule{5}
+	for _, tc := range []struct{ after, want string }{
+		{"2026-03-10 00:00", "2026-03-10 05:00"},
+		{"2026-03-10 12:34", "2026-03-10 15:00"},
+		{"2026-03-10 20:00", "2026-03-11 00:00"},
+		{"2026-03-10 21:10", "2026-03-11 00:00"},
+	} {
+		if got := h.next(utc(tc.after)); !got.Equal(utc(tc.want)) {
+			t.Errorf("rate(5 hours) after %s = %v, want %s", tc.after, got, tc.want)
+		}
 	}
 }
