@@ -234,3 +234,29 @@ func TestFunctionRefusesAWrongTokenWithANamedError(t *testing.T) {
 		t.Fatalf("error does not name the step, secret and token: %s: %s", fe.Type, fe.Message)
 	}
 }
+
+func TestConcurrentRotationsOfOneFunctionAllSucceed(t *testing.T) {
+	const n = 4
+	arns := make([]string, n)
+	for i := range arns {
+		arns[i] = newSecret(t, initialRandom)
+	}
+	var wg sync.WaitGroup
+	for _, arn := range arns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := stack.Client.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(randomARN)})
+			if err != nil {
+				t.Errorf("RotateSecret: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, arn := range arns {
+		r, err := stack.SM.WaitRotation(context.Background(), arn)
+		if err != nil || r.State != smlocal.RotationSucceeded || len(r.Attempts) != 1 {
+			t.Fatalf("rotation of %s: %v %s %s after %d attempts", arn, err, r.State, r.Err, len(r.Attempts))
+		}
+	}
+}

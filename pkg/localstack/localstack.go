@@ -73,6 +73,18 @@ type Stack struct {
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
+	busy      map[string]*sync.Mutex // one per function ARN: its invocation queue
+}
+
+func (s *Stack) lock(arn string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mu, ok := s.busy[arn]
+	if !ok {
+		mu = &sync.Mutex{}
+		s.busy[arn] = mu
+	}
+	return mu
 }
 
 // FunctionARN is the ARN under which the stack serves a function.
@@ -97,8 +109,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}}
-	var invoker smlocal.Invoker = &smlocal.HTTPInvoker{Resolve: s.resolve, Client: &http.Client{}}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]*sync.Mutex{}}
+	httpInvoker := &smlocal.HTTPInvoker{Resolve: s.resolve, Client: &http.Client{}}
+	// The emulator runs one invocation at a time and refuses a second with
+	// HTTP 400, as one Lambda execution environment would; Lambda would run
+	// another environment instead. Queue concurrent invocations per function.
+	var invoker smlocal.Invoker = smlocal.InvokerFunc(func(ctx context.Context, arn string, ev smlocal.Event) error {
+		mu := s.lock(arn)
+		mu.Lock()
+		defer mu.Unlock()
+		return httpInvoker.Invoke(ctx, arn, ev)
+	})
 	if cfg.WrapInvoker != nil {
 		invoker = cfg.WrapInvoker(invoker)
 	}
