@@ -90,9 +90,14 @@ func (r *Rotation) clone() Rotation {
 
 // rotationRun is a rotation and the channel closed when it ends.
 type rotationRun struct {
-	rec  Rotation
-	done chan struct{}
+	rec    Rotation
+	done   chan struct{}
+	ctx    context.Context // canceled by Close and by CancelRotateSecret
+	cancel context.CancelFunc
 }
+
+// errCanceled ends a rotation that CancelRotateSecret canceled.
+var errCanceled = errors.New("canceled by CancelRotateSecret")
 
 // ErrNoRotation is returned by WaitRotation for a secret that never rotated.
 var ErrNoRotation = errors.New("smlocal: no rotation recorded for this secret")
@@ -170,6 +175,8 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 		},
 		done: make(chan struct{}),
 	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	run.ctx, run.cancel = ctx, func() { cancel(errCanceled) }
 	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
 	s.log.Info("smlocal: rotation started", "event", "RotationStarted", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
 	s.wg.Add(1)
@@ -179,6 +186,8 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 func (s *Server) runRotation(run *rotationRun) {
 	defer s.wg.Done()
 	defer close(run.done)
+	defer run.cancel()
+	ctx := run.ctx
 	s.mu.Lock()
 	r := &run.rec
 	ev := Event{SecretId: r.SecretARN, ClientRequestToken: r.Token, RotationToken: r.RotationToken}
@@ -196,13 +205,13 @@ func (s *Server) runRotation(run *rotationRun) {
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
-				case <-s.ctx.Done():
+				case <-ctx.Done():
 					t.Stop()
 				}
 			}
 		}
-		if s.ctx.Err() != nil {
-			lastErr = errors.New("the local Secrets Manager was closed before the rotation finished")
+		if ctx.Err() != nil {
+			lastErr = stopReason(ctx)
 			break
 		}
 		s.mu.Lock()
@@ -211,13 +220,20 @@ func (s *Server) runRotation(run *rotationRun) {
 		s.mu.Unlock()
 		lastErr = nil
 		for _, step := range steps {
+			if ctx.Err() != nil {
+				lastErr = stopReason(ctx)
+				break
+			}
 			ev.Step = step
 			s.mu.Lock()
 			att = &r.Attempts[len(r.Attempts)-1]
 			att.Steps = append(att.Steps, StepRun{Step: step, Started: s.now()})
 			s.mu.Unlock()
 			start := time.Now()
-			err := s.opts.Invoker.Invoke(s.ctx, fn, ev)
+			err := s.opts.Invoker.Invoke(ctx, fn, ev)
+			if err != nil && ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", stopReason(ctx), err)
+			}
 			d := time.Since(start)
 			s.mu.Lock()
 			att = &r.Attempts[len(r.Attempts)-1]
@@ -234,11 +250,19 @@ func (s *Server) runRotation(run *rotationRun) {
 				break
 			}
 		}
-		if lastErr == nil {
+		if lastErr == nil || ctx.Err() != nil {
 			break
 		}
 	}
 	s.finishRotation(run, lastErr)
+}
+
+// stopReason says why a rotation's context ended.
+func stopReason(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), errCanceled) {
+		return errCanceled
+	}
+	return errors.New("the local Secrets Manager was closed before the rotation finished")
 }
 
 // finishRotation records the outcome; on success it removes AWSPENDING and
@@ -368,6 +392,9 @@ func (s *Server) cancelRotateSecret(body []byte) (any, error) {
 	}
 	disabled := false
 	sec.RotationEnabled = &disabled
+	if runs := s.rotations[sec.ARN]; len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning {
+		runs[len(runs)-1].cancel() // the reference: "if a rotation is in progress, cancels the rotation"
+	}
 	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
 	if p, ok := sec.Labels[labelPending]; ok && p != sec.Labels[labelCurrent] {
 		out["VersionId"] = p

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -491,5 +492,36 @@ func TestManualUpdateCountsAsRotationForAutomaticallyAfterDays(t *testing.T) {
 	}
 	if want := dayOf(clk.Now()).AddDate(0, 0, 10); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
 		t.Fatalf("NextRotationDate = %v, want %v (10 days after the manual update)", d.NextRotationDate, want)
+	}
+}
+
+func TestCancelRotateSecretCancelsRotationInProgress(t *testing.T) {
+	entered := make(chan struct{})
+	var once sync.Once
+	srv, c := newServer(t, Options{Invoker: InvokerFunc(func(ctx context.Context, _ string, ev Event) error {
+		if ev.Step == StepSet {
+			once.Do(func() { close(entered) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})})
+	createSecret(t, c, "inflight", "pw")
+	_, oldVer := current(t, c, "inflight")
+	out := rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String("inflight"), RotationLambdaARN: aws.String(fnARN)})
+	<-entered
+	cr, err := c.CancelRotateSecret(context.Background(), &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("inflight")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(cr.VersionId) != aws.ToString(out.VersionId) {
+		t.Fatalf("VersionId = %s, want the running rotation's %s", aws.ToString(cr.VersionId), aws.ToString(out.VersionId))
+	}
+	r := waitRotation(t, srv, "inflight")
+	if r.State != RotationFailed || len(r.Attempts) != 1 || !strings.Contains(r.Err, "canceled by CancelRotateSecret") {
+		t.Fatalf("rotation after cancel: state %s, %d attempts, err %q", r.State, len(r.Attempts), r.Err)
+	}
+	if _, ver := current(t, c, "inflight"); ver != oldVer {
+		t.Fatalf("AWSCURRENT moved to %s after a canceled rotation", ver)
 	}
 }
