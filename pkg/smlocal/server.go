@@ -156,23 +156,29 @@ func (s *Server) ListenAndServe(addr string) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-// Close stops the listener started by ListenAndServe, cancels background
-// rotations and waits for them to end. It is safe to call twice.
+// Close cancels background rotations, waits for them to end and stops the
+// listener started by ListenAndServe. Connections still busy after a short
+// grace period are closed forcibly. It is safe to call twice.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
-	var err error
-	s.httpMu.Lock()
-	if s.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = s.httpSrv.Shutdown(ctx)
-		cancel()
-	}
-	s.httpMu.Unlock()
 	s.wg.Wait()
-	return err
+	s.httpMu.Lock()
+	defer s.httpMu.Unlock()
+	if s.httpSrv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.httpSrv.Shutdown(ctx); err != nil {
+		s.log.Warn("smlocal: connections still open at close; closing them", "err", err)
+		if err := s.httpSrv.Close(); err != nil {
+			return fmt.Errorf("smlocal: close listener: %w", err)
+		}
+	}
+	return nil
 }
 
 const targetPrefix = "secretsmanager."
