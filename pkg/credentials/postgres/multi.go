@@ -52,12 +52,16 @@ func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 		return nil, err
 	}
 	if strings.TrimSpace(s.MasterARN) == "" {
-		return nil, fmt.Errorf("%w: %s version %s: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid, label, v.ID)
+		err = fmt.Errorf("%w: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid)
+	} else if clone := CloneName(BaseName(s.Username)); len(clone) > MaxNameBytes {
+		err = fmt.Errorf("%w: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
+			ErrInvalid, clone, len(clone), MaxNameBytes, MaxNameBytes-len(CloneSuffix))
 	}
-	clone := CloneName(BaseName(s.Username))
-	if len(clone) > MaxNameBytes {
-		return nil, fmt.Errorf("%w: %s version %s: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
-			ErrInvalid, label, v.ID, clone, len(clone), MaxNameBytes, MaxNameBytes-len(CloneSuffix))
+	if err != nil {
+		if label != "" {
+			err = fmt.Errorf("%s version %s: %w", label, v.ID, err)
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -65,7 +69,7 @@ func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 // Validate checks that v is a PostgreSQL database secret with a masterarn
 // whose user has room for the _clone suffix.
 func (m *MultiUser) Validate(_ context.Context, v rotation.Version) error {
-	_, err := parseMulti("secret", v)
+	_, err := parseMulti("", v)
 	return err
 }
 

@@ -76,16 +76,21 @@ func quoteLiteral(s string) string {
 }
 
 // parse decodes a version and checks what every PostgreSQL type needs.
+// label ("AWSCURRENT", ...) names the version in errors; empty when the
+// caller (the engine's Validate) already names it.
 func parse(label string, v rotation.Version) (*dbsecret.Secret, error) {
 	s, err := dbsecret.Parse(v.Value)
+	if err == nil && s.Family() != dbsecret.FamilyPostgres {
+		err = fmt.Errorf("%w: field \"engine\" is %q, a MySQL engine; use a MySQL rotation function for it, or set engine to postgres or aurora-postgresql", ErrInvalid, s.Engine)
+	}
+	if err == nil {
+		err = checkName("username", s.Username)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s version %s: %w", label, v.ID, err)
-	}
-	if s.Family() != dbsecret.FamilyPostgres {
-		return nil, fmt.Errorf("%w: %s version %s: field \"engine\" is %q, a MySQL engine; use a MySQL rotation function for it, or set engine to postgres or aurora-postgresql", ErrInvalid, label, v.ID, s.Engine)
-	}
-	if err := checkName("username", s.Username); err != nil {
-		return nil, fmt.Errorf("%s version %s: %w", label, v.ID, err)
+		if label != "" {
+			err = fmt.Errorf("%s version %s: %w", label, v.ID, err)
+		}
+		return nil, err
 	}
 	return s, nil
 }

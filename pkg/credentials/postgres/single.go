@@ -22,7 +22,7 @@ func NewSingleUser(cfg Config) *SingleUser { return &SingleUser{cfg: cfg} }
 
 // Validate checks that v is a PostgreSQL database secret.
 func (s *SingleUser) Validate(_ context.Context, v rotation.Version) error {
-	_, err := parse("secret", v)
+	_, err := parse("", v)
 	return err
 }
 

@@ -1,0 +1,228 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
+)
+
+const everyPunctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+// TestHostileInputSingleUser feeds pending values that must be refused
+// before any database change, and proves with a login with the old
+// credential (and the victim's) that nothing changed.
+func TestHostileInputSingleUser(t *testing.T) {
+	f := setup(t)
+	victim, victimPW := uniqueName("rotary_victim"), newPassword(t)
+	f.createRole(t, victim, victimPW, "")
+	tests := []struct {
+		name    string
+		pending func(t *testing.T, old string) string
+		wantErr string
+	}{
+		{"another user", func(t *testing.T, old string) string { return withField(t, old, "username", victim) }, `"username" differs`},
+		{"sql in the username", func(t *testing.T, old string) string {
+			return withField(t, old, "username", field(t, old, "username")+`" PASSWORD 'x`)
+		}, `"username" differs`},
+		{"another host", func(t *testing.T, old string) string { return withField(t, old, "host", "localhost") }, `"host" differs`},
+		{"another port", func(t *testing.T, old string) string { return withField(t, old, "port", f.c.Port+1) }, `"port" differs`},
+		{"another database", func(t *testing.T, old string) string { return withField(t, old, "dbname", "template1") }, `"dbname" differs`},
+		{"a MySQL engine", func(t *testing.T, old string) string { return withField(t, old, "engine", "mysql") }, `"engine" is "mysql"`},
+		{"no password", func(t *testing.T, old string) string { return withField(t, old, "password", nil) }, `"password" is missing`},
+		{"over-long username", func(t *testing.T, old string) string { return withField(t, old, "username", strings.Repeat("u", 64)) }, "63-byte limit"},
+		{"not JSON", func(t *testing.T, old string) string { return "{" }, "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, f, NewSingleUser(f.cfg))
+			user, pw := uniqueName("rotary_hostile"), newPassword(t)
+			f.createRole(t, user, pw, "")
+			old := f.secret(t, user, pw, nil)
+			arn := createSecret(t, e, old)
+			err := rotateTo(t, e, arn, tt.pending(t, old))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			t.Logf("refused: %v", err)
+			if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), victimPW) {
+				t.Fatal("the error quotes a password")
+			}
+			if current(t, e, arn) != old {
+				t.Fatal("AWSCURRENT changed")
+			}
+			f.mustLogin(t, "the old credential", old)
+			f.mustLogin(t, "the victim's credential", f.secret(t, victim, victimPW, nil))
+		})
+	}
+}
+
+// TestHostileCurrentValue: a current value the type cannot rotate fails in
+// createSecret with a clear error, before anything changes.
+func TestHostileCurrentValue(t *testing.T) {
+	f := setup(t)
+	tests := []struct {
+		name    string
+		multi   bool
+		mutate  func(t *testing.T, v string) string
+		wantErr string
+	}{
+		{"MySQL engine", false, func(t *testing.T, v string) string { return withField(t, v, "engine", "mariadb") }, "use a MySQL rotation function"},
+		{"over-long username", false, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("é", 32)) }, "64 bytes, over PostgreSQL's 63-byte limit"},
+		{"no room for _clone", true, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("u", 58)) }, "at most 57 bytes"},
+		{"no masterarn", true, func(t *testing.T, v string) string { return withField(t, v, "masterarn", nil) }, `"masterarn" is missing`},
+		{"port not a number", false, func(t *testing.T, v string) string { return withField(t, v, "port", "five") }, `"port"`},
+		{"ssl not a boolean", false, func(t *testing.T, v string) string { return withField(t, v, "ssl", "sometimes") }, `"ssl"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var e *rotationtest.Env
+			if tt.multi {
+				e = newEnv(t, f, NewMultiUser(f.cfg))
+			} else {
+				e = newEnv(t, f, NewSingleUser(f.cfg))
+			}
+			user, pw := uniqueName("rotary_hostile"), newPassword(t)
+			f.createRole(t, user, pw, "")
+			value := tt.mutate(t, f.secret(t, user, pw, map[string]any{"masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused"}))
+			arn := createSecret(t, e, value)
+			_, err := e.Rotate(t, arn)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			t.Logf("refused: %v", err)
+			if current(t, e, arn) != value {
+				t.Fatal("AWSCURRENT changed")
+			}
+			f.mustLogin(t, "the old credential", f.secret(t, user, pw, nil))
+		})
+	}
+}
+
+// TestHostileInputMultiUser covers what alternating users add: the master
+// secret and the user pair.
+func TestHostileInputMultiUser(t *testing.T) {
+	f := setup(t)
+	victim, victimPW := uniqueName("rotary_victim"), newPassword(t)
+	f.createRole(t, victim, victimPW, "")
+	type setupFn func(t *testing.T, sm *secretsmanager.Client, user, pw string) (current, pending string)
+	full := func(t *testing.T, sm *secretsmanager.Client) string {
+		return f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	}
+	tests := []struct {
+		name    string
+		setup   setupFn
+		wantErr string
+	}{
+		{"masterarn names no secret", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf"})
+			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+		}, "read the secret named by masterarn"},
+		{"master secret on another host", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			m := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, map[string]any{"host": "db.elsewhere.test"}) }, nil)
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
+			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+		}, "point masterarn at the admin secret of the same database server"},
+		{"pending user outside the pair", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			return cur, withField(t, withField(t, cur, "username", victim), "password", newPassword(t))
+		}, "may only use"},
+		{"pending masterarn differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			return cur, withField(t, withField(t, cur, "masterarn", full(t, sm)), "username", CloneName(user))
+		}, `"masterarn" differs`},
+		{"pending host differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", CloneName(user))
+		}, `"host" differs`},
+		{"master user is the rotated user", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			m := f.master(t, sm, func(_, _ string) string { return f.secret(t, user, pw, nil) }, nil)
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
+			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+		}, "use a separate admin user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, f, NewMultiUser(f.cfg))
+			user, pw := uniqueName("rotary_hostile"), newPassword(t)
+			f.createRole(t, user, pw, "")
+			old, pending := tt.setup(t, e.Client, user, pw)
+			arn := createSecret(t, e, old)
+			err := rotateTo(t, e, arn, pending)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			t.Logf("refused: %v", err)
+			if current(t, e, arn) != old {
+				t.Fatal("AWSCURRENT changed")
+			}
+			f.mustLogin(t, "the old credential", old)
+			f.mustLogin(t, "the victim's credential", f.secret(t, victim, victimPW, nil))
+			var clones int
+			if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", CloneName(user)).Scan(&clones); err != nil {
+				t.Fatal(err)
+			}
+			if clones != 0 {
+				t.Fatalf("the clone %q was created although the rotation was refused", CloneName(user))
+			}
+		})
+	}
+}
+
+// TestUnusualNamesAndPasswords: names with quotes, backslashes, spaces and
+// unicode, and passwords with every punctuation character, are legal in
+// PostgreSQL and must rotate correctly (proving the quoting), both types.
+func TestUnusualNamesAndPasswords(t *testing.T) {
+	f := setup(t)
+	names := []struct{ name, user string }{
+		{"quotes", `o'brien "the" admin` + uniqueName("")},
+		{"backslash", `back\slash` + uniqueName("")},
+		{"space", "with space" + uniqueName("")},
+		{"unicode", "ünïcødé_ユーザー" + uniqueName("")},
+		{"sql", `x"; DROP ROLE postgres; --` + uniqueName("")},
+		{"longest alternating name", strings.Repeat("a", 57-len(uniqueName(""))) + uniqueName("")},
+	}
+	for _, n := range names {
+		for _, multi := range []bool{false, true} {
+			kind := "single"
+			if multi {
+				kind = "multi"
+			}
+			t.Run(kind+"/"+n.name, func(t *testing.T) {
+				pw := everyPunctuation + newPassword(t)
+				f.createRole(t, n.user, pw, "")
+				var e *rotationtest.Env
+				extra := map[string]any{}
+				if multi {
+					e = newEnv(t, f, NewMultiUser(f.cfg))
+					extra["masterarn"] = f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+				} else {
+					e = newEnv(t, f, NewSingleUser(f.cfg))
+				}
+				arn := createSecret(t, e, f.secret(t, n.user, pw, extra))
+				// A pending password with every punctuation character, then
+				// two generated ones (for multi: clone, then base again).
+				pending := withField(t, current(t, e, arn), "password", everyPunctuation+everyPunctuation)
+				if multi {
+					pending = withField(t, pending, "username", CloneName(n.user))
+				}
+				if err := rotateTo(t, e, arn, pending); err != nil {
+					t.Fatalf("rotation to a password of every punctuation character: %v", err)
+				}
+				f.mustLogin(t, "AWSCURRENT with every punctuation character", current(t, e, arn))
+				for i := 0; i < 2; i++ {
+					if _, err := e.Rotate(t, arn); err != nil {
+						t.Fatalf("rotation %d: %v", i+1, err)
+					}
+					f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
+				}
+				if multi && field(t, current(t, e, arn), "username") != CloneName(n.user) {
+					t.Fatalf("after three rotations the user is %q, want the clone", field(t, current(t, e, arn), "username"))
+				}
+				f.mustLogin(t, "the postgres superuser still", f.secret(t, f.c.SuperUser, f.c.SuperPassword, nil))
+			})
+		}
+	}
+}
