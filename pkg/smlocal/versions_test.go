@@ -291,3 +291,37 @@ func TestUnlabeledVersionsBeyond100ArePrunedButNotYoungOnes(t *testing.T) {
 		t.Fatalf("labels after pruning: %v", got)
 	}
 }
+
+func TestFirstValueAlwaysGetsAWSCURRENT(t *testing.T) {
+	_, c := newServer(t, Options{})
+	if _, err := c.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String("empty")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("empty")})
+	wantAPIError(t, err, "ResourceNotFoundException", "staging label: AWSCURRENT")
+	put(t, c, "empty", token(1), "v1", "AWSPENDING")
+	if got := stagesOf(t, c, "empty"); !slices.Equal(got[token(1)], []string{"AWSCURRENT", "AWSPENDING"}) {
+		t.Fatalf("labels of the first version: %v, want AWSCURRENT added", got)
+	}
+}
+
+func TestTooManyLabelsOrTagsIsLimitExceeded(t *testing.T) {
+	_, c := newServer(t, Options{})
+	ctx := context.Background()
+	createSecret(t, c, "limits", "v")
+	var stages []string
+	for i := range 21 {
+		stages = append(stages, "L"+strconv.Itoa(i))
+	}
+	_, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("limits"), ClientRequestToken: aws.String(token(1)), SecretString: aws.String("w"), VersionStages: stages})
+	wantAPIError(t, err, "LimitExceededException", "at most 20 staging labels")
+	var tags []types.Tag
+	for i := range 50 {
+		tags = append(tags, types.Tag{Key: aws.String("k" + strconv.Itoa(i)), Value: aws.String("v")})
+	}
+	if _, err := c.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("limits"), Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("limits"), Tags: []types.Tag{{Key: aws.String("one-more"), Value: aws.String("v")}}})
+	wantAPIError(t, err, "LimitExceededException", "at most 50 tags")
+}
