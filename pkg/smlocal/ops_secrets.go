@@ -305,6 +305,7 @@ func (s *Server) deleteSecret(body []byte) (any, error) {
 	} else {
 		when = now.Add(time.Duration(days) * 24 * time.Hour)
 		sec.Deleted, sec.DeletionDate = now, when
+		sec.LastChanged = now
 	}
 	if err := s.commitLocked(); err != nil {
 		return nil, err
@@ -324,6 +325,7 @@ func (s *Server) restoreSecret(body []byte) (any, error) {
 		return nil, err
 	}
 	sec.Deleted, sec.DeletionDate = time.Time{}, time.Time{}
+	sec.LastChanged = s.now()
 	if err := s.commitLocked(); err != nil {
 		return nil, err
 	}
@@ -377,6 +379,7 @@ func (s *Server) tagResource(body []byte) (any, error) {
 		return nil, errorf(excLimitExceeded, "a secret can have at most 50 tags; this call would make %d", len(tags))
 	}
 	sec.Tags = tags
+	sec.LastChanged = s.now()
 	if err := s.commitLocked(); err != nil {
 		return nil, err
 	}
@@ -398,6 +401,7 @@ func (s *Server) untagResource(body []byte) (any, error) {
 		return nil, err
 	}
 	sec.Tags = slices.DeleteFunc(sec.Tags, func(t tag) bool { return slices.Contains(in.TagKeys, t.Key) })
+	sec.LastChanged = s.now()
 	if err := s.commitLocked(); err != nil {
 		return nil, err
 	}

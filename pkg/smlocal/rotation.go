@@ -371,6 +371,7 @@ func (s *Server) rotateSecret(body []byte) (any, error) {
 	sec.Versions[token] = v
 	sec.attach(labelPending, token)
 	sec.NextRotation = nextRotation(sec)
+	sec.LastChanged = now
 	sec.prune(now)
 	if err := s.commitLocked(); err != nil {
 		return nil, err
@@ -392,6 +393,7 @@ func (s *Server) cancelRotateSecret(body []byte) (any, error) {
 	}
 	disabled := false
 	sec.RotationEnabled = &disabled
+	sec.LastChanged = s.now()
 	if runs := s.rotations[sec.ARN]; len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning {
 		runs[len(runs)-1].cancel() // the reference: "if a rotation is in progress, cancels the rotation"
 	}

@@ -89,6 +89,7 @@ func TestDeprecatedVersionsHiddenUnlessIncludeDeprecated(t *testing.T) {
 	put(t, c, "dep", token(1), "v1")
 	put(t, c, "dep", token(2), "v2")
 	count := func(include bool) int {
+		t.Helper()
 		out, err := c.ListSecretVersionIds(context.Background(), &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("dep"), IncludeDeprecated: aws.Bool(include)})
 		if err != nil {
 			t.Fatal(err)
@@ -135,6 +136,7 @@ func TestListSecretVersionIdsPaginates(t *testing.T) {
 func TestUpdateSecretVersionStageRules(t *testing.T) {
 	ctx := context.Background()
 	setup := func(t *testing.T) *secretsmanager.Client {
+		t.Helper()
 		_, c := newServer(t, Options{})
 		createSecret(t, c, "uvs", "v0")
 		put(t, c, "uvs", token(1), "v1")               // AWSCURRENT on 1
@@ -267,6 +269,7 @@ func TestUnlabeledVersionsBeyond100ArePrunedButNotYoungOnes(t *testing.T) {
 		put(t, c, "prune", token(i), "v"+strconv.Itoa(i))
 	}
 	countAll := func() int {
+		t.Helper()
 		n := 0
 		p := secretsmanager.NewListSecretVersionIdsPaginator(c, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("prune"), IncludeDeprecated: aws.Bool(true)})
 		for p.HasMorePages() {
