@@ -289,6 +289,15 @@ func TestUnlabeledVersionsBeyond100ArePrunedButNotYoungOnes(t *testing.T) {
 	if n := countAll(); n != 100 {
 		t.Fatalf("%d versions kept, want 100", n)
 	}
+	for _, tc := range []struct {
+		id   string
+		kept bool
+	}{{token(6), false}, {token(7), true}} {
+		_, err := c.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("prune"), VersionId: aws.String(tc.id)})
+		if (err == nil) != tc.kept {
+			t.Errorf("version %s: GetSecretValue err = %v, want kept=%v (the oldest unlabeled versions go first)", tc.id, err, tc.kept)
+		}
+	}
 	got := stagesOf(t, c, "prune")
 	if !slices.Equal(got[token(200)], []string{"AWSCURRENT"}) || !slices.Equal(got[token(105)], []string{"AWSPREVIOUS"}) {
 		t.Fatalf("labels after pruning: %v", got)
