@@ -32,7 +32,7 @@ func (s *Server) getSecretValue(body []byte) (any, error) {
 			return nil, valueNotFoundForVersion(*in.VersionId)
 		}
 		if in.VersionStage != nil && sec.Labels[*in.VersionStage] != v.ID {
-			return nil, &apiError{Type: excInvalidRequest, Message: msgStageVersionMismach}
+			return nil, &apiError{Type: excInvalidRequest, Message: msgStageVersionMismatch}
 		}
 		if !v.HasValue {
 			return nil, valueNotFoundForVersion(v.ID)

@@ -216,7 +216,7 @@ func TestGetSecretValueRules(t *testing.T) {
 		{name: "by stage", stage: "AWSPREVIOUS", want: "v0"},
 		{name: "by version", version: token(1), want: "v1"},
 		{name: "both naming the same version", version: token(1), stage: "AWSCURRENT", want: "v1"},
-		{name: "both naming different versions", version: token(1), stage: "AWSPREVIOUS", code: "InvalidRequestException", msg: msgStageVersionMismach},
+		{name: "both naming different versions", version: token(1), stage: "AWSPREVIOUS", code: "InvalidRequestException", msg: msgStageVersionMismatch},
 		{name: "missing label", stage: "NOPE", code: "ResourceNotFoundException", msg: "Secrets Manager can't find the specified secret value for staging label: NOPE"},
 		{name: "missing version", version: token(7), code: "ResourceNotFoundException", msg: "Secrets Manager can't find the specified secret value for VersionId: " + token(7)},
 		{name: "valueless placeholder by stage", stage: "AWSPENDING", code: "ResourceNotFoundException", msg: "Secrets Manager can't find the specified secret value for staging label: AWSPENDING"},
