@@ -1,0 +1,19 @@
+// Command postgres-multi-user is the rotation function for alternating
+// PostgreSQL users: the secret switches between <user> and <user>_clone, and
+// the admin secret named by masterarn creates the clone and sets passwords.
+package main
+
+import (
+	"os"
+
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+func main() {
+	cfg, err := postgres.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		rotation.Fatal(err)
+	}
+	rotation.Start(postgres.NewMultiUser(cfg))
+}
