@@ -184,7 +184,7 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		Description: jsii.String("SNS topic that receives Rotary alarms, rotation failures and denied calls"),
 	})
 	for _, f := range suite.Functions() {
-		awscdk.NewCfnOutput(stack, jsii.String(string(f.Type)+"-function"), &awscdk.CfnOutputProps{
+		awscdk.NewCfnOutput(stack, jsii.String(f.OutputID()), &awscdk.CfnOutputProps{
 			Value:       f.Function.FunctionName(),
 			Description: jsii.String(fmt.Sprintf("Name of the %s rotation function", f.Type)),
 		})

@@ -263,3 +263,7 @@ func (s *Suite) viaSecretsManager() *map[string]any {
 		"kms:CallerAccount": s.stack.Account(),
 	}}
 }
+
+// OutputID is a CloudFormation-safe name for outputs about this function,
+// such as "PostgresSingleUserFunctionName".
+func (f *Function) OutputID() string { return f.Type.constructID() + "FunctionName" }

@@ -214,17 +214,16 @@ func (s *Suite) newTopic() {
 		Description:       jsii.String("Encrypts the Rotary alarm topic"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
-	// EventBridge and CloudWatch alarms publish to the encrypted topic, so
-	// they need the data key; only from this account.
-	for _, svc := range []string{"events.amazonaws.com", "cloudwatch.amazonaws.com"} {
-		s.topicKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("AllowPublishFrom" + strings.Split(svc, ".")[0]),
-			Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(svc), nil)},
-			Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
-			Resources:  jsii.Strings("*"),
-			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.stack.Account()}},
-		}), jsii.Bool(false))
-	}
+	// CloudWatch alarms publish to the encrypted topic, so they need the
+	// data key, from this account only. (The EventBridge target adds its own
+	// statement for events.amazonaws.com.)
+	s.topicKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.stack.Account()}},
+	}), jsii.Bool(false))
 	topic := awssns.NewTopic(s.Construct, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		DisplayName: jsii.String("Rotary rotation alarms"),
 		MasterKey:   s.topicKey,

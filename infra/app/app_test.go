@@ -1,0 +1,800 @@
+package app
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/rotary-secrets/rotary/infra/config"
+	"github.com/rotary-secrets/rotary/infra/rotary"
+)
+
+const (
+	exampleAccount = "111122223333"
+	exampleRegion  = "eu-west-1"
+	ordersAdminARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-admin-Ab12Cd"
+	ordersAdminKey = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-1111-2222-3333-444455556666"
+	billingAppARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-app-Ef34Gh"
+	billingRepARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-reporting-Ij56Kl"
+	billingMstARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
+	ordersPgSG     = "sg-0a1b2c3d4e5f60101"
+	billingMySQLSG = "sg-0a1b2c3d4e5f60102"
+)
+
+// createdSecret is the logical ID of the secret the app created with name.
+func (f *fixture) createdSecret(t *testing.T, name string) string {
+	t.Helper()
+	return f.only(t, "AWS::SecretsManager::Secret", func(p map[string]any) bool { return p["Name"] == name })
+}
+
+// secretsKey is the logical ID of the suite's key for created secrets.
+func (f *fixture) secretsKey(t *testing.T) string {
+	t.Helper()
+	return f.only(t, "AWS::KMS::Key", func(p map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(p["Description"]), "Encrypts the secrets Rotary creates")
+	})
+}
+
+func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
+	f := example.get(t)
+	check(t, "five functions", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(5)) })
+	check(t, "log groups with retention", func() {
+		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(5))
+		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
+	})
+	tests := []struct {
+		typ    rotary.FunctionType
+		memory int
+	}{
+		{rotary.RandomSecret, 256},
+		{rotary.PostgresSingleUser, 256},
+		{rotary.PostgresMultiUser, 512},
+		{rotary.MySQLSingleUser, 256},
+		{rotary.MySQLMultiUser, 256},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.typ), func(t *testing.T) {
+			id := f.functionID(t, tc.typ)
+			fn := props(f.resources("AWS::Lambda::Function")[id])
+			check(t, "runtime, architecture, size", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+					"Description":   fn["Description"],
+					"Runtime":       "provided.al2023",
+					"Architectures": []any{"arm64"},
+					"Handler":       "bootstrap",
+					"MemorySize":    tc.memory,
+					"Timeout":       120,
+					"Code":          assertions.Match_ObjectLike(&map[string]any{"S3Key": assertions.Match_StringLikeRegexp(jsii.String(`\.zip$`))}),
+				})
+			})
+			lg := fn["LoggingConfig"].(map[string]any)["LogGroup"].(map[string]any)["Ref"].(string)
+			if _, ok := f.resources("AWS::Logs::LogGroup")[lg]; !ok {
+				t.Errorf("function logs to %v, want an explicit AWS::Logs::LogGroup of the stack", lg)
+			}
+			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+			for _, k := range []string{"PASSWORD_LENGTH", "EXCLUDE_CHARACTERS", "ROTARY_CONNECT_TIMEOUT", "ROTARY_STATEMENT_TIMEOUT"} {
+				if _, ok := env[k]; !ok {
+					t.Errorf("environment lacks %s from function.environment", k)
+				}
+			}
+			if tc.typ == rotary.PostgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != "63" {
+				t.Errorf("USERNAME_CHARACTER_LIMIT = %v, want the per-type override 63", env["USERNAME_CHARACTER_LIMIT"])
+			}
+			if tc.typ != rotary.PostgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != nil {
+				t.Errorf("per-type override of postgres-multi-user leaked into %s", tc.typ)
+			}
+		})
+	}
+}
+
+func TestDatabaseFunctionsRunInTheVpcAndUseTheEndpoint(t *testing.T) {
+	f := example.get(t)
+	endpoint := f.only(t, "AWS::EC2::VPCEndpoint", func(p map[string]any) bool { return true })
+	check(t, "interface endpoint", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::EC2::VPCEndpoint"), &map[string]any{
+			"ServiceName":       "com.amazonaws.eu-west-1.secretsmanager",
+			"VpcEndpointType":   "Interface",
+			"PrivateDnsEnabled": true,
+			"VpcId":             "vpc-0a1b2c3d4e5f60718",
+			"SubnetIds":         []any{"subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"},
+		})
+	})
+	for _, typ := range rotary.FunctionTypes() {
+		t.Run(string(typ), func(t *testing.T) {
+			fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, typ)])
+			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+			vpc, inVpc := fn["VpcConfig"].(map[string]any)
+			if !typ.NeedsDatabase() {
+				if inVpc {
+					t.Errorf("random-secret is VPC-placed (%v); it reaches no database", canon(vpc))
+				}
+				if _, ok := env["SECRETS_MANAGER_ENDPOINT"]; ok {
+					t.Errorf("random-secret runs outside the VPC but points at the VPC endpoint")
+				}
+				return
+			}
+			if !inVpc {
+				t.Fatalf("%s is not VPC-placed", typ)
+			}
+			if got := canon(vpc["SubnetIds"]); got != canon([]any{"subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"}) {
+				t.Errorf("subnets = %s", got)
+			}
+			if got := len(list(vpc["SecurityGroupIds"])); got != 1 {
+				t.Errorf("%d security groups, want the function's own one", got)
+			}
+			ep := canon(env["SECRETS_MANAGER_ENDPOINT"])
+			if !strings.Contains(ep, `"https://"`) || !strings.Contains(ep, canon(getAtt(endpoint, "DnsEntries"))) {
+				t.Errorf("SECRETS_MANAGER_ENDPOINT = %s, want https:// + the endpoint's DNS name", ep)
+			}
+		})
+	}
+}
+
+func TestEndpointIsOptional(t *testing.T) {
+	f := minimal.get(t)
+	check(t, "no endpoint", func() { f.template.ResourceCountIs(jsii.String("AWS::EC2::VPCEndpoint"), jsii.Number(0)) })
+	fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, rotary.PostgresSingleUser)])
+	if env, ok := fn["Environment"].(map[string]any); ok {
+		if _, ok := env["Variables"].(map[string]any)["SECRETS_MANAGER_ENDPOINT"]; ok {
+			t.Error("SECRETS_MANAGER_ENDPOINT set without an endpoint")
+		}
+	}
+	// Without the endpoint the function reaches Secrets Manager over HTTPS only.
+	sg := props(f.resources("AWS::EC2::SecurityGroup")[sgOf(t, f, rotary.PostgresSingleUser)])
+	found := false
+	for _, e := range list(sg["SecurityGroupEgress"]) {
+		r := e.(map[string]any)
+		if r["CidrIp"] == "0.0.0.0/0" {
+			found = true
+			if fmt.Sprint(r["FromPort"]) != "443" || fmt.Sprint(r["ToPort"]) != "443" || r["IpProtocol"] != "tcp" {
+				t.Errorf("egress to the internet beyond HTTPS: %s", canon(r))
+			}
+		}
+	}
+	if !found {
+		t.Error("no HTTPS egress to reach Secrets Manager without an endpoint")
+	}
+	check(t, "no RDS, no master", func() {
+		for _, s := range f.allStatements() {
+			if strings.Contains(canon(s["Action"]), "rds:") {
+				t.Errorf("RDS actions granted without a multi-user type: %s", canon(s))
+			}
+		}
+	})
+}
+
+// sgOf is the logical ID of the security group the suite created for typ.
+func sgOf(t *testing.T, f *fixture, typ rotary.FunctionType) string {
+	t.Helper()
+	fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, typ)])
+	ids := list(fn["VpcConfig"].(map[string]any)["SecurityGroupIds"])
+	return ids[0].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+}
+
+func TestOneRolePerFunctionAndNoManagedPolicies(t *testing.T) {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+		t.Run(name, func(t *testing.T) {
+			f := lf.get(t)
+			roles := map[string]rotary.FunctionType{}
+			for _, typ := range f.stack.Suite.Functions() {
+				role := f.roleID(t, typ.Type)
+				if other, dup := roles[role]; dup {
+					t.Errorf("%s and %s share role %s", typ.Type, other, role)
+				}
+				roles[role] = typ.Type
+			}
+			check(t, "one role per function", func() {
+				f.template.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(float64(len(roles))))
+			})
+			check(t, "no managed policies", func() {
+				f.template.AllResourcesProperties(jsii.String("AWS::IAM::Role"), &map[string]any{
+					"ManagedPolicyArns": assertions.Match_Absent(),
+					"AssumeRolePolicyDocument": assertions.Match_ObjectLike(&map[string]any{"Statement": []any{
+						map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}},
+					}}),
+				})
+				f.template.ResourceCountIs(jsii.String("AWS::IAM::ManagedPolicy"), jsii.Number(0))
+			})
+		})
+	}
+}
+
+func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
+	f := example.get(t)
+	ordersApp := ref(f.createdSecret(t, "orders-app"))
+	webhook := ref(f.createdSecret(t, "webhook-signing-key"))
+	tests := []struct {
+		typ     rotary.FunctionType
+		rotates []any
+		masters []any
+	}{
+		{rotary.RandomSecret, []any{webhook}, nil},
+		{rotary.PostgresSingleUser, []any{ordersAdminARN}, nil},
+		{rotary.PostgresMultiUser, []any{ordersApp}, []any{ordersAdminARN}},
+		{rotary.MySQLSingleUser, []any{billingAppARN}, nil},
+		{rotary.MySQLMultiUser, []any{billingRepARN}, []any{billingMstARN}},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.typ), func(t *testing.T) {
+			stmts := f.statements(t, f.roleID(t, tc.typ))
+			rot := bySid(stmts, rotary.SidRotateSecrets)
+			if rot == nil {
+				t.Fatalf("no %s statement", rotary.SidRotateSecrets)
+			}
+			if got, want := canonSet(list(rot["Resource"])), canonSet(tc.rotates); !reflect.DeepEqual(got, want) {
+				t.Errorf("rotates %v, want %v", got, want)
+			}
+			if got, want := canonSet(list(rot["Action"])), canonSet(toAny(rotary.RotateActions)); !reflect.DeepEqual(got, want) {
+				t.Errorf("rotate actions %v, want %v", got, want)
+			}
+			master := bySid(stmts, rotary.SidReadMasterSecrets)
+			switch {
+			case tc.masters == nil && master != nil:
+				t.Errorf("single-user type may read master secrets: %s", canon(master))
+			case tc.masters != nil && master == nil:
+				t.Errorf("multi-user type cannot read its master secret")
+			case tc.masters != nil:
+				if got, want := canonSet(list(master["Resource"])), canonSet(tc.masters); !reflect.DeepEqual(got, want) {
+					t.Errorf("reads masters %v, want %v", got, want)
+				}
+				for _, a := range list(master["Action"]) {
+					if a != "secretsmanager:GetSecretValue" && a != "secretsmanager:DescribeSecret" {
+						t.Errorf("master secret action %v is not read-only", a)
+					}
+				}
+			}
+			for _, s := range stmts {
+				if s["Sid"] == rotary.SidRotateSecrets || s["Sid"] == rotary.SidReadMasterSecrets {
+					continue
+				}
+				if strings.Contains(canon(s["Action"]), "secretsmanager:") {
+					t.Errorf("unexpected Secrets Manager grant: %s", canon(s))
+				}
+			}
+		})
+	}
+}
+
+// TestNoWildcardGrants is the negative check: no Secrets Manager or KMS
+// action on Resource "*", no action wildcards, no Deny-less "*:*".
+func TestNoWildcardGrants(t *testing.T) {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+		t.Run(name, func(t *testing.T) {
+			f := lf.get(t)
+			stmts := f.allStatements()
+			if len(stmts) == 0 {
+				t.Fatal("no IAM statements found")
+			}
+			for _, s := range stmts {
+				star := false
+				for _, r := range list(s["Resource"]) {
+					if r == "*" {
+						star = true
+					}
+				}
+				for _, a := range list(s["Action"]) {
+					act := fmt.Sprint(a)
+					if strings.Contains(act, "*") {
+						t.Errorf("action wildcard %s in %s", act, canon(s))
+					}
+					if star && (strings.HasPrefix(act, "secretsmanager:") || strings.HasPrefix(act, "kms:") || strings.HasPrefix(act, "rds:") || strings.HasPrefix(act, "logs:")) {
+						t.Errorf("%s granted on Resource \"*\": %s", act, canon(s))
+					}
+					if star && !strings.HasPrefix(act, "ec2:") {
+						t.Errorf("only the VPC network-interface actions may use Resource \"*\", got %s", act)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestLogPermissionsAreScopedToTheOwnLogGroup(t *testing.T) {
+	f := example.get(t)
+	for _, typ := range rotary.FunctionTypes() {
+		t.Run(string(typ), func(t *testing.T) {
+			fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, typ)])
+			lg := fn["LoggingConfig"].(map[string]any)["LogGroup"].(map[string]any)["Ref"].(string)
+			stmts := f.statements(t, f.roleID(t, typ))
+			logs := bySid(stmts, rotary.SidWriteLogs)
+			if logs == nil {
+				t.Fatal("no log permissions")
+			}
+			if got, want := canon(logs["Resource"]), canon(getAtt(lg, "Arn")); got != want {
+				t.Errorf("logs on %s, want own log group %s", got, want)
+			}
+			if got := canonSet(list(logs["Action"])); !reflect.DeepEqual(got, canonSet([]any{"logs:CreateLogStream", "logs:PutLogEvents"})) {
+				t.Errorf("log actions %v", got)
+			}
+		})
+	}
+}
+
+func TestKMSIsUsedOnlyThroughSecretsManager(t *testing.T) {
+	f := example.get(t)
+	suiteKey := getAtt(f.secretsKey(t), "Arn")
+	via := map[string]any{"StringEquals": map[string]any{
+		"kms:ViaService":    "secretsmanager.eu-west-1.amazonaws.com",
+		"kms:CallerAccount": exampleAccount,
+	}}
+	tests := []struct {
+		typ  rotary.FunctionType
+		keys []any // nil: no KMS statement at all (aws/secretsmanager)
+	}{
+		{rotary.RandomSecret, []any{suiteKey}},
+		{rotary.PostgresSingleUser, []any{ordersAdminKey}},
+		{rotary.PostgresMultiUser, []any{suiteKey, ordersAdminKey}},
+		{rotary.MySQLSingleUser, nil},
+		{rotary.MySQLMultiUser, nil},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.typ), func(t *testing.T) {
+			stmts := f.statements(t, f.roleID(t, tc.typ))
+			k := bySid(stmts, rotary.SidUseKeys)
+			if tc.keys == nil {
+				if k != nil {
+					t.Errorf("KMS granted though no secret of this type uses a customer-managed key: %s", canon(k))
+				}
+				return
+			}
+			if k == nil {
+				t.Fatal("no KMS statement")
+			}
+			if got, want := canonSet(list(k["Resource"])), canonSet(tc.keys); !reflect.DeepEqual(got, want) {
+				t.Errorf("keys %v, want %v", got, want)
+			}
+			if got, want := canon(k["Condition"]), canon(via); got != want {
+				t.Errorf("condition %s, want %s", got, want)
+			}
+			for _, s := range stmts {
+				if s["Sid"] != rotary.SidUseKeys && strings.Contains(canon(s["Action"]), "kms:") {
+					t.Errorf("KMS granted outside %s: %s", rotary.SidUseKeys, canon(s))
+				}
+			}
+		})
+	}
+	t.Run("created secrets use the rotating customer-managed key", func(t *testing.T) {
+		check(t, "key rotation", func() {
+			f.template.AllResourcesProperties(jsii.String("AWS::KMS::Key"), &map[string]any{"EnableKeyRotation": true})
+		})
+		for _, name := range []string{"orders-app", "webhook-signing-key"} {
+			s := props(f.resources("AWS::SecretsManager::Secret")[f.createdSecret(t, name)])
+			if canon(s["KmsKeyId"]) != canon(suiteKey) {
+				t.Errorf("%s encrypted with %s, want the suite key", name, canon(s["KmsKeyId"]))
+			}
+		}
+	})
+	t.Run("key policy admits the functions only via Secrets Manager", func(t *testing.T) {
+		key := props(f.resources("AWS::KMS::Key")[f.secretsKey(t)])
+		var principals []any
+		for _, st := range key["KeyPolicy"].(map[string]any)["Statement"].([]any) {
+			s := st.(map[string]any)
+			p, _ := s["Principal"].(map[string]any)
+			aws := canon(p["AWS"])
+			if !strings.Contains(aws, "Role") {
+				continue
+			}
+			principals = append(principals, p["AWS"])
+			if canon(s["Condition"]) != canon(via) {
+				t.Errorf("function role in key policy without kms:ViaService: %s", canon(s))
+			}
+		}
+		// random-secret and postgres-multi-user rotate created secrets.
+		want := canonSet([]any{getAtt(f.roleID(t, rotary.RandomSecret), "Arn"), getAtt(f.roleID(t, rotary.PostgresMultiUser), "Arn")})
+		if got := canonSet(principals); !reflect.DeepEqual(got, want) {
+			t.Errorf("key policy names roles %v, want %v", got, want)
+		}
+	})
+}
+
+func TestRDSReadOnlyForMultiUserTypes(t *testing.T) {
+	f := example.get(t)
+	for _, typ := range rotary.FunctionTypes() {
+		t.Run(string(typ), func(t *testing.T) {
+			stmts := f.statements(t, f.roleID(t, typ))
+			var rds []map[string]any
+			for _, s := range stmts {
+				if strings.Contains(canon(s["Action"]), "rds:") {
+					rds = append(rds, s)
+				}
+			}
+			if !typ.NeedsMaster() {
+				if len(rds) != 0 {
+					t.Errorf("%s may call RDS: %s", typ, canon(rds))
+				}
+				return
+			}
+			if len(rds) != 1 {
+				t.Fatalf("want one RDS statement, got %d", len(rds))
+			}
+			if got := canonSet(list(rds[0]["Action"])); !reflect.DeepEqual(got, canonSet([]any{"rds:DescribeDBInstances", "rds:DescribeDBClusters"})) {
+				t.Errorf("RDS actions %v, want read-only describes", got)
+			}
+			if r := canon(rds[0]["Resource"]); !strings.Contains(r, ":rds:eu-west-1:111122223333:db:*") || !strings.Contains(r, ":rds:eu-west-1:111122223333:cluster:*") {
+				t.Errorf("RDS resources %s not scoped to the account and region", r)
+			}
+		})
+	}
+}
+
+func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
+	f := example.get(t)
+	tests := []struct {
+		secret any
+		typ    rotary.FunctionType
+	}{
+		{ordersAdminARN, rotary.PostgresSingleUser},
+		{ref(f.createdSecret(t, "orders-app")), rotary.PostgresMultiUser},
+		{billingAppARN, rotary.MySQLSingleUser},
+		{billingRepARN, rotary.MySQLMultiUser},
+		{ref(f.createdSecret(t, "webhook-signing-key")), rotary.RandomSecret},
+	}
+	check(t, "one permission per secret", func() {
+		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
+	})
+	for _, tc := range tests {
+		t.Run(canon(tc.secret), func(t *testing.T) {
+			check(t, "permission", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), &map[string]any{
+					"Action":        "lambda:InvokeFunction",
+					"Principal":     "secretsmanager.amazonaws.com",
+					"SourceAccount": exampleAccount,
+					"SourceArn":     tc.secret,
+					"FunctionName":  getAtt(f.functionID(t, tc.typ), "Arn"),
+				})
+			})
+		})
+	}
+	for id, p := range f.resources("AWS::Lambda::Permission") {
+		if props(p)["SourceArn"] == nil || props(p)["SourceAccount"] == nil {
+			t.Errorf("permission %s lacks SourceArn or SourceAccount", id)
+		}
+	}
+}
+
+func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
+	f := example.get(t)
+	tests := []struct {
+		secret      any
+		typ         rotary.FunctionType
+		expr, dur   string
+		immediately bool
+	}{
+		{ordersAdminARN, rotary.PostgresSingleUser, "rate(30 days)", "4h", false},
+		{ref(f.createdSecret(t, "orders-app")), rotary.PostgresMultiUser, "cron(0 4 ? * SUN *)", "3h", true},
+		{billingAppARN, rotary.MySQLSingleUser, "rate(7 days)", "2h", false},
+		{billingRepARN, rotary.MySQLMultiUser, "rate(14 days)", "2h", false},
+		{ref(f.createdSecret(t, "webhook-signing-key")), rotary.RandomSecret, "rate(90 days)", "2h", false},
+	}
+	check(t, "one schedule per secret", func() {
+		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
+	})
+	for _, tc := range tests {
+		t.Run(tc.expr, func(t *testing.T) {
+			check(t, "schedule", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::SecretsManager::RotationSchedule"), &map[string]any{
+					"SecretId":                  tc.secret,
+					"RotationLambdaARN":         getAtt(f.functionID(t, tc.typ), "Arn"),
+					"RotationRules":             map[string]any{"ScheduleExpression": tc.expr, "Duration": tc.dur},
+					"RotateImmediatelyOnUpdate": tc.immediately,
+				})
+			})
+		})
+	}
+	// The schedule must wait for the invoke permission it relies on.
+	for id, s := range f.resources("AWS::SecretsManager::RotationSchedule") {
+		deps := canon(s["DependsOn"])
+		found := false
+		for pid := range f.resources("AWS::Lambda::Permission") {
+			if strings.Contains(deps, `"`+pid+`"`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("schedule %s does not depend on its invoke permission (DependsOn %s)", id, deps)
+		}
+	}
+}
+
+func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
+	f := example.get(t)
+	endpointSG := f.only(t, "AWS::EC2::SecurityGroup", func(p map[string]any) bool {
+		return strings.Contains(fmt.Sprint(p["GroupDescription"]), "endpoint")
+	})
+	fnSGs := map[string]rotary.FunctionType{}
+	for _, typ := range rotary.FunctionTypes() {
+		if typ.NeedsDatabase() {
+			fnSGs[sgOf(t, f, typ)] = typ
+		}
+	}
+	// No security group of the stack has inline ingress; the only ingress
+	// rules are DB-port rules from function groups, and 443 into the endpoint.
+	for id, sg := range f.resources("AWS::EC2::SecurityGroup") {
+		if in := props(sg)["SecurityGroupIngress"]; in != nil {
+			t.Errorf("security group %s has inline ingress %s", id, canon(in))
+		}
+	}
+	wantIngress := map[string]bool{}
+	wantEgress := map[string]bool{}
+	dbOf := map[rotary.FunctionType][2]any{
+		rotary.PostgresSingleUser: {ordersPgSG, 5432}, rotary.PostgresMultiUser: {ordersPgSG, 5432},
+		rotary.MySQLSingleUser: {billingMySQLSG, 3306}, rotary.MySQLMultiUser: {billingMySQLSG, 3306},
+	}
+	for sg, typ := range fnSGs {
+		db := dbOf[typ]
+		wantIngress[canon([]any{db[0], getAtt(sg, "GroupId"), db[1]})] = true
+		wantIngress[canon([]any{getAtt(endpointSG, "GroupId"), getAtt(sg, "GroupId"), 443})] = true
+		wantEgress[canon([]any{getAtt(sg, "GroupId"), db[0], db[1]})] = true
+		wantEgress[canon([]any{getAtt(sg, "GroupId"), getAtt(endpointSG, "GroupId"), 443})] = true
+	}
+	gotIngress := map[string]bool{}
+	for id, r := range f.resources("AWS::EC2::SecurityGroupIngress") {
+		p := props(r)
+		if p["FromPort"] != p["ToPort"] || p["IpProtocol"] != "tcp" || p["CidrIp"] != nil {
+			t.Errorf("ingress %s is not a single TCP port from a security group: %s", id, canon(p))
+		}
+		gotIngress[canon([]any{p["GroupId"], p["SourceSecurityGroupId"], p["FromPort"]})] = true
+	}
+	gotEgress := map[string]bool{}
+	for id, r := range f.resources("AWS::EC2::SecurityGroupEgress") {
+		p := props(r)
+		if p["FromPort"] != p["ToPort"] || p["IpProtocol"] != "tcp" {
+			t.Errorf("egress %s is not a single TCP port: %s", id, canon(p))
+		}
+		gotEgress[canon([]any{p["GroupId"], p["DestinationSecurityGroupId"], p["FromPort"]})] = true
+	}
+	// A function group's inline egress must be empty (all rules are separate).
+	for sg := range fnSGs {
+		if e := props(f.resources("AWS::EC2::SecurityGroup")[sg])["SecurityGroupEgress"]; e != nil {
+			t.Errorf("function security group %s has extra egress %s", sg, canon(e))
+		}
+	}
+	if !reflect.DeepEqual(gotIngress, wantIngress) {
+		t.Errorf("ingress rules\n got %v\nwant %v", keys(gotIngress), keys(wantIngress))
+	}
+	if !reflect.DeepEqual(gotEgress, wantEgress) {
+		t.Errorf("egress rules\n got %v\nwant %v", keys(gotEgress), keys(wantEgress))
+	}
+}
+
+func TestAlertsReachTheEncryptedTLSOnlyTopic(t *testing.T) {
+	f := example.get(t)
+	topic := f.only(t, "AWS::SNS::Topic", func(p map[string]any) bool { return true })
+	check(t, "topic encrypted with a CMK", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::SNS::Topic"), &map[string]any{
+			"KmsMasterKeyId": assertions.Match_ObjectLike(&map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}),
+		})
+	})
+	check(t, "TLS-only topic policy", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), &map[string]any{
+			"PolicyDocument": assertions.Match_ObjectLike(&map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+				assertions.Match_ObjectLike(&map[string]any{
+					"Effect":    "Deny",
+					"Action":    "sns:Publish",
+					"Principal": "*",
+					"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+				}),
+			})}),
+		})
+	})
+	check(t, "email subscription", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), &map[string]any{
+			"Protocol": "email", "Endpoint": "platform-oncall@example.com", "TopicArn": ref(topic),
+		})
+	})
+	secrets := []any{ordersAdminARN, ref(f.createdSecret(t, "orders-app")), billingAppARN, billingRepARN, ref(f.createdSecret(t, "webhook-signing-key"))}
+	for _, s := range secrets {
+		t.Run("rules for "+canon(s), func(t *testing.T) {
+			check(t, "RotationFailed/RotationAbandoned rule", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]any{
+					"EventPattern": map[string]any{
+						"source":      []any{"aws.secretsmanager"},
+						"detail-type": []any{"AWS Service Event via CloudTrail"},
+						"detail": map[string]any{
+							"eventSource":         []any{"secretsmanager.amazonaws.com"},
+							"eventName":           []any{"RotationFailed", "RotationAbandoned"},
+							"additionalEventData": map[string]any{"SecretId": []any{s}},
+						},
+					},
+					"Targets": []any{assertions.Match_ObjectLike(&map[string]any{"Arn": ref(topic)})},
+				})
+			})
+			check(t, "AccessDenied rule", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]any{
+					"EventPattern": map[string]any{
+						"source":      []any{"aws.secretsmanager"},
+						"detail-type": []any{"AWS API Call via CloudTrail"},
+						"detail": map[string]any{
+							"eventSource":       []any{"secretsmanager.amazonaws.com"},
+							"errorCode":         []any{"AccessDenied", "AccessDeniedException"},
+							"requestParameters": map[string]any{"secretId": assertions.Match_ArrayWith(&[]any{s})},
+						},
+					},
+					"Targets": []any{assertions.Match_ObjectLike(&map[string]any{"Arn": ref(topic)})},
+				})
+			})
+		})
+	}
+	for _, typ := range rotary.FunctionTypes() {
+		t.Run("alarms for "+string(typ), func(t *testing.T) {
+			dims := []any{map[string]any{"Name": "FunctionName", "Value": ref(f.functionID(t, typ))}}
+			for _, m := range [][2]string{{"AWS/Lambda", "Errors"}, {"AWS/Lambda", "Throttles"}, {rotary.MetricNamespace, rotary.MetricStepFailed}} {
+				check(t, m[0]+"/"+m[1], func() {
+					f.template.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), &map[string]any{
+						"Namespace":          m[0],
+						"MetricName":         m[1],
+						"Dimensions":         dims,
+						"Statistic":          "Sum",
+						"Threshold":          1,
+						"ComparisonOperator": "GreaterThanOrEqualToThreshold",
+						"TreatMissingData":   "notBreaching",
+						"AlarmActions":       []any{ref(topic)},
+					})
+				})
+			}
+		})
+	}
+	check(t, "outputs name the topic and the functions", func() {
+		f.template.HasOutput(jsii.String("AlarmTopicArn"), &map[string]any{"Value": ref(topic)})
+		for _, fn := range f.stack.Suite.Functions() {
+			f.template.HasOutput(jsii.String(fn.OutputID()), &map[string]any{"Value": ref(f.functionID(t, fn.Type))})
+		}
+	})
+}
+
+func TestCdkNagReportsNoUnsuppressedFindings(t *testing.T) {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+		t.Run(name, func(t *testing.T) {
+			f := lf.get(t)
+			for _, level := range []struct {
+				name string
+				find func(*string, any) *[]*cxapi.SynthesisMessage
+			}{
+				{"error", f.annotations.FindError},
+				{"warning", f.annotations.FindWarning},
+			} {
+				msgs := level.find(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*")))
+				for _, m := range *msgs {
+					t.Errorf("cdk-nag %s at %s: %v", level.name, *m.Id, firstLine(fmt.Sprint(m.Entry.Data)))
+				}
+			}
+		})
+	}
+}
+
+// TestCdkNagSuppressionsAreExactlyTheJustifiedOnes reads cdk-nag's report:
+// every suppressed finding is one the construct explains, on the resource it
+// explains it for, and each explained finding really occurs.
+func TestCdkNagSuppressionsAreExactlyTheJustifiedOnes(t *testing.T) {
+	f := example.get(t)
+	path := filepath.Join(f.outdir, "AwsSolutions--"+f.cfg.StackName+"-NagReport.csv")
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("cdk-nag report: %v", err)
+	}
+	t.Cleanup(func() { file.Close() })
+	rows, err := csv.NewReader(file).ReadAll()
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	got := map[string]bool{}
+	for _, r := range rows[1:] {
+		rule, resource, compliance, reason, level := r[0], r[1], r[2], r[3], r[4]
+		switch compliance {
+		case "Suppressed":
+			got[rule+" "+resource+" "+reason] = true
+		case "Non-Compliant":
+			if level == "Error" {
+				t.Errorf("unsuppressed %s on %s", rule, resource)
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, fn := range f.stack.Suite.Functions() {
+		policy := *fn.Role.Node().Path() + "/DefaultPolicy/Resource"
+		if fn.Type.NeedsDatabase() {
+			want["AwsSolutions-IAM5 "+policy+" [Resource::*] "+rotary.ReasonENIWildcard] = true
+		}
+		if fn.Type.NeedsMaster() {
+			for _, r := range []string{"db", "cluster"} {
+				finding := "[Resource::arn:<AWS::Partition>:rds:" + exampleRegion + ":" + exampleAccount + ":" + r + ":*] "
+				want["AwsSolutions-IAM5 "+policy+" "+finding+rotary.ReasonRDSDescribe] = true
+			}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("suppressed findings\n got %v\nwant %v", keys(got), keys(want))
+	}
+	for _, r := range []string{rotary.ReasonENIWildcard, rotary.ReasonRDSDescribe} {
+		if len(r) < 40 {
+			t.Errorf("suppression reason %q is too short to explain anything", r)
+		}
+	}
+}
+
+func TestSynthIsDeterministic(t *testing.T) {
+	f := example.get(t)
+	cfg, err := config.Load("../rotary.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DistDir = f.cfg.DistDir
+	out := t.TempDir()
+	a := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	if _, err := NewStack(a, cfg); err != nil {
+		t.Fatal(err)
+	}
+	a.Synth(nil)
+	name := cfg.StackName + ".template.json"
+	first, err := os.ReadFile(filepath.Join(f.outdir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.ReadFile(filepath.Join(out, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(second) {
+		t.Errorf("two synths of the same config differ (%d vs %d bytes)", len(first), len(second))
+	}
+}
+
+func TestMissingPackageSaysRunMakeBuild(t *testing.T) {
+	cfg, err := config.Parse([]byte(minimalYAML), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist, err := fakeDist(rotary.RandomSecret) // postgres-single-user.zip is missing
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DistDir = dist
+	a := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	_, err = NewStack(a, cfg)
+	if err == nil {
+		t.Fatal("NewStack succeeded without postgres-single-user.zip")
+	}
+	if !errors.Is(err, rotary.ErrMissingPackage) {
+		t.Errorf("error %v does not wrap rotary.ErrMissingPackage", err)
+	}
+	for _, want := range []string{"postgres-single-user.zip", "run make build", "app-db"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func toAny[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
