@@ -17,21 +17,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
-// Fake credentials the local stack's clients and functions sign with; the
-// local Secrets Manager does not check signatures.
+// Where the local stack's ARNs say it runs.
 const (
-	AccessKeyID     = "AKIALOCALROTARY00000"
-	SecretAccessKey = "local-stack-not-a-secret"
-	Region          = "us-east-1"
-	AccountID       = "123456789012"
+	Region    = "us-east-1"
+	AccountID = "123456789012"
 )
 
 // Config says what the stack runs.
@@ -142,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Endpoint, err = s.SM.ListenAndServe(addr); err != nil {
 		return nil, fmt.Errorf("start local Secrets Manager: %w", err)
 	}
-	s.Client = NewClient(s.Endpoint)
+	s.Client = smlocal.NewClient(s.Endpoint, Region)
 	if len(cfg.Functions) == 0 {
 		return s, nil
 	}
@@ -157,8 +152,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		env := append([]string{
 			"SECRETS_MANAGER_ENDPOINT=" + s.Endpoint,
-			"AWS_ACCESS_KEY_ID=" + AccessKeyID,
-			"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+			"AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID,
+			"AWS_SECRET_ACCESS_KEY=" + smlocal.LocalSecretAccessKey,
 			"AWS_REGION=" + Region,
 			"AWS_EC2_METADATA_DISABLED=true",
 		}, cfg.Env...)
@@ -214,13 +209,4 @@ func (s *Stack) Close() error {
 		errs = append(errs, fn.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// NewClient returns an SDK client for a local Secrets Manager URL.
-func NewClient(url string) *secretsmanager.Client {
-	return secretsmanager.New(secretsmanager.Options{
-		Region:       Region,
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
-	})
 }

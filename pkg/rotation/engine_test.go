@@ -114,7 +114,7 @@ func newHarness(t testing.TB, cred rotation.Credential) *harness {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { srv.Close(); hs.Close() })
 	h.srv = srv
-	h.client = rotationtest.NewClient(hs.URL)
+	h.client = smlocal.NewClient(hs.URL)
 	h.puts = &recordingClient{Client: h.client}
 	h.handler, err = rotation.NewHandler(cred, rotation.Options{
 		Client: h.puts,

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/rotation"
@@ -83,7 +82,7 @@ func NewEnv(t *testing.T, s Subject) *Env {
 		hs.Close()
 	})
 	e.Server = srv
-	e.Client = NewClient(hs.URL)
+	e.Client = smlocal.NewClient(hs.URL)
 	h, err := rotation.NewHandler(s.Credential, rotation.Options{
 		Client:    e.Client,
 		Passwords: s.Passwords,
@@ -94,15 +93,6 @@ func NewEnv(t *testing.T, s Subject) *Env {
 	}
 	e.Handler = h
 	return e
-}
-
-// NewClient returns a real SDK client for a local Secrets Manager URL.
-func NewClient(url string) *secretsmanager.Client {
-	return secretsmanager.New(secretsmanager.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", ""),
-	})
 }
 
 func (e *Env) invoke(ctx context.Context, _ string, ev smlocal.Event) error {
