@@ -137,6 +137,10 @@ func TestHostileInputMultiUser(t *testing.T) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
 			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", CloneName(user))
 		}, `"host" differs`},
+		{"current password does not log in", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw+"-wrong", map[string]any{"masterarn": full(t, sm)})
+			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+		}, "AWSCURRENT does not log in"},
 		{"master user is the rotated user", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			m := f.master(t, sm, func(_, _ string) string { return f.secret(t, user, pw, nil) }, nil)
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
@@ -158,7 +162,7 @@ func TestHostileInputMultiUser(t *testing.T) {
 			if current(t, e, arn) != old {
 				t.Fatal("AWSCURRENT changed")
 			}
-			f.mustLogin(t, "the old credential", old)
+			f.mustLogin(t, "the old credential", f.secret(t, user, pw, nil))
 			f.mustLogin(t, "the victim's credential", f.secret(t, victim, victimPW, nil))
 			var clones int
 			if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", CloneName(user)).Scan(&clones); err != nil {

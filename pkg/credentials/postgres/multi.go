@@ -87,7 +87,7 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 }
 
 // Set makes the pending user valid with the pending password, logging in
-// with the master secret. It creates the clone on the first rotation and
+// with the master secret, once AWSCURRENT has proven it logs in. It creates the clone on the first rotation and
 // makes sure, on every rotation, that it is a member of the base role and
 // starts its sessions as the base role. It is safe to repeat: the password
 // is changed only if the pending password does not already log in.
@@ -128,6 +128,11 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		pendingWorks = true
 	} else if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
+	} else if err := m.cfg.check(ctx, cur); err != nil {
+		// Whoever wrote AWSCURRENT must have known the user's password:
+		// otherwise the master would act for a user nobody proved to own
+		// (a confused deputy), such as a clone of a privileged role.
+		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
 	}
 	conn, err := m.cfg.connect(ctx, &admin)
 	if err != nil {
