@@ -317,7 +317,7 @@ func (s *Suite) zipPath(t FunctionType) (string, error) {
 	p := filepath.Join(*s.props.DistDir, string(t)+".zip")
 	st, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s not found: run make build (it writes dist/%s.zip), or point distDir at the directory that holds it: %w", ErrMissingPackage, p, t, err)
+		return "", fmt.Errorf("%w: %s not found: run make build (it builds functions/%s into dist/%s.zip), or point distDir at the directory that holds it: %w", ErrMissingPackage, p, t, t, err)
 	}
 	if st.IsDir() {
 		return "", fmt.Errorf("%w: %s is a directory, want the zip `make build` writes: run make build", ErrMissingPackage, p)
