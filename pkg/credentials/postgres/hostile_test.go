@@ -72,6 +72,7 @@ func TestHostileCurrentValue(t *testing.T) {
 		{"MySQL engine", false, func(t *testing.T, v string) string { return withField(t, v, "engine", "mariadb") }, "use a MySQL rotation function"},
 		{"over-long username", false, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("é", 32)) }, "64 bytes, over PostgreSQL's 63-byte limit"},
 		{"no room for _clone", true, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("u", 58)) }, "at most 57 bytes"},
+		{"username is only the suffix", true, func(t *testing.T, v string) string { return withField(t, v, "username", CloneSuffix) }, "needs a name"},
 		{"no masterarn", true, func(t *testing.T, v string) string { return withField(t, v, "masterarn", nil) }, `"masterarn" is missing`},
 		{"port not a number", false, func(t *testing.T, v string) string { return withField(t, v, "port", "five") }, `"port"`},
 		{"ssl not a boolean", false, func(t *testing.T, v string) string { return withField(t, v, "ssl", "sometimes") }, `"ssl"`},

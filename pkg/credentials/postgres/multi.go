@@ -51,7 +51,9 @@ func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(s.MasterARN) == "" {
+	if BaseName(s.Username) == "" {
+		err = fmt.Errorf("%w: field \"username\" is just %q; the base user of an alternating pair needs a name", ErrInvalid, CloneSuffix)
+	} else if strings.TrimSpace(s.MasterARN) == "" {
 		err = fmt.Errorf("%w: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid)
 	} else if clone := CloneName(BaseName(s.Username)); len(clone) > MaxNameBytes {
 		err = fmt.Errorf("%w: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
