@@ -229,3 +229,16 @@ func CheckSameTarget(cur, pend *Secret) error {
 	}
 	return nil
 }
+
+// String describes the secret without its password, so that printing a
+// Secret by mistake (%v, %+v) cannot leak it.
+func (s Secret) String() string {
+	ssl := "verified TLS"
+	if s.PlaintextAllowed() {
+		ssl = "plaintext allowed"
+	}
+	return fmt.Sprintf("%s://%s@%s:%d/%s (%s, password redacted)", s.Engine, s.Username, s.Host, s.Port, s.Database(), ssl)
+}
+
+// GoString is String, for %#v.
+func (s Secret) GoString() string { return s.String() }

@@ -2,6 +2,7 @@ package dbsecret
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,5 +205,19 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Fatalf("ConfigFromEnv() = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestSecretNeverPrintsPassword(t *testing.T) {
+	s, err := Parse(`{"engine":"postgres","host":"h","username":"u","password":"hunter2-secret"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{s, *s} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, "hunter2") || !strings.Contains(out, "password redacted") {
+				t.Fatalf("Sprintf(%q) = %q, want the password redacted", verb, out)
+			}
+		}
 	}
 }
