@@ -43,6 +43,7 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		Environment:            strMap(cfg.Function.Environment),
 		SecretsManagerEndpoint: jsii.Bool(cfg.SecretsManagerEndpoint.Enabled),
 		EndpointPrivateDns:     cfg.SecretsManagerEndpoint.PrivateDNS,
+		StaleRotationCheck:     jsii.Bool(cfg.Alarms.StaleRotationCheck),
 	}
 	if len(cfg.Alarms.Emails) > 0 {
 		props.AlarmEmails = jsii.Strings(cfg.Alarms.Emails...)

@@ -798,3 +798,32 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+func TestStaleRotationIsReportedThroughAWSConfig(t *testing.T) {
+	f := example.get(t)
+	topic := f.only(t, "AWS::SNS::Topic", func(p map[string]any) bool { return true })
+	rule := f.only(t, "AWS::Config::ConfigRule", func(p map[string]any) bool { return true })
+	check(t, "managed rule on secrets", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::Config::ConfigRule"), &map[string]any{
+			"Source": map[string]any{"Owner": "AWS", "SourceIdentifier": "SECRETSMANAGER_SCHEDULED_ROTATION_SUCCESS_CHECK"},
+			"Scope":  map[string]any{"ComplianceResourceTypes": []any{"AWS::SecretsManager::Secret"}},
+		})
+	})
+	check(t, "NON_COMPLIANT reaches the topic", func() {
+		f.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]any{
+			"EventPattern": assertions.Match_ObjectLike(&map[string]any{
+				"source":      []any{"aws.config"},
+				"detail-type": []any{"Config Rules Compliance Change"},
+				"detail": map[string]any{
+					"configRuleName":      []any{ref(rule)},
+					"newEvaluationResult": map[string]any{"complianceType": []any{"NON_COMPLIANT"}},
+				},
+			}),
+			"Targets": []any{assertions.Match_ObjectLike(&map[string]any{"Arn": ref(topic)})},
+		})
+	})
+	m := minimal.get(t)
+	check(t, "off unless asked for", func() {
+		m.template.ResourceCountIs(jsii.String("AWS::Config::ConfigRule"), jsii.Number(0))
+	})
+}

@@ -110,6 +110,11 @@ type DatabaseConfig struct {
 type AlarmsConfig struct {
 	// Emails subscribed to the alarm topic (optional).
 	Emails []string `yaml:"emails"`
+	// StaleRotationCheck adds the AWS Config rule
+	// SECRETSMANAGER_SCHEDULED_ROTATION_SUCCESS_CHECK and alerts when a
+	// secret's rotation does not happen as scheduled (needs AWS Config
+	// recording in the account). Default false.
+	StaleRotationCheck bool `yaml:"staleRotationCheck"`
 }
 
 // SecretConfig is one secret to rotate: an existing one (ARN) or one the app creates (Create).

@@ -14,7 +14,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsconfig"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -131,6 +134,12 @@ type SuiteProps struct {
 	AlarmTopic awssns.ITopic
 	// AlarmEmails are subscribed to the created topic.
 	AlarmEmails *[]*string
+	// StaleRotationCheck adds the AWS Config managed rule
+	// SECRETSMANAGER_SCHEDULED_ROTATION_SUCCESS_CHECK (for the secrets of
+	// this account and region) and alerts the topic when a secret becomes
+	// NON_COMPLIANT, i.e. its rotation did not happen as scheduled. Needs an
+	// AWS Config recorder in the account. Default: false.
+	StaleRotationCheck *bool
 }
 
 // Suite is the set of rotation functions one team deploys, with the alarm
@@ -182,6 +191,9 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 		s.topic = s.props.AlarmTopic
 	} else {
 		s.newTopic()
+	}
+	if s.props.StaleRotationCheck != nil && *s.props.StaleRotationCheck {
+		s.newStaleRotationCheck()
 	}
 	if s.props.SecretsManagerEndpoint != nil && *s.props.SecretsManagerEndpoint {
 		if s.props.Vpc == nil {
@@ -242,6 +254,24 @@ func (s *Suite) newTopic() {
 		}
 	}
 	s.topic = topic
+}
+
+// newStaleRotationCheck alerts when Secrets Manager reports that a secret's
+// scheduled rotation is not occurring (a missed or stuck schedule that
+// produces no RotationFailed event).
+func (s *Suite) newStaleRotationCheck() {
+	rule := awsconfig.NewManagedRule(s.Construct, jsii.String("ScheduledRotationCheck"), &awsconfig.ManagedRuleProps{
+		Identifier:  awsconfig.ManagedRuleIdentifiers_SECRETSMANAGER_SCHEDULED_ROTATION_SUCCESS_CHECK(),
+		Description: jsii.String("Rotary: secrets whose rotation does not happen as scheduled are NON_COMPLIANT"),
+		RuleScope:   awsconfig.RuleScope_FromResources(&[]awsconfig.ResourceType{awsconfig.ResourceType_SECRETS_MANAGER_SECRET()}),
+	})
+	rule.OnComplianceChange(jsii.String("StaleRotationRule"), &awsevents.OnEventOptions{
+		Description: jsii.String("Rotary: a secret's scheduled rotation did not succeed on time (AWS Config)"),
+		EventPattern: &awsevents.EventPattern{
+			Detail: &map[string]any{"newEvaluationResult": map[string]any{"complianceType": []any{"NON_COMPLIANT"}}},
+		},
+		Target: awseventstargets.NewSnsTopic(s.topic, nil),
+	})
 }
 
 func (s *Suite) newEndpoint() {
