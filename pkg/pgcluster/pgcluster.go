@@ -31,6 +31,13 @@ const DefaultBinDir = "/usr/lib/postgresql/15/bin"
 // EnvBinDir overrides DefaultBinDir.
 const EnvBinDir = "ROTARY_PG_BIN"
 
+// dirPrefix names the temporary directories of clusters; ownerFile in each
+// holds the process ID of the process that started it.
+const (
+	dirPrefix = "rotary-pgcluster-"
+	ownerFile = "owner.pid"
+)
+
 // Options configures a cluster.
 type Options struct {
 	// BinDir holds initdb and pg_ctl; empty means $ROTARY_PG_BIN or DefaultBinDir.
@@ -69,6 +76,10 @@ type Cluster struct {
 // root); otherwise it runs as the current user. pg_hba.conf demands
 // scram-sha-256 for every TCP login from 127.0.0.1 and trusts only the
 // cluster's own unix socket, whose directory only the server's user can enter.
+//
+// Start first stops and removes clusters whose starting process has died
+// without calling Stop (see sweep), so a killed test run leaves nothing
+// running for long.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	bin := opts.BinDir
 	if bin == "" {
@@ -86,8 +97,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "rotary-pgcluster-")
+	sweep(ctx, bin, cred)
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
+		return nil, fmt.Errorf("start postgres cluster: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, fmt.Errorf("start postgres cluster: %w", err)
 	}
 	c = &Cluster{
@@ -312,4 +327,41 @@ func tail(path string) string {
 		b = b[len(b)-2000:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// sweep stops and removes clusters left behind by test processes that died
+// without calling Stop (a test binary killed by its -timeout, say): those
+// whose owner process no longer exists. Clusters of running processes are
+// left alone.
+func sweep(ctx context.Context, bin string, cred *syscall.Credential) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		stale := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin, cred: cred}
+		_ = stale.Stop()
+	}
+}
+
+// ping connects as the superuser over TCP and runs a query.
+func (c *Cluster) ping(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), c.SuperUser, c.SuperPassword, "postgres"
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	cfg.ConnectTimeout = 5 * time.Second
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.Ping(ctx)
 }

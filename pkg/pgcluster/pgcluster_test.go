@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,38 @@ func TestStopRemovesEverything(t *testing.T) {
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatalf("second Stop() = %v, want nil", err)
+	}
+}
+
+// TestSweepRemovesOrphans: a cluster whose owner process died is stopped
+// and removed by the next Start; one whose owner lives is left alone.
+func TestSweepRemovesOrphans(t *testing.T) {
+	if cluster.Get(t) == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	orphan, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orphan.Stop() })
+	// Pretend its owner died: a PID that cannot exist.
+	if err := os.WriteFile(filepath.Join(orphan.dir, ownerFile), []byte("2147483647"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { next.Stop() })
+	if _, err := os.Stat(orphan.dir); !os.IsNotExist(err) {
+		t.Fatalf("the orphaned cluster's directory is still there: %v", err)
+	}
+	if err := orphan.ping(ctx); err == nil {
+		t.Fatal("the orphaned cluster still accepts connections")
+	}
+	if err := cluster.Get(t).ping(ctx); err != nil {
+		t.Fatalf("the shared cluster of this (living) process was swept: %v", err)
 	}
 }
