@@ -128,7 +128,9 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 		if s.endpoint != nil {
 			f.SecurityGroup.AddEgressRule(s.endpointSG, https, jsii.String("Secrets Manager VPC endpoint"), nil)
 			s.endpointSG.AddIngressRule(f.SecurityGroup, https, jsii.String(fmt.Sprintf("Rotary %s function", t)), nil)
-			env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
+			if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
+				env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
+			}
 		} else {
 			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager public endpoint over HTTPS (through the VPC's NAT)"), nil)
 		}
