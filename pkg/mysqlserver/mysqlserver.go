@@ -1,0 +1,238 @@
+// Package mysqlserver starts a throwaway MariaDB server for tests that need
+// settings the machine's shared server must not change (TLS, sql_mode).
+package mysqlserver
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Options configure a throwaway server.
+type Options struct {
+	// CAFile, CertFile and KeyFile turn TLS on (--ssl-ca, --ssl-cert, --ssl-key).
+	CAFile, CertFile, KeyFile string
+	// SQLMode sets the server's global sql_mode; empty keeps the default.
+	SQLMode string
+}
+
+// Server is a running throwaway MariaDB server on 127.0.0.1. Start stops it
+// and removes its files in t.Cleanup.
+type Server struct {
+	Host string
+	Port int
+	// AdminUser and AdminPassword log in from anywhere with every privilege,
+	// WITH GRANT OPTION (root itself has no password and is local only).
+	AdminUser, AdminPassword string
+	// Root is a plaintext connection as AdminUser.
+	Root *sql.DB
+}
+
+// Addr returns host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// binaries finds mariadbd and mariadb-install-db.
+func binaries() (server, installDB string, err error) {
+	find := func(names ...string) string {
+		for _, n := range names {
+			if p, err := exec.LookPath(n); err == nil {
+				return p
+			}
+			for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/mysql/bin"} {
+				if p := filepath.Join(dir, n); fileExists(p) {
+					return p
+				}
+			}
+		}
+		return ""
+	}
+	server, installDB = find("mariadbd", "mysqld"), find("mariadb-install-db", "mysql_install_db")
+	if server == "" || installDB == "" {
+		return "", "", errors.New("mariadbd or mariadb-install-db not found; install the mariadb-server package")
+	}
+	return server, installDB, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Start starts a server with opts. When the binaries are missing it fails
+// the test under CI=true and skips it otherwise.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	server, installDB, err := binaries()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "rotary-mariadb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// As root, the server runs as the mysql OS user, which must own its files.
+	var runAs []string
+	owner := func(string) error { return nil }
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("mysql")
+		if err != nil {
+			t.Fatalf("running as root, the server needs the mysql OS user: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		owner = func(p string) error { return os.Lchown(p, uid, gid) }
+		runAs = []string{"--user=mysql"}
+	}
+	if err := owner(dir); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner(data); err != nil {
+		t.Fatal(err)
+	}
+	var tlsArgs []string
+	for _, f := range []struct{ flag, src, name string }{
+		{"--ssl-ca", opts.CAFile, "ca.pem"}, {"--ssl-cert", opts.CertFile, "server.pem"}, {"--ssl-key", opts.KeyFile, "server.key"},
+	} {
+		if f.src == "" {
+			continue
+		}
+		dst := filepath.Join(dir, f.name)
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := owner(dst); err != nil {
+			t.Fatal(err)
+		}
+		tlsArgs = append(tlsArgs, f.flag+"="+dst)
+	}
+
+	install := exec.Command(installDB, append([]string{"--no-defaults", "--datadir=" + data,
+		"--auth-root-authentication-method=normal", "--skip-test-db"}, runAs...)...)
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	args := []string{"--no-defaults", "--datadir=" + data, "--bind-address=127.0.0.1",
+		"--port=" + strconv.Itoa(port), "--socket=" + filepath.Join(dir, "mysqld.sock"),
+		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
+		"--innodb-buffer-pool-size=16M", "--skip-log-bin", "--max-connections=50"}
+	args = append(args, runAs...)
+	args = append(args, tlsArgs...)
+	if opts.SQLMode != "" {
+		args = append(args, "--sql-mode="+opts.SQLMode)
+	}
+	cmd := exec.Command(server, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mariadbd: %v", err)
+	}
+	exited := make(chan struct{}) // closed when the server has exited; then waitErr is set
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	s := &Server{Host: "127.0.0.1", Port: port, AdminUser: "rotary_admin", AdminPassword: randomHex()}
+	root := connect(s.Addr(), "root", "")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := root.PingContext(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("mariadbd exited (%v) before accepting connections:\n%s", waitErr, tail(log))
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("mariadbd did not accept connections within 60s: %v\n%s", err, tail(log))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	defer root.Close()
+	for _, q := range []string{
+		"CREATE USER '" + s.AdminUser + "'@'%' IDENTIFIED BY '" + s.AdminPassword + "'",
+		"GRANT ALL PRIVILEGES ON *.* TO '" + s.AdminUser + "'@'%' WITH GRANT OPTION",
+	} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("set up the admin user: %v", err)
+		}
+	}
+	s.Root = connect(s.Addr(), s.AdminUser, s.AdminPassword)
+	t.Cleanup(func() { s.Root.Close() })
+	return s
+}
+
+func connect(addr, user, password string) *sql.DB {
+	mc := mysql.NewConfig()
+	mc.Net, mc.Addr, mc.User, mc.Passwd = "tcp", addr, user, password
+	mc.Timeout = 2 * time.Second
+	mc.AllowNativePasswords = true
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		panic(err) // only a malformed static configuration gets here
+	}
+	return sql.OpenDB(connector)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}

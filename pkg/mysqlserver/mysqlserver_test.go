@@ -1,0 +1,61 @@
+package mysqlserver
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rotary-secrets/rotary/pkg/testpki"
+)
+
+// TestStartWithTLS starts a server with TLS and checks a verified TLS
+// connection works and a wrong password is refused.
+func TestStartWithTLS(t *testing.T) {
+	ca, err := testpki.NewCA("rotary mysqlserver test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := testpki.WriteFiles(t.TempDir(), ca, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(t, Options{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, SQLMode: "NO_BACKSLASH_ESCAPES"})
+	var mode string
+	if err := s.Root.QueryRow("SELECT @@GLOBAL.sql_mode").Scan(&mode); err != nil || mode != "NO_BACKSLASH_ESCAPES" {
+		t.Fatalf("sql_mode %q, %v; want NO_BACKSLASH_ESCAPES", mode, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for _, tc := range []struct {
+		name     string
+		password string
+		wantOK   bool
+	}{{"right password", s.AdminPassword, true}, {"wrong password", s.AdminPassword + "x", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := mysql.NewConfig()
+			mc.Net, mc.Addr, mc.User, mc.Passwd = "tcp", s.Addr(), s.AdminUser, tc.password
+			mc.TLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
+			connector, err := mysql.NewConnector(mc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(connector)
+			defer db.Close()
+			var cipher string
+			err = db.QueryRow("SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'").Scan(&cipher)
+			if tc.wantOK && (err != nil || cipher == "") {
+				t.Fatalf("TLS session: cipher %q, %v", cipher, err)
+			}
+			if !tc.wantOK && err == nil {
+				t.Fatal("a wrong password logged in")
+			}
+		})
+	}
+}
