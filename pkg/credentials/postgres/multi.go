@@ -89,10 +89,12 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 }
 
 // Set makes the pending user valid with the pending password, logging in
-// with the master secret, once AWSCURRENT has proven it logs in. It creates the clone on the first rotation and
-// makes sure, on every rotation, that it is a member of the base role and
-// starts its sessions as the base role. It is safe to repeat: the password
-// is changed only if the pending password does not already log in.
+// with the master secret once AWSCURRENT has proven that it logs in. It
+// creates the clone on the first rotation and makes sure, on every rotation
+// to the clone, that it is a member of the base role, has the base role's
+// settings and starts its sessions as the base role. It is safe to repeat:
+// the password is changed only if the pending password does not already
+// log in. Everything the master does happens in one transaction.
 func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	cur, err := parseMulti("AWSCURRENT", req.Current)
 	if err != nil {
@@ -161,7 +163,8 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 }
 
 // ensureRoles checks that the base role exists and, when the pending user is
-// the clone, creates it if needed and makes it act as the base role.
+// the clone, creates it if needed and makes it act as the base role
+// (membership, role-level settings, session role).
 func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
 	var baseLogin bool
 	err := tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", base).Scan(&baseLogin)
