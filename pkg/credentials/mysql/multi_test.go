@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,17 +42,20 @@ func newMultiFixture(t *testing.T, ts *testServer, cfg Config, host string, gran
 	}
 	ts.createUser(t, f.user, host, pw, grants...)
 	ts.dropLater(t, f.user+cloneSuffix, host)
-	rootUser := envOr("ROTARY_MYSQL_ROOT_USER", "root")
-	rootPW := envOr("ROTARY_MYSQL_ROOT_PASSWORD", "unused-root-password")
-	f.st = &store{values: map[string]string{masterARN: ts.secret(rootUser, rootPW, map[string]any{"engine": "mysql"})}}
-	f.admin = "CURRENT_USER"
-	if envOr("ROTARY_MYSQL_ROOT_PASSWORD", "") == "" {
+	switch {
+	case ts.adminUser != "":
+		f.st = &store{values: map[string]string{masterARN: ts.secret(ts.adminUser, ts.adminPassword, map[string]any{"engine": "mysql"})}}
+		f.admin = ts.quote(ts.adminUser) + "@'%'"
+	case os.Getenv("ROTARY_MYSQL_ROOT_PASSWORD") != "":
+		f.st = &store{values: map[string]string{masterARN: ts.secret(envOr("ROTARY_MYSQL_ROOT_USER", "root"), os.Getenv("ROTARY_MYSQL_ROOT_PASSWORD"), map[string]any{"engine": "mysql"})}}
+		f.admin = "CURRENT_USER"
+	default:
 		// dbsecret refuses an empty password; the machine's root has none, so
 		// the master secret logs in as a dedicated admin user instead.
 		admin, adminPW := uniqueName("rt_admin_"), randomPassword(t)
-		ts.createUser(t, admin, "%", adminPW, "GRANT ALL PRIVILEGES ON *.*")
+		ts.createUser(t, admin, "%", adminPW)
 		ts.exec(t, "GRANT ALL PRIVILEGES ON *.* TO "+ts.quote(admin)+"@'%' WITH GRANT OPTION")
-		f.st.values[masterARN] = ts.secret(admin, adminPW, map[string]any{"engine": "mysql", "note": "master"})
+		f.st = &store{values: map[string]string{masterARN: ts.secret(admin, adminPW, map[string]any{"engine": "mysql", "note": "master"})}}
 		f.admin = ts.quote(admin) + "@'%'"
 	}
 	f.value = ts.secret(f.user, pw, map[string]any{"masterarn": masterARN, "dbname": f.db})
@@ -95,7 +99,7 @@ func (f *multiFixture) canSelect(t *testing.T, value string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := open(context.Background(), Config{}.DB, target{secret: sec, username: sec.Username, password: sec.Password, dbname: f.db})
+	s, err := open(context.Background(), f.mu.cfg.DB, target{secret: sec, username: sec.Username, password: sec.Password, dbname: f.db})
 	if err != nil {
 		t.Fatalf("log in as %q: %v", sec.Username, err)
 	}

@@ -33,6 +33,10 @@ type testServer struct {
 	root *sql.DB
 	// extra holds secret fields every test secret gets (for example "ssl").
 	extra map[string]any
+	// adminUser and adminPassword, when set, are the master secret's login.
+	adminUser, adminPassword string
+	// noBackslash is set when the server's sql_mode has NO_BACKSLASH_ESCAPES.
+	noBackslash bool
 }
 
 func envOr(name, def string) string {
@@ -107,7 +111,7 @@ func (ts *testServer) exec(t *testing.T, query string, args ...any) {
 	}
 }
 
-func (ts *testServer) quote(s string) string { return quoteString(s, false) }
+func (ts *testServer) quote(s string) string { return quoteString(s, ts.noBackslash) }
 
 // createUser creates user@host with password and the given grants (each a
 // "GRANT ... ON ..." prefix without TO), and drops it in t.Cleanup.
