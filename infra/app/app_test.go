@@ -827,3 +827,72 @@ func TestStaleRotationIsReportedThroughAWSConfig(t *testing.T) {
 		m.template.ResourceCountIs(jsii.String("AWS::Config::ConfigRule"), jsii.Number(0))
 	})
 }
+
+// TestTemplateHasNoDependencyCycles: CloudFormation rejects a template whose
+// resources depend on each other in a circle (e.g. a key policy naming a
+// role whose policy names the key), and synth does not catch it.
+func TestTemplateHasNoDependencyCycles(t *testing.T) {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+		t.Run(name, func(t *testing.T) {
+			f := lf.get(t)
+			res := f.json["Resources"].(map[string]any)
+			deps := map[string][]string{}
+			for id, r := range res {
+				seen := map[string]bool{}
+				var walk func(v any)
+				walk = func(v any) {
+					switch x := v.(type) {
+					case map[string]any:
+						if target, ok := x["Ref"].(string); ok && res[target] != nil {
+							seen[target] = true
+						}
+						if ga, ok := x["Fn::GetAtt"].([]any); ok && len(ga) > 0 {
+							if target, ok := ga[0].(string); ok && res[target] != nil {
+								seen[target] = true
+							}
+						}
+						for _, v := range x {
+							walk(v)
+						}
+					case []any:
+						for _, v := range x {
+							walk(v)
+						}
+					}
+				}
+				rm := r.(map[string]any)
+				walk(rm["Properties"])
+				for _, d := range list(rm["DependsOn"]) {
+					seen[d.(string)] = true
+				}
+				for d := range seen {
+					deps[id] = append(deps[id], d)
+				}
+			}
+			const (
+				unvisited = iota
+				visiting
+				done
+			)
+			state := map[string]int{}
+			var visit func(id string, path []string)
+			visit = func(id string, path []string) {
+				switch state[id] {
+				case visiting:
+					t.Errorf("dependency cycle: %s -> %s", strings.Join(path, " -> "), id)
+					return
+				case done:
+					return
+				}
+				state[id] = visiting
+				for _, d := range deps[id] {
+					visit(d, append(path, id))
+				}
+				state[id] = done
+			}
+			for id := range res {
+				visit(id, nil)
+			}
+		})
+	}
+}
