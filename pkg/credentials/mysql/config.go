@@ -1,9 +1,13 @@
 package mysql
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 )
@@ -21,19 +25,21 @@ type Config struct {
 	// the server's own limit (the length of mysql.user's User column: 32 on
 	// MySQL 5.7 and 8, 128 on MariaDB 10.11).
 	UsernameLimit int
-	// RDS finds the host of an RDS-managed master secret (alternating users);
-	// nil means such master secrets are refused.
-	RDS RDSAPI
+	// NewRDS builds the RDS API client that finds the host of an RDS-managed
+	// master secret (MultiUser only). Nil refuses such master secrets.
+	NewRDS func(ctx context.Context) (dbsecret.RDSAPI, error)
 }
 
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
-// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT) and USERNAME_CHARACTER_LIMIT.
+// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT) and
+// USERNAME_CHARACTER_LIMIT. The RDS client comes from the default AWS
+// configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{DB: db}
+	c := Config{DB: db, NewRDS: newRDSClient}
 	if s := strings.TrimSpace(getenv(EnvUsernameLimit)); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -42,4 +48,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.UsernameLimit = n
 	}
 	return c, nil
+}
+
+func newRDSClient(ctx context.Context) (dbsecret.RDSAPI, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load the AWS configuration for the RDS API: %w", err)
+	}
+	return rds.NewFromConfig(cfg), nil
 }

@@ -60,18 +60,18 @@ func TestHostileInput(t *testing.T) {
 		{name: "missing masterarn", multi: true, wantErr: `field "masterarn" is missing`, edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			return withField(t, cur, "masterarn", nil), withField(t, pend, "masterarn", nil)
 		}},
-		{name: "master secret not found", multi: true, wantErr: "read the master secret", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+		{name: "master secret not found", multi: true, wantErr: "read the secret named by masterarn", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			arn := masterARN + "-gone"
 			return withField(t, cur, "masterarn", arn), withField(t, pend, "masterarn", arn)
 		}},
 		{name: "masterarn differs between versions", multi: true, wantErr: `field "masterarn" differs`, edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			return cur, withField(t, pend, "masterarn", masterARN+"-other")
 		}},
-		{name: "master secret on another host", multi: true, wantErr: "set masterarn to the admin secret of the same server", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+		{name: "master secret on another host", multi: true, wantErr: "point masterarn at the admin secret of the same database server", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "host", "127.0.0.2")
 			return cur, pend
 		}},
-		{name: "master secret on another port", multi: true, wantErr: "set masterarn to the admin secret of the same server", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+		{name: "master secret on another port", multi: true, wantErr: "point masterarn at the admin secret of the same database server", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "port", 3307)
 			return cur, pend
 		}},
@@ -79,7 +79,7 @@ func TestHostileInput(t *testing.T) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "engine", "postgres")
 			return cur, pend
 		}},
-		{name: "master secret without host or RDS tags", multi: true, wantErr: `no "host" field and no aws:rds:primarydbinstancearn`, edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+		{name: "master secret without host or RDS tags", multi: true, wantErr: "has no host field and neither tag aws:rds:primarydbinstancearn", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "host", nil)
 			return cur, pend
 		}},

@@ -111,7 +111,10 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	case cur.PlaintextAllowed() != pend.PlaintextAllowed():
 		return fmt.Errorf("%w: field \"ssl\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
 	}
-	master, err := resolveMaster(ctx, mu.cfg, req.Secrets, cur)
+	if req.Secrets == nil {
+		return fmt.Errorf("read the master secret %s: no secret store was given", cur.MasterARN)
+	}
+	master, err := dbsecret.Master(ctx, req.Secrets, cur, mu.cfg.NewRDS)
 	if err != nil {
 		return err
 	}
