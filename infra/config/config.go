@@ -140,7 +140,6 @@ type SecretConfig struct {
 	Schedule          string `yaml:"schedule"`
 	Window            string `yaml:"window"`
 	RotateImmediately *bool  `yaml:"rotateImmediatelyOnUpdate"`
-	Description       string `yaml:"description"`
 }
 
 // CreateConfig describes a secret the app creates.
@@ -447,6 +446,9 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 			v.addf("%s: field arn: the secret is in %s/%s but the stack deploys to %s/%s; rotation functions must be in the secret's account and region", where, parts[4], parts[3], c.Account, c.Region)
 		}
 	case s.Create != nil:
+		if IsDatabaseType(s.Type) && !IsMultiUserType(s.Type) {
+			v.addf("%s: field create: a %s function logs in with the current password, which a secret the app generates cannot know; create the secret with the database's password yourself and set arn", where, s.Type)
+		}
 		if !nameRe.MatchString(s.Name) {
 			v.addf("%s: field name: %q is not a valid secret name", where, s.Name)
 		}

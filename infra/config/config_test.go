@@ -135,6 +135,7 @@ func TestErrorsNameEntryAndField(t *testing.T) {
 		{"bad env duration", [2]string{}, "function: {environment: {ROTARY_CONNECT_TIMEOUT: soon}}\n", []string{"function", "ROTARY_CONNECT_TIMEOUT"}},
 		{"reserved env", [2]string{}, "functions: {random-secret: {environment: {AWS_REGION: x}}}\n", []string{"functions.random-secret", "AWS_REGION"}},
 		{"unknown function type", [2]string{}, "functions: {oracle: {memoryMB: 512}}\n", []string{"functions.oracle"}},
+		{"created single-user database secret", [2]string{"    arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-Ab12Cd\n", "    create: {template: {engine: postgres}}\n"}, "", []string{"secrets[0] (admin)", "field create", "set arn"}},
 		{"duplicate secret", [2]string{"name: app\n", "name: admin\n"}, "", []string{"secrets[1] (admin)", "duplicate"}},
 	}
 	for _, tc := range tests {
