@@ -83,6 +83,23 @@ func TestHostileInput(t *testing.T) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "host", nil)
 			return cur, pend
 		}},
+		{name: "current password does not log in", multi: true, wantErr: "to prove the secret owns user", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+			_, pw := creds(t, cur)
+			return withField(t, cur, "password", "x"+pw), pend
+		}},
+		{name: "someone else's user with the current value's password", multi: true, wantErr: "to prove the secret owns user", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+			// Someone who can write the secret but not the master points it
+			// at a privileged user to get a clone of its grants.
+			victim := uniqueName("rt_victim_")
+			f.ts.createUser(t, victim, "%", randomPassword(t), "GRANT ALL PRIVILEGES ON *.*")
+			f.ts.dropLater(t, victim+cloneSuffix, "%")
+			return withField(t, cur, "username", victim), withField(t, pend, "username", victim+"_clone")
+		}},
+		{name: "master is the rotated user", multi: true, wantErr: "one of the users this secret rotates", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
+			user, pw := creds(t, cur)
+			f.st.values[masterARN] = withField(t, withField(t, f.st.values[masterARN], "username", user), "password", pw)
+			return cur, pend
+		}},
 		{name: "master secret with a wrong password", multi: true, wantErr: "log in with the master secret", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
 			f.st.values[masterARN] = withField(t, f.st.values[masterARN], "password", "wrong-"+randomPassword(t))
 			return cur, pend
@@ -201,13 +218,14 @@ func TestMultiUserAmbiguousHost(t *testing.T) {
 		t.Fatalf("the password of %s@%% changed", f.user)
 	}
 
-	// When the current value does not identify an account, Set refuses.
+	// When the current value does not log in, Set refuses: the master never
+	// acts for a user the secret has not proved it owns.
 	f2 := newMultiFixture(t, ts, Config{}, "127.0.0.1", "GRANT SELECT ON DB.*")
 	ts.createUser(t, f2.user, "%", randomPassword(t))
 	_, oldPW := creds(t, f2.value)
 	f2.value = withField(t, f2.value, "password", "not-"+oldPW)
-	if err := f2.rotate(t); err == nil || !strings.Contains(err.Error(), "exists at several hosts") {
-		t.Fatalf("rotate: %v; want an error about several hosts", err)
+	if err := f2.rotate(t); err == nil || !strings.Contains(err.Error(), "log in with the current value (AWSCURRENT)") {
+		t.Fatalf("rotate: %v; want an error about the current value", err)
 	}
 	ts.mustLogin(t, Config{}, f2.user, oldPW)
 }

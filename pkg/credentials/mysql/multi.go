@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -118,6 +117,17 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
+	base, clone := userPair(cur.Username)
+	if master.Username == base || master.Username == clone {
+		return fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
+	}
+	// The current value must log in: the master never acts for a user that
+	// the secret has not proved it owns (someone able to write this secret
+	// but not the master must not get a clone of another user's grants).
+	host, err := mu.currentHost(ctx, cur)
+	if err != nil {
+		return err
+	}
 	admin, err := open(ctx, mu.cfg.DB, target{secret: master, username: master.Username, password: master.Password})
 	if err != nil {
 		return fmt.Errorf("log in with the master secret %s: %w", cur.MasterARN, err)
@@ -131,10 +141,12 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err := mu.checkNames(req.Current.ID, cur, limit, "the server's limit"); err != nil {
 		return err
 	}
-	base, clone := userPair(cur.Username)
-	host, err := mu.baseHost(ctx, admin, base, cur)
+	baseExists, err := admin.accountExists(ctx, base, host)
 	if err != nil {
 		return err
+	}
+	if !baseExists {
+		return fmt.Errorf("the current value logs in as %q@%q but the base user %q has no account at host %q; create it there (the clone takes the base user's host and grants) or fix the secret's username", cur.Username, host, base, host)
 	}
 	cloneExists, err := admin.accountExists(ctx, clone, host)
 	if err != nil {
@@ -161,27 +173,16 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	return admin.syncClone(ctx, base, clone, host)
 }
 
-// baseHost finds the base user's host in mysql.user. A user name at several
-// hosts is resolved by logging in with the current value and asking the
-// server which account it matched.
-func (mu *MultiUser) baseHost(ctx context.Context, admin *session, base string, cur *dbsecret.Secret) (string, error) {
-	hosts, err := admin.queryStrings(ctx, "SELECT Host FROM mysql.user WHERE User = ? ORDER BY Host", base)
-	if err != nil {
-		return "", fmt.Errorf("read the hosts of user %q from mysql.user (the master user needs SELECT on mysql.user): %w", base, err)
-	}
-	switch len(hosts) {
-	case 0:
-		return "", fmt.Errorf("user %q does not exist on %s:%d; create it (the base user the application's grants are given to) or fix the secret's username", base, cur.Host, cur.Port)
-	case 1:
-		return hosts[0], nil
-	}
+// currentHost logs in with the current value and returns the host of the
+// account the server matched: the account this secret owns.
+func (mu *MultiUser) currentHost(ctx context.Context, cur *dbsecret.Secret) (string, error) {
 	s, err := open(ctx, mu.cfg.DB, target{secret: cur, username: cur.Username, password: cur.Password, dbname: cur.DBName})
 	if err != nil {
-		return "", fmt.Errorf("user %q exists at several hosts (%s) and logging in with the current value to tell which one it uses failed: %w", base, strings.Join(hosts, ", "), err)
+		return "", fmt.Errorf("log in with the current value (AWSCURRENT) to prove the secret owns user %q before the master changes anything: %w", cur.Username, err)
 	}
 	defer s.Close()
-	if s.user != cur.Username || !slices.Contains(hosts, s.host) {
-		return "", fmt.Errorf("user %q exists at several hosts (%s) and the current value logs in to %q@%q, which is none of them; drop the accounts that are not used", base, strings.Join(hosts, ", "), s.user, s.host)
+	if s.user != cur.Username {
+		return "", fmt.Errorf("logging in as %q matched the account %q@%q (an anonymous or proxy account); drop the anonymous account", cur.Username, s.user, s.host)
 	}
 	return s.host, nil
 }
