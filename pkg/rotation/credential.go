@@ -91,3 +91,24 @@ type Credential interface {
 	// it and running a query.
 	Test(ctx context.Context, req TestRequest) error
 }
+
+// RevokeRequest asks a credential type to invalidate every credential of
+// the secret except the current one.
+type RevokeRequest struct {
+	SecretARN string
+	// Current is AWSCURRENT, which must keep working.
+	Current Version
+	// Previous returns AWSPREVIOUS, reading it only when asked; ok is false
+	// when there is none.
+	Previous func(ctx context.Context) (v Version, ok bool, err error)
+	Secrets  SecretStore
+}
+
+// Revoker is an optional ability, found by type assertion: after a rotation
+// has made a fresh AWSCURRENT, Revoke makes sure no other credential of the
+// secret logs in any more (for alternating users: the other user's old
+// password), and returns an error rather than revoke half-way. It must be
+// safe to call twice and must leave AWSCURRENT working.
+type Revoker interface {
+	Revoke(ctx context.Context, req RevokeRequest) error
+}

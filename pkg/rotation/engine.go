@@ -132,7 +132,7 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return fmt.Errorf("%w: ClientRequestToken is empty", ErrInvalidEvent)
 	}
 	step, ok := h.steps()[ev.Step]
-	if !ok {
+	if !ok && ev.Step != StepRevoke {
 		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret", ErrUnknownStep, ev.Step)
 	}
 	desc, err := h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
@@ -144,6 +144,9 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		inv.arn = *desc.ARN
 	}
 	inv.stages = desc.VersionIdsToStages
+	if ev.Step == StepRevoke {
+		return h.revokeSecret(ctx, inv)
+	}
 	if desc.RotationEnabled != nil && !*desc.RotationEnabled {
 		return fmt.Errorf("%w for this secret; turn it on with RotateSecret before rotating", ErrRotationDisabled)
 	}
@@ -292,17 +295,7 @@ func (h *Handler) setSecret(ctx context.Context, inv *invocation) error {
 	if err := h.validate(ctx, LabelPending, pend); err != nil {
 		return err
 	}
-	previous := func(ctx context.Context) (Version, bool, error) {
-		if !hasLabel(inv.stages, LabelPrevious) {
-			return Version{}, false, nil
-		}
-		v, err := h.getVersion(ctx, inv, inv.arn, "", LabelPrevious)
-		if err != nil {
-			return Version{}, false, err
-		}
-		return v, true, nil
-	}
-	err = h.cred.Set(ctx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: previous, Secrets: h.store(inv)})
+	err = h.cred.Set(ctx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
 	if err != nil {
 		return fmt.Errorf("set pending credential: %w", err)
 	}
@@ -342,6 +335,20 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 		return fmt.Errorf("move AWSCURRENT from version %s: %w", current, err)
 	}
 	return nil
+}
+
+// previous returns a reader of AWSPREVIOUS that reads it only when called.
+func (h *Handler) previous(inv *invocation) func(context.Context) (Version, bool, error) {
+	return func(ctx context.Context) (Version, bool, error) {
+		if !hasLabel(inv.stages, LabelPrevious) {
+			return Version{}, false, nil
+		}
+		v, err := h.getVersion(ctx, inv, inv.arn, "", LabelPrevious)
+		if err != nil {
+			return Version{}, false, err
+		}
+		return v, true, nil
+	}
 }
 
 func hasLabel(stages map[string][]string, label string) bool {

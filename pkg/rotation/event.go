@@ -10,6 +10,10 @@ const (
 	StepSet    = "setSecret"
 	StepTest   = "testSecret"
 	StepFinish = "finishSecret"
+	// StepRevoke is not sent by Secrets Manager: the operator CLI invokes
+	// the function with it, after a rotation, to invalidate every
+	// credential but AWSCURRENT (see Revoker).
+	StepRevoke = "revokeSecret"
 )
 
 // Staging labels the engine reads and moves.
@@ -36,6 +40,8 @@ var (
 	ErrNotPending       = errors.New("version is not AWSPENDING")
 	ErrInvalidSecret    = errors.New("invalid secret value")
 	ErrPanic            = errors.New("credential type panicked")
+	ErrCannotRevoke     = errors.New("credential type cannot revoke")
+	ErrRevokeRefused    = errors.New("revoke refused")
 )
 
 // StepError is the error a rotation step returns: it names the step, the

@@ -129,7 +129,10 @@ type Random struct {
 	cfg Config
 }
 
-var _ rotation.Credential = (*Random)(nil)
+var (
+	_ rotation.Credential = (*Random)(nil)
+	_ rotation.Revoker    = (*Random)(nil)
+)
 
 // New returns the random credential type.
 func New(cfg Config) (*Random, error) {
@@ -233,3 +236,8 @@ func (r *Random) checkFields(fields map[string]any) error {
 	}
 	return nil
 }
+
+// Revoke has nothing to do: the rotation that precedes it replaced every
+// rotated field, and no system holds the old values but their consumers,
+// which read AWSCURRENT.
+func (r *Random) Revoke(context.Context, rotation.RevokeRequest) error { return nil }
