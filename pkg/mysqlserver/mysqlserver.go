@@ -28,6 +28,8 @@ type Options struct {
 	CAFile, CertFile, KeyFile string
 	// SQLMode sets the server's global sql_mode; empty keeps the default.
 	SQLMode string
+	// Args are extra mariadbd options, such as "--general-log".
+	Args []string
 }
 
 // Server is a running throwaway MariaDB server on 127.0.0.1. Start stops it
@@ -40,6 +42,8 @@ type Server struct {
 	AdminUser, AdminPassword string
 	// Root is a plaintext connection as AdminUser.
 	Root *sql.DB
+	// Dir holds the server's files (data/, error.log, ...); removed in t.Cleanup.
+	Dir string
 }
 
 // Addr returns host:port.
@@ -147,6 +151,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.SQLMode != "" {
 		args = append(args, "--sql-mode="+opts.SQLMode)
 	}
+	args = append(args, opts.Args...)
 	cmd := exec.Command(server, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -165,7 +170,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 
-	s := &Server{Host: "127.0.0.1", Port: port, AdminUser: "rotary_admin", AdminPassword: randomHex()}
+	s := &Server{Host: "127.0.0.1", Port: port, AdminUser: "rotary_admin", AdminPassword: randomHex(), Dir: dir}
 	root := connect(s.Addr(), "root", "")
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -159,14 +159,21 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		s.Close()
 	}
 	pendAcct := admin.account(pend.Username, host)
-	what := fmt.Sprintf("set the pending password of %q@%q", pend.Username, host)
 	switch {
 	case pend.Username == clone && !cloneExists:
-		if err := admin.execSecret(ctx, fmt.Sprintf("create the alternating user %q@%q", clone, host), "CREATE USER "+pendAcct+" IDENTIFIED BY "+admin.str(pend.Password)); err != nil {
+		// A new account gets the server's default plugin; on MariaDB that is
+		// mysql_native_password, so the hash is sent.
+		if err := admin.execSecret(ctx, fmt.Sprintf("create the alternating user %q@%q", clone, host),
+			"CREATE USER "+pendAcct+" "+admin.identifiedBy("", pend.Password)); err != nil {
 			return err
 		}
 	case !pendingWorks:
-		if err := admin.execSecret(ctx, what, "ALTER USER "+pendAcct+" IDENTIFIED BY "+admin.str(pend.Password)); err != nil {
+		plugin, err := admin.plugin(ctx, pend.Username, host)
+		if err != nil {
+			return err
+		}
+		if err := admin.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", pend.Username, host),
+			"ALTER USER "+pendAcct+" "+admin.identifiedBy(plugin, pend.Password)); err != nil {
 			return err
 		}
 	}

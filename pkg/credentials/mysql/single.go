@@ -75,12 +75,23 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	}
 	acct := s.account(s.user, s.host)
 	var stmt string
-	if s.mariadb {
+	switch {
+	case s.mariadb:
 		// MariaDB lets a user change its own password only with SET PASSWORD.
-		stmt = "SET PASSWORD FOR " + acct + " = PASSWORD(" + s.str(pend.Password) + ")"
-	} else {
-		// MySQL: REPLACE satisfies password_require_current.
-		stmt = "ALTER USER " + acct + " IDENTIFIED BY " + s.str(pend.Password) + " REPLACE " + s.str(used)
+		native, err := s.ownPasswordIsNative(ctx)
+		if err != nil {
+			return err
+		}
+		if native {
+			// The hash, so the password never reaches MariaDB's query logs.
+			stmt = "SET PASSWORD FOR " + acct + " = " + s.str(nativeHash(pend.Password))
+		} else {
+			stmt = "SET PASSWORD FOR " + acct + " = PASSWORD(" + s.str(pend.Password) + ")"
+		}
+	default:
+		// MySQL: REPLACE satisfies password_require_current; MySQL rewrites
+		// the password out of its logs.
+		stmt = "ALTER USER CURRENT_USER() IDENTIFIED BY " + s.str(pend.Password) + " REPLACE " + s.str(used)
 	}
 	return s.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", s.user, s.host), stmt)
 }
