@@ -43,8 +43,9 @@ type Config struct {
 	// adds per function (by name).
 	Env         []string
 	FunctionEnv map[string][]string
-	// Addr is the local Secrets Manager's listen address; default
-	// 127.0.0.1:0 (a free port).
+	// Addr is the stack's listen address (Secrets Manager, Lambda Invoke
+	// and the rotations feed share it); default 127.0.0.1:0 (a free port).
+	// It must be a loopback address: nothing there checks credentials.
 	Addr string
 	// StateFile keeps the local Secrets Manager's state across restarts.
 	StateFile string
@@ -60,11 +61,17 @@ type Config struct {
 
 // Stack is a running local stack. Close stops every process it started.
 type Stack struct {
-	// SM is the local Secrets Manager; Endpoint its URL.
+	// SM is the local Secrets Manager. Endpoint is the stack's one URL: it
+	// serves the Secrets Manager API, the Lambda Invoke API for the stack's
+	// functions (see ServeHTTP) and the rotations feed, so SDK clients of
+	// both services can use it as their BaseEndpoint.
 	SM       *smlocal.Server
 	Endpoint string
 	// Client is an SDK client for the local Secrets Manager.
 	Client *secretsmanager.Client
+
+	httpSrv *http.Server
+	mux     *http.ServeMux
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
@@ -130,12 +137,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			s.Close()
 		}
 	}()
-	addr := cfg.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if s.Endpoint, err = s.SM.ListenAndServe(addr); err != nil {
-		return nil, fmt.Errorf("start local Secrets Manager: %w", err)
+	if err := s.listen(cfg.Addr); err != nil {
+		return nil, err
 	}
 	s.Client = smlocal.NewClient(s.Endpoint, Region)
 	if len(cfg.Functions) == 0 {
@@ -200,6 +203,13 @@ func (s *Stack) Close() error {
 	var errs []error
 	if s.SM != nil {
 		errs = append(errs, s.SM.Close())
+	}
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, s.httpSrv.Close())
+		}
+		cancel()
 	}
 	s.mu.Lock()
 	fns := s.functions
