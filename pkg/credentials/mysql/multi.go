@@ -307,6 +307,51 @@ func (s *session) syncClone(ctx context.Context, base, clone, host string) error
 			return fmt.Errorf("copy the grants of %q@%q to %q: %s: %w (the master user needs every privilege it copies, WITH GRANT OPTION)", base, host, clone, stmt, err)
 		}
 	}
+	if !s.mariadb {
+		return s.syncDefaultRoles(ctx, base, clone, host)
+	}
+	return nil // MariaDB's SHOW GRANTS carries SET DEFAULT ROLE, copied above
+}
+
+// syncDefaultRoles copies MySQL 8's default roles (mysql.default_roles,
+// which SHOW GRANTS does not print) from base@host to clone@host.
+func (s *session) syncDefaultRoles(ctx context.Context, base, clone, host string) error {
+	read := func(user string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		rows, err := s.conn.QueryContext(ctx, "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2", user, host)
+		if err != nil {
+			return nil, fmt.Errorf("read the default roles of %q@%q: %w", user, host, err)
+		}
+		defer rows.Close()
+		var roles []string
+		for rows.Next() {
+			var u, h string
+			if err := rows.Scan(&u, &h); err != nil {
+				return nil, err
+			}
+			roles = append(roles, s.account(u, h))
+		}
+		return roles, rows.Err()
+	}
+	want, err := read(base)
+	if err != nil {
+		return err
+	}
+	have, err := read(clone)
+	if err != nil {
+		return err
+	}
+	if strings.Join(want, ",") == strings.Join(have, ",") {
+		return nil
+	}
+	list := "NONE"
+	if len(want) > 0 {
+		list = strings.Join(want, ", ")
+	}
+	if _, err := s.exec(ctx, "ALTER USER "+s.account(clone, host)+" DEFAULT ROLE "+list); err != nil {
+		return fmt.Errorf("copy the default roles of %q@%q to %q: %w", base, host, clone, err)
+	}
 	return nil
 }
 

@@ -89,9 +89,10 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 			stmt = "SET PASSWORD FOR " + acct + " = PASSWORD(" + s.str(pend.Password) + ")"
 		}
 	default:
-		// MySQL: REPLACE satisfies password_require_current; MySQL rewrites
-		// the password out of its logs.
-		stmt = "ALTER USER CURRENT_USER() IDENTIFIED BY " + s.str(pend.Password) + " REPLACE " + s.str(used)
+		// MySQL 8 (and Aurora MySQL): USER() is the form any account may use
+		// for its own password; REPLACE satisfies password_require_current.
+		// MySQL rewrites the password out of its logs.
+		stmt = "ALTER USER USER() IDENTIFIED BY " + s.str(pend.Password) + " REPLACE " + s.str(used)
 	}
 	return s.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", s.user, s.host), stmt)
 }
