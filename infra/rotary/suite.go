@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -170,6 +169,10 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 	if props == nil || props.DistDir == nil || *props.DistDir == "" {
 		return nil, errors.New("rotary suite: field DistDir is required: set it to the directory `make build` writes the function zips to (dist/)")
 	}
+	endpoint := props.SecretsManagerEndpoint != nil && *props.SecretsManagerEndpoint
+	if endpoint && props.Vpc == nil {
+		return nil, errors.New("rotary suite: field SecretsManagerEndpoint needs field Vpc: set Vpc or turn the endpoint off")
+	}
 	s := &Suite{
 		Construct: constructs.NewConstruct(scope, id),
 		props:     *props,
@@ -195,10 +198,7 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 	if s.props.StaleRotationCheck != nil && *s.props.StaleRotationCheck {
 		s.newStaleRotationCheck()
 	}
-	if s.props.SecretsManagerEndpoint != nil && *s.props.SecretsManagerEndpoint {
-		if s.props.Vpc == nil {
-			return nil, errors.New("rotary suite: field SecretsManagerEndpoint needs field Vpc: set Vpc or turn the endpoint off")
-		}
+	if endpoint {
 		s.newEndpoint()
 	}
 	return s, nil
@@ -330,16 +330,6 @@ func (s *Suite) Function(t FunctionType) (*Function, error) {
 	}
 	s.functions[t] = f
 	return f, nil
-}
-
-// sortedKeys returns m's keys in order, for deterministic templates.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // zipPath checks that the function package exists.
