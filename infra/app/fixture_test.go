@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -27,12 +28,8 @@ var tempDirs struct {
 	dirs []string
 }
 
-func init() {
-	// Node 20's end-of-life banner from jsii is noise in test output.
-	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-}
-
 func TestMain(m *testing.M) {
+	silenceNodeBanner()
 	code := m.Run()
 	tempDirs.Lock()
 	for _, d := range tempDirs.dirs {
@@ -40,6 +37,21 @@ func TestMain(m *testing.M) {
 	}
 	tempDirs.Unlock()
 	os.Exit(code)
+}
+
+// silenceNodeBanner re-executes the test binary with
+// JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 when it is missing: jsii
+// captures the environment for node while packages initialize, so setting it
+// here would be too late. If the re-exec fails, the tests run with the banner.
+func silenceNodeBanner() {
+	const key = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
+	if os.Getenv(key) != "" {
+		return
+	}
+	os.Setenv(key, "20")
+	if exe, err := os.Executable(); err == nil {
+		_ = syscall.Exec(exe, os.Args, os.Environ())
+	}
 }
 
 // tempDir outlives single tests (fixtures are shared); TestMain removes it.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -18,9 +19,19 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-func init() {
-	// Node 20's end-of-life banner from jsii is noise in test output.
-	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+// TestMain re-executes the test binary with
+// JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 when it is missing (jsii
+// captures the environment for node while packages initialize), so Node 20's
+// end-of-life banner does not drown the output.
+func TestMain(m *testing.M) {
+	const key = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
+	if os.Getenv(key) == "" {
+		os.Setenv(key, "20")
+		if exe, err := os.Executable(); err == nil {
+			_ = syscall.Exec(exe, os.Args, os.Environ())
+		}
+	}
+	os.Exit(m.Run())
 }
 
 const (
