@@ -1,9 +1,12 @@
 package mysqlserver
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -55,6 +58,41 @@ func TestStartWithTLS(t *testing.T) {
 			}
 			if !tc.wantOK && err == nil {
 				t.Fatal("a wrong password logged in")
+			}
+		})
+	}
+}
+
+// TestLogin: Login accepts the right password over verified TLS and refuses
+// a wrong one, a wrong host name and an untrusted CA.
+func TestLogin(t *testing.T) {
+	s, caFile := StartTLS(t, Options{})
+	s.CreateUser(t, "login_user", "%", `pa'ss\word`)
+	other, _ := testpki.NewCA("another CA")
+	otherFile := t.TempDir() + "/other.pem"
+	if err := os.WriteFile(otherFile, other.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	value := func(host, pw string) string {
+		b, _ := json.Marshal(map[string]any{"host": host, "port": s.Port, "username": "login_user", "password": pw})
+		return string(b)
+	}
+	tests := []struct {
+		name   string
+		value  string
+		ca     string
+		wantOK bool
+	}{
+		{"right password", value("localhost", `pa'ss\word`), caFile, true},
+		{"wrong password", value("localhost", "password"), caFile, false},
+		{"wrong host name", value("127.0.0.1", `pa'ss\word`), caFile, false},
+		{"untrusted CA", value("localhost", `pa'ss\word`), otherFile, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Login(context.Background(), tc.value, tc.ca)
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("Login: %v, want ok=%v", err, tc.wantOK)
 			}
 		})
 	}
