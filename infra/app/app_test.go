@@ -751,6 +751,7 @@ func TestSynthIsDeterministic(t *testing.T) {
 }
 
 func TestMissingPackageSaysRunMakeBuild(t *testing.T) {
+	requireNode(t)
 	cfg, err := config.Parse([]byte(minimalYAML), ".")
 	if err != nil {
 		t.Fatal(err)

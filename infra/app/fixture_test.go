@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -51,6 +52,18 @@ func silenceNodeBanner() {
 	os.Setenv(key, "20")
 	if exe, err := os.Executable(); err == nil {
 		_ = syscall.Exec(exe, os.Args, os.Environ())
+	}
+}
+
+// requireNode skips (fails in CI) when Node.js, which jsii runs the CDK
+// in, is not installed.
+func requireNode(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CDK synthesis needs Node.js (jsii): %v", err)
+		}
+		t.Skipf("CDK synthesis needs Node.js (jsii): %v", err)
 	}
 }
 
@@ -139,6 +152,7 @@ type lazyFixture struct {
 
 func (l *lazyFixture) get(t *testing.T) *fixture {
 	t.Helper()
+	requireNode(t)
 	l.once.Do(func() { l.f, l.err = l.load() })
 	if l.err != nil {
 		t.Fatalf("synthesize fixture: %v", l.err)
