@@ -22,7 +22,7 @@ build: $(ZIPS) ## Build every function as a linux/arm64 Lambda zip in dist/
 # fixed timestamp so that the same code gives the same zip (and CDK asset hash).
 dist/%.zip: FORCE
 	@mkdir -p dist/build/$*
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath \
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false \
 		-ldflags='-s -w -buildid=' -o dist/build/$*/bootstrap ./functions/$*
 	@touch -t 198001010000 dist/build/$*/bootstrap
 	@rm -f $@ && (cd dist/build/$* && zip -q -X ../../$*.zip bootstrap)
