@@ -13,12 +13,16 @@ func TestConfigFromEnv(t *testing.T) {
 		name    string
 		env     map[string]string
 		connect time.Duration
+		keep    bool
 		wantErr bool
 	}{
-		{"defaults", nil, dbsecret.DefaultConnectTimeout, false},
-		{"connect timeout", map[string]string{dbsecret.EnvConnectTimeout: "10s"}, 10 * time.Second, false},
-		{"unbounded timeout refused", map[string]string{dbsecret.EnvStatementTimeout: "24h"}, 0, true},
-		{"missing CA bundle refused", map[string]string{dbsecret.EnvCABundle: "/nonexistent/bundle.pem"}, 0, true},
+		{"defaults", nil, dbsecret.DefaultConnectTimeout, false, false},
+		{"connect timeout", map[string]string{dbsecret.EnvConnectTimeout: "10s"}, 10 * time.Second, false, false},
+		{"unbounded timeout refused", map[string]string{dbsecret.EnvStatementTimeout: "24h"}, 0, false, true},
+		{"missing CA bundle refused", map[string]string{dbsecret.EnvCABundle: "/nonexistent/bundle.pem"}, 0, false, true},
+		{"keep sessions on revoke", map[string]string{EnvRevokeKeepSessions: "Yes"}, dbsecret.DefaultConnectTimeout, true, false},
+		{"end sessions on revoke", map[string]string{EnvRevokeKeepSessions: "false"}, dbsecret.DefaultConnectTimeout, false, false},
+		{"keep sessions not a boolean", map[string]string{EnvRevokeKeepSessions: "sometimes"}, 0, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,8 +36,8 @@ func TestConfigFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.DB.Connect() != tt.connect || cfg.NewRDS == nil {
-				t.Fatalf("connect timeout %s, NewRDS set %v; want %s, true", cfg.DB.Connect(), cfg.NewRDS != nil, tt.connect)
+			if cfg.DB.Connect() != tt.connect || cfg.NewRDS == nil || cfg.KeepSessionsOnRevoke != tt.keep {
+				t.Fatalf("connect timeout %s, NewRDS set %v, keep sessions %v; want %s, true, %v", cfg.DB.Connect(), cfg.NewRDS != nil, cfg.KeepSessionsOnRevoke, tt.connect, tt.keep)
 			}
 		})
 	}

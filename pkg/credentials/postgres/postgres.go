@@ -40,10 +40,19 @@ type Config struct {
 	// NewRDS builds the RDS API client that finds the host of an RDS-managed
 	// master secret (MultiUser only). Nil refuses such master secrets.
 	NewRDS func(ctx context.Context) (dbsecret.RDSAPI, error)
+	// KeepSessionsOnRevoke leaves the open sessions of the other user of an
+	// alternating pair running when MultiUser revokes; by default they are
+	// ended, because a new password does not end a session opened with the
+	// old one.
+	KeepSessionsOnRevoke bool
 }
 
+// EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke.
+const EnvRevokeKeepSessions = "ROTARY_REVOKE_KEEP_SESSIONS"
+
 // ConfigFromEnv reads ROTARY_CA_BUNDLE, ROTARY_CONNECT_TIMEOUT and
-// ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv). The RDS client comes
+// ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv), and
+// ROTARY_REVOKE_KEEP_SESSIONS (a boolean, default false). The RDS client comes
 // from the default AWS configuration chain, so AWS_ENDPOINT_URL_RDS points it
 // at another endpoint.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -51,7 +60,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{DB: db, NewRDS: func(ctx context.Context) (dbsecret.RDSAPI, error) {
+	keep := false
+	if v := getenv(EnvRevokeKeepSessions); v != "" {
+		if keep, err = rotation.ParseBool(v); err != nil {
+			return Config{}, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", dbsecret.ErrConfig, EnvRevokeKeepSessions, v)
+		}
+	}
+	return Config{DB: db, KeepSessionsOnRevoke: keep, NewRDS: func(ctx context.Context) (dbsecret.RDSAPI, error) {
 		cfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("load AWS configuration for the RDS API: %w", err)
