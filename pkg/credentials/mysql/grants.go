@@ -171,10 +171,7 @@ func parseGrantLine(line string) (grantLine, error) {
 	tail := toks[to+1:]
 	on := findTop(toks[:to], 1, "ON")
 	if on < 0 {
-		g := grantLine{kind: grantRoles, grantOption: hasPair(tail, "ADMIN", "OPTION")}
-		for _, r := range splitTop(line[toks[1].start:toks[to].start]) {
-			g.roles = append(g.roles, r)
-		}
+		g := grantLine{kind: grantRoles, grantOption: hasPair(tail, "ADMIN", "OPTION"), roles: splitTop(line[toks[1].start:toks[to].start])}
 		if len(g.roles) == 0 {
 			return bad("a role grant names no role")
 		}

@@ -153,18 +153,27 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		return err
 	}
 
+	// Without dbname: a clone that has no grants yet must still count as
+	// working on a retry, so its password is not set twice (MySQL's
+	// password history would refuse that).
 	pendingWorks := false
-	if s, err := open(ctx, mu.cfg.DB, target{secret: pend, username: pend.Username, password: pend.Password, dbname: pend.DBName}); err == nil {
+	if s, err := open(ctx, mu.cfg.DB, target{secret: pend, username: pend.Username, password: pend.Password}); err == nil {
 		pendingWorks = s.user == pend.Username && s.host == host
 		s.Close()
 	}
 	pendAcct := admin.account(pend.Username, host)
 	switch {
 	case pend.Username == clone && !cloneExists:
-		// A new account gets the server's default plugin; on MariaDB that is
-		// mysql_native_password, so the hash is sent.
-		if err := admin.execSecret(ctx, fmt.Sprintf("create the alternating user %q@%q", clone, host),
-			"CREATE USER "+pendAcct+" "+admin.identifiedBy("", pend.Password)); err != nil {
+		// The clone gets the base user's authentication plugin.
+		plugin, err := admin.plugin(ctx, base, host)
+		if err != nil {
+			return err
+		}
+		clause, err := admin.identifiedBy(plugin, pend.Password)
+		if err != nil {
+			return err
+		}
+		if err := admin.execSecret(ctx, fmt.Sprintf("create the alternating user %q@%q", clone, host), "CREATE USER "+pendAcct+" "+clause); err != nil {
 			return err
 		}
 	case !pendingWorks:
@@ -172,8 +181,11 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		if err != nil {
 			return err
 		}
-		if err := admin.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", pend.Username, host),
-			"ALTER USER "+pendAcct+" "+admin.identifiedBy(plugin, pend.Password)); err != nil {
+		clause, err := admin.identifiedBy(plugin, pend.Password)
+		if err != nil {
+			return err
+		}
+		if err := admin.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", pend.Username, host), "ALTER USER "+pendAcct+" "+clause); err != nil {
 			return err
 		}
 	}

@@ -23,16 +23,37 @@ func isNative(plugin string) bool {
 }
 
 // identifiedBy returns the IDENTIFIED clause of CREATE USER or ALTER USER
-// that gives an account the password pw. MariaDB writes a plaintext password
-// into its general and slow query logs as sent, so for a
-// mysql_native_password account on MariaDB the hash is sent instead and the
-// password itself never appears in SQL text. MySQL rewrites passwords in its
-// logs, and other plugins need the password, so those get the quoted literal.
-func (s *session) identifiedBy(plugin, pw string) string {
-	if s.mariadb && isNative(plugin) {
-		return "IDENTIFIED BY PASSWORD " + s.str(nativeHash(pw))
+// that gives an account using plugin the password pw, keeping the plugin.
+// MariaDB writes a plaintext password into its general and slow query logs
+// as sent, so for a mysql_native_password account on MariaDB the hash is
+// sent instead and the password itself never appears in SQL text. Other
+// MariaDB plugins (ed25519) are named explicitly, since a bare IDENTIFIED BY
+// would switch the account to mysql_native_password. MySQL keeps the
+// account's plugin on ALTER USER and rewrites passwords out of its logs.
+func (s *session) identifiedBy(plugin, pw string) (string, error) {
+	switch {
+	case !s.mariadb:
+		return "IDENTIFIED BY " + s.str(pw), nil
+	case isNative(plugin):
+		return "IDENTIFIED BY PASSWORD " + s.str(nativeHash(pw)), nil
+	case validPluginName(plugin):
+		return "IDENTIFIED VIA " + plugin + " USING PASSWORD(" + s.str(pw) + ")", nil
 	}
-	return "IDENTIFIED BY " + s.str(pw)
+	return "", fmt.Errorf("the account's authentication plugin %q is not a plain name; Rotary cannot set its password", plugin)
+}
+
+// validPluginName reports whether a plugin name read from mysql.user can be
+// written into SQL as is.
+func validPluginName(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // plugin returns the authentication plugin of user@host from mysql.user.
