@@ -207,7 +207,9 @@ func (mu *MultiUser) currentHost(ctx context.Context, cur *dbsecret.Secret) (str
 }
 
 // usernameLimit returns the longest user name the server accepts: the
-// length of mysql.user's User column.
+// length of mysql.user's User column (128 on MariaDB 10.6 and later, 80
+// before; 32 on MySQL 5.7 and 8). When the column cannot be read it falls
+// back to the smaller value of the server's family.
 func (s *session) usernameLimit(ctx context.Context) (int, error) {
 	var n sql.NullInt64
 	err := s.queryRow(ctx, "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'").Scan(&n)
