@@ -1,6 +1,6 @@
-// Command rotary is Rotary's operator tool. This version runs the demo; the
-// operator subcommands (rotate, status, history, rollback, revoke, local)
-// build on the same local stack.
+// Command rotary is Rotary's operator tool: it rotates, inspects, rolls back,
+// revokes and unsticks secrets in AWS Secrets Manager or on the local stack,
+// runs the local stack, and runs the demo.
 package main
 
 import (
@@ -14,10 +14,25 @@ import (
 	"syscall"
 )
 
-const usage = `usage: rotary <command> [flags]
+const usage = `usage: rotary <command> [flags] [arguments]
 
 commands:
-  demo      start the local stack and rotate a secret three times, showing every step
+  status   [SECRET...] [--all] [--json]   rotation state, schedule, age; flags overdue and stuck secrets
+  history  SECRET [--json]                every version with labels and dates (never values)
+  rotate   SECRET [--wait]                start a rotation; with --wait follow it step by step
+  rollback SECRET [--to VERSION] [--yes]  make an earlier credential current again, downstream too
+  revoke   SECRET [--yes]                 rotate, then invalidate every credential but the new one
+  unstick  SECRET [--force]               clear AWSPENDING left by a failed rotation
+  local    [--state FILE] [--addr ADDR]   run the local stack (Secrets Manager + functions) until Ctrl-C
+  demo                                    start the local stack and show rotations, rollback and revoke
+
+flags every AWS command takes:
+  --region REGION     AWS region (default: the SDK's, from AWS_REGION or the profile)
+  --profile NAME      shared config profile
+  --endpoint URL      Secrets Manager and Lambda endpoint, such as the local stack's
+                      (or export the lines that 'rotary local' prints)
+
+Run 'rotary <command> -h' for a command's flags.
 `
 
 func main() {
@@ -29,28 +44,77 @@ func main() {
 // errUsage marks an error caused by how rotary was called.
 var errUsage = errors.New("usage")
 
+type command func(ctx context.Context, args []string, stdout io.Writer) error
+
+var commands = map[string]command{
+	"demo":     func(ctx context.Context, args []string, out io.Writer) error { return runDemo(ctx, args, out) },
+	"status":   runStatus,
+	"history":  runHistory,
+	"rotate":   runRotate,
+	"rollback": runRollback,
+	"revoke":   runRevoke,
+	"unstick":  runUnstick,
+	"local":    runLocal,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	var err error
 	switch args[0] {
-	case "demo":
-		err = runDemo(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	default:
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
 		fmt.Fprintf(stderr, "rotary: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
+	err := cmd(ctx, args[1:], stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "rotary %s: %v\n", args[0], err)
-		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, errUsage) {
 			return 2
 		}
 		return 1
 	}
 	return 0
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments ("rotary rotate my/secret --wait"), and returns the
+// positional ones. Help output goes to stdout.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stdout, "usage: rotary %s\n\nflags:\n", fs.Name())
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v; run 'rotary %s -h'", errUsage, err, fs.Name())
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// oneSecret checks that exactly one SECRET argument was given.
+func oneSecret(fs *flag.FlagSet, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", fmt.Errorf("%w: give exactly one SECRET (name or ARN), got %d arguments; run 'rotary %s -h'", errUsage, len(pos), fs.Name())
+	}
+	return pos[0], nil
 }

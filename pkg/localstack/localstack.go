@@ -204,10 +204,14 @@ func (s *Stack) Close() error {
 	if s.SM != nil {
 		errs = append(errs, s.SM.Close())
 	}
-	if s.httpSrv != nil {
+	s.mu.Lock()
+	srv := s.httpSrv
+	s.httpSrv = nil
+	s.mu.Unlock()
+	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, s.httpSrv.Close())
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, srv.Close())
 		}
 		cancel()
 	}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/localstack"
+	"github.com/rotary-secrets/rotary/pkg/smlocal"
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runLocal(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	state := fs.String("state", filepath.Join(".rotary", "local-state.json"), "file that keeps the local Secrets Manager's state across restarts")
+	addr := fs.String("addr", "127.0.0.1:4597", "loopback address to serve on (port 0 picks a free one)")
+	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
+	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due")
+	only := fs.String("functions", "", "comma-separated functions to run (default: every directory under functions/)")
+	var env listFlag
+	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
+	pos, err := parseArgs(fs, args, out)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: local takes no arguments, got %q", errUsage, pos)
+	}
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%w: --env %q: write KEY=VALUE", errUsage, kv)
+		}
+	}
+	root, err := lambdaemu.ModuleRoot()
+	if err != nil {
+		return fmt.Errorf("%w; run rotary local from inside the rotary checkout (it builds the functions from source)", err)
+	}
+	functions, err := localFunctions(root, *only)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*state), 0o700); err != nil {
+		return fmt.Errorf("create the state directory: %w", err)
+	}
+	if *logPath == "" {
+		*logPath = filepath.Join(filepath.Dir(*state), "local.log")
+	}
+	logFile, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open the log file (--log): %w", err)
+	}
+	defer logFile.Close()
+
+	fmt.Fprintf(out, "Building %s and starting the local stack...\n", strings.Join(functions, ", "))
+	t0 := time.Now()
+	stack, err := localstack.Start(ctx, localstack.Config{
+		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile,
+		Retry: smlocal.DefaultRetryPolicy(),
+	})
+	if err != nil {
+		return fmt.Errorf("start the local stack: %w", err)
+	}
+	defer stack.Close()
+	fmt.Fprintf(out, "Local stack ready in %s\n", time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager and Lambda Invoke)\n", stack.Endpoint)
+	fmt.Fprintf(out, "  state      %s\n  log        %s\n", *state, *logPath)
+	for i, fn := range functions {
+		label := ""
+		if i == 0 {
+			label = "functions"
+		}
+		fmt.Fprintf(out, "  %-10s %s\n", label, localstack.FunctionARN(fn))
+	}
+	fmt.Fprintf(out, "\nIn another shell, run these, then use rotary (or the AWS CLI) as against AWS:\n")
+	for _, kv := range [][2]string{
+		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", stack.Endpoint},
+		{"AWS_ENDPOINT_URL_LAMBDA", stack.Endpoint},
+		{"AWS_ACCESS_KEY_ID", smlocal.LocalAccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", smlocal.LocalSecretAccessKey},
+		{"AWS_REGION", localstack.Region},
+	} {
+		fmt.Fprintf(out, "export %s=%s\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(out, "\nScheduled rotations run every %s when due. Press Ctrl-C to stop.\n", *tick)
+	go stack.SM.RunScheduler(ctx, *tick)
+	<-ctx.Done()
+	fmt.Fprintln(out, "Stopping the local stack...")
+	if err := stack.Close(); err != nil {
+		return fmt.Errorf("stop the local stack: %w", err)
+	}
+	fmt.Fprintf(out, "Stopped; state kept in %s\n", *state)
+	return nil
+}
+
+// localFunctions lists the function directories to run.
+func localFunctions(root, only string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		return nil, fmt.Errorf("list the functions: %w", err)
+	}
+	var all []string
+	for _, e := range entries {
+		if e.IsDir() {
+			all = append(all, e.Name())
+		}
+	}
+	sort.Strings(all)
+	if only == "" {
+		return all, nil
+	}
+	var picked []string
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		found := false
+		for _, a := range all {
+			found = found || a == name
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: --functions: no function %q; the functions are %s", errUsage, name, strings.Join(all, ", "))
+		}
+		picked = append(picked, name)
+	}
+	return picked, nil
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+func runRevoke(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	af := addAWSFlags(fs)
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	ff := addFollowFlags(fs)
+	pos, err := parseArgs(fs, args, out)
+	if err != nil {
+		return err
+	}
+	id, err := oneSecret(fs, pos)
+	if err != nil {
+		return err
+	}
+	if err := ff.check(); err != nil {
+		return err
+	}
+	c, err := af.connect(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := c.describe(ctx, id)
+	if err != nil {
+		return err
+	}
+	fn, err := actionable(s)
+	if err != nil {
+		return err
+	}
+	// What is valid now and will be revoked: the labeled versions.
+	var before []string
+	for _, label := range []string{labelCurrent, labelPrevious} {
+		v := s.labeled(label)
+		if v == "" {
+			continue
+		}
+		desc := fmt.Sprintf("version %s (%s before", v, label)
+		if val, err := c.value(ctx, s.arn, v, ""); err == nil && usernameOf(val) != "" {
+			desc += ", user " + usernameOf(val)
+		}
+		before = append(before, desc+")")
+	}
+	if err := confirm(out, *yes, fmt.Sprintf("Revoke %s: rotate it now with %s, then invalidate every credential but the new AWSCURRENT:\n  %s\n"+
+		"Anything still using an old credential will fail to log in until it reads the new one.", s.name, fn, strings.Join(before, "\n  "))); err != nil {
+		return err
+	}
+	token, err := c.startRotation(ctx, s, "")
+	if err != nil {
+		return fmt.Errorf("%w\nThe credential is NOT revoked", err)
+	}
+	fmt.Fprintf(out, "Rotating %s (new version %s)\n", s.name, token)
+	if err := c.follow(ctx, out, s.arn, token, ff); err != nil {
+		return fmt.Errorf("%w\nThe credential is NOT revoked: every credential valid before still logs in. Fix the cause, run 'rotary unstick %s', then revoke again", err, s.name)
+	}
+	t0 := time.Now()
+	if err := c.invokeStep(ctx, fn, s.arn, "revokeSecret", token); err != nil {
+		return fmt.Errorf("%w\nThe secret was rotated (AWSCURRENT is version %s), but the revoke step failed, so a credential valid before may still log in "+
+			"(with alternating users: the other user's old password). Fix the cause and run 'rotary revoke %s' again", err, token, s.name)
+	}
+	fmt.Fprintf(out, "  %-13s ok  %s\n", "revokeSecret", time.Since(t0).Round(time.Millisecond))
+	now := time.Now().UTC().Format(time.RFC3339)
+	cur := fmt.Sprintf("version %s", token)
+	if val, err := c.value(ctx, s.arn, token, ""); err == nil && usernameOf(val) != "" {
+		cur += " (user " + usernameOf(val) + ")"
+	}
+	fmt.Fprintf(out, "Revoked at %s: these no longer log in:\n  %s\nOnly AWSCURRENT, %s, is valid now.\n", now, strings.Join(before, "\n  "), cur)
+	return nil
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+// secretStatus is one secret's line in `rotary status` (and its --json).
+type secretStatus struct {
+	Name            string     `json:"name"`
+	ARN             string     `json:"arn"`
+	RotationEnabled bool       `json:"rotationEnabled"`
+	Function        string     `json:"rotationFunction,omitempty"`
+	Schedule        string     `json:"schedule,omitempty"`
+	Window          string     `json:"window,omitempty"`
+	LastRotated     *time.Time `json:"lastRotated,omitempty"`
+	NextRotation    *time.Time `json:"nextRotation,omitempty"`
+	CurrentVersion  string     `json:"currentVersion,omitempty"`
+	CurrentCreated  *time.Time `json:"currentCreated,omitempty"`
+	CurrentAgeSecs  int64      `json:"currentAgeSeconds"`
+	PendingVersion  string     `json:"pendingVersion,omitempty"`
+	Stuck           bool       `json:"stuck"`
+	Overdue         bool       `json:"overdue"`
+}
+
+func runStatus(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	af := addAWSFlags(fs)
+	all := fs.Bool("all", false, "every secret in the account and region")
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	pos, err := parseArgs(fs, args, out)
+	if err != nil {
+		return err
+	}
+	if *all == (len(pos) > 0) {
+		return fmt.Errorf("%w: name one or more SECRETs, or pass --all", errUsage)
+	}
+	c, err := af.connect(ctx)
+	if err != nil {
+		return err
+	}
+	ids := pos
+	if *all {
+		p := secretsmanager.NewListSecretsPaginator(c.sm, &secretsmanager.ListSecretsInput{})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("list secrets: %w", err)
+			}
+			for _, s := range page.SecretList {
+				ids = append(ids, aws.ToString(s.ARN))
+			}
+		}
+	}
+	now := time.Now()
+	statuses := make([]secretStatus, 0, len(ids))
+	for _, id := range ids {
+		s, err := c.describe(ctx, id)
+		if err != nil {
+			return err
+		}
+		statuses = append(statuses, statusOf(s, now))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(statuses)
+	}
+	if len(statuses) == 0 {
+		fmt.Fprintln(out, "no secrets")
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SECRET\tROTATION\tSCHEDULE\tLAST ROTATED\tNEXT ROTATION\tCURRENT AGE\tFLAGS")
+	for _, st := range statuses {
+		rot := "off"
+		if st.RotationEnabled {
+			rot = "on"
+		}
+		sched := st.Schedule
+		if sched == "" {
+			sched = "-"
+		}
+		if st.Window != "" {
+			sched += " (window " + st.Window + ")"
+		}
+		age := "-"
+		if st.CurrentCreated != nil {
+			age = fmtAge(time.Duration(st.CurrentAgeSecs) * time.Second)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, rot, sched, fmtTime(st.LastRotated), fmtTime(st.NextRotation), age, flags(st))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		if st.Stuck {
+			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed. "+
+				"If none is running, run 'rotary unstick %s', fix the cause and rotate again.\n", st.Name, st.PendingVersion, st.Name)
+		}
+	}
+	return nil
+}
+
+func flags(st secretStatus) string {
+	var f []string
+	if st.Stuck {
+		f = append(f, "STUCK")
+	}
+	if st.Overdue {
+		f = append(f, "OVERDUE")
+	}
+	if len(f) == 0 {
+		return "ok"
+	}
+	return strings.Join(f, ",")
+}
+
+func statusOf(s *secretState, now time.Time) secretStatus {
+	d := s.desc
+	st := secretStatus{
+		Name: s.name, ARN: s.arn,
+		RotationEnabled: aws.ToBool(d.RotationEnabled),
+		Function:        aws.ToString(d.RotationLambdaARN),
+		LastRotated:     d.LastRotatedDate,
+		NextRotation:    d.NextRotationDate,
+		CurrentVersion:  s.labeled(labelCurrent),
+		PendingVersion:  s.stuckPending(),
+	}
+	if r := d.RotationRules; r != nil {
+		switch {
+		case r.ScheduleExpression != nil:
+			st.Schedule = aws.ToString(r.ScheduleExpression)
+		case r.AutomaticallyAfterDays != nil:
+			st.Schedule = fmt.Sprintf("every %d days", aws.ToInt64(r.AutomaticallyAfterDays))
+		}
+		st.Window = aws.ToString(r.Duration)
+	}
+	if v, ok := s.version(st.CurrentVersion); ok && v.CreatedDate != nil {
+		st.CurrentCreated = v.CreatedDate
+		st.CurrentAgeSecs = int64(now.Sub(*v.CreatedDate) / time.Second)
+	}
+	st.Stuck = st.PendingVersion != ""
+	st.Overdue = st.RotationEnabled && d.NextRotationDate != nil && d.NextRotationDate.Before(now)
+	return st
+}
+
+func runHistory(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	af := addAWSFlags(fs)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	pos, err := parseArgs(fs, args, out)
+	if err != nil {
+		return err
+	}
+	id, err := oneSecret(fs, pos)
+	if err != nil {
+		return err
+	}
+	c, err := af.connect(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := c.describe(ctx, id)
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		VersionID    string     `json:"versionId"`
+		Labels       []string   `json:"labels"`
+		Created      *time.Time `json:"created,omitempty"`
+		LastAccessed *time.Time `json:"lastAccessed,omitempty"`
+		Deprecated   bool       `json:"deprecated"`
+	}
+	entries := make([]entry, 0, len(s.versions))
+	for _, v := range s.versions {
+		labels := v.VersionStages
+		if labels == nil {
+			labels = []string{}
+		}
+		entries = append(entries, entry{VersionID: aws.ToString(v.VersionId), Labels: labels, Created: v.CreatedDate, LastAccessed: v.LastAccessedDate, Deprecated: len(v.VersionStages) == 0})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Name     string  `json:"name"`
+			ARN      string  `json:"arn"`
+			Versions []entry `json:"versions"`
+		}{s.name, s.arn, entries})
+	}
+	fmt.Fprintf(out, "%s (%d versions, newest first; values are never shown)\n", s.name, len(entries))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tCREATED\tLAST ACCESSED\tLABELS")
+	for _, e := range entries {
+		labels := strings.Join(e.Labels, ",")
+		if e.Deprecated {
+			labels = "(deprecated)"
+		}
+		accessed := "-"
+		if e.LastAccessed != nil {
+			accessed = e.LastAccessed.UTC().Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.VersionID, fmtTime(e.Created), accessed, labels)
+	}
+	return tw.Flush()
+}
