@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
@@ -58,4 +59,45 @@ func TestEd25519Accounts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAnonymousAccountRefused: on a server with an anonymous account, a
+// secret naming a user that does not exist logs in as the anonymous account
+// when its password matches; both types refuse to treat that as the user.
+func TestAnonymousAccountRefused(t *testing.T) {
+	s := mysqlserver.Start(t, mysqlserver.Options{})
+	ts := &testServer{host: s.Host, port: s.Port, root: s.Root, extra: map[string]any{"ssl": false},
+		adminUser: s.AdminUser, adminPassword: s.AdminPassword}
+	anonPW := randomPassword(t)
+	ts.exec(t, "CREATE USER ''@'%' IDENTIFIED BY "+ts.quote(anonPW))
+	ghost := uniqueName("rt_ghost_")
+	value := ts.secret(ghost, anonPW, map[string]any{"masterarn": masterARN})
+
+	if err := ts.login(t.Context(), Config{}, ghost, anonPW); err == nil || !strings.Contains(err.Error(), "instead of the user's own") {
+		t.Fatalf("testSecret as a user matched by the anonymous account: %v; want a refusal", err)
+	}
+	su, _ := NewSingleUser(Config{})
+	if _, err := rotateSingle(t, su, value, "", randomPassword(t)); err == nil || !strings.Contains(err.Error(), "anonymous") {
+		t.Fatalf("single-user rotation: %v; want a refusal naming the anonymous account", err)
+	}
+	f := newMultiFixture(t, ts, Config{}, "%")
+	f.value = value
+	if err := f.rotate(t); err == nil || !strings.Contains(err.Error(), "anonymous") {
+		t.Fatalf("alternating-users rotation: %v; want a refusal naming the anonymous account", err)
+	}
+	var n int
+	ts.root.QueryRow("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'rt\\_ghost\\_%'").Scan(&n)
+	if n != 0 {
+		t.Fatal("a rotation created an account for the ghost user")
+	}
+	ts.mustLoginAnonymous(t, anonPW)
+}
+
+// mustLoginAnonymous proves the anonymous account's password is unchanged.
+func (ts *testServer) mustLoginAnonymous(t *testing.T, pw string) {
+	t.Helper()
+	err := ts.login(t.Context(), Config{}, uniqueName("rt_any_"), pw)
+	if err == nil || !strings.Contains(err.Error(), "instead of the user's own") {
+		t.Fatalf("the anonymous account's password no longer logs in: %v", err)
+	}
 }
