@@ -88,9 +88,11 @@ func (s *SingleUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 //
 // Before any change it makes the checks Set makes (the master secret is for
 // the same server and is not one of the pair; AWSCURRENT logs in), refuses
-// an AWSPREVIOUS outside the pair or for another server, and, when it will
-// end sessions, checks that the master may (pg_signal_backend). A pair whose
-// other user was never created has nothing to change. It is safe to call twice.
+// an AWSPREVIOUS outside the pair or for another server, checks that the
+// server refuses a wrong password for the other user (else a new password
+// would revoke nothing: ErrStillValid) and, when it will end sessions, that
+// the master may (pg_signal_backend). A pair whose other user was never
+// created has nothing to change. It is safe to call twice.
 func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
 	cur, err := parseMulti("AWSCURRENT", req.Current)
 	if err != nil {
@@ -152,6 +154,16 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 		}
 	}
 	if exists {
+		// A server that does not check passwords for the other user (trust,
+		// say) would defeat the new password: refuse before changing it.
+		anyPassword := *cur
+		anyPassword.Username, anyPassword.Password = other, rand.Text()
+		if err := m.cfg.refused(ctx, "a random password", &anyPassword); err != nil {
+			if errors.Is(err, ErrStillValid) {
+				return fmt.Errorf("%w: the server does not check passwords for %q (a pg_hba.conf rule with trust, ldap, pam or radius, or a connection pooler with its own password list), so a new password would not revoke anything and revoke changes nothing; fix that, then revoke again", err, other)
+			}
+			return err
+		}
 		if err := setPassword(ctx, conn, other, rand.Text()); err != nil {
 			return fmt.Errorf("give the other user of the pair a new password: %w", err)
 		}

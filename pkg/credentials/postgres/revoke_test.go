@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -345,4 +348,99 @@ func TestRevokeMultiUserRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trustCluster starts a throwaway cluster whose pg_hba.conf accepts any
+// password for users (trust), as a misconfigured server would; it stops in
+// t.Cleanup.
+func trustCluster(t *testing.T, users ...string) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("throwaway PostgreSQL cluster is required with CI=true: %v", err)
+		}
+		t.Skipf("skipping: no throwaway PostgreSQL cluster (set CI=true to make this a failure): %v", err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	f := &fixture{c: c, cfg: Config{DB: dbsecret.Config{CABundlePath: c.CAFile, ConnectTimeout: 5 * time.Second, StatementTimeout: 30 * time.Second}}}
+	conn, err := c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var path, hba string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('hba_file'), pg_read_file(current_setting('hba_file'))").Scan(&path, &hba); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, u := range users {
+		rows = append(rows, "("+quoteLiteral("host all "+QuoteIdentifier(u)+" 127.0.0.1/32 trust")+")")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(hba), "\n") {
+		rows = append(rows, "("+quoteLiteral(line)+")")
+	}
+	if _, err := conn.Exec(ctx, "COPY (VALUES "+strings.Join(rows, ", ")+") TO "+quoteLiteral(path)+"; SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("rewrite pg_hba.conf: %v", err)
+	}
+	// The reload is asynchronous: wait until a wrong password logs in.
+	probe := f.secret(t, users[0], "not-the-password", nil)
+	f.exec(t, "CREATE ROLE "+QuoteIdentifier(users[0])+" LOGIN")
+	defer f.exec(t, "DROP ROLE "+QuoteIdentifier(users[0]))
+	for deadline := time.Now().Add(30 * time.Second); f.login(ctx, probe) != nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pg_hba.conf with trust did not take effect")
+		}
+	}
+	return f
+}
+
+// TestRevokeWhenServerIgnoresPasswords: when pg_hba.conf trusts the user,
+// no password change can make an old password stop logging in; revoke says
+// so (ErrStillValid) instead of claiming success, and for alternating users
+// it changes nothing.
+func TestRevokeWhenServerIgnoresPasswords(t *testing.T) {
+	single, base := uniqueName("rotary_trust_single"), uniqueName("rotary_trust_base")
+	f := trustCluster(t, single, base)
+	t.Run("single user", func(t *testing.T) {
+		e := newEnv(t, f, NewSingleUser(f.cfg))
+		f.createRole(t, single, newPassword(t), "")
+		arn := createSecret(t, e, f.secret(t, single, newPassword(t), nil))
+		mustRotate(t, e, arn)
+		err := revoke(t, e, arn)
+		if !errors.Is(err, ErrStillValid) || !strings.Contains(err.Error(), "does not check this password") {
+			t.Fatalf("err = %v, want ErrStillValid saying the server does not check the password", err)
+		}
+		t.Logf("refused: %v", err)
+		f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
+	})
+	t.Run("alternating users", func(t *testing.T) {
+		e := newEnv(t, f, NewMultiUser(f.cfg))
+		f.createRole(t, base, newPassword(t), "")
+		arn := createSecret(t, e, f.secret(t, base, newPassword(t), map[string]any{"masterarn": f.revokingMaster(t, e, true)}))
+		mustRotate(t, e, arn)
+		session := f.session(t, previous(t, e, arn))
+		verifier := func() string {
+			var v string
+			if err := f.adminConn(t).QueryRow(t.Context(), "SELECT coalesce(rolpassword, '') FROM pg_authid WHERE rolname = $1", base).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		was := verifier()
+		err := revoke(t, e, arn)
+		if !errors.Is(err, ErrStillValid) || !strings.Contains(err.Error(), "revoke changes nothing") {
+			t.Fatalf("err = %v, want ErrStillValid saying revoke changes nothing", err)
+		}
+		t.Logf("refused: %v", err)
+		if verifier() != was {
+			t.Fatal("a refused revoke changed the other user's password")
+		}
+		if !alive(session) {
+			t.Fatal("a refused revoke ended the other user's session")
+		}
+		f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
+	})
 }
