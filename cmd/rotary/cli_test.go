@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/rotary-secrets/rotary/pkg/localstack"
+)
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"rotate without a secret", []string{"rotate"}, "give exactly one SECRET"},
+		{"rotate with two secrets", []string{"rotate", "a", "b"}, "give exactly one SECRET"},
+		{"status without secrets or --all", []string{"status"}, "or pass --all"},
+		{"unknown flag", []string{"history", "x", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"bad progress", []string{"rotate", "x", "--progress", "fast"}, "use auto, steps or labels"},
+		{"local with an argument", []string{"local", "extra"}, "local takes no arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := run(context.Background(), tc.args, &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, errOut.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestRotateWait follows rotations of the real random-secret function with
+// the local stack's step feed and with the label phases used against AWS.
+func TestRotateWait(t *testing.T) {
+	tests := []struct {
+		progress string
+		want     []string
+	}{
+		{"steps", []string{"createSecret  ok", "setSecret     ok", "testSecret    ok", "finishSecret  ok"}},
+		{"labels", []string{"createSecret done", "finishSecret done", "done: AWSPENDING removed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.progress, func(t *testing.T) {
+			name := randomSecret(t)
+			before, beforeValue := currentOf(t, name)
+			r := mustRotary(t, "rotate", name, "--wait", "--progress", tc.progress, "--poll", "100ms")
+			for _, w := range tc.want {
+				if !strings.Contains(r.out, w) {
+					t.Errorf("output lacks %q:\n%s", w, r.out)
+				}
+			}
+			after, afterValue := currentOf(t, name)
+			l := labels(t, name)
+			if after == before || l[labelPrevious] != before || l[labelPending] != "" {
+				t.Fatalf("after rotate: AWSCURRENT %s (was %s), labels %v; want a new AWSCURRENT, the old one AWSPREVIOUS, no AWSPENDING", after, before, l)
+			}
+			if !strings.Contains(r.out, after) {
+				t.Errorf("output does not name the new version %s", after)
+			}
+			noSecretIn(t, r.out+r.errOut, beforeValue, afterValue)
+		})
+	}
+}
+
+// TestRotatePostgres rotates a real PostgreSQL user through the CLI and
+// proves it by logging in: AWSCURRENT works, the replaced password does not.
+func TestRotatePostgres(t *testing.T) {
+	c := cluster(t)
+	_, value := pgRole(t, c, "", "")
+	name := newSecret(t, value)
+	r := mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	_, cur := currentOf(t, name)
+	if err := login(c, cur); err != nil {
+		t.Fatalf("AWSCURRENT does not log in after rotate: %v", err)
+	}
+	if err := login(c, value); err == nil {
+		t.Fatal("the replaced password still logs in after rotate")
+	}
+	noSecretIn(t, r.out+r.errOut, value, cur)
+}
+
+// TestRotateRefusals: what rotate refuses and that it says what to do.
+func TestRotateRefusals(t *testing.T) {
+	stuck := randomSecret(t)
+	pending := makePending(t, stuck)
+	noFunction := newSecret(t, `{"apiKey":"x"}`)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unfinished rotation", []string{"rotate", stuck, "--wait"}, []string{"previous rotation is unfinished", pending, "rotary unstick " + stuck}},
+		{"no rotation function", []string{"rotate", noFunction}, []string{"has no rotation function", "--function"}},
+		{"unknown secret", []string{"rotate", "no/such/secret"}, []string{"secret no/such/secret not found"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rotary(t, tc.args...)
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1; stderr %s", r.code, r.errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.errOut, w) {
+					t.Errorf("stderr lacks %q: %s", w, r.errOut)
+				}
+			}
+		})
+	}
+	if l := labels(t, stuck); l[labelPending] != pending {
+		t.Fatalf("a refused rotate changed the labels: %v", l)
+	}
+}
+
+// TestFailedRotationStatusUnstick: a rotation that cannot log in fails at
+// setSecret with its error, status flags the secret as stuck, unstick clears
+// it saying what changed, and the real password still logs in throughout.
+func TestFailedRotationStatusUnstick(t *testing.T) {
+	c := cluster(t)
+	_, value := pgRole(t, c, "", "")
+	var m map[string]any
+	_ = json.Unmarshal([]byte(value), &m)
+	real := m["password"]
+	m["password"] = "not-the-password"
+	wrong, _ := json.Marshal(m)
+	name := newSecret(t, string(wrong))
+
+	r := rotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	if r.code != 1 || !strings.Contains(r.errOut, "rotation failed at step") || !strings.Contains(r.errOut, "cannot log in") {
+		t.Fatalf("failed rotation: exit %d, stderr %s; want exit 1 naming the step and the error", r.code, r.errOut)
+	}
+	if !strings.Contains(r.out, "FAILED") {
+		t.Errorf("progress does not show the failed step:\n%s", r.out)
+	}
+	m["password"] = real
+	good, _ := json.Marshal(m)
+	if err := login(c, string(good)); err != nil {
+		t.Fatalf("the real password no longer logs in after the failed rotation: %v", err)
+	}
+	noSecretIn(t, r.out+r.errOut, string(good))
+
+	st := mustRotary(t, "status", name, "--json")
+	var statuses []secretStatus
+	if err := json.Unmarshal([]byte(st.out), &statuses); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, st.out)
+	}
+	pending := labels(t, name)[labelPending]
+	if len(statuses) != 1 || !statuses[0].Stuck || statuses[0].PendingVersion != pending || !statuses[0].RotationEnabled {
+		t.Fatalf("status --json = %+v; want stuck on %s", statuses, pending)
+	}
+	if text := mustRotary(t, "status", name).out; !strings.Contains(text, "STUCK") || !strings.Contains(text, "rotary unstick "+name) {
+		t.Fatalf("status text does not flag the stuck rotation:\n%s", text)
+	}
+
+	u := mustRotary(t, "unstick", name)
+	if !strings.Contains(u.out, "Removed AWSPENDING from version "+pending) {
+		t.Fatalf("unstick output: %s", u.out)
+	}
+	if l := labels(t, name); l[labelPending] != "" || l[labelCurrent] == pending {
+		t.Fatalf("after unstick, labels %v", l)
+	}
+	if again := mustRotary(t, "unstick", name); !strings.Contains(again.out, "Nothing to unstick") {
+		t.Fatalf("second unstick: %s", again.out)
+	}
+	if st := mustRotary(t, "status", name); strings.Contains(st.out, "STUCK") {
+		t.Fatalf("status still flags the secret after unstick:\n%s", st.out)
+	}
+}
+
+// TestUnstickRefusals: against the local stack unstick knows a rotation is
+// running and refuses; against an endpoint without the step feed (as AWS)
+// it refuses a young pending version unless --force.
+func TestUnstickRefusals(t *testing.T) {
+	t.Run("running rotation", func(t *testing.T) {
+		name := randomSecret(t)
+		release := hold(t, name)
+		mustRotary(t, "rotate", name)
+		r := rotary(t, "unstick", name)
+		if r.code != 1 || !strings.Contains(r.errOut, "is running now") {
+			t.Fatalf("unstick during a rotation: exit %d, stderr %s", r.code, r.errOut)
+		}
+		pending := labels(t, name)[labelPending]
+		if pending == "" {
+			t.Fatal("the held rotation has no AWSPENDING")
+		}
+		release()
+		if _, err := stack(t).SM.WaitRotation(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+		if l := labels(t, name); l[labelCurrent] != pending {
+			t.Fatalf("the released rotation did not finish: %v", l)
+		}
+	})
+	t.Run("young pending version without the feed", func(t *testing.T) {
+		name := randomSecret(t)
+		pending := makePending(t, name)
+		r := rotaryAt(t, awsLike(t), "unstick", name)
+		if r.code != 1 || !strings.Contains(r.errOut, "may still be running") || !strings.Contains(r.errOut, "--force") {
+			t.Fatalf("unstick of a young pending version: exit %d, stderr %s", r.code, r.errOut)
+		}
+		if labels(t, name)[labelPending] != pending {
+			t.Fatal("a refused unstick changed the labels")
+		}
+		forced := rotaryAt(t, awsLike(t), "unstick", name, "--force")
+		if forced.code != 0 || labels(t, name)[labelPending] != "" {
+			t.Fatalf("unstick --force: exit %d, stderr %s, labels %v", forced.code, forced.errOut, labels(t, name))
+		}
+	})
+}
+
+func TestHistory(t *testing.T) {
+	name := randomSecret(t)
+	mustRotary(t, "rotate", name, "--wait")
+	_, cur := currentOf(t, name)
+	r := mustRotary(t, "history", name)
+	for _, w := range []string{"AWSCURRENT", "AWSPREVIOUS", "(deprecated)", "values are never shown"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("history lacks %q:\n%s", w, r.out)
+		}
+	}
+	noSecretIn(t, r.out, cur)
+	j := mustRotary(t, "history", name, "--json")
+	var h struct {
+		Versions []struct {
+			VersionID  string   `json:"versionId"`
+			Labels     []string `json:"labels"`
+			Deprecated bool     `json:"deprecated"`
+		} `json:"versions"`
+	}
+	if err := json.Unmarshal([]byte(j.out), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Versions) != 3 || !h.Versions[2].Deprecated || len(h.Versions[0].Labels) == 0 || h.Versions[0].Labels[0] != labelCurrent {
+		t.Fatalf("history --json = %+v; want 3 versions, newest AWSCURRENT, oldest deprecated", h.Versions)
+	}
+	if strings.Contains(j.out, "apiKey") {
+		t.Fatal("history --json shows secret content")
+	}
+}
+
+func TestStatusAll(t *testing.T) {
+	a, b := randomSecret(t), newSecret(t, `{"apiKey":"x"}`)
+	r := mustRotary(t, "status", "--all", "--json")
+	var statuses []secretStatus
+	if err := json.Unmarshal([]byte(r.out), &statuses); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]secretStatus{}
+	for _, s := range statuses {
+		found[s.Name] = s
+	}
+	if sa, ok := found[a]; !ok || !sa.RotationEnabled || sa.LastRotated == nil || sa.CurrentCreated == nil || sa.Stuck {
+		t.Errorf("status of %s = %+v, want rotation on, last rotated, current age", a, sa)
+	}
+	if sb, ok := found[b]; !ok || sb.RotationEnabled {
+		t.Errorf("status of %s = %+v, want listed with rotation off", b, sb)
+	}
+}
+
+// TestStatusOf checks the flags from a described secret.
+func TestStatusOf(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	past, future, created := now.Add(-time.Hour), now.Add(time.Hour), now.Add(-50*time.Hour)
+	tests := []struct {
+		name          string
+		enabled       bool
+		next          *time.Time
+		stages        map[string][]string
+		stuck, overdo bool
+	}{
+		{"healthy", true, &future, map[string][]string{"v1": {labelCurrent}}, false, false},
+		{"overdue", true, &past, map[string][]string{"v1": {labelCurrent}}, false, true},
+		{"off is never overdue", false, &past, map[string][]string{"v1": {labelCurrent}}, false, false},
+		{"stuck", true, &future, map[string][]string{"v1": {labelCurrent}, "v2": {labelPending}}, true, false},
+		{"pending on current is not stuck", true, &future, map[string][]string{"v1": {labelCurrent, labelPending}}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &secretState{
+				desc: &secretsmanager.DescribeSecretOutput{RotationEnabled: aws.Bool(tc.enabled), NextRotationDate: tc.next, VersionIdsToStages: tc.stages,
+					RotationRules: &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30), Duration: aws.String("2h")}},
+				versions: []smtypes.SecretVersionsListEntry{{VersionId: aws.String("v1"), CreatedDate: &created}},
+			}
+			st := statusOf(s, now)
+			if st.Stuck != tc.stuck || st.Overdue != tc.overdo || st.CurrentAgeSecs != 50*3600 || st.Schedule != "every 30 days" || st.Window != "2h" {
+				t.Fatalf("statusOf = %+v", st)
+			}
+		})
+	}
+}
