@@ -1,6 +1,8 @@
 // Command postgres-multi-user is the rotation function for alternating
 // PostgreSQL users: the secret switches between <user> and <user>_clone, and
 // the admin secret named by masterarn creates the clone and sets passwords.
+// Its revokeSecret step gives the other user a random password and ends its
+// sessions (see docs/postgres.md).
 package main
 
 import (

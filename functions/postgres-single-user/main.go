@@ -1,6 +1,7 @@
 // Command postgres-single-user is the rotation function for a PostgreSQL
 // user that changes its own password: the secret's user logs in with its
 // current (or previous) password and sets the new one as a SCRAM verifier.
+// Its revokeSecret step proves that the previous password is refused.
 package main
 
 import (
