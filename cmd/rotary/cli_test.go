@@ -296,3 +296,219 @@ func TestStatusOf(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackPostgres: after a rotation, rollback makes the earlier
+// password log in again and AWSCURRENT hold it, as a new version; the
+// password it replaced no longer logs in.
+func TestRollbackPostgres(t *testing.T) {
+	c := cluster(t)
+	_, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	firstVersion, _ := currentOf(t, name)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	rotatedVersion, rotated := currentOf(t, name)
+	if err := login(c, initial); err == nil {
+		t.Fatal("the initial password still logs in after the rotation")
+	}
+
+	r := mustRotary(t, "rollback", name, "--yes")
+	for _, w := range []string{"setSecret     ok", "testSecret    ok", "finishSecret  ok", "Rolled back"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("rollback output lacks %q:\n%s", w, r.out)
+		}
+	}
+	noSecretIn(t, r.out+r.errOut, initial, rotated)
+	newVersion, cur := currentOf(t, name)
+	if cur != initial {
+		t.Fatalf("AWSCURRENT after rollback holds %s, want the initial value %s", fingerprint(cur), fingerprint(initial))
+	}
+	if newVersion == firstVersion || newVersion == rotatedVersion {
+		t.Fatalf("AWSCURRENT is version %s: rollback must make a new version", newVersion)
+	}
+	if err := login(c, initial); err != nil {
+		t.Fatalf("the initial password does not log in after rollback: %v", err)
+	}
+	if err := login(c, rotated); err == nil {
+		t.Fatal("the rotated password still logs in after rollback")
+	}
+	if l := labels(t, name); l[labelPrevious] != rotatedVersion || l[labelPending] != "" {
+		t.Fatalf("labels after rollback: %v; want AWSPREVIOUS on %s and no AWSPENDING", l, rotatedVersion)
+	}
+	// The history is intact: the first version is still there.
+	if h := mustRotary(t, "history", name); !strings.Contains(h.out, firstVersion) {
+		t.Fatalf("history lost version %s:\n%s", firstVersion, h.out)
+	}
+	// And rotation goes on from the rolled-back credential.
+	mustRotary(t, "rotate", name, "--wait")
+	if _, cur := currentOf(t, name); login(c, cur) != nil {
+		t.Fatal("AWSCURRENT does not log in after rotating the rolled-back secret")
+	}
+}
+
+// TestRollbackTo rolls back to a named version, answering the prompt.
+func TestRollbackTo(t *testing.T) {
+	name := randomSecret(t)
+	first := labels(t, name)[labelPrevious]
+	mustRotary(t, "rotate", name, "--wait")
+	withStdin(t, "yes\n")
+	mustRotary(t, "rollback", name, "--to", first)
+	_, cur := currentOf(t, name)
+	if !strings.Contains(cur, initialKey) {
+		t.Fatalf("AWSCURRENT after rollback --to %s holds %s, want the first value", first, fingerprint(cur))
+	}
+}
+
+// withStdin makes the prompt read answer from a terminal.
+func withStdin(t *testing.T, answer string) {
+	t.Helper()
+	oldIn, oldTerm := stdin, stdinIsTerminal
+	stdin, stdinIsTerminal = strings.NewReader(answer), func() bool { return true }
+	t.Cleanup(func() { stdin, stdinIsTerminal = oldIn, oldTerm })
+}
+
+// TestRollbackRefusals: every refusal changes nothing and says why.
+func TestRollbackRefusals(t *testing.T) {
+	fresh := newSecret(t, `{"apiKey":"x"}`)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, name string) []string // extra args
+		stdin string
+		want  string
+	}{
+		{"no --yes without a terminal", nil, "", "pass --yes"},
+		{"answered no", nil, "no\n", "not confirmed; nothing changed"},
+		{"unfinished rotation", func(t *testing.T, name string) []string { makePending(t, name); return []string{"--yes"} }, "", "previous rotation is unfinished"},
+		{"unknown version", func(t *testing.T, name string) []string { return []string{"--to", "nope", "--yes"} }, "", "is not a version of"},
+		{"current version", func(t *testing.T, name string) []string {
+			return []string{"--to", labels(t, name)[labelCurrent], "--yes"}
+		}, "", "already AWSCURRENT"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := randomSecret(t)
+			var extra []string
+			if tc.setup != nil {
+				extra = tc.setup(t, name)
+			}
+			if tc.stdin != "" {
+				withStdin(t, tc.stdin)
+			}
+			before := labels(t, name)
+			r := rotary(t, append([]string{"rollback", name}, extra...)...)
+			if r.code == 0 || !strings.Contains(r.errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %s; want a refusal saying %q", r.code, r.errOut, tc.want)
+			}
+			if after := labels(t, name); len(after) != len(before) || after[labelCurrent] != before[labelCurrent] {
+				t.Fatalf("a refused rollback changed the labels: %v -> %v", before, after)
+			}
+		})
+	}
+	t.Run("no rotation function", func(t *testing.T) {
+		r := rotary(t, "rollback", fresh, "--yes")
+		if r.code != 1 || !strings.Contains(r.errOut, "has no rotation function") {
+			t.Fatalf("exit %d, stderr %s", r.code, r.errOut)
+		}
+	})
+}
+
+// TestRevokeSingleUser: after revoke, neither the password current before
+// nor the one before it logs in; AWSCURRENT does.
+func TestRevokeSingleUser(t *testing.T) {
+	c := cluster(t)
+	_, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	_, before := currentOf(t, name)
+	r := mustRotary(t, "revoke", name, "--yes")
+	for _, w := range []string{"revokeSecret  ok", "Revoked at", "no longer log in"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("revoke output lacks %q:\n%s", w, r.out)
+		}
+	}
+	_, cur := currentOf(t, name)
+	noSecretIn(t, r.out+r.errOut, initial, before, cur)
+	for what, v := range map[string]string{"AWSCURRENT before revoke": before, "AWSPREVIOUS before revoke": initial} {
+		if err := login(c, v); err == nil {
+			t.Errorf("%s still logs in after revoke", what)
+		}
+	}
+	if err := login(c, cur); err != nil {
+		t.Fatalf("AWSCURRENT does not log in after revoke: %v", err)
+	}
+}
+
+// TestRevokeAlternatingUsers: with alternating users both users' earlier
+// passwords stop working; only AWSCURRENT logs in.
+func TestRevokeAlternatingUsers(t *testing.T) {
+	c := cluster(t)
+	masterUser, masterValue := pgRole(t, c, "CREATEROLE", "")
+	grant(t, c, "GRANT pg_signal_backend TO "+masterUser)
+	master := newSecret(t, masterValue)
+	d, err := stack(t).Client.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(master)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, initial := pgRole(t, c, "", aws.ToString(d.ARN))
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-multi-user"))
+	_, before := currentOf(t, name)
+	if usernameOf(before) != user+"_clone" || login(c, initial) != nil || login(c, before) != nil {
+		t.Fatalf("setup: after one rotation AWSCURRENT is user %s; want %s_clone, with both users logging in", usernameOf(before), user)
+	}
+	r := mustRotary(t, "revoke", name, "--yes")
+	if !strings.Contains(r.out, "user "+user) || !strings.Contains(r.out, "user "+user+"_clone") {
+		t.Errorf("revoke output does not name both users:\n%s", r.out)
+	}
+	_, cur := currentOf(t, name)
+	noSecretIn(t, r.out+r.errOut, initial, before, cur)
+	for what, v := range map[string]string{"user's password before revoke": initial, "clone's password before revoke": before} {
+		if err := login(c, v); err == nil {
+			t.Errorf("the %s still logs in after revoke", what)
+		}
+	}
+	if err := login(c, cur); err != nil {
+		t.Fatalf("AWSCURRENT does not log in after revoke: %v", err)
+	}
+}
+
+// TestRevokeRefusals: revoke refuses rather than half-revoking, and a
+// failed rotation says the credential is NOT revoked and leaves it working.
+func TestRevokeRefusals(t *testing.T) {
+	t.Run("unfinished rotation", func(t *testing.T) {
+		name := randomSecret(t)
+		makePending(t, name)
+		r := rotary(t, "revoke", name, "--yes")
+		if r.code != 1 || !strings.Contains(r.errOut, "previous rotation is unfinished") {
+			t.Fatalf("exit %d, stderr %s", r.code, r.errOut)
+		}
+	})
+	t.Run("no --yes without a terminal", func(t *testing.T) {
+		name := randomSecret(t)
+		before := labels(t, name)
+		r := rotary(t, "revoke", name)
+		if r.code != 1 || !strings.Contains(r.errOut, "pass --yes") || labels(t, name)[labelCurrent] != before[labelCurrent] {
+			t.Fatalf("exit %d, stderr %s", r.code, r.errOut)
+		}
+	})
+	t.Run("rotation fails", func(t *testing.T) {
+		c := cluster(t)
+		_, value := pgRole(t, c, "", "")
+		name := newSecret(t, value)
+		mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+		_, cur := currentOf(t, name)
+		// Make the database refuse the function: the secret's user may no
+		// longer log in at all.
+		var m map[string]any
+		_ = json.Unmarshal([]byte(cur), &m)
+		grant(t, c, "ALTER ROLE "+m["username"].(string)+" NOLOGIN")
+		r := rotary(t, "revoke", name, "--yes")
+		if r.code != 1 || !strings.Contains(r.errOut, "NOT revoked") || !strings.Contains(r.errOut, "rotation failed at step") {
+			t.Fatalf("exit %d, stderr %s; want the failing step and NOT revoked", r.code, r.errOut)
+		}
+		grant(t, c, "ALTER ROLE "+m["username"].(string)+" LOGIN")
+		if err := login(c, cur); err != nil {
+			t.Fatalf("the credential current before the failed revoke no longer logs in: %v", err)
+		}
+		noSecretIn(t, r.out+r.errOut, cur)
+	})
+}

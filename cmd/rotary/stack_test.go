@@ -208,11 +208,15 @@ func newSecret(t *testing.T, value string) string {
 	return name
 }
 
+// initialKey is the apiKey of randomSecret's first version; it meets the
+// function's policy (32 alphanumerics), so it can be rolled back to.
+const initialKey = "initialinitialinitialinitial0000"
+
 // randomSecret creates a random-secret secret that has rotated once, so it
 // has a rotation function, AWSCURRENT and AWSPREVIOUS.
 func randomSecret(t *testing.T) string {
 	t.Helper()
-	name := newSecret(t, `{"apiKey":"initial","client":"kept"}`)
+	name := newSecret(t, `{"apiKey":"`+initialKey+`","client":"kept"}`)
 	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("random-secret"))
 	return name
 }
@@ -326,5 +330,19 @@ func noSecretIn(t *testing.T, text string, values ...string) {
 				t.Fatalf("output contains a secret value (%s)", fingerprint(p))
 			}
 		}
+	}
+}
+
+// grant runs one statement as the cluster's superuser.
+func grant(t *testing.T, c *pgcluster.Cluster, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := c.ConnectAdmin(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
 	}
 }
