@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/localstack"
+	"github.com/rotary-secrets/rotary/pkg/smlocal"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var exportRE = regexp.MustCompile(`export AWS_ENDPOINT_URL_SECRETS_MANAGER=(\S+)`)
+
+// startLocal runs `rotary local` until the returned stop is called, and
+// returns the endpoint it printed.
+func startLocal(t *testing.T, state string) (endpoint string, stop func() string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"local", "--state", state, "--addr", "127.0.0.1:0", "--functions", "random-secret"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if m := exportRE.FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Press Ctrl-C") {
+			endpoint = m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			failOrSkip(t, "rotary local exited %d before it was ready: %s", code, errOut.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("rotary local not ready after 3m:\n%s\n%s", out.String(), errOut.String())
+		}
+	}
+	var once sync.Once
+	stop = func() string {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("rotary local exited %d: %s", code, errOut.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("rotary local did not stop within 30s of the interrupt")
+			}
+		})
+		return out.String()
+	}
+	t.Cleanup(func() { stop() })
+	return endpoint, stop
+}
+
+// descendants returns the process IDs below this process.
+func descendants(t *testing.T) map[int]string {
+	t.Helper()
+	parent := map[int]int{}
+	cmd := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		parent[pid] = ppid
+		cmd[pid] = s[:strings.LastIndexByte(s, ')')+1]
+	}
+	me := os.Getpid()
+	out := map[int]string{}
+	for pid := range parent {
+		for p := parent[pid]; p > 1; p = parent[p] {
+			if p == me {
+				out[pid] = cmd[pid]
+				break
+			}
+		}
+	}
+	return out
+}
+
+// TestLocal runs `rotary local`, rotates a secret through its exports,
+// stops it as Ctrl-C does and checks that no process is left; a restart on
+// the same state file still has the secret and its versions.
+func TestLocal(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to check for leftover processes")
+	}
+	before := descendants(t)
+	state := filepath.Join(t.TempDir(), "state.json")
+	endpoint, stop := startLocal(t, state)
+	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") {
+		t.Fatalf("endpoint %q is not on loopback", endpoint)
+	}
+	sm := smlocal.NewClient(endpoint)
+	ctx := context.Background()
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("local/test"), SecretString: aws.String(`{"apiKey":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	r := rotaryAt(t, endpoint, "rotate", "local/test", "--wait", "--function", localstack.FunctionARN("random-secret"))
+	if r.code != 0 {
+		t.Fatalf("rotate on rotary local: exit %d: %s", r.code, r.errOut)
+	}
+	cur, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("local/test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := stop()
+	for _, want := range []string{"AWS_ENDPOINT_URL_LAMBDA=" + endpoint, "AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID, "AWS_REGION=" + localstack.Region, "Stopped; state kept in " + state} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rotary local output lacks %q:\n%s", want, out)
+		}
+	}
+	after := descendants(t)
+	for pid, cmd := range after {
+		if _, ok := before[pid]; !ok {
+			t.Errorf("process %d %s is left after rotary local stopped", pid, cmd)
+		}
+	}
+
+	endpoint2, _ := startLocal(t, state)
+	again, err := smlocal.NewClient(endpoint2).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("local/test")})
+	if err != nil {
+		t.Fatalf("after a restart on the same state file: %v", err)
+	}
+	if len(again.VersionIdsToStages) != len(cur.VersionIdsToStages) || !aws.ToBool(again.RotationEnabled) {
+		t.Fatalf("after a restart: versions %v, want %v with rotation on", again.VersionIdsToStages, cur.VersionIdsToStages)
+	}
+}
