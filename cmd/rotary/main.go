@@ -46,15 +46,20 @@ var errUsage = errors.New("usage")
 
 type command func(ctx context.Context, args []string, stdout io.Writer) error
 
-var commands = map[string]command{
-	"demo":     func(ctx context.Context, args []string, out io.Writer) error { return runDemo(ctx, args, out) },
-	"status":   runStatus,
-	"history":  runHistory,
-	"rotate":   runRotate,
-	"rollback": runRollback,
-	"revoke":   runRevoke,
-	"unstick":  runUnstick,
-	"local":    runLocal,
+var commands map[string]command
+
+func init() {
+	// Set in init: the demo runs the other commands through this table.
+	commands = map[string]command{
+		"demo":     runDemo,
+		"status":   runStatus,
+		"history":  runHistory,
+		"rotate":   runRotate,
+		"rollback": runRollback,
+		"revoke":   runRevoke,
+		"unstick":  runUnstick,
+		"local":    runLocal,
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -141,7 +141,7 @@ func (c *clients) follow(ctx context.Context, out io.Writer, arn, token string, 
 	start := time.Now()
 	if ff.progress != "labels" {
 		if _, ok := c.rotations(ctx, arn); ok {
-			return c.followSteps(ctx, out, arn, token, start)
+			return c.followSteps(ctx, out, arn, token)
 		}
 		if ff.progress == "steps" {
 			return fmt.Errorf("%w: --progress steps needs the local stack's endpoint (--endpoint); against AWS use labels", errUsage)
@@ -150,9 +150,9 @@ func (c *clients) follow(ctx context.Context, out io.Writer, arn, token string, 
 	return c.followLabels(ctx, out, arn, token, start, ff)
 }
 
-func (c *clients) followSteps(ctx context.Context, out io.Writer, arn, token string, start time.Time) error {
+func (c *clients) followSteps(ctx context.Context, out io.Writer, arn, token string) error {
 	printed := map[[2]int]bool{}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		feed, _ := c.rotations(ctx, arn)
@@ -167,12 +167,14 @@ func (c *clients) followSteps(ctx context.Context, out io.Writer, arn, token str
 						continue
 					}
 					printed[key] = true
+					if a.Number > 1 && i == 0 {
+						fmt.Fprintf(out, "  attempt %d (Secrets Manager retries the whole rotation)\n", a.Number)
+					}
 					status := "ok"
 					if st.Error != "" {
 						status = "FAILED: " + st.Error
 					}
-					fmt.Fprintf(out, "  attempt %d  %-13s %-4s %6s  (at %s)\n", a.Number, st.Step, status,
-						(time.Duration(st.DurationMS) * time.Millisecond).String(), time.Since(start).Round(time.Millisecond))
+					fmt.Fprintf(out, "  %-13s %-4s %6s\n", st.Step, status, (time.Duration(st.DurationMS) * time.Millisecond).String())
 				}
 			}
 			switch r.State {
