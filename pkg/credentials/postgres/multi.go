@@ -356,5 +356,8 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err != nil {
 		return err
 	}
-	return m.cfg.check(ctx, pend)
+	if err := m.cfg.check(ctx, pend); err != nil {
+		return err
+	}
+	return m.cfg.checkPasswordsEnforced(ctx, pend)
 }

@@ -5,6 +5,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,6 +33,10 @@ var ErrInvalid = errors.New("invalid PostgreSQL secret")
 
 // ErrLogin is wrapped when no known password of the user logs in.
 var ErrLogin = errors.New("cannot log in to PostgreSQL")
+
+// ErrPasswordsNotChecked means the server let a user log in with a random
+// password, so a successful login proves nothing about a password.
+var ErrPasswordsNotChecked = errors.New("PostgreSQL does not check this user's password")
 
 // Config configures both credential types.
 type Config struct {
@@ -168,6 +173,24 @@ func (c Config) check(ctx context.Context, s *dbsecret.Secret) error {
 
 // isAuthFailure reports whether err is the server refusing the password or
 // the role (as opposed to a network, TLS or server error).
+// checkPasswordsEnforced proves the server refuses a wrong password for s's
+// user, so that a login with the pending password means something: behind a
+// trust (or ldap, pam, radius) rule in pg_hba.conf, or a pooler that does
+// not check passwords, any password "works".
+func (c Config) checkPasswordsEnforced(ctx context.Context, s *dbsecret.Secret) error {
+	wrong := *s
+	wrong.Password = rand.Text()
+	conn, err := c.connect(ctx, &wrong)
+	if err == nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("%w: %q on %s:%d logs in with a random password (a trust, ldap, pam or radius rule in pg_hba.conf, or a pooler that does not check passwords); make the server demand the password (scram-sha-256) so that rotation can prove it", ErrPasswordsNotChecked, s.Username, s.Host, s.Port)
+	}
+	if isAuthFailure(err) {
+		return nil
+	}
+	return fmt.Errorf("check that %s:%d refuses a wrong password: %w", s.Host, s.Port, err)
+}
+
 func isAuthFailure(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -54,7 +54,8 @@ func (s *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	}
 	err = s.cfg.check(ctx, pend)
 	if err == nil {
-		return nil // a retry: the password is already set
+		// A retry: the password is already set, if the server checks it.
+		return s.cfg.checkPasswordsEnforced(ctx, pend)
 	}
 	if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
@@ -96,7 +97,10 @@ func (s *SingleUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.check(ctx, pend)
+	if err := s.cfg.check(ctx, pend); err != nil {
+		return err
+	}
+	return s.cfg.checkPasswordsEnforced(ctx, pend)
 }
 
 // sameUser refuses a version that names another user or server than cur.
