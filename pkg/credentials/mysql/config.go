@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 // EnvUsernameLimit is the environment variable of AWS's templates that caps
@@ -28,11 +29,21 @@ type Config struct {
 	// NewRDS builds the RDS API client that finds the host of an RDS-managed
 	// master secret (MultiUser only). Nil refuses such master secrets.
 	NewRDS func(ctx context.Context) (dbsecret.RDSAPI, error)
+	// KeepSessionsOnRevoke leaves the open connections of the other user of
+	// an alternating pair running when MultiUser revokes. By default they
+	// are killed, because MySQL checks a password only when a connection
+	// starts: a new password does not end a connection opened with the old one.
+	KeepSessionsOnRevoke bool
 }
 
+// EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke
+// (the same variable as the PostgreSQL functions').
+const EnvRevokeKeepSessions = "ROTARY_REVOKE_KEEP_SESSIONS"
+
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
-// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT) and
-// USERNAME_CHARACTER_LIMIT. The RDS client comes from the default AWS
+// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT),
+// USERNAME_CHARACTER_LIMIT and ROTARY_REVOKE_KEEP_SESSIONS (a boolean,
+// default false). The RDS client comes from the default AWS
 // configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
@@ -46,6 +57,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%w: %s %q is not a positive whole number; set it to the longest user name the server accepts (32 for MySQL 8) or unset it to use the server's limit", dbsecret.ErrConfig, EnvUsernameLimit, s)
 		}
 		c.UsernameLimit = n
+	}
+	if v := strings.TrimSpace(getenv(EnvRevokeKeepSessions)); v != "" {
+		if c.KeepSessionsOnRevoke, err = rotation.ParseBool(v); err != nil {
+			return Config{}, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", dbsecret.ErrConfig, EnvRevokeKeepSessions, v)
+		}
 	}
 	return c, nil
 }

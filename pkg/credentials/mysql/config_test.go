@@ -12,6 +12,7 @@ func TestConfigFromEnv(t *testing.T) {
 		name      string
 		env       map[string]string
 		wantLimit int
+		wantKeep  bool
 		wantErr   bool
 	}{
 		{name: "defaults", env: map[string]string{}, wantLimit: 0},
@@ -19,6 +20,9 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "limit not a number", env: map[string]string{EnvUsernameLimit: "thirty"}, wantErr: true},
 		{name: "limit zero", env: map[string]string{EnvUsernameLimit: "0"}, wantErr: true},
 		{name: "bad timeout", env: map[string]string{dbsecret.EnvConnectTimeout: "forever"}, wantErr: true},
+		{name: "keep sessions on revoke", env: map[string]string{EnvRevokeKeepSessions: "Yes"}, wantKeep: true},
+		{name: "end sessions on revoke", env: map[string]string{EnvRevokeKeepSessions: "false"}},
+		{name: "keep sessions not a boolean", env: map[string]string{EnvRevokeKeepSessions: "sometimes"}, wantErr: true},
 		{name: "missing CA bundle", env: map[string]string{dbsecret.EnvCABundle: "/nonexistent/ca.pem"}, wantErr: true},
 	}
 	for _, tc := range tests {
@@ -35,6 +39,9 @@ func TestConfigFromEnv(t *testing.T) {
 			}
 			if cfg.UsernameLimit != tc.wantLimit {
 				t.Fatalf("UsernameLimit = %d, want %d", cfg.UsernameLimit, tc.wantLimit)
+			}
+			if cfg.KeepSessionsOnRevoke != tc.wantKeep {
+				t.Fatalf("KeepSessionsOnRevoke = %v, want %v", cfg.KeepSessionsOnRevoke, tc.wantKeep)
 			}
 			if cfg.NewRDS == nil {
 				t.Fatal("NewRDS is nil; RDS-managed master secrets would be refused")

@@ -73,6 +73,12 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if s.user != cur.Username {
 		return fmt.Errorf("logged in as %q but the server matched the account %q@%q (an anonymous or proxy account); Rotary changes only the secret's own account: drop the anonymous account or fix the secret's username", cur.Username, s.user, s.host)
 	}
+	return s.setOwnPassword(ctx, pend.Password, used)
+}
+
+// setOwnPassword changes the password of the logged-in account (s.user at
+// s.host) to pw; used is the password this session logged in with.
+func (s *session) setOwnPassword(ctx context.Context, pw, used string) error {
 	acct := s.account(s.user, s.host)
 	var stmt string
 	switch {
@@ -84,17 +90,17 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		}
 		if native {
 			// The hash, so the password never reaches MariaDB's query logs.
-			stmt = "SET PASSWORD FOR " + acct + " = " + s.str(nativeHash(pend.Password))
+			stmt = "SET PASSWORD FOR " + acct + " = " + s.str(nativeHash(pw))
 		} else {
-			stmt = "SET PASSWORD FOR " + acct + " = PASSWORD(" + s.str(pend.Password) + ")"
+			stmt = "SET PASSWORD FOR " + acct + " = PASSWORD(" + s.str(pw) + ")"
 		}
 	default:
 		// MySQL 8 (and Aurora MySQL): USER() is the form any account may use
 		// for its own password; REPLACE satisfies password_require_current.
 		// MySQL rewrites the password out of its logs.
-		stmt = "ALTER USER USER() IDENTIFIED BY " + s.str(pend.Password) + " REPLACE " + s.str(used)
+		stmt = "ALTER USER USER() IDENTIFIED BY " + s.str(pw) + " REPLACE " + s.str(used)
 	}
-	return s.execSecret(ctx, fmt.Sprintf("set the pending password of %q@%q", s.user, s.host), stmt)
+	return s.execSecret(ctx, fmt.Sprintf("set the password of %q@%q", s.user, s.host), stmt)
 }
 
 // loginOld logs in with the current password, then the previous one; it
