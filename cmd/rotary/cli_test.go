@@ -482,6 +482,13 @@ func TestRevokeRefusals(t *testing.T) {
 			t.Fatalf("exit %d, stderr %s", r.code, r.errOut)
 		}
 	})
+	t.Run("no rotation function", func(t *testing.T) {
+		name := newSecret(t, `{"apiKey":"x"}`)
+		r := rotary(t, "revoke", name, "--yes")
+		if r.code != 1 || !strings.Contains(r.errOut, "has no rotation function") || labels(t, name)[labelPending] != "" {
+			t.Fatalf("exit %d, stderr %s", r.code, r.errOut)
+		}
+	})
 	t.Run("no --yes without a terminal", func(t *testing.T) {
 		name := randomSecret(t)
 		before := labels(t, name)

@@ -41,7 +41,7 @@ var exportRE = regexp.MustCompile(`export AWS_ENDPOINT_URL_SECRETS_MANAGER=(\S+)
 
 // startLocal runs `rotary local` until the returned stop is called, and
 // returns the endpoint it printed.
-func startLocal(t *testing.T, state string) (endpoint string, stop func() string) {
+func startLocal(t *testing.T, state string) (endpoint string, stop localRun) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
@@ -66,7 +66,8 @@ func startLocal(t *testing.T, state string) (endpoint string, stop func() string
 		}
 	}
 	var once sync.Once
-	stop = func() string {
+	stop.output = out.String
+	stop.stop = func() string {
 		once.Do(func() {
 			cancel()
 			select {
@@ -80,8 +81,14 @@ func startLocal(t *testing.T, state string) (endpoint string, stop func() string
 		})
 		return out.String()
 	}
-	t.Cleanup(func() { stop() })
+	t.Cleanup(func() { stop.stop() })
 	return endpoint, stop
+}
+
+// localRun controls a running `rotary local`.
+type localRun struct {
+	output func() string // what it printed so far
+	stop   func() string // interrupt it, wait, return everything it printed
 }
 
 // descendants returns the process IDs below this process.
@@ -148,7 +155,16 @@ func TestLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := stop()
+	// With the printed exports and no flag, the CLI reaches the local stack.
+	for _, m := range regexp.MustCompile(`export (\w+)=(\S+)`).FindAllStringSubmatch(stop.output(), -1) {
+		t.Setenv(m[1], m[2])
+	}
+	t.Setenv("AWS_PROFILE", "")
+	var cliOut, cliErr bytes.Buffer
+	if code := run(ctx, []string{"revoke", "local/test", "--yes"}, &cliOut, &cliErr); code != 0 {
+		t.Fatalf("revoke (Secrets Manager and Lambda) through the exports: exit %d: %s", code, cliErr.String())
+	}
+	out := stop.stop()
 	for _, want := range []string{"AWS_ENDPOINT_URL_LAMBDA=" + endpoint, "AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID, "AWS_REGION=" + localstack.Region, "Stopped; state kept in " + state} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rotary local output lacks %q:\n%s", want, out)
