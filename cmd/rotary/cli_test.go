@@ -519,3 +519,18 @@ func TestRevokeRefusals(t *testing.T) {
 		noSecretIn(t, r.out+r.errOut, cur)
 	})
 }
+
+// TestRotateTimeoutWithoutFeed: against AWS there is no failure signal, so
+// --wait gives up after --timeout and says where the rotation stands.
+func TestRotateTimeoutWithoutFeed(t *testing.T) {
+	name := randomSecret(t)
+	release := hold(t, name)
+	r := rotaryAt(t, awsLike(t), "rotate", name, "--wait", "--timeout", "1s", "--poll", "100ms")
+	if r.code != 1 || !strings.Contains(r.errOut, "has not finished after 1s") || !strings.Contains(r.errOut, "AWSPENDING version created, no value yet") || !strings.Contains(r.errOut, "rotary unstick") {
+		t.Fatalf("exit %d, stderr %s; want a timeout naming the last phase and what to do", r.code, r.errOut)
+	}
+	release()
+	if _, err := stack(t).SM.WaitRotation(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+}
