@@ -146,6 +146,7 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	if err != nil {
 		return fmt.Errorf("revoke changes nothing: %w", err)
 	}
+	prevCred := probe // AWSPREVIOUS's user and password, also checked at other hosts below
 	if probe != nil && probe.Username == cur.Username {
 		// An older password of the current user: revoke never changes the
 		// current user, so it must already be refused.
@@ -168,6 +169,19 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	}
 	if err := mu.checkNames(req.Current.ID, cur, limit, "the server's limit"); err != nil {
 		return err
+	}
+	if prevCred != nil {
+		// Revoke changes only the pair's accounts at AWSCURRENT's host; an
+		// account of the same user at another host that takes AWSPREVIOUS's
+		// password would keep it valid from clients there.
+		hosts, err := admin.hostsWithPassword(ctx, prevCred.Username, host, prevCred.Password)
+		if err != nil {
+			return err
+		}
+		if len(hosts) > 0 {
+			return fmt.Errorf("%w: AWSPREVIOUS's password is also the password of %q at host(s) %s, which revoke does not change (it changes only the pair's accounts at %q), so it changes nothing: change or drop those accounts, then revoke again",
+				ErrStillValid, prevCred.Username, strings.Join(hosts, ", "), host)
+		}
 	}
 	exists, err := admin.accountExists(ctx, otherUser, host)
 	if err != nil {
@@ -293,6 +307,33 @@ func (c Config) refused(ctx context.Context, what string, s *dbsecret.Secret) er
 	default:
 		return fmt.Errorf("prove that %s is refused: %w", what, err)
 	}
+}
+
+// hostsWithPassword returns the quoted hosts, other than host, at which
+// user has an account whose stored mysql_native_password hash is pw's.
+// Accounts using other plugins store salted hashes (or none) and cannot be
+// compared; they are not returned.
+func (s *session) hostsWithPassword(ctx context.Context, user, host, pw string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.conn.QueryContext(ctx, "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = ? AND Host <> ? ORDER BY Host", user, host)
+	if err != nil {
+		return nil, fmt.Errorf("look up the accounts of %q at other hosts in mysql.user: %w", user, err)
+	}
+	defer rows.Close()
+	want := nativeHash(pw)
+	var hosts []string
+	for rows.Next() {
+		var h, plugin string
+		var auth []byte
+		if err := rows.Scan(&h, &plugin, &auth); err != nil {
+			return nil, fmt.Errorf("look up the accounts of %q at other hosts in mysql.user: %w", user, err)
+		}
+		if isNative(plugin) && strings.EqualFold(string(auth), want) {
+			hosts = append(hosts, strconv.Quote(h))
+		}
+	}
+	return hosts, rows.Err()
 }
 
 // killer returns how the master kills another user's connection, after

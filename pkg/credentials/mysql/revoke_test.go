@@ -362,6 +362,61 @@ func TestRevokeMultiUser(t *testing.T) {
 	})
 }
 
+// TestRevokeMultiUserOtherHosts: the pair lives at 127.0.0.1 and the base
+// user also has an account at '%'. Revoke changes only the pair's accounts;
+// when the '%' account takes AWSPREVIOUS's password (clients elsewhere could
+// still use it) revoke refuses before any change, and when it has another
+// password revoke goes ahead and leaves it alone.
+func TestRevokeMultiUserOtherHosts(t *testing.T) {
+	ts := sharedServer(t)
+	mu, _ := NewMultiUser(Config{})
+	for _, tc := range []struct {
+		name         string
+		samePassword bool
+	}{{"same password at another host", true}, {"another password at another host", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, arn := revokeEnv(t, mu, func(t *testing.T, sm *secretsmanager.Client) string {
+				user, pw, db := uniqueName("rt_rvk_hosts_"), randomPassword(t), uniqueName("rt_db_")
+				ts.createDatabase(t, db)
+				ts.createUser(t, user, "127.0.0.1", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
+				ts.dropLater(t, user+cloneSuffix, "127.0.0.1")
+				masterARN, _ := revokeMaster(t, ts, sm, db, true)
+				return ts.secret(user, pw, map[string]any{"masterarn": masterARN, "dbname": db})
+			})
+			mustRotateEnv(t, e, arn)
+			prev := valueOf(t, e, arn, rotation.LabelPrevious)
+			base, prevPW := creds(t, prev)
+			anyPW := randomPassword(t)
+			if tc.samePassword {
+				anyPW = prevPW
+			}
+			ts.createUser(t, base, "%", anyPW)
+			pairHash, anyHash := ts.authString(t, base, "127.0.0.1"), ts.authString(t, base, "%")
+			err := revokeStep(t, e, arn)
+			if tc.samePassword {
+				if !errors.Is(err, ErrStillValid) || !strings.Contains(err.Error(), `at host(s) "%"`) {
+					t.Fatalf("err = %v, want ErrStillValid naming host '%%'", err)
+				}
+				t.Logf("refused: %v", err)
+				noPasswordIn(t, err, prev, valueOf(t, e, arn, rotation.LabelCurrent))
+				if ts.authString(t, base, "127.0.0.1") != pairHash {
+					t.Fatal("a refused revoke changed the other user's password")
+				}
+				ts.loginValue(t, "AWSPREVIOUS after the refused revoke", prev)
+			} else {
+				if err != nil {
+					t.Fatalf("revoke: %v", err)
+				}
+				ts.refusedValue(t, "AWSPREVIOUS", prev)
+			}
+			if ts.authString(t, base, "%") != anyHash {
+				t.Fatalf("revoke changed the password of %s@%%, outside the pair", base)
+			}
+			ts.loginValue(t, "AWSCURRENT", valueOf(t, e, arn, rotation.LabelCurrent))
+		})
+	}
+}
+
 // TestRevokeMultiUserRefuses: with a master secret that is missing, on
 // another host, one of the pair or without the right to kill connections,
 // or an AWSPREVIOUS outside the pair or on another server, or an AWSCURRENT
