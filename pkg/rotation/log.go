@@ -34,7 +34,7 @@ type emfMetric struct {
 
 var emfMetrics = []emfMetricSet{{
 	Namespace:  MetricNamespace,
-	Dimensions: [][]string{{"FunctionName"}, {"FunctionName", "Step"}},
+	Dimensions: [][]string{{"FunctionName"}, {"FunctionName", "step"}},
 	Metrics:    []emfMetric{{Name: MetricDuration, Unit: "Milliseconds"}, {Name: MetricStepFailed, Unit: "Count"}},
 }}
 
@@ -56,7 +56,6 @@ func (h *Handler) logStep(ctx context.Context, inv *invocation, start time.Time,
 		slog.Float64(MetricDuration, ms),
 		slog.Int(MetricStepFailed, failed),
 		slog.String("FunctionName", h.function),
-		slog.String("Step", inv.ev.Step),
 		slog.Any("_aws", emfDirective{Timestamp: end.UnixMilli(), CloudWatchMetrics: emfMetrics}),
 	}
 	if inv.note != "" {
