@@ -358,3 +358,56 @@ func TestEndpointFromEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// TestStepLogLineIsAnEMFRecord checks that each step's log line is a valid
+// CloudWatch embedded-metric-format record: the directive names metrics and
+// dimensions that are present at the root of the same JSON object.
+func TestStepLogLineIsAnEMFRecord(t *testing.T) {
+	h := newHarness(t, &fakeType{set: func(context.Context, rotation.SetRequest) error { return errors.New("db down") }})
+	arn := h.create(t, "emf", `{"password":"initial-password"}`)
+	h.rotate(t, arn)
+	steps := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(h.logText()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v", err)
+		}
+		var dir struct {
+			Timestamp         int64
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		}
+		raw, _ := json.Marshal(rec["_aws"])
+		if err := json.Unmarshal(raw, &dir); err != nil || dir.Timestamp == 0 || len(dir.CloudWatchMetrics) != 1 {
+			t.Fatalf("no valid _aws directive in %s", line)
+		}
+		m := dir.CloudWatchMetrics[0]
+		if m.Namespace != rotation.MetricNamespace {
+			t.Fatalf("namespace %q", m.Namespace)
+		}
+		for _, dims := range m.Dimensions {
+			for _, d := range dims {
+				if _, ok := rec[d].(string); !ok {
+					t.Fatalf("dimension %q is not a string at the root of %s", d, line)
+				}
+			}
+		}
+		for _, metric := range m.Metrics {
+			if _, ok := rec[metric.Name].(float64); !ok {
+				t.Fatalf("metric %q is not a number at the root of %s", metric.Name, line)
+			}
+		}
+		for _, k := range []string{"secretArn", "step", "token", "outcome"} {
+			if rec[k] == nil {
+				t.Fatalf("log line lacks %q", k)
+			}
+		}
+		steps[rec["step"].(string)+"/"+rec["outcome"].(string)] = rec[rotation.MetricStepFailed].(float64)
+	}
+	if steps["createSecret/succeeded"] != 0 || steps["setSecret/failed"] != 1 {
+		t.Fatalf("StepFailed per step/outcome = %v, want createSecret 0 and setSecret 1", steps)
+	}
+}
