@@ -1,7 +1,7 @@
 // Package integration holds Rotary's end-to-end tests: the real function
 // binaries run under the AWS Lambda Runtime Interface Emulator, invoked over
 // HTTP by the local Secrets Manager's RotateSecret, checked with the real SDK
-// client.
+// client and by logging in to real PostgreSQL and MariaDB servers.
 package integration
 
 import (
@@ -13,12 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
-// stack is shared by the tests of this binary: building and starting the
-// functions once keeps the suite fast.
+// The functions the stack runs, by directory name under functions/.
+const (
+	fnRandom         = "random-secret"
+	fnPostgresSingle = "postgres-single-user"
+	fnPostgresMulti  = "postgres-multi-user"
+	fnMySQLSingle    = "mysql-single-user"
+	fnMySQLMulti     = "mysql-multi-user"
+)
+
+// stack is shared by the tests of this binary, with the database fixtures
+// (fixture_test.go): building and starting everything once keeps the suite
+// fast.
 var (
 	stack   *localstack.Stack
 	inject  injector
@@ -30,19 +41,31 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// run starts the database fixtures, then one stack running every function
+// (each database function trusts its own server's test CA through
+// ROTARY_CA_BUNDLE, read at start-up), runs the tests and stops everything
+// it started, whatever the tests did.
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
+	stopFixtures := startFixtures()
+	defer stopFixtures()
+	binDir := mustTemp()
+	defer os.RemoveAll(binDir)
 	var err error
 	stack, err = localstack.Start(ctx, localstack.Config{
-		Functions:   []string{"random-secret"},
-		BinDir:      mustTemp(),
+		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti},
+		BinDir:      binDir,
 		Retry:       smlocal.RetryPolicy{Attempts: 3},
 		WrapInvoker: inject.wrap,
 		Log:         &fnLogs,
 		FunctionEnv: map[string][]string{
-			"random-secret": {"ROTATE_FIELDS=apiKey:40:alnum,password"},
+			fnRandom:         {"ROTATE_FIELDS=apiKey:40:alnum,password"},
+			fnPostgresSingle: caBundleEnv(pgCAFile),
+			fnPostgresMulti:  append(caBundleEnv(pgCAFile), "AWS_ENDPOINT_URL_RDS="+rds.URL),
+			fnMySQLSingle:    caBundleEnv(maria.caFile),
+			fnMySQLMulti:     caBundleEnv(maria.caFile),
 		},
 	})
 	if err != nil {
@@ -55,6 +78,15 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: stop the local stack: %v\n", err)
 	}
 	return code
+}
+
+// caBundleEnv is ROTARY_CA_BUNDLE for a server's test CA; none when the
+// server did not start (its tests fail or skip on their own).
+func caBundleEnv(caFile string) []string {
+	if caFile == "" {
+		return nil
+	}
+	return []string{dbsecret.EnvCABundle + "=" + caFile}
 }
 
 func mustTemp() string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -21,51 +20,9 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
-var randomARN = localstack.FunctionARN("random-secret")
+var randomARN = localstack.FunctionARN(fnRandom)
 
 const initialRandom = `{"apiKey":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","password":"initial-password-0","clientId":"client-123","region":"eu-west-1"}`
-
-func newSecret(t *testing.T, value string) string {
-	t.Helper()
-	out, err := stack.Client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
-		Name:         aws.String(fmt.Sprintf("integration/%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())),
-		SecretString: aws.String(value),
-	})
-	if err != nil {
-		t.Fatalf("create secret: %v", err)
-	}
-	return aws.ToString(out.ARN)
-}
-
-func rotate(t *testing.T, arn string) (string, smlocal.Rotation) {
-	t.Helper()
-	out, err := stack.Client.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{
-		SecretId: aws.String(arn), RotationLambdaARN: aws.String(randomARN),
-	})
-	if err != nil {
-		t.Fatalf("RotateSecret: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	r, err := stack.SM.WaitRotation(ctx, arn)
-	if err != nil {
-		t.Fatalf("wait for the rotation: %v", err)
-	}
-	return aws.ToString(out.VersionId), r
-}
-
-func value(t *testing.T, arn, label string) (string, map[string]any) {
-	t.Helper()
-	out, err := stack.Client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionStage: aws.String(label)})
-	if err != nil {
-		t.Fatalf("read %s: %v", label, err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &m); err != nil {
-		t.Fatalf("%s is not JSON", label)
-	}
-	return aws.ToString(out.VersionId), m
-}
 
 // mustBeRotated proves the end state of a successful rotation: AWSCURRENT
 // on the rotation's version with new random fields and every other field
@@ -108,9 +65,9 @@ func mustBeRotated(t *testing.T, arn, token, oldID string, old map[string]any) {
 }
 
 func TestRotateSecretRunsTheRealFunction(t *testing.T) {
-	arn := newSecret(t, initialRandom)
+	arn := newSecret(t, initialRandom, nil)
 	oldID, old := value(t, arn, rotation.LabelCurrent)
-	token, r := rotate(t, arn)
+	token, r := rotateWith(t, fnRandom, arn)
 	if r.State != smlocal.RotationSucceeded {
 		t.Fatalf("rotation %s: %s", r.State, r.Err)
 	}
@@ -121,7 +78,7 @@ func TestRotateSecretRunsTheRealFunction(t *testing.T) {
 	// Three more rotations: each starts from the last one's result.
 	for i := 0; i < 3; i++ {
 		prevID, prev := value(t, arn, rotation.LabelCurrent)
-		token, r := rotate(t, arn)
+		token, r := rotateWith(t, fnRandom, arn)
 		if r.State != smlocal.RotationSucceeded {
 			t.Fatalf("rotation %d %s: %s", i+2, r.State, r.Err)
 		}
@@ -148,7 +105,7 @@ func TestInjectedFailureAtEachStepIsRetriedToAConsistentEnd(t *testing.T) {
 				name = "after/" + step
 			}
 			t.Run(name, func(t *testing.T) {
-				arn := newSecret(t, initialRandom)
+				arn := newSecret(t, initialRandom, nil)
 				oldID, old := value(t, arn, rotation.LabelCurrent)
 				var once sync.Once
 				inject.set(func(ctx context.Context, ev smlocal.Event, run func() error) error {
@@ -166,7 +123,7 @@ func TestInjectedFailureAtEachStepIsRetriedToAConsistentEnd(t *testing.T) {
 					return err
 				})
 				t.Cleanup(func() { inject.set(nil) })
-				token, r := rotate(t, arn)
+				token, r := rotateWith(t, fnRandom, arn)
 				if r.State != smlocal.RotationSucceeded {
 					t.Fatalf("rotation %s: %s", r.State, r.Err)
 				}
@@ -183,7 +140,7 @@ func TestInjectedFailureAtEachStepIsRetriedToAConsistentEnd(t *testing.T) {
 }
 
 func TestSecondRotateSecretDuringAnUnfinishedOneIsRefused(t *testing.T) {
-	arn := newSecret(t, initialRandom)
+	arn := newSecret(t, initialRandom, nil)
 	oldID, old := value(t, arn, rotation.LabelCurrent)
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
@@ -219,8 +176,8 @@ func TestSecondRotateSecretDuringAnUnfinishedOneIsRefused(t *testing.T) {
 }
 
 func TestFunctionRefusesAWrongTokenWithANamedError(t *testing.T) {
-	arn := newSecret(t, initialRandom)
-	fn, ok := stack.Function("random-secret")
+	arn := newSecret(t, initialRandom, nil)
+	fn, ok := stack.Function(fnRandom)
 	if !ok {
 		t.Fatal("random-secret is not running")
 	}
@@ -239,7 +196,7 @@ func TestConcurrentRotationsOfOneFunctionAllSucceed(t *testing.T) {
 	const n = 4
 	arns := make([]string, n)
 	for i := range arns {
-		arns[i] = newSecret(t, initialRandom)
+		arns[i] = newSecret(t, initialRandom, nil)
 	}
 	var wg sync.WaitGroup
 	for _, arn := range arns {

@@ -1,0 +1,156 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
+	"github.com/rotary-secrets/rotary/pkg/pgcluster"
+	"github.com/rotary-secrets/rotary/pkg/rdslocal"
+)
+
+// The database fixtures of this test binary, started once by TestMain before
+// the stack (whose functions read their CA bundle at start-up):
+//   - pg, a throwaway PostgreSQL cluster with TLS (pgCAFile is its test CA);
+//   - maria, a throwaway MariaDB with TLS, with a database "orders" holding
+//     one table, for the alternating users' grants;
+//   - rdsAPI, the local RDS API (served at rds.URL) that postgres-multi-user
+//     asks for the host of an RDS-managed master secret.
+//
+// A test reaches a server through pg.Get(t) or maria.get(t), which fail the
+// test under CI=true when the server could not start, and skip it otherwise.
+var (
+	pg       = pgcluster.NewShared(pgcluster.Options{TLS: true})
+	pgCAFile string
+	maria    mariaFixture
+	rdsAPI   = rdslocal.New()
+	rds      *httptest.Server
+)
+
+// mariaFixture is the shared MariaDB server, or why it did not start.
+type mariaFixture struct {
+	srv    *mysqlserver.Server
+	caFile string
+	err    error
+}
+
+// get returns the server and the CA file that verifies it.
+func (m *mariaFixture) get(t testing.TB) (*mysqlserver.Server, string) {
+	t.Helper()
+	if m.err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("throwaway MariaDB server is required with CI=true: %v", m.err)
+		}
+		t.Skipf("skipping: no throwaway MariaDB server (set CI=true to make this a failure): %v", m.err)
+	}
+	return m.srv, m.caFile
+}
+
+// startFixtures starts the database servers side by side and the local RDS
+// API. The returned function stops all of them; call it even when a start
+// failed.
+func startFixtures() (stop func()) {
+	rds = httptest.NewServer(rdsAPI)
+	var (
+		wg            sync.WaitGroup
+		pgTB, mariaTB *fixtureTB
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); pgTB = startFixture("postgres", startPostgres) }()
+	go func() { defer wg.Done(); mariaTB = startFixture("mariadb", startMariaDB) }()
+	wg.Wait()
+	if mariaTB.err != nil {
+		maria = mariaFixture{err: mariaTB.err}
+	}
+	return func() {
+		mariaTB.close()
+		pgTB.close()
+		if err := pg.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "integration: stop the PostgreSQL cluster: %v\n", err)
+		}
+		rds.Close()
+	}
+}
+
+func startPostgres(tb testing.TB) { pgCAFile = pg.Get(tb).CAFile }
+
+func startMariaDB(tb testing.TB) {
+	srv, caFile := mysqlserver.StartTLS(tb, mysqlserver.Options{})
+	for _, q := range []string{"CREATE DATABASE orders", "CREATE TABLE orders.t (id INT)", "INSERT INTO orders.t VALUES (1)"} {
+		if _, err := srv.Root.Exec(q); err != nil {
+			tb.Fatalf("set up database orders: %v", err)
+		}
+	}
+	maria.srv, maria.caFile = srv, caFile
+}
+
+// fixtureTB lets a helper written for tests (one that takes a testing.TB)
+// start a fixture once in TestMain. Fatal and Skip end the starting
+// goroutine, as they would end a test, and record why; Cleanup functions run
+// when the fixture closes. The embedded interface is nil: a method the
+// helpers do not call panics rather than pretending to work.
+type fixtureTB struct {
+	testing.TB
+	name string
+
+	mu       sync.Mutex
+	cleanups []func()
+	err      error
+}
+
+// startFixture runs start with a fixtureTB and waits for it to return or
+// give up.
+func startFixture(name string, start func(testing.TB)) *fixtureTB {
+	f := &fixtureTB{name: name}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start(f)
+	}()
+	<-done
+	return f
+}
+
+func (f *fixtureTB) Name() string { return "fixture/" + f.name }
+func (f *fixtureTB) Helper()      {}
+
+func (f *fixtureTB) Cleanup(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleanups = append(f.cleanups, fn)
+}
+
+func (f *fixtureTB) Log(args ...any)                 {}
+func (f *fixtureTB) Logf(format string, args ...any) {}
+func (f *fixtureTB) Error(args ...any)               { f.fail(fmt.Sprint(args...)) }
+func (f *fixtureTB) Errorf(format string, args ...any) {
+	f.fail(fmt.Sprintf(format, args...))
+}
+func (f *fixtureTB) Fatal(args ...any)                 { f.fail(fmt.Sprint(args...)); runtime.Goexit() }
+func (f *fixtureTB) Fatalf(format string, args ...any) { f.Errorf(format, args...); runtime.Goexit() }
+func (f *fixtureTB) Skip(args ...any)                  { f.Fatal(args...) }
+func (f *fixtureTB) Skipf(format string, args ...any)  { f.Fatalf(format, args...) }
+
+func (f *fixtureTB) fail(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = errors.New(msg)
+	}
+}
+
+// close runs the Cleanup functions, last registered first.
+func (f *fixtureTB) close() {
+	f.mu.Lock()
+	fns := f.cleanups
+	f.cleanups = nil
+	f.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
