@@ -56,14 +56,11 @@ func TestDatabaseRotationIsProvenByLogin(t *testing.T) {
 		t.Run(tc.fn.function, func(t *testing.T) {
 			t.Parallel()
 			db := tc.fn.server(t)
-			user := uniqueName("e2e_rotate")
-			db.createUser(t, user, passwordWithQuotes)
-			extra, check := map[string]any{}, func(*testing.T) {}
+			masterARN, check := "", func(*testing.T) {}
 			if tc.master != nil {
-				extra["masterarn"], check = tc.master(t, db)
+				masterARN, check = tc.master(t, db)
 			}
-			initial := db.secretValue(t, user, passwordWithQuotes, extra)
-			arn := newSecret(t, initial, nil)
+			user, initial, arn := newUserSecret(t, db, "e2e_rotate", masterARN)
 			values, prev := []string{initial}, initial
 			for i := 1; i <= 3; i++ {
 				cur := mustRotate(t, tc.fn.function, arn, fmt.Sprintf("rotation %d", i))
@@ -155,14 +152,12 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 		t.Run(tc.fn.function, func(t *testing.T) {
 			t.Parallel()
 			db := tc.fn.server(t)
-			user := uniqueName("e2e_revoke")
-			db.createUser(t, user, passwordWithQuotes)
-			extra := map[string]any{}
+			masterARN := ""
 			if tc.master != nil {
-				extra["masterarn"] = tc.master(t, db)
+				masterARN = tc.master(t, db)
 			}
-			before := []string{db.secretValue(t, user, passwordWithQuotes, extra)}
-			arn := newSecret(t, before[0], nil)
+			_, initial, arn := newUserSecret(t, db, "e2e_revoke", masterARN)
+			before := []string{initial}
 			for i := 1; i <= 2; i++ {
 				before = append(before, mustRotate(t, tc.fn.function, arn, fmt.Sprintf("rotation %d", i)))
 			}
@@ -203,6 +198,21 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 			mustLogIn(t, db, cur, "AWSCURRENT after the refused revoke")
 		})
 	}
+}
+
+// newUserSecret creates a user named after prefix with passwordWithQuotes
+// and a secret for it that names masterARN, if any. It returns the user, the
+// secret's initial value and its ARN.
+func newUserSecret(t *testing.T, db database, prefix, masterARN string) (string, string, string) {
+	t.Helper()
+	user := uniqueName(prefix)
+	db.createUser(t, user, passwordWithQuotes)
+	extra := map[string]any{}
+	if masterARN != "" {
+		extra["masterarn"] = masterARN
+	}
+	initial := db.secretValue(t, user, passwordWithQuotes, extra)
+	return user, initial, newSecret(t, initial, nil)
 }
 
 // wrongPassword creates the user and returns a secret with a password the

@@ -94,31 +94,30 @@ func (d postgresDB) createUser(t *testing.T, user, password string) {
 	d.createRole(t, user, password, "")
 }
 
+// admin connects as the superuser until the test ends.
+func (d postgresDB) admin(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := d.c.ConnectAdmin(context.Background(), "")
+	if err != nil {
+		t.Fatalf("connect as the superuser: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // exec runs SQL as the superuser.
 func (d postgresDB) exec(t *testing.T, sql string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := d.c.ConnectAdmin(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
+	if _, err := d.admin(t).Exec(context.Background(), sql); err != nil {
 		t.Fatalf("superuser SQL failed: %v", err)
 	}
 }
 
 func (d postgresDB) userExists(t *testing.T, user string) bool {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := d.c.ConnectAdmin(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", user).Scan(&n); err != nil {
-		t.Fatal(err)
+	if err := d.admin(t).QueryRow(context.Background(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", user).Scan(&n); err != nil {
+		t.Fatalf("look up role %q: %v", user, err)
 	}
 	return n > 0
 }
