@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,8 +51,9 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	stopFixtures := startFixtures()
+	stopFixtures := sync.OnceFunc(startFixtures())
 	defer stopFixtures()
+	stopOnSignal(stopFixtures)
 	binDir := mustTemp()
 	defer os.RemoveAll(binDir)
 	var err error
@@ -78,6 +81,20 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: stop the local stack: %v\n", err)
 	}
 	return code
+}
+
+// stopOnSignal runs stop and exits when the binary is interrupted (Ctrl-C,
+// a CI runner's SIGTERM): the database servers run as other OS users and
+// would outlive it. The functions' processes die with it on their own.
+func stopOnSignal(stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "integration: %v: stopping the database servers\n", s)
+		stop()
+		os.Exit(1)
+	}()
 }
 
 // caBundleEnv is ROTARY_CA_BUNDLE for a server's test CA; none when the
