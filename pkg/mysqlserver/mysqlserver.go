@@ -94,6 +94,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	// As root, the server runs as the mysql OS user, which must own its files.
 	var runAs []string
+	var cred *syscall.Credential
 	owner := func(string) error { return nil }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("mysql")
@@ -104,6 +105,10 @@ func Start(t testing.TB, opts Options) *Server {
 		gid, _ := strconv.Atoi(u.Gid)
 		owner = func(p string) error { return os.Lchown(p, uid, gid) }
 		runAs = []string{"--user=mysql"}
+		// The server starts as mysql rather than switching to it itself:
+		// a process that changes its own user loses its parent-death
+		// signal, and the server would outlive a test binary that panics.
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	if err := owner(dir); err != nil {
 		t.Fatal(err)
@@ -146,14 +151,13 @@ func Start(t testing.TB, opts Options) *Server {
 		"--port=" + strconv.Itoa(port), "--socket=" + filepath.Join(dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--innodb-buffer-pool-size=16M", "--skip-log-bin", "--max-connections=50"}
-	args = append(args, runAs...)
 	args = append(args, tlsArgs...)
 	if opts.SQLMode != "" {
 		args = append(args, "--sql-mode="+opts.SQLMode)
 	}
 	args = append(args, opts.Args...)
 	cmd := exec.Command(server, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start mariadbd: %v", err)
 	}
