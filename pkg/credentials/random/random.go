@@ -36,8 +36,10 @@ var alphabets = map[string]string{
 
 // Field says how one field of the secret rotates.
 type Field struct {
-	Name     string
-	Length   int    // characters; ignored for AlphabetPassword (PASSWORD_LENGTH rules)
+	Name string
+	// Length is the number of characters. For AlphabetPassword, 0 means
+	// the password policy's length (PASSWORD_LENGTH).
+	Length   int
 	Alphabet string // one of the Alphabet constants
 }
 
@@ -56,7 +58,11 @@ const (
 
 // ConfigFromEnv reads ROTATE_FIELDS (comma-separated; each entry is
 // name[:length[:alphabet]]), RANDOM_LENGTH (default length, 32) and
-// RANDOM_ALPHABET (default alphabet, "password").
+// RANDOM_ALPHABET (default alphabet, "password"). A field of the password
+// alphabet follows the password policy (PASSWORD_LENGTH, EXCLUDE_*, ...),
+// with its entry's length when the entry gives one; such a length is checked
+// against the policy here, so that an impossible one stops the function at
+// start rather than fail every rotation.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	defLen := DefaultLength
 	if s := strings.TrimSpace(getenv("RANDOM_LENGTH")); s != "" {
@@ -89,7 +95,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if f.Name == "" || len(parts) > 3 {
 			return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: write name[:length[:alphabet]], e.g. apiKey:40:alnum", entry)
 		}
-		if len(parts) > 1 && parts[1] != "" {
+		explicitLength := len(parts) > 1 && parts[1] != ""
+		if explicitLength {
 			n, err := strconv.Atoi(parts[1])
 			if err != nil || n < 1 || n > maxLength {
 				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: length must be a whole number from 1 to %d", entry, maxLength)
@@ -102,6 +109,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			f.Alphabet = parts[2]
 		}
+		if f.Alphabet == AlphabetPassword {
+			if !explicitLength {
+				f.Length = 0
+			} else if err := checkPasswordLength(getenv, f.Length); err != nil {
+				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: %w", entry, err)
+			}
+		}
 		if seen[f.Name] {
 			return Config{}, fmt.Errorf("ROTATE_FIELDS names field %q twice; name each field once", f.Name)
 		}
@@ -112,6 +126,20 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("ROTATE_FIELDS names no field; name at least one, e.g. apiKey")
 	}
 	return cfg, nil
+}
+
+// checkPasswordLength checks that the function's password policy can make a
+// password of n characters.
+func checkPasswordLength(getenv func(string) string, n int) error {
+	p, err := rotation.PasswordPolicyFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	p.Length = n
+	if err := p.Check(); err != nil {
+		return fmt.Errorf("length %d: %w", n, err)
+	}
+	return nil
 }
 
 func checkAlphabet(a string) error {
@@ -143,8 +171,12 @@ func New(cfg Config) (*Random, error) {
 		if err := checkAlphabet(f.Alphabet); err != nil {
 			return nil, fmt.Errorf("field %q: %w", f.Name, err)
 		}
-		if f.Alphabet != AlphabetPassword && (f.Length < 1 || f.Length > maxLength) {
-			return nil, fmt.Errorf("field %q: length %d is out of range 1-%d", f.Name, f.Length, maxLength)
+		lo := 1
+		if f.Alphabet == AlphabetPassword {
+			lo = 0 // the password policy's length
+		}
+		if f.Length < lo || f.Length > maxLength {
+			return nil, fmt.Errorf("field %q: length %d is out of range %d-%d; set Field.Length in that range", f.Name, f.Length, lo, maxLength)
 		}
 	}
 	return &Random{cfg: cfg}, nil
@@ -184,6 +216,11 @@ func (r *Random) Generate(_ context.Context, req rotation.GenerateRequest) (rota
 
 func generate(f Field, p *rotation.PasswordPolicy) (string, error) {
 	if f.Alphabet == AlphabetPassword {
+		if f.Length > 0 {
+			q := *p
+			q.Length = f.Length
+			p = &q
+		}
 		return p.Generate()
 	}
 	set := alphabets[f.Alphabet]
@@ -222,11 +259,14 @@ func (r *Random) checkFields(fields map[string]any) error {
 		if !ok || s == "" {
 			return fmt.Errorf("field %q must be a non-empty string", f.Name)
 		}
-		if f.Alphabet == AlphabetPassword {
-			continue
+		if f.Alphabet == AlphabetPassword && f.Length == 0 {
+			continue // the policy's length, which the type does not know
 		}
 		if len(s) != f.Length {
 			return fmt.Errorf("field %q has %d characters, want %d", f.Name, len(s), f.Length)
+		}
+		if f.Alphabet == AlphabetPassword {
+			continue
 		}
 		for _, c := range s {
 			if !strings.ContainsRune(alphabets[f.Alphabet], c) {

@@ -9,13 +9,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestConformance(t *testing.T) {
-	cfg, err := ConfigFromEnv(env(map[string]string{"ROTATE_FIELDS": "apiKey:40:alnum,signingKey:64:hex,password"}))
+	cfg, err := ConfigFromEnv(env(map[string]string{"ROTATE_FIELDS": "apiKey:40:alnum,signingKey:64:hex,password:48"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestConformance(t *testing.T) {
 	rotationtest.Run(t, rotationtest.Subject{
 		Credential: r,
 		NewSecret: func(t *testing.T, _ *secretsmanager.Client) string {
-			return `{"apiKey":"` + strings.Repeat("a", 40) + `","signingKey":"` + strings.Repeat("0", 64) + `","password":"initial-password-1","clientId":"kept-as-is","nested":{"x":1}}`
+			return `{"apiKey":"` + strings.Repeat("a", 40) + `","signingKey":"` + strings.Repeat("0", 64) + `","password":"` + strings.Repeat("p", 48) + `","clientId":"kept-as-is","nested":{"x":1}}`
 		},
 		Check: func(ctx context.Context, value string) error {
 			var m map[string]any
@@ -54,7 +55,10 @@ func TestConfigFromEnv(t *testing.T) {
 		want    []Field
 		wantErr string
 	}{
-		{"default", nil, []Field{{"password", 32, "password"}}, ""},
+		{"default", nil, []Field{{"password", 0, "password"}}, ""},
+		{"password alphabet with a length", map[string]string{"ROTATE_FIELDS": "password:64,pin:6:numeric"},
+			[]Field{{"password", 64, "password"}, {"pin", 6, "numeric"}}, ""},
+		{"password length the policy cannot make", map[string]string{"ROTATE_FIELDS": "password:3"}, nil, `ROTATE_FIELDS entry "password:3"`},
 		{"list", map[string]string{"ROTATE_FIELDS": "apiKey, token:16:hex", "RANDOM_LENGTH": "50", "RANDOM_ALPHABET": "base64url"},
 			[]Field{{"apiKey", 50, "base64url"}, {"token", 16, "hex"}}, ""},
 		{"bad length", map[string]string{"ROTATE_FIELDS": "k:0"}, nil, "ROTATE_FIELDS entry"},
@@ -82,6 +86,47 @@ func TestConfigFromEnv(t *testing.T) {
 				if cfg.Fields[i] != c.want[i] {
 					t.Fatalf("field %d = %v, want %v", i, cfg.Fields[i], c.want[i])
 				}
+			}
+		})
+	}
+}
+
+// TestPasswordFieldLength proves that a password-alphabet field gets its
+// entry's length, and the policy's length (PASSWORD_LENGTH) without one.
+func TestPasswordFieldLength(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"policy length", map[string]string{"PASSWORD_LENGTH": "20"}, 20},
+		{"entry length", map[string]string{"PASSWORD_LENGTH": "20", "ROTATE_FIELDS": "password:64"}, 64},
+		{"entry length, default policy", map[string]string{"ROTATE_FIELDS": "password:10"}, 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ConfigFromEnv(env(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy, err := rotation.PasswordPolicyFromEnv(env(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := r.Generate(context.Background(), rotation.GenerateRequest{Passwords: policy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pw, _ := resp.Changes["password"].(string)
+			if len(pw) != c.want {
+				t.Fatalf("password has %d characters, want %d", len(pw), c.want)
+			}
+			if err := r.checkFields(map[string]any{"password": pw}); err != nil {
+				t.Fatalf("Test refuses the generated value: %v", err)
 			}
 		})
 	}
