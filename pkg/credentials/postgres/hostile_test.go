@@ -231,3 +231,37 @@ func TestUnusualNamesAndPasswords(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiUserPendingAloneProvesNothing: someone who may write the secret
+// and controls a role named <user>_clone (knowing its password) but not the
+// base user's password must not get the master to make that role a member
+// of the base user. The pending password logging in proves nothing about
+// the base user, so AWSCURRENT must still log in first.
+func TestMultiUserPendingAloneProvesNothing(t *testing.T) {
+	f := setup(t)
+	e := newEnv(t, f, NewMultiUser(f.cfg))
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	base, basePW := uniqueName("rotary_priv"), newPassword(t)
+	f.createRole(t, base, basePW, "")
+	attackerPW := newPassword(t)
+	f.createRole(t, CloneName(base), attackerPW, "") // dropped by createRole's cleanup
+
+	old := f.secret(t, base, newPassword(t), map[string]any{"masterarn": masterARN}) // a password the writer guessed
+	pending := f.secret(t, CloneName(base), attackerPW, map[string]any{"masterarn": masterARN})
+	arn := createSecret(t, e, old)
+	err := rotateTo(t, e, arn, pending)
+	if err == nil || !strings.Contains(err.Error(), "AWSCURRENT does not log in") {
+		t.Fatalf("err = %v, want one containing %q", err, "AWSCURRENT does not log in")
+	}
+	var member bool
+	if err := f.adminConn(t).QueryRow(t.Context(), "SELECT pg_has_role($1, $2, 'MEMBER')", CloneName(base), base).Scan(&member); err != nil {
+		t.Fatal(err)
+	}
+	if member {
+		t.Fatalf("the master made %q a member of %q although AWSCURRENT does not log in", CloneName(base), base)
+	}
+	if current(t, e, arn) != old {
+		t.Fatal("AWSCURRENT changed")
+	}
+	f.mustLogin(t, "the base user's real credential", f.secret(t, base, basePW, nil))
+}

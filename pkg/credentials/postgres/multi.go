@@ -89,7 +89,8 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 }
 
 // Set makes the pending user valid with the pending password, logging in
-// with the master secret once AWSCURRENT has proven that it logs in. It
+// with the master secret once AWSCURRENT has proven that it logs in (always,
+// even when the pending password already works). It
 // creates the clone on the first rotation and makes sure, on every rotation
 // to the clone, that it is a member of the base role, has the base role's
 // settings and starts its sessions as the base role. It is safe to repeat:
@@ -127,16 +128,25 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	admin := *master
 	admin.DBName = cur.Database()
 
+	// Whoever wrote AWSCURRENT must have known the user's password:
+	// otherwise the master would act for a user nobody proved to own (a
+	// confused deputy), such as making a role someone else controls a
+	// member of a privileged one. This holds on a retry too (the rotation
+	// never changes AWSCURRENT's password), and also when the pending
+	// password already works: knowing the clone's password proves nothing
+	// about the base user.
+	if err := m.cfg.check(ctx, cur); err != nil {
+		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
+	}
 	pendingWorks := false
 	if err := m.cfg.check(ctx, pend); err == nil {
+		// A retry, if the server checks the password (else testSecret fails).
+		if err := m.cfg.checkPasswordsEnforced(ctx, pend); err != nil {
+			return err
+		}
 		pendingWorks = true
 	} else if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
-	} else if err := m.cfg.check(ctx, cur); err != nil {
-		// Whoever wrote AWSCURRENT must have known the user's password:
-		// otherwise the master would act for a user nobody proved to own
-		// (a confused deputy), such as a clone of a privileged role.
-		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
 	}
 	conn, err := m.cfg.connect(ctx, &admin)
 	if err != nil {
