@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,12 +142,24 @@ func scrubberFrom(ctx context.Context) *scrubber {
 
 // scrubHandler is a slog.Handler that scrubs the message and every string
 // attribute with the scrubber of the record's context, so any log line
-// written with a rotation's context is safe, whoever writes it.
-type scrubHandler struct{ next slog.Handler }
+// written with a rotation's context is safe, whoever writes it. Attributes
+// and groups bound with Logger.With and WithGroup are kept here, not handed
+// to next at once, so that they are scrubbed too: a secret they hold may be
+// registered only after they were bound.
+type scrubHandler struct {
+	next slog.Handler
+	with []withOp // applied to next, scrubbed, for every record
+}
+
+// withOp is one WithGroup (group set) or WithAttrs (attrs set) call.
+type withOp struct {
+	group string
+	attrs []slog.Attr
+}
 
 // NewScrubHandler wraps next so that records logged with a rotation's
 // context have every secret value of that rotation replaced by Redacted.
-func NewScrubHandler(next slog.Handler) slog.Handler { return scrubHandler{next} }
+func NewScrubHandler(next slog.Handler) slog.Handler { return scrubHandler{next: next} }
 
 func (h scrubHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
@@ -154,15 +167,31 @@ func (h scrubHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	s := scrubberFrom(ctx)
+	next := h.next
+	for _, op := range h.with {
+		if op.group != "" {
+			next = next.WithGroup(op.group)
+			continue
+		}
+		if s == nil {
+			next = next.WithAttrs(op.attrs)
+			continue
+		}
+		as := make([]slog.Attr, len(op.attrs))
+		for i, a := range op.attrs {
+			as[i] = scrubAttr(s, a)
+		}
+		next = next.WithAttrs(as)
+	}
 	if s == nil {
-		return h.next.Handle(ctx, r)
+		return next.Handle(ctx, r)
 	}
 	out := slog.NewRecord(r.Time, r.Level, s.scrub(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(scrubAttr(s, a))
 		return true
 	})
-	return h.next.Handle(ctx, out)
+	return next.Handle(ctx, out)
 }
 
 func scrubAttr(s *scrubber, a slog.Attr) slog.Attr {
@@ -190,9 +219,15 @@ func scrubAttr(s *scrubber, a slog.Attr) slog.Attr {
 }
 
 func (h scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return scrubHandler{h.next.WithAttrs(as)}
+	if len(as) == 0 {
+		return h
+	}
+	return scrubHandler{next: h.next, with: append(slices.Clip(h.with), withOp{attrs: slices.Clone(as)})}
 }
 
 func (h scrubHandler) WithGroup(name string) slog.Handler {
-	return scrubHandler{h.next.WithGroup(name)}
+	if name == "" {
+		return h
+	}
+	return scrubHandler{next: h.next, with: append(slices.Clip(h.with), withOp{group: name})}
 }

@@ -53,3 +53,30 @@ func TestScrubHandlerCleansLogLines(t *testing.T) {
 		t.Fatalf("want 5 redactions, got %d", c)
 	}
 }
+
+// TestScrubHandlerCleansBoundAttributes proves that attributes bound with
+// Logger.With, before the secret was even registered, and groups opened
+// with WithGroup are scrubbed like the record's own.
+func TestScrubHandlerCleansBoundAttributes(t *testing.T) {
+	var buf bytes.Buffer
+	base := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
+	log := base.With("dsn", "postgres://app:hunter2-very-secret@db").WithGroup("db").With("password", "hunter2-very-secret")
+	s := newScrubber()
+	s.addSecret(`{"password":"hunter2-very-secret"}`)
+	log.InfoContext(withScrubber(context.Background(), s), "connect", "attempt", 1)
+	out := buf.String()
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("log line leaks the secret: %s", strings.ReplaceAll(out, "hunter2-very-secret", "<LEAKED>"))
+	}
+	if c := strings.Count(out, Redacted); c != 2 {
+		t.Fatalf("want 2 redactions, got %d: %s", c, out)
+	}
+	if !strings.Contains(out, `"db":{"password":"[REDACTED]","attempt":1}`) {
+		t.Fatalf("the group was not kept: %s", out)
+	}
+	buf.Reset()
+	log.Info("no rotation context", "attempt", 2)
+	if !strings.Contains(buf.String(), `"db":{"password":`) || !strings.Contains(buf.String(), `"attempt":2`) {
+		t.Fatalf("a record without a rotation's context lost its bound attributes: %s", buf.String())
+	}
+}
