@@ -534,3 +534,44 @@ func TestRotateTimeoutWithoutFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFollowLabelsPendingLeftOnCurrent: the AWS API reference says a
+// successful rotation may leave AWSPENDING on the new AWSCURRENT version;
+// --wait (and so revoke) must then report success, not a timeout.
+func TestFollowLabelsPendingLeftOnCurrent(t *testing.T) {
+	tests := []struct {
+		name             string
+		timeout, cleanup time.Duration
+	}{
+		{"cleanup grace elapses", 30 * time.Second, 300 * time.Millisecond},
+		{"timeout after finishSecret", 700 * time.Millisecond, time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := randomSecret(t)
+			token := newToken()
+			if _, err := stack(t).Client.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+				SecretId: aws.String(name), ClientRequestToken: aws.String(token), SecretString: aws.String(`{"apiKey":"new"}`),
+				VersionStages: []string{labelCurrent, labelPending},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			c, err := (&awsFlags{endpoint: awsLike(t)}).connect(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			ff := &followFlags{timeout: tc.timeout, poll: 50 * time.Millisecond, progress: "labels", cleanup: tc.cleanup}
+			if err := c.followLabels(ctx, &out, name, token, time.Now(), ff); err != nil {
+				t.Fatalf("followLabels: %v; want success once AWSCURRENT is on the new version\n%s", err, out.String())
+			}
+			for _, w := range []string{"finishSecret done", "AWSPENDING stays on the new AWSCURRENT version"} {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}

@@ -18,10 +18,15 @@ type followFlags struct {
 	timeout  time.Duration
 	poll     time.Duration
 	progress string
+	// cleanup is how long to wait, once AWSCURRENT is on the new version,
+	// for Secrets Manager to remove AWSPENDING. The API reference says a
+	// successful rotation may instead leave AWSPENDING on the new AWSCURRENT
+	// version (harmless: RotateSecret does not count it as unfinished).
+	cleanup time.Duration
 }
 
 func addFollowFlags(fs *flag.FlagSet) *followFlags {
-	f := &followFlags{}
+	f := &followFlags{cleanup: 30 * time.Second}
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up waiting for the rotation after this long")
 	fs.DurationVar(&f.poll, "poll", 2*time.Second, "how often to poll Secrets Manager for the rotation's phase")
 	fs.StringVar(&f.progress, "progress", "auto", "steps (the local stack's step feed), labels (poll staging labels, as against AWS) or auto")
@@ -211,24 +216,44 @@ var phases = []string{
 
 func (c *clients) followLabels(ctx context.Context, out io.Writer, arn, token string, start time.Time, ff *followFlags) error {
 	shown := -1
+	var finished time.Time // when AWSCURRENT was first seen on the new version
 	for {
 		phase, err := c.phase(ctx, arn, token)
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			return err
 		}
-		for ; shown < phase; shown++ {
-			fmt.Fprintf(out, "  %-8s %s\n", time.Since(start).Round(100*time.Millisecond), phases[shown+1])
+		if err == nil {
+			for ; shown < phase; shown++ {
+				fmt.Fprintf(out, "  %-8s %s\n", time.Since(start).Round(100*time.Millisecond), phases[shown+1])
+			}
+			if phase == len(phases)-1 {
+				return nil
+			}
+			if phase == 2 && finished.IsZero() {
+				finished = time.Now()
+			}
 		}
-		if phase == len(phases)-1 {
+		if !finished.IsZero() && time.Since(finished) < ff.cleanup {
+			select {
+			case <-ctx.Done():
+			case <-time.After(ff.poll):
+				continue
+			}
+		}
+		if !finished.IsZero() {
+			// The rotation succeeded; only the label cleanup is missing.
+			fmt.Fprintf(out, "  %-8s done: AWSPENDING stays on the new AWSCURRENT version (Secrets Manager may leave it there; it does not block rotation)\n",
+				time.Since(start).Round(100*time.Millisecond))
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rotation of version %s has not finished after %s (last phase: %s); the function may be failing: "+
-				"read its log (in AWS: the CloudWatch log group /aws/lambda/<function name>); Secrets Manager retries failed rotations, "+
-				"and if it has given up, 'rotary unstick' clears AWSPENDING: %w", token, ff.timeout, phases[max(shown, 0)], ctx.Err())
 		case <-time.After(ff.poll):
+			continue
 		}
+		return fmt.Errorf("rotation of version %s has not finished after %s (last phase: %s); the function may be failing: "+
+			"read its log (in AWS: the CloudWatch log group /aws/lambda/<function name>); Secrets Manager retries failed rotations, "+
+			"and if it has given up, 'rotary unstick' clears AWSPENDING: %w", token, ff.timeout, phases[max(shown, 0)], ctx.Err())
 	}
 }
 
@@ -241,7 +266,7 @@ func (c *clients) phase(ctx context.Context, arn, token string) (int, error) {
 	s := &secretState{desc: d}
 	cur, pend := s.labeled(labelCurrent), s.labeled(labelPending)
 	switch {
-	case cur == token && pend == "":
+	case cur == token && pend != token:
 		return 3, nil
 	case cur == token:
 		return 2, nil
