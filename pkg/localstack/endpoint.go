@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -60,19 +59,9 @@ func (s *Stack) listen(addr string) error {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	host, port, err := net.SplitHostPort(addr)
+	ln, err := smlocal.ListenLoopback(addr)
 	if err != nil {
-		return fmt.Errorf("local stack listen address %q: %w; use host:port such as 127.0.0.1:0", addr, err)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
-		return fmt.Errorf("local stack listen address %q is not a loopback address; nothing there checks credentials, so use 127.0.0.1, [::1] or localhost", addr)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return fmt.Errorf("start the local stack: listen on %s: %w", addr, err)
+		return fmt.Errorf("start the local stack: %w", err)
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)

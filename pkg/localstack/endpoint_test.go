@@ -104,3 +104,20 @@ func TestEndpointServesLambdaInvokeAndFeed(t *testing.T) {
 		t.Fatalf("feed = %+v, want one succeeded rotation with four steps", feed)
 	}
 }
+
+// TestStartRefusesANonLoopbackAddress: nothing on the stack's endpoint
+// checks credentials, so it must never listen beyond loopback.
+func TestStartRefusesANonLoopbackAddress(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "example.com:0"} {
+		t.Run(addr, func(t *testing.T) {
+			stack, err := Start(context.Background(), Config{Addr: addr})
+			if err == nil {
+				stack.Close()
+				t.Fatalf("Start with Addr %s succeeded, want a loopback error", addr)
+			}
+			if !strings.Contains(err.Error(), "not a loopback address") {
+				t.Fatalf("err = %v, want one saying the address is not a loopback address", err)
+			}
+		})
+	}
+}

@@ -125,19 +125,9 @@ func (s *Server) ResetCalls() {
 // 127.0.0.1 on a free port) in the background and returns the base URL to
 // use as the SDK's BaseEndpoint. Close stops it.
 func (s *Server) ListenAndServe(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
+	ln, err := ListenLoopback(addr)
 	if err != nil {
-		return "", fmt.Errorf("smlocal: listen address %q: %w; use host:port such as 127.0.0.1:0", addr, err)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
-		return "", fmt.Errorf("smlocal: listen address %q is not a loopback address; the local Secrets Manager has no authentication, so use 127.0.0.1, [::1] or localhost", addr)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return "", fmt.Errorf("smlocal: listen on %s: %w", addr, err)
+		return "", fmt.Errorf("smlocal: %w", err)
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	s.httpMu.Lock()
@@ -154,6 +144,27 @@ func (s *Server) ListenAndServe(addr string) (string, error) {
 		}
 	}()
 	return "http://" + ln.Addr().String(), nil
+}
+
+// ListenLoopback listens on addr, which must be a loopback address
+// (127.0.0.1, [::1] or localhost; an empty host means 127.0.0.1, port 0 a
+// free port): what listens there checks no credentials.
+func ListenLoopback(addr string) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w; use host:port such as 127.0.0.1:0", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
+		return nil, fmt.Errorf("listen address %q is not a loopback address; nothing there checks credentials, so use 127.0.0.1, [::1] or localhost", addr)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // Close cancels background rotations, waits for them to end and stops the
