@@ -554,10 +554,25 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		}
 		gotEgress[canon([]any{p["GroupId"], p["DestinationSecurityGroupId"], p["FromPort"]})] = true
 	}
-	// A function group's inline egress must be empty (all rules are separate).
-	for sg := range fnSGs {
-		if e := props(f.resources("AWS::EC2::SecurityGroup")[sg])["SecurityGroupEgress"]; e != nil {
-			t.Errorf("function security group %s has extra egress %s", sg, canon(e))
+	// A function group's inline egress is empty (all rules are separate),
+	// except HTTPS to the RDS API for multi-user types: the endpoint serves
+	// Secrets Manager only, and an RDS-managed master secret's host comes
+	// from DescribeDBInstances/DescribeDBClusters.
+	for sg, typ := range fnSGs {
+		e := list(props(f.resources("AWS::EC2::SecurityGroup")[sg])["SecurityGroupEgress"])
+		if !typ.NeedsMaster() {
+			if len(e) != 0 {
+				t.Errorf("function security group %s (%s) has extra egress %s", sg, typ, canon(e))
+			}
+			continue
+		}
+		if len(e) != 1 {
+			t.Errorf("function security group %s (%s) egress %s; want only HTTPS to the RDS API", sg, typ, canon(e))
+			continue
+		}
+		r := e[0].(map[string]any)
+		if r["CidrIp"] != "0.0.0.0/0" || fmt.Sprint(r["FromPort"]) != "443" || fmt.Sprint(r["ToPort"]) != "443" || r["IpProtocol"] != "tcp" {
+			t.Errorf("function security group %s (%s) egress %s; want only tcp 443 (RDS API)", sg, typ, canon(r))
 		}
 	}
 	if !reflect.DeepEqual(gotIngress, wantIngress) {

@@ -131,8 +131,14 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
 				env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
 			}
+			if t.NeedsMaster() {
+				// The endpoint serves Secrets Manager only. The host of an
+				// RDS-managed master secret comes from the RDS API
+				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
+				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for RDS-managed master secrets (through the VPC's NAT)"), nil)
+			}
 		} else {
-			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager public endpoint over HTTPS (through the VPC's NAT)"), nil)
+			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager (and RDS) public endpoints over HTTPS (through the VPC's NAT)"), nil)
 		}
 		props.Vpc = s.props.Vpc
 		props.VpcSubnets = s.props.VpcSubnets
