@@ -123,6 +123,11 @@ func (p *PasswordPolicy) classes() []string {
 	return out
 }
 
+// Classes returns how many character classes the policy draws from once
+// ExcludeCharacters is applied: with RequireEachIncludedType, a password
+// holds at least one character of each, so it needs at least that length.
+func (p *PasswordPolicy) Classes() int { return len(p.classes()) }
+
 func (p *PasswordPolicy) length() int {
 	if p.Length == 0 {
 		return 32

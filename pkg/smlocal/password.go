@@ -1,9 +1,7 @@
 package smlocal
 
 import (
-	"crypto/rand"
-	"math/big"
-	"strings"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 const punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
@@ -20,6 +18,9 @@ type passwordRequest struct {
 	RequireEachIncludedType *bool
 }
 
+// generate validates the request with the API's parameter names in its
+// errors, then draws the password with the engine's generator, so that the
+// local service and the functions share one implementation of the rules.
 func (p passwordRequest) generate() (string, error) {
 	n := int64(32)
 	if p.PasswordLength != nil {
@@ -28,63 +29,26 @@ func (p passwordRequest) generate() (string, error) {
 	if n < 1 || n > 4096 {
 		return "", errorf(excInvalidParameter, "PasswordLength must be from 1 to 4096, got %d", n)
 	}
-	excl := ""
+	policy := rotation.PasswordPolicy{
+		Length:                  int(n),
+		ExcludeNumbers:          p.ExcludeNumbers,
+		ExcludePunctuation:      p.ExcludePunctuation,
+		ExcludeUppercase:        p.ExcludeUppercase,
+		ExcludeLowercase:        p.ExcludeLowercase,
+		IncludeSpace:            p.IncludeSpace,
+		RequireEachIncludedType: p.RequireEachIncludedType == nil || *p.RequireEachIncludedType,
+	}
 	if p.ExcludeCharacters != nil {
-		excl = *p.ExcludeCharacters
+		policy.ExcludeCharacters = *p.ExcludeCharacters
 	}
-	var classes []string
-	add := func(skip bool, set string) {
-		if skip {
-			return
-		}
-		set = strings.Map(func(r rune) rune {
-			if strings.ContainsRune(excl, r) {
-				return -1
-			}
-			return r
-		}, set)
-		if set != "" {
-			classes = append(classes, set)
-		}
-	}
-	add(p.ExcludeLowercase, "abcdefghijklmnopqrstuvwxyz")
-	add(p.ExcludeUppercase, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-	add(p.ExcludeNumbers, "0123456789")
-	add(p.ExcludePunctuation, punctuation)
-	add(!p.IncludeSpace, " ")
-	if len(classes) == 0 {
+	if classes := policy.Classes(); classes == 0 {
 		return "", errorf(excInvalidParameter, "every character is excluded; allow at least one class of characters")
+	} else if policy.RequireEachIncludedType && int64(classes) > n {
+		return "", errorf(excInvalidParameter, "PasswordLength %d is shorter than the %d character types that RequireEachIncludedType asks for; raise PasswordLength or exclude types", n, classes)
 	}
-	each := p.RequireEachIncludedType == nil || *p.RequireEachIncludedType
-	if each && int64(len(classes)) > n {
-		return "", errorf(excInvalidParameter, "PasswordLength %d is shorter than the %d character types that RequireEachIncludedType asks for; raise PasswordLength or exclude types", n, len(classes))
-	}
-	all := strings.Join(classes, "")
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = all[randN(len(all))]
-	}
-	if each {
-		// One character of each class at distinct random positions.
-		pos := make([]int, n)
-		for i := range pos {
-			pos[i] = i
-		}
-		for i := len(pos) - 1; i > 0; i-- {
-			j := randN(i + 1)
-			pos[i], pos[j] = pos[j], pos[i]
-		}
-		for i, set := range classes {
-			out[pos[i]] = set[randN(len(set))]
-		}
-	}
-	return string(out), nil
-}
-
-func randN(n int) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	pw, err := policy.Generate()
 	if err != nil {
-		panic("smlocal: crypto/rand failed: " + err.Error())
+		return "", &apiError{Type: excInternal, Message: "generate password: " + err.Error()}
 	}
-	return int(v.Int64())
+	return pw, nil
 }

@@ -408,4 +408,8 @@ func TestGetRandomPassword(t *testing.T) {
 		_, err := c.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{ExcludeLowercase: aws.Bool(true), ExcludeUppercase: aws.Bool(true), ExcludeNumbers: aws.Bool(true), ExcludePunctuation: aws.Bool(true)})
 		wantAPIError(t, err, "InvalidParameterException", "excluded")
 	})
+	t.Run("shorter than the types it requires", func(t *testing.T) {
+		_, err := c.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(3)})
+		wantAPIError(t, err, "InvalidParameterException", "RequireEachIncludedType")
+	})
 }
