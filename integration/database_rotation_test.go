@@ -164,7 +164,7 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 			cur, prev := before[2], before[1]
 			var session func(context.Context) error
 			if tc.fn.multi {
-				if err := db.login(context.Background(), prev); err != nil {
+				if err := db.login(within(t, loginTimeout), prev); err != nil {
 					t.Fatalf("AWSPREVIOUS (the other user) does not log in before the revoke, so the test would prove nothing: %v", err)
 				}
 				session = db.openSession(t, prev)
@@ -182,7 +182,7 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 					mustBeRefused(t, db, old, fmt.Sprintf("after revoke %d, the credential current before rotation %d", i, j+1))
 				}
 			}
-			if session != nil && session(context.Background()) == nil {
+			if session != nil && session(within(t, loginTimeout)) == nil {
 				t.Fatal("a session the other user opened before the revoke still runs queries")
 			}
 

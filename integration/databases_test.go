@@ -53,10 +53,13 @@ type database interface {
 // escaping in JSON.
 const passwordWithQuotes = `initial-Passw0rd!'"\`
 
+// loginTimeout bounds a login and its query.
+const loginTimeout = 30 * time.Second
+
 // mustLogIn fails unless value logs in.
 func mustLogIn(t *testing.T, db database, value, what string) {
 	t.Helper()
-	if err := db.login(context.Background(), value); err != nil {
+	if err := db.login(within(t, loginTimeout), value); err != nil {
 		t.Fatalf("%s does not log in: %v", what, err)
 	}
 }
@@ -64,7 +67,7 @@ func mustLogIn(t *testing.T, db database, value, what string) {
 // mustBeRefused fails unless the server refuses the value's password.
 func mustBeRefused(t *testing.T, db database, value, what string) {
 	t.Helper()
-	err := db.login(context.Background(), value)
+	err := db.login(within(t, loginTimeout), value)
 	if err == nil {
 		t.Fatalf("%s still logs in", what)
 	}
@@ -249,9 +252,9 @@ func (d mariaDB) openSession(t *testing.T, value string) func(context.Context) e
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	conn, err := db.Conn(context.Background())
+	conn, err := db.Conn(within(t, loginTimeout))
 	if err == nil {
-		err = conn.PingContext(context.Background())
+		err = conn.PingContext(within(t, loginTimeout))
 	}
 	if err != nil {
 		t.Fatalf("open a connection as %q: %v", v.Username, err)

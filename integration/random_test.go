@@ -168,7 +168,7 @@ func TestSecondRotateSecretDuringAnUnfinishedOneIsRefused(t *testing.T) {
 	if !errors.As(err, &ire) || ire.ErrorMessage() != "A previous rotation isn't complete. That rotation will be reattempted." {
 		t.Fatalf("second RotateSecret: err = %v, want InvalidRequestException \"A previous rotation isn't complete. That rotation will be reattempted.\"", err)
 	}
-	r, err := stack.SM.WaitRotation(context.Background(), arn)
+	r, err := stack.SM.WaitRotation(within(t, 2*time.Minute), arn)
 	if err != nil || r.State != smlocal.RotationSucceeded {
 		t.Fatalf("the first rotation did not finish: %v %s", err, r.Err)
 	}
@@ -182,7 +182,7 @@ func TestFunctionRefusesAWrongTokenWithANamedError(t *testing.T) {
 		t.Fatal("random-secret is not running")
 	}
 	ev, _ := json.Marshal(rotation.Event{Step: rotation.StepSet, SecretID: arn, ClientRequestToken: "11111111-2222-4333-8444-555555555555"})
-	_, err := fn.Invoke(context.Background(), ev)
+	_, err := fn.Invoke(within(t, time.Minute), ev)
 	var fe *lambdaemu.FunctionError
 	if !errors.As(err, &fe) {
 		t.Fatalf("invoke with a wrong token: err = %v, want a function error", err)
@@ -211,7 +211,7 @@ func TestConcurrentRotationsOfOneFunctionAllSucceed(t *testing.T) {
 	}
 	wg.Wait()
 	for _, arn := range arns {
-		r, err := stack.SM.WaitRotation(context.Background(), arn)
+		r, err := stack.SM.WaitRotation(within(t, 2*time.Minute), arn)
 		if err != nil || r.State != smlocal.RotationSucceeded || len(r.Attempts) != 1 {
 			t.Fatalf("rotation of %s: %v %s %s after %d attempts", arn, err, r.State, r.Err, len(r.Attempts))
 		}

@@ -106,6 +106,15 @@ func invokeRevoke(t *testing.T, function, arn, token string) error {
 	return err
 }
 
+// within returns a context that ends after d or with the test, so that no
+// call to a server that stopped answering hangs the suite.
+func within(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // uniqueName returns prefix with a suffix no other call in this test binary
 // gets, for users on the shared database servers.
 func uniqueName(prefix string) string {
