@@ -223,25 +223,7 @@ func postgresSubject(ctx context.Context, c *pgcluster.Cluster) (*demoSubject, e
 		return nil, fmt.Errorf("create the demo user: %w", err)
 	}
 	initial, _ := json.Marshal(map[string]any{"engine": "postgres", "host": c.Host, "port": c.Port, "username": user, "password": pw, "dbname": "postgres", "team": "orders"})
-	login := func(ctx context.Context, value string) error {
-		var s struct{ Username, Password string }
-		if err := json.Unmarshal([]byte(value), &s); err != nil {
-			return err
-		}
-		cfg, err := pgx.ParseConfig("")
-		if err != nil {
-			return err
-		}
-		cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), s.Username, s.Password, "postgres"
-		cfg.TLSConfig, cfg.Fallbacks, cfg.ConnectTimeout = c.TLSConfig(c.Host), nil, 10*time.Second
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		var one int
-		return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-	}
+	login := func(ctx context.Context, value string) error { return pgLogin(ctx, c, value) }
 	refused := func(ctx context.Context, value string) error {
 		if login(ctx, value) == nil {
 			return fmt.Errorf("the password %s still logs in", fingerprint(value))
@@ -262,6 +244,28 @@ func postgresSubject(ctx context.Context, c *pgcluster.Cluster) (*demoSubject, e
 		},
 		works: login, refused: refused,
 	}, nil
+}
+
+// pgLogin logs in to the cluster's postgres database with the username and
+// password of a secret value, over verified TLS, and runs a query.
+func pgLogin(ctx context.Context, c *pgcluster.Cluster, value string) error {
+	var s struct{ Username, Password string }
+	if err := json.Unmarshal([]byte(value), &s); err != nil {
+		return fmt.Errorf("the secret value is not a JSON object with username and password: %w", err)
+	}
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), s.Username, s.Password, "postgres"
+	cfg.TLSConfig, cfg.Fallbacks, cfg.ConnectTimeout = c.TLSConfig(c.Host), nil, 10*time.Second
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
 func noPending(ctx context.Context, sm *secretsmanager.Client, arn string) error {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
@@ -298,25 +297,7 @@ func pgRole(t *testing.T, c *pgcluster.Cluster, attrs, masterARN string) (user, 
 
 // login connects with a secret value over verified TLS and runs a query.
 func login(c *pgcluster.Cluster, value string) error {
-	var s struct{ Username, Password string }
-	if err := json.Unmarshal([]byte(value), &s); err != nil {
-		return err
-	}
-	cfg, err := pgx.ParseConfig("")
-	if err != nil {
-		return err
-	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), s.Username, s.Password, "postgres"
-	cfg.TLSConfig, cfg.Fallbacks = c.TLSConfig(c.Host), nil
-	cfg.ConnectTimeout = 10 * time.Second
-	ctx := context.Background()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	var one int
-	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+	return pgLogin(context.Background(), c, value)
 }
 
 // noSecretIn fails the test if any password of values appears in text.
