@@ -116,10 +116,30 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, err
 	}
 }
 
-// oneSecret checks that exactly one SECRET argument was given.
-func oneSecret(fs *flag.FlagSet, pos []string) (string, error) {
-	if len(pos) != 1 {
-		return "", fmt.Errorf("%w: give exactly one SECRET (name or ARN), got %d arguments; run 'rotary %s -h'", errUsage, len(pos), fs.Name())
+// openSecret is how every command about one secret starts: it parses the
+// flags and exactly one SECRET argument, runs check (flag validation; may be
+// nil) before anything touches the network, connects and describes the
+// secret.
+func openSecret(ctx context.Context, fs *flag.FlagSet, af *awsFlags, args []string, stdout io.Writer, check func() error) (*clients, *secretState, error) {
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return nil, nil, err
 	}
-	return pos[0], nil
+	if len(pos) != 1 {
+		return nil, nil, fmt.Errorf("%w: give exactly one SECRET (name or ARN), got %d arguments; run 'rotary %s -h'", errUsage, len(pos), fs.Name())
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, nil, err
+		}
+	}
+	c, err := af.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.describe(ctx, pos[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, s, nil
 }

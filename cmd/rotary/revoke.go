@@ -14,22 +14,7 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
 	ff := addFollowFlags(fs)
-	pos, err := parseArgs(fs, args, out)
-	if err != nil {
-		return err
-	}
-	id, err := oneSecret(fs, pos)
-	if err != nil {
-		return err
-	}
-	if err := ff.check(); err != nil {
-		return err
-	}
-	c, err := af.connect(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.describe(ctx, id)
+	c, s, err := openSecret(ctx, fs, af, args, out, ff.check)
 	if err != nil {
 		return err
 	}
@@ -60,7 +45,8 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Rotating %s (new version %s)\n", s.name, token)
 	if err := c.follow(ctx, out, s.arn, token, ff); err != nil {
-		return fmt.Errorf("%w\nThe credential is NOT revoked: every credential valid before still logs in. Fix the cause, run 'rotary unstick %s', then revoke again", err, s.name)
+		return fmt.Errorf("%w\nThe credential is NOT revoked: the rotation did not finish, so the revoke step did not run and credentials valid before may still log in. "+
+			"Fix the cause, run 'rotary unstick %s', then revoke again", err, s.name)
 	}
 	t0 := time.Now()
 	if err := c.invokeStep(ctx, fn, s.arn, "revokeSecret", token); err != nil {

@@ -114,19 +114,7 @@ func runRollback(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	to := fs.String("to", "", "version to make current again (default: AWSPREVIOUS); see 'rotary history'")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	pos, err := parseArgs(fs, args, out)
-	if err != nil {
-		return err
-	}
-	id, err := oneSecret(fs, pos)
-	if err != nil {
-		return err
-	}
-	c, err := af.connect(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.describe(ctx, id)
+	c, s, err := openSecret(ctx, fs, af, args, out, nil)
 	if err != nil {
 		return err
 	}

@@ -77,22 +77,7 @@ func runRotate(ctx context.Context, args []string, out io.Writer) error {
 	wait := fs.Bool("wait", false, "follow the rotation step by step until it ends")
 	function := fs.String("function", "", "rotation function ARN to set (default: the one the secret has)")
 	ff := addFollowFlags(fs)
-	pos, err := parseArgs(fs, args, out)
-	if err != nil {
-		return err
-	}
-	id, err := oneSecret(fs, pos)
-	if err != nil {
-		return err
-	}
-	if err := ff.check(); err != nil {
-		return err
-	}
-	c, err := af.connect(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.describe(ctx, id)
+	c, s, err := openSecret(ctx, fs, af, args, out, ff.check)
 	if err != nil {
 		return err
 	}

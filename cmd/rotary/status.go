@@ -158,19 +158,7 @@ func runHistory(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("history", flag.ContinueOnError)
 	af := addAWSFlags(fs)
 	asJSON := fs.Bool("json", false, "machine-readable output")
-	pos, err := parseArgs(fs, args, out)
-	if err != nil {
-		return err
-	}
-	id, err := oneSecret(fs, pos)
-	if err != nil {
-		return err
-	}
-	c, err := af.connect(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.describe(ctx, id)
+	_, s, err := openSecret(ctx, fs, af, args, out, nil)
 	if err != nil {
 		return err
 	}

@@ -16,19 +16,7 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	force := fs.Bool("force", false, "clear AWSPENDING even if the pending version is younger than --min-age")
 	minAge := fs.Duration("min-age", 15*time.Minute, "against AWS, refuse a pending version younger than this (a rotation may still be running)")
-	pos, err := parseArgs(fs, args, out)
-	if err != nil {
-		return err
-	}
-	id, err := oneSecret(fs, pos)
-	if err != nil {
-		return err
-	}
-	c, err := af.connect(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.describe(ctx, id)
+	c, s, err := openSecret(ctx, fs, af, args, out, nil)
 	if err != nil {
 		return err
 	}
