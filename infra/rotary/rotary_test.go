@@ -215,6 +215,9 @@ func TestConstructRejectsBadProps(t *testing.T) {
 		{"window too long", func(e env, s *Suite) *RotateSecretProps {
 			return &RotateSecretProps{Secret: imported(e, secretA), Type: RandomSecret, Schedule: jsii.String("rate(1 day)"), Window: awscdk.Duration_Hours(jsii.Number(30))}
 		}, "field Window"},
+		{"window not whole hours", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: RandomSecret, Schedule: jsii.String("rate(1 day)"), Window: awscdk.Duration_Minutes(jsii.Number(90))}
+		}, "field Window"},
 		{"schedule not an expression", func(e env, s *Suite) *RotateSecretProps {
 			return &RotateSecretProps{Secret: imported(e, secretA), Type: RandomSecret, Schedule: jsii.String("daily")}
 		}, "field Schedule"},

@@ -3,6 +3,7 @@ package rotary
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -134,9 +135,11 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if window == nil {
 		window = awscdk.Duration_Hours(jsii.Number(2))
 	}
-	hours := window.ToHours(&awscdk.TimeConversionOptions{Integral: jsii.Bool(true)})
-	if *hours < 1 || *hours > 24 {
-		return nil, fmt.Errorf("%s: field Window: %v hours is outside 1-24 hours", where, *hours)
+	// Not ToHours with Integral: it panics (through jsii) on 90 minutes.
+	minutes := *window.ToMinutes(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)})
+	hours := jsii.Number(minutes / 60)
+	if minutes != math.Trunc(minutes/60)*60 || *hours < 1 || *hours > 24 {
+		return nil, fmt.Errorf("%s: field Window: %v minutes is not a whole number of hours between 1 and 24; use awscdk.Duration_Hours", where, minutes)
 	}
 
 	fn, err := s.Function(props.Type)
