@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
@@ -73,29 +72,9 @@ func BenchmarkBaselineInvoke(b *testing.B) {
 func benchPostgresUser(b *testing.B) (postgresDB, string) {
 	b.Helper()
 	db := postgresDB{pg.Get(b)}
-	ctx := context.Background()
-	conn, err := db.c.ConnectAdmin(ctx, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	user, password := uniqueName("bench_pg"), "Bench-passw0rd-initial"
-	verifier, err := postgres.ScramVerifier(password)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE ROLE "+postgres.QuoteIdentifier(user)+" LOGIN PASSWORD '"+verifier+"'"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		c, err := db.c.ConnectAdmin(context.Background(), "")
-		if err == nil {
-			c.Exec(context.Background(), "DROP ROLE IF EXISTS "+postgres.QuoteIdentifier(user))
-			c.Close(context.Background())
-		}
-	})
-	v, _ := json.Marshal(map[string]any{"engine": "postgres", "host": db.c.Host, "port": db.c.Port, "username": user, "password": password, "dbname": "postgres"})
-	return db, string(v)
+	db.createRole(b, user, password, "")
+	return db, db.secretValue(b, user, password, nil)
 }
 
 func BenchmarkPostgresSingleUserRotation(b *testing.B) {

@@ -38,7 +38,7 @@ type database interface {
 	userExists(t *testing.T, user string) bool
 	// secretValue is the secret JSON for user and password, with extra
 	// fields (such as masterarn) and a field no rotation may drop.
-	secretValue(t *testing.T, user, password string, extra map[string]any) string
+	secretValue(t testing.TB, user, password string, extra map[string]any) string
 	// login logs in with a secret value and runs a query.
 	login(ctx context.Context, value string) error
 	// refusedPassword reports whether a login error is the server refusing
@@ -83,7 +83,7 @@ func postgresServer(t *testing.T) database { t.Helper(); return postgresDB{pg.Ge
 
 // createRole creates a login role with attributes (such as CREATEROLE);
 // the password goes as a SCRAM verifier, never in clear.
-func (d postgresDB) createRole(t *testing.T, user, password, attrs string) {
+func (d postgresDB) createRole(t testing.TB, user, password, attrs string) {
 	t.Helper()
 	v, err := postgres.ScramVerifier(password)
 	if err != nil {
@@ -98,7 +98,7 @@ func (d postgresDB) createUser(t *testing.T, user, password string) {
 }
 
 // admin connects as the superuser until the test ends.
-func (d postgresDB) admin(t *testing.T) *pgx.Conn {
+func (d postgresDB) admin(t testing.TB) *pgx.Conn {
 	t.Helper()
 	conn, err := d.c.ConnectAdmin(context.Background(), "")
 	if err != nil {
@@ -109,7 +109,7 @@ func (d postgresDB) admin(t *testing.T) *pgx.Conn {
 }
 
 // exec runs SQL as the superuser.
-func (d postgresDB) exec(t *testing.T, sql string) {
+func (d postgresDB) exec(t testing.TB, sql string) {
 	t.Helper()
 	if _, err := d.admin(t).Exec(context.Background(), sql); err != nil {
 		t.Fatalf("superuser SQL failed: %v", err)
@@ -125,7 +125,7 @@ func (d postgresDB) userExists(t *testing.T, user string) bool {
 	return n > 0
 }
 
-func (d postgresDB) secretValue(t *testing.T, user, password string, extra map[string]any) string {
+func (d postgresDB) secretValue(t testing.TB, user, password string, extra map[string]any) string {
 	t.Helper()
 	return jsonValue(t, map[string]any{"engine": "postgres", "host": d.c.Host, "port": d.c.Port, "username": user, "password": password, "dbname": "postgres", "team": "kept"}, extra)
 }
@@ -209,7 +209,7 @@ func (d mariaDB) userExists(t *testing.T, user string) bool {
 	return n > 0
 }
 
-func (d mariaDB) secretValue(t *testing.T, user, password string, extra map[string]any) string {
+func (d mariaDB) secretValue(t testing.TB, user, password string, extra map[string]any) string {
 	t.Helper()
 	return jsonValue(t, map[string]any{"engine": "mariadb", "host": "localhost", "port": d.s.Port, "username": user, "password": password, "dbname": "orders", "team": "kept"}, extra)
 }
@@ -266,7 +266,7 @@ func (d mariaDB) openSession(t *testing.T, value string) func(context.Context) e
 	}
 }
 
-func jsonValue(t *testing.T, fields, extra map[string]any) string {
+func jsonValue(t testing.TB, fields, extra map[string]any) string {
 	t.Helper()
 	for k, v := range extra {
 		fields[k] = v
