@@ -195,7 +195,7 @@ func (r *Random) Validate(_ context.Context, v rotation.Version) error {
 		}
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return fmt.Errorf("field %q must be a string", f.Name)
+			return fmt.Errorf("field %q must be a JSON string; store it in quotes, or remove it from ROTATE_FIELDS if it is not a random value", f.Name)
 		}
 	}
 	return nil
