@@ -571,8 +571,8 @@ func (w *tailWriter) tail() string {
 // LineWriter returns an io.Writer for Config.Log that calls fn once per line
 // of output (without the newline), e.g. func(l string) { t.Log("postgres: " + l) }.
 // A line is passed on once its newline arrives; a last line without one is
-// not. It is safe for concurrent use. With t.Log, call Close in t.Cleanup: once Close
-// returns, the function writes nothing more.
+// not. It is safe for concurrent use. With t.Log, close the Function in
+// t.Cleanup: once its Close returns, the function writes nothing more.
 func LineWriter(fn func(line string)) io.Writer {
 	return &lineWriter{fn: fn}
 }
