@@ -16,9 +16,6 @@ import (
 // emulatorTool is the tool name go.mod pins for the emulator.
 const emulatorTool = "aws-lambda-rie"
 
-// emulatorPackage is the emulator's main package, for the build fallback.
-const emulatorPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
-
 // emulatorPaths caches EmulatorPath's answer per module root for the life of
 // the process, so that tests starting many functions ask the go command once.
 var emulatorPaths struct {
