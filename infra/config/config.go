@@ -382,8 +382,17 @@ func (c *Config) Validate() error {
 		v.addf("field secrets: no secrets to rotate; add at least one entry")
 	}
 	names := map[string]bool{}
+	arns := map[string]string{} // ARN -> entry name
 	for i, s := range c.Secrets {
 		c.validateSecret(v, i, s, names)
+		if s.ARN == "" {
+			continue
+		}
+		if first, ok := arns[s.ARN]; ok {
+			v.addf("secrets[%d] (%s): field arn: the same secret as entry %s; a secret has one rotation schedule, so list it once", i, s.Name, first)
+		} else {
+			arns[s.ARN] = s.Name
+		}
 	}
 	if len(v.errs) == 0 {
 		return nil

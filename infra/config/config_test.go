@@ -136,6 +136,7 @@ func TestErrorsNameEntryAndField(t *testing.T) {
 		{"reserved env", [2]string{}, "functions: {random-secret: {environment: {AWS_REGION: x}}}\n", []string{"functions.random-secret", "AWS_REGION"}},
 		{"unknown function type", [2]string{}, "functions: {oracle: {memoryMB: 512}}\n", []string{"functions.oracle"}},
 		{"created single-user database secret", [2]string{"    arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-Ab12Cd\n", "    create: {template: {engine: postgres}}\n"}, "", []string{"secrets[0] (admin)", "field create", "set arn"}},
+		{"same arn twice", [2]string{"    create: {template: {engine: postgres, username: app}}\n", "    arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-Ab12Cd\n"}, "", []string{"secrets[1] (app)", "field arn", "same secret as entry admin"}},
 		{"duplicate secret", [2]string{"name: app\n", "name: admin\n"}, "", []string{"secrets[1] (admin)", "duplicate"}},
 	}
 	for _, tc := range tests {
