@@ -59,13 +59,16 @@ const (
 // ConfigFromEnv reads ROTATE_FIELDS (comma-separated; each entry is
 // name[:length[:alphabet]]), RANDOM_LENGTH (default length, 32) and
 // RANDOM_ALPHABET (default alphabet, "password"). A field of the password
-// alphabet follows the password policy (PASSWORD_LENGTH, EXCLUDE_*, ...),
-// with its entry's length when the entry gives one; such a length is checked
-// against the policy here, so that an impossible one stops the function at
-// start rather than fail every rotation.
+// alphabet follows the password policy (PASSWORD_LENGTH, EXCLUDE_*, ...);
+// its length is the entry's if it gives one, else RANDOM_LENGTH if set, else
+// PASSWORD_LENGTH. Such a length is checked against the policy here, so that
+// an impossible one stops the function at start rather than fail every
+// rotation.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	defLen := DefaultLength
-	if s := strings.TrimSpace(getenv("RANDOM_LENGTH")); s != "" {
+	s := strings.TrimSpace(getenv("RANDOM_LENGTH"))
+	defLenSet := s != ""
+	if defLenSet {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLength {
 			return Config{}, fmt.Errorf("RANDOM_LENGTH %q: set it to a whole number from 1 to %d", s, maxLength)
@@ -110,10 +113,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			f.Alphabet = parts[2]
 		}
 		if f.Alphabet == AlphabetPassword {
-			if !explicitLength {
-				f.Length = 0
+			if !explicitLength && !defLenSet {
+				f.Length = 0 // PASSWORD_LENGTH
 			} else if err := checkPasswordLength(getenv, f.Length); err != nil {
-				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q: %w", entry, err)
+				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q (length from the entry or RANDOM_LENGTH): %w", entry, err)
 			}
 		}
 		if seen[f.Name] {

@@ -92,7 +92,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 // TestPasswordFieldLength proves that a password-alphabet field gets its
-// entry's length, and the policy's length (PASSWORD_LENGTH) without one.
+// entry's length, else RANDOM_LENGTH, else the policy's (PASSWORD_LENGTH).
 func TestPasswordFieldLength(t *testing.T) {
 	cases := []struct {
 		name string
@@ -102,6 +102,8 @@ func TestPasswordFieldLength(t *testing.T) {
 		{"policy length", map[string]string{"PASSWORD_LENGTH": "20"}, 20},
 		{"entry length", map[string]string{"PASSWORD_LENGTH": "20", "ROTATE_FIELDS": "password:64"}, 64},
 		{"entry length, default policy", map[string]string{"ROTATE_FIELDS": "password:10"}, 10},
+		{"RANDOM_LENGTH", map[string]string{"PASSWORD_LENGTH": "20", "RANDOM_LENGTH": "40"}, 40},
+		{"entry length over RANDOM_LENGTH", map[string]string{"RANDOM_LENGTH": "40", "ROTATE_FIELDS": "password:12"}, 12},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
