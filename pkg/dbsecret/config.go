@@ -80,16 +80,13 @@ func durationEnv(getenv func(string) string, name string, def time.Duration) (ti
 	return d, nil
 }
 
-// connectTimeout and statementTimeout apply the defaults to a zero Config.
-func (c Config) connectTimeout() time.Duration {
+// Connect returns the connection timeout, the default when unset.
+func (c Config) Connect() time.Duration {
 	if c.ConnectTimeout <= 0 {
 		return DefaultConnectTimeout
 	}
 	return c.ConnectTimeout
 }
-
-// Connect returns the connection timeout, the default when unset.
-func (c Config) Connect() time.Duration { return c.connectTimeout() }
 
 // Statement returns the statement timeout, the default when unset.
 func (c Config) Statement() time.Duration {

@@ -19,12 +19,6 @@ import (
 // password, unknown user, or no access to the secret's dbname).
 var ErrLogin = errors.New("mysql login refused")
 
-// Fallbacks for a zero dbsecret.Config.
-const (
-	defaultConnectTimeout   = 5 * time.Second
-	defaultStatementTimeout = 30 * time.Second
-)
-
 // session is one logged-in connection and what Rotary learned about the
 // server on it. Close must be called.
 type session struct {
@@ -47,22 +41,11 @@ type target struct {
 	dbname   string
 }
 
-func timeouts(c dbsecret.Config) (connect, statement time.Duration) {
-	connect, statement = c.ConnectTimeout, c.StatementTimeout
-	if connect <= 0 {
-		connect = defaultConnectTimeout
-	}
-	if statement <= 0 {
-		statement = defaultStatementTimeout
-	}
-	return connect, statement
-}
-
 // open logs in to the target's server over TLS with full verification
 // unless its secret says "ssl": false; there is no fallback to plaintext.
 // The error wraps ErrLogin when the server refused the credential.
 func open(ctx context.Context, cfg dbsecret.Config, t target) (*session, error) {
-	connectTimeout, stmtTimeout := timeouts(cfg)
+	connectTimeout, stmtTimeout := cfg.Connect(), cfg.Statement() // the defaults for a zero Config
 	tlsConfig, err := cfg.TLS(t.secret)
 	if err != nil {
 		return nil, err
