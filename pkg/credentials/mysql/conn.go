@@ -73,9 +73,22 @@ func open(ctx context.Context, cfg dbsecret.Config, t target) (*session, error) 
 	db.SetMaxOpenConns(1)
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	conn, err := db.Conn(cctx)
-	if err == nil {
-		err = conn.PingContext(cctx)
+	// go-sql-driver/mysql (v1.10.1) strips a trailing zero byte from the data
+	// of an authentication switch, which for MariaDB's ed25519 is a random
+	// 32-byte nonce: about one ed25519 login in 256 then fails with
+	// ErrMalformPkt. A new login gets a new nonce, so that one error is
+	// retried (twice at most); the server refusing a password never is.
+	var conn *sql.Conn
+	for attempt := 1; ; attempt++ {
+		conn, err = db.Conn(cctx)
+		if err == nil {
+			if err = conn.PingContext(cctx); err != nil {
+				conn.Close()
+			}
+		}
+		if err == nil || attempt == 3 || !errors.Is(err, mysql.ErrMalformPkt) {
+			break
+		}
 	}
 	if err != nil {
 		db.Close()
