@@ -47,7 +47,7 @@ func (su *SingleUser) Revoke(ctx context.Context, req rotation.RevokeRequest) er
 	if err != nil {
 		return err
 	}
-	probe, err := previousProbe(ctx, req, cur, func(user string) error {
+	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
 		if user != cur.Username {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, not the secret's user %q; single-user revoke changes only %q's password, so it changes nothing: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
 				dbsecret.ErrInvalidSecret, user, cur.Username, cur.Username, user)
@@ -122,7 +122,7 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	}
 	base, clone := userPair(cur.Username)
 	otherUser := other(cur.Username)
-	probe, err := previousProbe(ctx, req, cur, func(user string) error {
+	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
 		if user != base && user != clone {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords, so it changes nothing: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
 				dbsecret.ErrInvalidSecret, user, base, clone, user)
@@ -253,41 +253,6 @@ func currentRefused(err error) error {
 		return fmt.Errorf("AWSCURRENT does not log in, so revoke changes nothing; rotate the secret (or restore AWSCURRENT) first: %w", err)
 	}
 	return fmt.Errorf("log in with AWSCURRENT, so revoke changes nothing: %w", err)
-}
-
-// previousProbe reads AWSPREVIOUS and returns the credential it held, aimed
-// at AWSCURRENT's server (passwords are per account, so that is where it is
-// proven refused). It returns nil when there is no previous version or it
-// holds AWSCURRENT's very credential. user says whether AWSPREVIOUS's user
-// is one Revoke may handle.
-func previousProbe(ctx context.Context, req rotation.RevokeRequest, cur *dbsecret.Secret, user func(string) error) (*dbsecret.Secret, error) {
-	if req.Previous == nil {
-		return nil, nil
-	}
-	v, ok, err := req.Previous(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read AWSPREVIOUS: %w", err)
-	}
-	if !ok {
-		return nil, nil
-	}
-	prev, err := dbsecret.Parse(v.Value)
-	if err != nil {
-		return nil, fmt.Errorf("AWSPREVIOUS version %s: %w; revoke cannot tell which credential it held, so it changes nothing: fix the version or remove its AWSPREVIOUS label, then revoke again", v.ID, err)
-	}
-	if prev.Family() != cur.Family() || !strings.EqualFold(prev.Host, cur.Host) || prev.Port != cur.Port {
-		return nil, fmt.Errorf("%w: AWSPREVIOUS version %s is for %s %s:%d, but AWSCURRENT is for %s %s:%d; revoke proves old passwords refused only on AWSCURRENT's server, so it changes nothing: revoke the old credential on that server by hand, then remove the AWSPREVIOUS label and revoke again",
-			dbsecret.ErrInvalidSecret, v.ID, prev.Engine, prev.Host, prev.Port, cur.Engine, cur.Host, cur.Port)
-	}
-	if err := user(prev.Username); err != nil {
-		return nil, err
-	}
-	if prev.Username == cur.Username && prev.Password == cur.Password {
-		return nil, nil
-	}
-	probe := *cur
-	probe.Username, probe.Password = prev.Username, prev.Password
-	return &probe, nil
 }
 
 // refused proves that s no longer logs in: nil when the server refuses the

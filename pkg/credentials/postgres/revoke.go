@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,7 +41,7 @@ func (s *SingleUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	if err != nil {
 		return err
 	}
-	probe, err := previousProbe(ctx, req, cur, func(user string) error {
+	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
 		if user != cur.Username {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, not the secret's user %q; single-user revoke changes only %q's password: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
 				ErrInvalid, user, cur.Username, cur.Username, user)
@@ -99,7 +98,7 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 		return err
 	}
 	base, other := BaseName(cur.Username), alternate(cur.Username)
-	probe, err := previousProbe(ctx, req, cur, func(user string) error {
+	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
 		if user != base && user != CloneName(base) {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
 				ErrInvalid, user, base, CloneName(base), user)
@@ -185,38 +184,6 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 		return fmt.Errorf("AWSCURRENT no longer logs in after revoke: %w", err)
 	}
 	return nil
-}
-
-// previousProbe reads AWSPREVIOUS and returns the credential it held, aimed
-// at AWSCURRENT's server and database (passwords are per role, so that is
-// where it is proven refused): AWSPREVIOUS's user and password. It returns
-// nil when there is no previous version or it holds AWSCURRENT's very
-// credential. user says whether AWSPREVIOUS's user is one Revoke may handle.
-func previousProbe(ctx context.Context, req rotation.RevokeRequest, cur *dbsecret.Secret, user func(string) error) (*dbsecret.Secret, error) {
-	v, ok, err := req.Previous(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read AWSPREVIOUS: %w", err)
-	}
-	if !ok {
-		return nil, nil
-	}
-	prev, err := parse("AWSPREVIOUS", v)
-	if err != nil {
-		return nil, fmt.Errorf("%w; revoke cannot tell which credential it held, so it changes nothing: fix the version or remove its AWSPREVIOUS label, then revoke again", err)
-	}
-	if prev.Family() != cur.Family() || !strings.EqualFold(prev.Host, cur.Host) || prev.Port != cur.Port {
-		return nil, fmt.Errorf("%w: AWSPREVIOUS version %s is for %s %s:%d, but AWSCURRENT is for %s %s:%d; revoke proves old passwords refused only on AWSCURRENT's server, so it changes nothing: revoke the old credential on that server by hand, then remove the AWSPREVIOUS label and revoke again",
-			ErrInvalid, v.ID, prev.Engine, prev.Host, prev.Port, cur.Engine, cur.Host, cur.Port)
-	}
-	if err := user(prev.Username); err != nil {
-		return nil, err
-	}
-	if prev.Username == cur.Username && prev.Password == cur.Password {
-		return nil, nil
-	}
-	probe := *cur
-	probe.Username, probe.Password = prev.Username, prev.Password
-	return &probe, nil
 }
 
 // refused proves that s no longer logs in: nil when the server refuses the
