@@ -108,7 +108,8 @@ type Files struct {
 	CA, Cert, Key string
 }
 
-// WriteFiles writes ca.pem, server.pem and server.key (mode 0600) into dir.
+// WriteFiles writes ca.pem and server.pem (mode 0644) and server.key (mode
+// 0600) into dir.
 func WriteFiles(dir string, ca *CA, s *Server) (Files, error) {
 	f := Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "server.pem"), Key: filepath.Join(dir, "server.key")}
 	for _, w := range []struct {
