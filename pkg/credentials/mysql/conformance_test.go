@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,7 +66,7 @@ func TestConformanceSingleUser(t *testing.T) {
 		NewSecret: func(t *testing.T, _ *secretsmanager.Client) string {
 			user, pw := uniqueName("rt_conf_"), randomPassword(t)
 			ts.createUser(t, user, "%", pw)
-			return ts.secret(user, pw, map[string]any{"unknownField": map[string]any{"kept": true}, "port": "3306"})
+			return ts.secret(user, pw, map[string]any{"unknownField": map[string]any{"kept": true}, "port": strconv.Itoa(ts.port)}) // port as a numeric string
 		},
 		Check:   check(Config{}),
 		Corrupt: corrupt(t),
