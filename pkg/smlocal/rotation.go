@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -109,7 +108,7 @@ func (s *Server) runsLocked(id string) []*rotationRun {
 		return s.rotations[sec.ARN]
 	}
 	for arn, runs := range s.rotations {
-		if arn == id || (len(arn) == len(id)+7 && strings.HasPrefix(arn, id)) || (len(runs) > 0 && runs[0].rec.SecretName == id) {
+		if len(runs) > 0 && refersTo(arn, runs[0].rec.SecretName, id) {
 			return runs
 		}
 	}

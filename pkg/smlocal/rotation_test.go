@@ -525,3 +525,27 @@ func TestCancelRotateSecretCancelsRotationInProgress(t *testing.T) {
 		t.Fatalf("AWSCURRENT moved to %s after a canceled rotation", ver)
 	}
 }
+
+// TestRotationsOfADeletedSecret: the record of a secret's rotations stays
+// readable by name, ARN and partial ARN after the secret is deleted, and
+// another secret's name that merely shares a prefix finds nothing.
+func TestRotationsOfADeletedSecret(t *testing.T) {
+	srv, c, _ := rotationServer(t, Options{})
+	arn := createSecret(t, c, "gone", "pw")
+	createSecret(t, c, "gone-too", "pw")
+	rotate(t, c, &secretsmanager.RotateSecretInput{SecretId: aws.String("gone"), RotationLambdaARN: aws.String(fnARN)})
+	if r := waitRotation(t, srv, "gone"); r.State != RotationSucceeded {
+		t.Fatalf("rotation %s: %s", r.State, r.Err)
+	}
+	if _, err := c.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn), ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"gone", arn, arn[:len(arn)-7]} {
+		if got := srv.Rotations(id); len(got) != 1 || got[0].SecretARN != arn {
+			t.Fatalf("Rotations(%q) after delete = %d rotations, want the one of %s", id, len(got), arn)
+		}
+	}
+	if got := srv.Rotations("gone-too"); len(got) != 0 {
+		t.Fatalf("Rotations(gone-too) = %d rotations of another secret, want none", len(got))
+	}
+}

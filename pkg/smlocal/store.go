@@ -163,19 +163,21 @@ func (st *state) lookup(id string) *storedSecret {
 	if s, ok := st.Secrets[id]; ok {
 		return s
 	}
-	arnLike := strings.HasPrefix(id, "arn:")
 	for _, s := range st.Secrets {
-		if arnLike {
-			if len(s.ARN) == len(id)+7 && strings.HasPrefix(s.ARN, id) && s.ARN[len(id)] == '-' {
-				return s
-			}
-			continue
-		}
-		if s.Name == id {
+		if refersTo(s.ARN, s.Name, id) {
 			return s
 		}
 	}
 	return nil
+}
+
+// refersTo reports whether id, a SecretId (name, full ARN or partial ARN:
+// the ARN without its -xxxxxx suffix), names the secret with this ARN and name.
+func refersTo(arn, name, id string) bool {
+	if !strings.HasPrefix(id, "arn:") {
+		return name == id
+	}
+	return arn == id || (len(arn) == len(id)+7 && strings.HasPrefix(arn, id) && arn[len(id)] == '-')
 }
 
 const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
