@@ -345,6 +345,33 @@ func TestRollbackPostgres(t *testing.T) {
 	}
 }
 
+// TestRollbackFailsAtSetSecret: when the function cannot set the earlier
+// password, rollback stops, AWSCURRENT still logs in, and the advice it gives
+// (unstick --force, as against AWS) clears the version it made.
+func TestRollbackFailsAtSetSecret(t *testing.T) {
+	c := cluster(t)
+	user, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	curVersion, cur := currentOf(t, name)
+	grant(t, c, "ALTER ROLE "+user+" NOLOGIN") // the function can no longer log in to set it
+	r := rotary(t, "rollback", name, "--yes")
+	grant(t, c, "ALTER ROLE "+user+" LOGIN")
+	if r.code != 1 || !strings.Contains(r.errOut, "rotation failed at step setSecret") || !strings.Contains(r.errOut, "rotary unstick "+name+" --force") {
+		t.Fatalf("rollback with a failing setSecret: exit %d, stderr %s; want the step and the unstick --force advice", r.code, r.errOut)
+	}
+	noSecretIn(t, r.out+r.errOut, initial, cur)
+	if v, _ := currentOf(t, name); v != curVersion {
+		t.Fatalf("AWSCURRENT moved to %s after a failed rollback", v)
+	}
+	if err := login(c, cur); err != nil {
+		t.Fatalf("AWSCURRENT no longer logs in after a failed rollback: %v", err)
+	}
+	if u := rotaryAt(t, awsLike(t), "unstick", name, "--force"); u.code != 0 || labels(t, name)[labelPending] != "" {
+		t.Fatalf("unstick --force after the failed rollback: exit %d, stderr %s, labels %v", u.code, u.errOut, labels(t, name))
+	}
+}
+
 // TestRollbackTo rolls back to a named version, answering the prompt.
 func TestRollbackTo(t *testing.T) {
 	name := randomSecret(t)

@@ -166,14 +166,17 @@ func runRollback(ctx context.Context, args []string, out io.Writer) error {
 				hint = "setSecret already set the earlier credential downstream, so AWSCURRENT may no longer log in"
 			}
 			return fmt.Errorf("%w\nRollback stopped: AWSCURRENT is still version %s in Secrets Manager, but %s. "+
-				"AWSPENDING stays on version %s: fix the cause, run 'rotary unstick %s', then roll back again (or rotate)", err, cur, hint, token, s.name)
+				"AWSPENDING stays on version %s: fix the cause, run 'rotary unstick %s --force' (--force because rollback, not a running rotation, made that version), "+
+				"then roll back again (or rotate)", err, cur, hint, token, s.name)
 		}
 		fmt.Fprintf(out, "  %-13s ok  %s\n", step, time.Since(t0).Round(time.Millisecond))
 	}
 	if _, err := c.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId: aws.String(s.arn), VersionStage: aws.String(labelPending), RemoveFromVersionId: aws.String(token),
 	}); err != nil {
-		return fmt.Errorf("rolled back, but could not remove AWSPENDING from version %s: %w; run 'rotary unstick %s'", token, err, s.name)
+		// The rollback itself is done. AWSPENDING on the AWSCURRENT version
+		// blocks nothing (unstick leaves it alone; the next rotation moves it).
+		fmt.Fprintf(out, "warning: could not remove AWSPENDING from version %s, which is now AWSCURRENT (%v); this blocks no rotation, and the next one moves the label\n", token, err)
 	}
 	fmt.Fprintf(out, "Rolled back %s at %s: AWSCURRENT is version %s holding the value of version %s (%s); AWSPREVIOUS is version %s. Version %s itself is unchanged.\n",
 		s.name, time.Now().UTC().Format(time.RFC3339), token, target, describeValue(targetValue), cur, target)
