@@ -92,7 +92,6 @@ func NewHandler(cred Credential, opts Options) (*Handler, error) {
 type invocation struct {
 	ev     Event
 	arn    string
-	desc   *secretsmanager.DescribeSecretOutput
 	scrub  *scrubber
 	note   string // what a successful step did when it did nothing, for the log
 	stages map[string][]string
@@ -139,7 +138,6 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 	if err != nil {
 		return fmt.Errorf("describe secret: %w", err)
 	}
-	inv.desc = desc
 	if desc.ARN != nil {
 		inv.arn = *desc.ARN
 	}
