@@ -315,12 +315,7 @@ func (h *Handler) testSecret(ctx context.Context, inv *invocation) error {
 }
 
 func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
-	current := ""
-	for id, stages := range inv.stages {
-		if slices.Contains(stages, LabelCurrent) {
-			current = id
-		}
-	}
+	current, _ := holder(inv.stages, LabelCurrent)
 	in := &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:        aws.String(inv.arn),
 		VersionStage:    aws.String(LabelCurrent),
@@ -338,7 +333,7 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 // previous returns a reader of AWSPREVIOUS that reads it only when called.
 func (h *Handler) previous(inv *invocation) func(context.Context) (Version, bool, error) {
 	return func(ctx context.Context) (Version, bool, error) {
-		if !hasLabel(inv.stages, LabelPrevious) {
+		if _, ok := holder(inv.stages, LabelPrevious); !ok {
 			return Version{}, false, nil
 		}
 		v, err := h.getVersion(ctx, inv, inv.arn, "", LabelPrevious)
@@ -349,13 +344,15 @@ func (h *Handler) previous(inv *invocation) func(context.Context) (Version, bool
 	}
 }
 
-func hasLabel(stages map[string][]string, label string) bool {
-	for _, s := range stages {
+// holder returns the version that carries label (a label is on at most one
+// version), and whether any does.
+func holder(stages map[string][]string, label string) (string, bool) {
+	for id, s := range stages {
 		if slices.Contains(s, label) {
-			return true
+			return id, true
 		}
 	}
-	return false
+	return "", false
 }
 
 func optional(s string) *string {

@@ -22,10 +22,8 @@ func (h *Handler) revokeSecret(ctx context.Context, inv *invocation) error {
 	if !slices.Contains(stages, LabelCurrent) {
 		return fmt.Errorf("%w: the token must name the AWSCURRENT version (it has %v); rotate first, then revoke with the new version", ErrRevokeRefused, stages)
 	}
-	for id, st := range inv.stages {
-		if id != token && slices.Contains(st, LabelPending) {
-			return fmt.Errorf("%w: a rotation is unfinished (AWSPENDING is on version %s); finish or clear it first", ErrRevokeRefused, id)
-		}
+	if id, ok := holder(inv.stages, LabelPending); ok && id != token {
+		return fmt.Errorf("%w: a rotation is unfinished (AWSPENDING is on version %s); finish or clear it first", ErrRevokeRefused, id)
 	}
 	cur, err := h.getVersion(ctx, inv, inv.arn, token, LabelCurrent)
 	if err != nil {
