@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -559,6 +560,24 @@ func TestRotateTimeoutWithoutFeed(t *testing.T) {
 	release()
 	if _, err := stack(t).SM.WaitRotation(context.Background(), name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStepsWithoutFeedChangeNothing: --progress steps against an endpoint
+// without the step feed (as AWS) is a usage error before any rotation starts.
+func TestStepsWithoutFeedChangeNothing(t *testing.T) {
+	for _, cmd := range [][]string{{"rotate", "--wait"}, {"revoke", "--yes"}} {
+		t.Run(cmd[0], func(t *testing.T) {
+			name := randomSecret(t)
+			before := labels(t, name)
+			r := rotaryAt(t, awsLike(t), cmd[0], name, cmd[1], "--progress", "steps")
+			if r.code != 2 || !strings.Contains(r.errOut, "--progress steps needs the local stack") {
+				t.Fatalf("exit %d, stderr %s; want a usage error", r.code, r.errOut)
+			}
+			if after := labels(t, name); !reflect.DeepEqual(after, before) {
+				t.Fatalf("labels changed from %v to %v: a rotation started", before, after)
+			}
+		})
 	}
 }
 

@@ -22,6 +22,9 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkFeed(ctx, s.arn, ff); err != nil {
+		return err
+	}
 	// What is valid now and will be revoked: the labeled versions.
 	var before []string
 	for _, label := range []string{labelCurrent, labelPrevious} {

@@ -81,6 +81,11 @@ func runRotate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *wait {
+		if err := c.checkFeed(ctx, s.arn, ff); err != nil {
+			return err
+		}
+	}
 	token, err := c.startRotation(ctx, s, *function)
 	if err != nil {
 		return err
@@ -133,8 +138,8 @@ func (c *clients) follow(ctx context.Context, out io.Writer, arn, token string, 
 		if _, ok := c.rotations(ctx, arn); ok {
 			return c.followSteps(ctx, out, arn, token)
 		}
-		if ff.progress == "steps" {
-			return fmt.Errorf("%w: --progress steps needs the local stack's endpoint (--endpoint); against AWS use labels", errUsage)
+		if err := c.checkFeed(ctx, arn, ff); err != nil {
+			return err
 		}
 	}
 	return c.followLabels(ctx, out, arn, token, start, ff)
@@ -189,6 +194,18 @@ func (c *clients) followSteps(ctx context.Context, out io.Writer, arn, token str
 		case <-tick.C:
 		}
 	}
+}
+
+// checkFeed refuses --progress steps when the endpoint has no step feed
+// (AWS); commands call it before they change anything.
+func (c *clients) checkFeed(ctx context.Context, arn string, ff *followFlags) error {
+	if ff.progress != "steps" {
+		return nil
+	}
+	if _, ok := c.rotations(ctx, arn); !ok {
+		return fmt.Errorf("%w: --progress steps needs the local stack's endpoint (--endpoint); against AWS use --progress labels", errUsage)
+	}
+	return nil
 }
 
 // Phases of a rotation as the staging labels show it.
