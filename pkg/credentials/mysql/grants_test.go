@@ -140,3 +140,20 @@ func TestPlanGrantSync(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactLiterals: the test helpers' failure messages never show a
+// quoted value, which may be a password.
+func TestRedactLiterals(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`CREATE USER 'u'@'%' IDENTIFIED BY 'p@ss''w\'d'`, `CREATE USER '…'@'…' IDENTIFIED BY '…'`},
+		{"GRANT SELECT ON `db`.* TO 'u'@'%'", "GRANT SELECT ON `db`.* TO '…'@'…'"},
+		{`ALTER USER 'u'@'%' IDENTIFIED BY 'unterminated`, "(statement withheld: it may hold a password)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := redactLiterals(tt.in); got != tt.want {
+				t.Fatalf("redactLiterals = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -104,11 +104,38 @@ func fingerprint(pw string) string {
 	return "sha256:" + hex.EncodeToString(sum[:4])
 }
 
+// exec runs query as root and fails the test on error. The failure message
+// shows neither the statement's string literals nor the server's message,
+// which can quote the statement: they may hold a password (CREATE USER ...
+// IDENTIFIED BY '...').
 func (ts *testServer) exec(t *testing.T, query string, args ...any) {
 	t.Helper()
 	if _, err := ts.root.Exec(query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) {
+			t.Fatalf("%s: server error %d (SQLSTATE %s)", redactLiterals(query), me.Number, me.SQLState)
+		}
+		t.Fatalf("%s: %T", redactLiterals(query), err)
 	}
+}
+
+// redactLiterals replaces every quoted string in s with '…'.
+func redactLiterals(s string) string {
+	toks, err := lexGrant(s)
+	if err != nil {
+		return "(statement withheld: it may hold a password)"
+	}
+	var b strings.Builder
+	last := 0
+	for _, tok := range toks {
+		if tok.kind == tokString {
+			b.WriteString(s[last:tok.start])
+			b.WriteString("'…'")
+			last = tok.end
+		}
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 func (ts *testServer) quote(s string) string { return quoteString(s, ts.noBackslash) }
