@@ -61,9 +61,8 @@ const (
 // RANDOM_ALPHABET (default alphabet, "password"). A field of the password
 // alphabet follows the password policy (PASSWORD_LENGTH, EXCLUDE_*, ...);
 // its length is the entry's if it gives one, else RANDOM_LENGTH if set, else
-// PASSWORD_LENGTH. Such a length is checked against the policy here, so that
-// an impossible one stops the function at start rather than fail every
-// rotation.
+// PASSWORD_LENGTH. The policy is checked here, so that an impossible length
+// stops the function at start rather than fail every rotation.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	defLen := DefaultLength
 	s := strings.TrimSpace(getenv("RANDOM_LENGTH"))
@@ -86,8 +85,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if strings.TrimSpace(spec) == "" {
 		spec = DefaultFields
 	}
-	var cfg Config
-	seen := map[string]bool{}
+	var (
+		cfg    Config
+		seen   = map[string]bool{}
+		policy *rotation.PasswordPolicy // read when a field needs it
+		err    error
+	)
 	for _, entry := range strings.Split(spec, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
@@ -113,10 +116,19 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			f.Alphabet = parts[2]
 		}
 		if f.Alphabet == AlphabetPassword {
+			if policy == nil {
+				if policy, err = rotation.PasswordPolicyFromEnv(getenv); err != nil {
+					return Config{}, err
+				}
+			}
 			if !explicitLength && !defLenSet {
-				f.Length = 0 // PASSWORD_LENGTH
-			} else if err := checkPasswordLength(getenv, f.Length); err != nil {
-				return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q (length from the entry or RANDOM_LENGTH): %w", entry, err)
+				f.Length = policy.Length // PASSWORD_LENGTH
+			} else {
+				p := *policy
+				p.Length = f.Length
+				if err := p.Check(); err != nil {
+					return Config{}, fmt.Errorf("ROTATE_FIELDS entry %q (length from the entry or RANDOM_LENGTH): %w", entry, err)
+				}
 			}
 		}
 		if seen[f.Name] {
@@ -129,20 +141,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("ROTATE_FIELDS names no field; name at least one, e.g. apiKey")
 	}
 	return cfg, nil
-}
-
-// checkPasswordLength checks that the function's password policy can make a
-// password of n characters.
-func checkPasswordLength(getenv func(string) string, n int) error {
-	p, err := rotation.PasswordPolicyFromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	p.Length = n
-	if err := p.Check(); err != nil {
-		return fmt.Errorf("length %d: %w", n, err)
-	}
-	return nil
 }
 
 func checkAlphabet(a string) error {

@@ -55,7 +55,9 @@ func TestConfigFromEnv(t *testing.T) {
 		want    []Field
 		wantErr string
 	}{
-		{"default", nil, []Field{{"password", 0, "password"}}, ""},
+		{"default", nil, []Field{{"password", 32, "password"}}, ""},
+		{"default follows PASSWORD_LENGTH", map[string]string{"PASSWORD_LENGTH": "20"}, []Field{{"password", 20, "password"}}, ""},
+		{"bad password policy", map[string]string{"PASSWORD_LENGTH": "x"}, nil, "PASSWORD_LENGTH"},
 		{"password alphabet with a length", map[string]string{"ROTATE_FIELDS": "password:64,pin:6:numeric"},
 			[]Field{{"password", 64, "password"}, {"pin", 6, "numeric"}}, ""},
 		{"password length the policy cannot make", map[string]string{"ROTATE_FIELDS": "password:3"}, nil, `ROTATE_FIELDS entry "password:3"`},
