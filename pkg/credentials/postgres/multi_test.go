@@ -214,3 +214,36 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 		t.Fatalf("RDS API calls = %v, want both DescribeDBInstances and DescribeDBClusters", calls)
 	}
 }
+
+// TestMultiUserRepairsExistingClone: a clone made by hand or by AWS's
+// template (no membership in the base role, NOINHERIT, no session role) is
+// repaired by the first rotation to it, so it reads what the base user may
+// and its objects belong to the base role.
+func TestMultiUserRepairsExistingClone(t *testing.T) {
+	f := setup(t)
+	e := newEnv(t, f, NewMultiUser(f.cfg))
+	base, pw := uniqueName("rotary_repair"), newPassword(t)
+	f.createRole(t, base, pw, "")
+	f.exec(t, "CREATE ROLE "+QuoteIdentifier(CloneName(base))+" WITH LOGIN NOINHERIT PASSWORD NULL") // dropped by createRole's cleanup
+	schema := QuoteIdentifier(uniqueName("rotary_repair_schema"))
+	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
+	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
+
+	if _, err := e.Rotate(t, arn); err != nil {
+		t.Fatalf("rotation to the existing clone: %v", err)
+	}
+	clone := current(t, e, arn)
+	if got := field(t, clone, "username"); got != CloneName(base) {
+		t.Fatalf("after the rotation the user is %q, want %q", got, CloneName(base))
+	}
+	f.as(t, clone, "SELECT * FROM "+schema+".t", "CREATE TABLE "+schema+".by_clone (id int)")
+	var owner string
+	if err := f.adminConn(t).QueryRow(t.Context(), "SELECT tableowner FROM pg_tables WHERE tablename = 'by_clone' AND schemaname = $1", strings.Trim(schema, `"`)).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	if owner != base {
+		t.Fatalf("a table the repaired clone created is owned by %q, want the base role %q", owner, base)
+	}
+}
