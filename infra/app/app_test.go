@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/rotary-secrets/rotary/infra/config"
+	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
 	"github.com/rotary-secrets/rotary/infra/rotary"
 )
 
@@ -766,7 +767,7 @@ func TestSynthIsDeterministic(t *testing.T) {
 }
 
 func TestMissingPackageSaysRunMakeBuild(t *testing.T) {
-	requireNode(t)
+	cdktest.RequireNode(t)
 	cfg, err := config.Parse([]byte(minimalYAML), ".")
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,12 @@
 package app
 
 import (
-	"archive/zip"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -18,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/rotary-secrets/rotary/infra/config"
+	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
 	"github.com/rotary-secrets/rotary/infra/rotary"
 )
 
@@ -30,7 +27,7 @@ var tempDirs struct {
 }
 
 func TestMain(m *testing.M) {
-	silenceNodeBanner()
+	cdktest.SilenceNodeBanner()
 	code := m.Run()
 	tempDirs.Lock()
 	for _, d := range tempDirs.dirs {
@@ -38,33 +35,6 @@ func TestMain(m *testing.M) {
 	}
 	tempDirs.Unlock()
 	os.Exit(code)
-}
-
-// silenceNodeBanner re-executes the test binary with
-// JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 when it is missing: jsii
-// captures the environment for node while packages initialize, so setting it
-// here would be too late. If the re-exec fails, the tests run with the banner.
-func silenceNodeBanner() {
-	const key = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
-	if os.Getenv(key) != "" {
-		return
-	}
-	os.Setenv(key, "20")
-	if exe, err := os.Executable(); err == nil {
-		_ = syscall.Exec(exe, os.Args, os.Environ())
-	}
-}
-
-// requireNode skips (fails in CI) when Node.js, which jsii runs the CDK
-// in, is not installed.
-func requireNode(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CDK synthesis needs Node.js (jsii): %v", err)
-		}
-		t.Skipf("CDK synthesis needs Node.js (jsii): %v", err)
-	}
 }
 
 // tempDir outlives single tests (fixtures are shared); TestMain removes it.
@@ -86,27 +56,11 @@ func fakeDist(types ...rotary.FunctionType) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, t := range types {
-		f, err := os.Create(filepath.Join(dir, string(t)+".zip"))
-		if err != nil {
-			return "", err
-		}
-		zw := zip.NewWriter(f)
-		w, err := zw.Create("bootstrap")
-		if err == nil {
-			_, err = fmt.Fprintf(w, "#!/bin/sh\necho %s\n", t)
-		}
-		if err == nil {
-			err = zw.Close()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", err
-		}
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
 	}
-	return dir, nil
+	return dir, cdktest.WriteFakeDist(dir, names...)
 }
 
 // fixture is one synthesized stack.
@@ -152,7 +106,7 @@ type lazyFixture struct {
 
 func (l *lazyFixture) get(t *testing.T) *fixture {
 	t.Helper()
-	requireNode(t)
+	cdktest.RequireNode(t)
 	l.once.Do(func() { l.f, l.err = l.load() })
 	if l.err != nil {
 		t.Fatalf("synthesize fixture: %v", l.err)
@@ -201,17 +155,8 @@ var minimal = &lazyFixture{load: func() (*fixture, error) {
 	return synthesize(cfg)
 }}
 
-// check runs a CDK assertion; the Go bindings panic when one fails, which
-// becomes a test error carrying the assertion's message.
-func check(t *testing.T, what string, assertion func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: %v", what, r)
-		}
-	}()
-	assertion()
-}
+// check runs a CDK assertion; a failure becomes a test error.
+var check = cdktest.Check
 
 // resources returns the template's resources of one type by logical ID.
 func (f *fixture) resources(typ string) map[string]map[string]any {

@@ -1,15 +1,11 @@
 package rotary
 
 import (
-	"archive/zip"
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -18,20 +14,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
 )
 
-// TestMain re-executes the test binary with
-// JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 when it is missing (jsii
-// captures the environment for node while packages initialize), so Node 20's
-// end-of-life banner does not drown the output.
 func TestMain(m *testing.M) {
-	const key = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
-	if os.Getenv(key) == "" {
-		os.Setenv(key, "20")
-		if exe, err := os.Executable(); err == nil {
-			_ = syscall.Exec(exe, os.Args, os.Environ())
-		}
-	}
+	cdktest.SilenceNodeBanner()
 	os.Exit(m.Run())
 }
 
@@ -43,38 +31,18 @@ const (
 )
 
 // check turns a panicking CDK assertion into a test error with its message.
-func check(t *testing.T, what string, assertion func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: %v", what, r)
-		}
-	}()
-	assertion()
-}
+var check = cdktest.Check
 
+// fakeDist writes a dist directory with a dummy package for each type.
 func fakeDist(t *testing.T, types ...FunctionType) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, typ := range types {
-		f, err := os.Create(filepath.Join(dir, string(typ)+".zip"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zw := zip.NewWriter(f)
-		w, err := zw.Create("bootstrap")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write([]byte("#!/bin/sh\n")); err != nil {
-			t.Fatal(err)
-		}
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
+	names := make([]string, len(types))
+	for i, typ := range types {
+		names[i] = string(typ)
+	}
+	if err := cdktest.WriteFakeDist(dir, names...); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -87,12 +55,7 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CDK synthesis needs Node.js (jsii): %v", err)
-		}
-		t.Skipf("CDK synthesis needs Node.js (jsii): %v", err)
-	}
+	cdktest.RequireNode(t)
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
 	stack := awscdk.NewStack(app, jsii.String("TeamStack"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: jsii.String("210987654321"), Region: jsii.String("us-west-2")},
