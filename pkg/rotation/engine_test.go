@@ -340,24 +340,30 @@ func TestEndpointFromEnvironment(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, c := range []struct{ name, env string }{
-		{"SECRETS_MANAGER_ENDPOINT", "SECRETS_MANAGER_ENDPOINT"},
-		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SECRETS_MANAGER"},
+	// elsewhere is an endpoint that must not be used: nothing listens there.
+	elsewhere := httptest.NewServer(nil)
+	elsewhere.Close()
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"SECRETS_MANAGER_ENDPOINT", map[string]string{"SECRETS_MANAGER_ENDPOINT": hs.URL}},
+		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", map[string]string{"AWS_ENDPOINT_URL_SECRETS_MANAGER": hs.URL}},
+		{"SECRETS_MANAGER_ENDPOINT wins over AWS_ENDPOINT_URL_SECRETS_MANAGER", map[string]string{"SECRETS_MANAGER_ENDPOINT": hs.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER": elsewhere.URL}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			t.Setenv(c.env, hs.URL)
+			for k, v := range c.env {
+				t.Setenv(k, v) // the SDK reads AWS_ENDPOINT_URL_* itself
+			}
 			srv.ResetCalls()
-			client, err := rotation.NewSecretsManagerClient(context.Background(), func(k string) string {
-				if k == c.env {
-					return hs.URL
-				}
-				return ""
-			})
+			client, err := rotation.NewSecretsManagerClient(context.Background(), func(k string) string { return c.env[k] })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := client.ListSecrets(context.Background(), &secretsmanager.ListSecretsInput{}); err != nil {
-				t.Fatalf("client did not reach the endpoint from %s: %v", c.env, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := client.ListSecrets(ctx, &secretsmanager.ListSecretsInput{}); err != nil {
+				t.Fatalf("client did not reach the endpoint: %v", err)
 			}
 			if srv.Calls()["ListSecrets"] != 1 {
 				t.Fatalf("the local Secrets Manager saw no call")
