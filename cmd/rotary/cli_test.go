@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -263,6 +270,52 @@ func TestStatusAll(t *testing.T) {
 	}
 	if sb, ok := found[b]; !ok || sb.RotationEnabled {
 		t.Errorf("status of %s = %+v, want listed with rotation off", b, sb)
+	}
+}
+
+// TestStatusAllShowsSecretsItCannotRead: a secret this identity may not
+// describe gets an ERROR row; the others are still shown, and the exit is 1.
+func TestStatusAllShowsSecretsItCannotRead(t *testing.T) {
+	readable, denied := randomSecret(t), newSecret(t, `{"apiKey":"x"}`)
+	u, err := url.Parse(stack(t).Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.Header.Get("X-Amz-Target") == "secretsmanager.DescribeSecret" && bytes.Contains(body, []byte(denied)) {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"not authorized to perform secretsmanager:DescribeSecret"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	r := rotaryAt(t, srv.URL, "status", "--all", "--json")
+	var statuses []secretStatus
+	if err := json.Unmarshal([]byte(r.out), &statuses); err != nil {
+		t.Fatalf("status --all --json with one unreadable secret: %v\n%s", err, r.out)
+	}
+	found := map[string]secretStatus{}
+	for _, s := range statuses {
+		found[s.Name] = s
+	}
+	if r.code != 1 || !strings.Contains(r.errOut, "could not read 1 of") {
+		t.Errorf("exit %d, stderr %s; want 1 and how many could not be read", r.code, r.errOut)
+	}
+	if s := found[denied]; !strings.Contains(s.Error, "AccessDenied") {
+		t.Errorf("status of the denied secret = %+v; want its error", s)
+	}
+	if s := found[readable]; s.Error != "" || !s.RotationEnabled {
+		t.Errorf("status of the readable secret = %+v; want it shown as usual", s)
+	}
+	text := rotaryAt(t, srv.URL, "status", "--all")
+	if !strings.Contains(text.out, "ERROR") || !strings.Contains(text.out, denied+": ") || !strings.Contains(text.out, readable) {
+		t.Errorf("status --all text:\n%s", text.out)
 	}
 }
 

@@ -30,6 +30,8 @@ type secretStatus struct {
 	PendingVersion  string     `json:"pendingVersion,omitempty"`
 	Stuck           bool       `json:"stuck"`
 	Overdue         bool       `json:"overdue"`
+	// Error says why the secret could not be read (when several are listed).
+	Error string `json:"error,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, out io.Writer) error {
@@ -48,8 +50,9 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids := pos
+	ids, names := pos, pos
 	if *all {
+		ids, names = nil, nil
 		p := secretsmanager.NewListSecretsPaginator(c.sm, &secretsmanager.ListSecretsInput{})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
@@ -57,23 +60,37 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 				return fmt.Errorf("list secrets: %w", err)
 			}
 			for _, s := range page.SecretList {
-				ids = append(ids, aws.ToString(s.ARN))
+				ids, names = append(ids, aws.ToString(s.ARN)), append(names, aws.ToString(s.Name))
 			}
 		}
 	}
 	now := time.Now()
 	statuses := make([]secretStatus, 0, len(ids))
-	for _, id := range ids {
+	failed := 0
+	for i, id := range ids {
 		s, err := c.describe(ctx, id)
-		if err != nil {
+		switch {
+		case err != nil && len(ids) == 1:
 			return err
+		case err != nil:
+			// One secret this identity may not read must not hide the others.
+			failed++
+			statuses = append(statuses, secretStatus{Name: names[i], ARN: id, Error: err.Error()})
+		default:
+			statuses = append(statuses, statusOf(s, now))
 		}
-		statuses = append(statuses, statusOf(s, now))
+	}
+	var errFailed error
+	if failed > 0 {
+		errFailed = fmt.Errorf("could not read %d of %d secrets (their rows say why); check your permissions on them", failed, len(ids))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(statuses)
+		if err := enc.Encode(statuses); err != nil {
+			return err
+		}
+		return errFailed
 	}
 	if len(statuses) == 0 {
 		fmt.Fprintln(out, "no secrets")
@@ -83,7 +100,10 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintln(tw, "SECRET\tROTATION\tSCHEDULE\tLAST ROTATED\tNEXT ROTATION\tCURRENT AGE\tFLAGS")
 	for _, st := range statuses {
 		rot := "off"
-		if st.RotationEnabled {
+		switch {
+		case st.Error != "":
+			rot = "?"
+		case st.RotationEnabled:
 			rot = "on"
 		}
 		sched := st.Schedule
@@ -103,15 +123,21 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	for _, st := range statuses {
+		if st.Error != "" {
+			fmt.Fprintf(out, "\n%s: %s\n", st.Name, st.Error)
+		}
 		if st.Stuck {
 			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed. "+
 				"If none is running, run 'rotary unstick %s', fix the cause and rotate again.\n", st.Name, st.PendingVersion, st.Name)
 		}
 	}
-	return nil
+	return errFailed
 }
 
 func flags(st secretStatus) string {
+	if st.Error != "" {
+		return "ERROR"
+	}
 	var f []string
 	if st.Stuck {
 		f = append(f, "STUCK")
