@@ -110,17 +110,11 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	case cur.PlaintextAllowed() != pend.PlaintextAllowed():
 		return fmt.Errorf("%w: field \"ssl\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
 	}
-	if req.Secrets == nil {
-		return fmt.Errorf("read the master secret %s: no secret store was given", cur.MasterARN)
-	}
-	master, err := dbsecret.Master(ctx, req.Secrets, cur, mu.cfg.NewRDS)
+	master, err := mu.master(ctx, req.Secrets, cur)
 	if err != nil {
 		return err
 	}
 	base, clone := userPair(cur.Username)
-	if master.Username == base || master.Username == clone {
-		return fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
-	}
 	// The current value must log in: the master never acts for a user that
 	// the secret has not proved it owns (someone able to write this secret
 	// but not the master must not get a clone of another user's grants).
@@ -190,6 +184,22 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		}
 	}
 	return admin.syncClone(ctx, base, clone, host)
+}
+
+// master reads the admin secret named by cur's masterarn (see
+// dbsecret.Master) and refuses one that logs in as either user of the pair.
+func (mu *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cur *dbsecret.Secret) (*dbsecret.Secret, error) {
+	if secrets == nil {
+		return nil, fmt.Errorf("read the master secret %s: no secret store was given", cur.MasterARN)
+	}
+	master, err := dbsecret.Master(ctx, secrets, cur, mu.cfg.NewRDS)
+	if err != nil {
+		return nil, err
+	}
+	if base, clone := userPair(cur.Username); master.Username == base || master.Username == clone {
+		return nil, fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
+	}
+	return master, nil
 }
 
 // currentHost logs in with the current value and returns the host of the

@@ -132,15 +132,9 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	if err != nil {
 		return err
 	}
-	if req.Secrets == nil {
-		return fmt.Errorf("read the master secret %s: no secret store was given", cur.MasterARN)
-	}
-	master, err := dbsecret.Master(ctx, req.Secrets, cur, mu.cfg.NewRDS)
+	master, err := mu.master(ctx, req.Secrets, cur)
 	if err != nil {
 		return err
-	}
-	if master.Username == base || master.Username == clone {
-		return fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
 	}
 	host, err := mu.currentHost(ctx, cur)
 	if err != nil {

@@ -116,12 +116,9 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but alternating-users rotation of %q may only use %q or %q; remove the pending version (AWSPENDING) and rotate again",
 			ErrInvalid, pend.Username, cur.Username, base, CloneName(base))
 	}
-	master, err := dbsecret.Master(ctx, req.Secrets, cur, m.cfg.NewRDS)
+	master, err := m.master(ctx, req.Secrets, cur)
 	if err != nil {
 		return err
-	}
-	if master.Username == base || master.Username == CloneName(base) {
-		return fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
 	}
 	// The master connects to the user's database: roles are cluster-wide,
 	// but this is the database the function is allowed to reach.
@@ -170,6 +167,22 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		return fmt.Errorf("commit the changes to roles %q and %q: %w", base, CloneName(base), err)
 	}
 	return nil
+}
+
+// master reads the admin secret named by cur's masterarn (see
+// dbsecret.Master) and refuses one that logs in as either user of the pair.
+func (m *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cur *dbsecret.Secret) (*dbsecret.Secret, error) {
+	if secrets == nil {
+		return nil, fmt.Errorf("read the master secret %s: no secret store was given", cur.MasterARN)
+	}
+	master, err := dbsecret.Master(ctx, secrets, cur, m.cfg.NewRDS)
+	if err != nil {
+		return nil, err
+	}
+	if base := BaseName(cur.Username); master.Username == base || master.Username == CloneName(base) {
+		return nil, fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
+	}
+	return master, nil
 }
 
 // ensureRoles checks that the base role exists and, when the pending user is

@@ -108,12 +108,9 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 	if err != nil {
 		return err
 	}
-	master, err := dbsecret.Master(ctx, req.Secrets, cur, m.cfg.NewRDS)
+	master, err := m.master(ctx, req.Secrets, cur)
 	if err != nil {
 		return err
-	}
-	if master.Username == base || master.Username == CloneName(base) {
-		return fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
 	}
 	if err := m.cfg.check(ctx, cur); err != nil {
 		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q and revoke changes nothing; rotate the secret (or restore AWSCURRENT) first: %w", ErrLogin, cur.Username, err)
