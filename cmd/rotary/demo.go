@@ -247,8 +247,11 @@ func postgresSubject(ctx context.Context, c *pgcluster.Cluster) (*demoSubject, e
 }
 
 // pgLogin logs in to the cluster's postgres database with the username and
-// password of a secret value, over verified TLS, and runs a query.
+// password of a secret value, over verified TLS, and runs a query, all
+// within 10 seconds.
 func pgLogin(ctx context.Context, c *pgcluster.Cluster, value string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var s struct{ Username, Password string }
 	if err := json.Unmarshal([]byte(value), &s); err != nil {
 		return fmt.Errorf("the secret value is not a JSON object with username and password: %w", err)
@@ -258,7 +261,7 @@ func pgLogin(ctx context.Context, c *pgcluster.Cluster, value string) error {
 		return err
 	}
 	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = c.Host, uint16(c.Port), s.Username, s.Password, "postgres"
-	cfg.TLSConfig, cfg.Fallbacks, cfg.ConnectTimeout = c.TLSConfig(c.Host), nil, 10*time.Second
+	cfg.TLSConfig, cfg.Fallbacks = c.TLSConfig(c.Host), nil
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
