@@ -52,7 +52,7 @@ func (c *clients) invokeStep(ctx context.Context, function, arn, step, token str
 	}
 	out, err := c.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
 	if err != nil {
-		return fmt.Errorf("invoke %s for step %s: %w", function, step, err)
+		return fmt.Errorf("invoke %s for step %s: %w; check that you may call lambda:InvokeFunction on it and that --region (or --endpoint) is where it runs", function, step, err)
 	}
 	if out.FunctionError != nil {
 		var fe struct {

@@ -42,7 +42,7 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 	if _, err := c.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId: aws.String(s.arn), VersionStage: aws.String(labelPending), RemoveFromVersionId: aws.String(pending),
 	}); err != nil {
-		return fmt.Errorf("remove AWSPENDING from version %s: %w", pending, err)
+		return fmt.Errorf("remove AWSPENDING from version %s: %w; check that you may call secretsmanager:UpdateSecretVersionStage on %s", pending, err, s.name)
 	}
 	left := "no labels left: it is now deprecated"
 	var others []string
