@@ -152,8 +152,14 @@ func (f *fixture) mustNotLogin(t *testing.T, what, value string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := f.login(ctx, value); err == nil {
+	err := f.login(ctx, value)
+	if err == nil {
 		t.Fatalf("%s logs in, but it must not", what)
+	}
+	// Only the server refusing the password proves it; a network or TLS
+	// error, or a value that does not parse, proves nothing.
+	if !isAuthFailure(err) {
+		t.Fatalf("%s: want the server to refuse the password, got %v", what, err)
 	}
 }
 
