@@ -138,10 +138,13 @@ func (s *Stack) invoke(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "read the payload: "+err.Error())
 		return
 	}
-	mu := s.lock(arn)
-	mu.Lock()
+	release, err := s.acquire(r.Context(), arn)
+	if err != nil {
+		lambdaError(w, http.StatusServiceUnavailable, "TooManyRequestsException", err.Error())
+		return
+	}
 	out, err := fn.Invoke(r.Context(), payload)
-	mu.Unlock()
+	release()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 	var fe *lambdaemu.FunctionError

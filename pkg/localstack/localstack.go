@@ -75,18 +75,25 @@ type Stack struct {
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
-	busy      map[string]*sync.Mutex // one per function ARN: its invocation queue
+	busy      map[string]chan struct{} // one per function ARN: its invocation queue (holds one token)
 }
 
-func (s *Stack) lock(arn string) *sync.Mutex {
+// acquire waits for the function's turn, or for ctx to end; the caller must
+// call release when its invocation is over.
+func (s *Stack) acquire(ctx context.Context, arn string) (release func(), err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	mu, ok := s.busy[arn]
+	q, ok := s.busy[arn]
 	if !ok {
-		mu = &sync.Mutex{}
-		s.busy[arn] = mu
+		q = make(chan struct{}, 1)
+		s.busy[arn] = q
 	}
-	return mu
+	s.mu.Unlock()
+	select {
+	case q <- struct{}{}:
+		return func() { <-q }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for function %s to finish its current invocation: %w", arn, ctx.Err())
+	}
 }
 
 // FunctionARN is the ARN under which the stack serves a function.
@@ -111,15 +118,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]*sync.Mutex{}}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}}
 	httpInvoker := &smlocal.HTTPInvoker{Resolve: s.resolve, Client: &http.Client{}}
 	// The emulator runs one invocation at a time and refuses a second with
 	// HTTP 400, as one Lambda execution environment would; Lambda would run
 	// another environment instead. Queue concurrent invocations per function.
 	var invoker smlocal.Invoker = smlocal.InvokerFunc(func(ctx context.Context, arn string, ev smlocal.Event) error {
-		mu := s.lock(arn)
-		mu.Lock()
-		defer mu.Unlock()
+		release, err := s.acquire(ctx, arn)
+		if err != nil {
+			return err
+		}
+		defer release()
 		return httpInvoker.Invoke(ctx, arn, ev)
 	})
 	if cfg.WrapInvoker != nil {
