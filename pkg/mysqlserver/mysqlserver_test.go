@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -78,21 +79,24 @@ func TestLogin(t *testing.T) {
 		return string(b)
 	}
 	tests := []struct {
-		name   string
-		value  string
-		ca     string
-		wantOK bool
+		name    string
+		value   string
+		ca      string
+		wantErr string // empty: Login succeeds
 	}{
-		{"right password", value("localhost", `pa'ss\word`), caFile, true},
-		{"wrong password", value("localhost", "password"), caFile, false},
-		{"wrong host name", value("127.0.0.1", `pa'ss\word`), caFile, false},
-		{"untrusted CA", value("localhost", `pa'ss\word`), otherFile, false},
+		{"right password", value("localhost", `pa'ss\word`), caFile, ""},
+		{"wrong password", value("localhost", "password"), caFile, "Error 1045"},
+		{"wrong host name", value("127.0.0.1", `pa'ss\word`), caFile, "certificate"},
+		{"untrusted CA", value("localhost", `pa'ss\word`), otherFile, "certificate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Login(context.Background(), tc.value, tc.ca)
-			if (err == nil) != tc.wantOK {
-				t.Fatalf("Login: %v, want ok=%v", err, tc.wantOK)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Login: %v, want success", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Login: %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
 	}
