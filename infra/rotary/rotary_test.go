@@ -203,6 +203,25 @@ func TestConstructRejectsBadProps(t *testing.T) {
 	}
 }
 
+func TestConstructRejectsASecretRotatedTwice(t *testing.T) {
+	e := newEnv(t)
+	s, err := NewSuite(e.stack, jsii.String("Rotation"), &SuiteProps{DistDir: jsii.String(e.dist), Vpc: e.vpc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := imported(e, secretA)
+	props := func(typ FunctionType) *RotateSecretProps {
+		return &RotateSecretProps{Secret: secret, Type: typ, Schedule: jsii.String("rate(1 day)")}
+	}
+	if _, err := s.RotateSecret(jsii.String("First"), props(RandomSecret)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.RotateSecret(jsii.String("Second"), props(RandomSecret))
+	if err == nil || !strings.Contains(err.Error(), "field Secret") || !strings.Contains(err.Error(), "RotateSecret First") {
+		t.Errorf("second RotateSecret of one secret: error = %v, want one naming field Secret and the first rotation", err)
+	}
+}
+
 func TestSuiteRequiresDistAndVpc(t *testing.T) {
 	e := newEnv(t)
 	if _, err := NewSuite(e.stack, jsii.String("NoDist"), &SuiteProps{}); err == nil || !strings.Contains(err.Error(), "DistDir") {

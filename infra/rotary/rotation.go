@@ -116,6 +116,9 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if props == nil || props.Secret == nil {
 		return nil, fmt.Errorf("%s: field Secret is required", where)
 	}
+	if first, ok := s.rotated[*props.Secret.SecretArn()]; ok {
+		return nil, fmt.Errorf("%s: field Secret: the secret is already rotated by RotateSecret %s; a secret has one rotation schedule, so rotate it once", where, first)
+	}
 	if !props.Type.Valid() {
 		return nil, fmt.Errorf("%s: field Type: %q is unknown: use one of %v", where, props.Type, FunctionTypes())
 	}
@@ -147,6 +150,7 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	arn := props.Secret.SecretArn()
+	s.rotated[*arn] = *id
 	fn.allowRotate(arn)
 	if key := firstKey(props.EncryptionKey, props.Secret.EncryptionKey()); key != nil {
 		fn.allowKey(key.KeyArn())

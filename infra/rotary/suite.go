@@ -161,6 +161,8 @@ type Suite struct {
 	ours map[string]bool
 	// dbRules dedupes security-group rules: "type|sg|port".
 	dbRules map[string]bool
+	// rotated maps each rotated secret's ARN (or token) to its RotateSecret id.
+	rotated map[string]string
 }
 
 // NewSuite creates the suite's shared resources: the alarm topic (unless
@@ -179,6 +181,7 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 		functions: map[FunctionType]*Function{},
 		ours:      map[string]bool{},
 		dbRules:   map[string]bool{},
+		rotated:   map[string]string{},
 	}
 	s.stack = awscdk.Stack_Of(s.Construct)
 	if s.props.MemorySize == nil {
