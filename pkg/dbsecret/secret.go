@@ -214,9 +214,7 @@ func sslField(m map[string]json.RawMessage) (*bool, error) {
 // must be equal. The username is the credential type's business (it changes
 // in alternating-users rotation).
 func CheckSameTarget(cur, pend *Secret) error {
-	diff := func(field string, a, b any) error {
-		return fmt.Errorf("%w: field %q differs between the current and the pending version (%v, %v); a rotation must not move to another server: remove the pending version (AWSPENDING) and rotate again", ErrInvalidSecret, field, a, b)
-	}
+	diff := pendingDiff
 	switch {
 	case cur.Engine != pend.Engine:
 		return diff("engine", strconv.Quote(cur.Engine), strconv.Quote(pend.Engine))
@@ -228,6 +226,33 @@ func CheckSameTarget(cur, pend *Secret) error {
 		return diff("dbname", strconv.Quote(cur.Database()), strconv.Quote(pend.Database()))
 	}
 	return nil
+}
+
+// CheckPending refuses a pending value that is not for the same rotation as
+// cur: CheckSameTarget's fields, and also ssl (a pending version must not
+// turn TLS off) and masterarn (nor name another admin secret). The username
+// is the credential type's business.
+func CheckPending(cur, pend *Secret) error {
+	if err := CheckSameTarget(cur, pend); err != nil {
+		return err
+	}
+	tls := func(s *Secret) string {
+		if s.PlaintextAllowed() {
+			return "plaintext allowed"
+		}
+		return "verified TLS"
+	}
+	switch {
+	case cur.PlaintextAllowed() != pend.PlaintextAllowed():
+		return pendingDiff("ssl", tls(cur), tls(pend))
+	case cur.MasterARN != pend.MasterARN:
+		return pendingDiff("masterarn", strconv.Quote(cur.MasterARN), strconv.Quote(pend.MasterARN))
+	}
+	return nil
+}
+
+func pendingDiff(field string, a, b any) error {
+	return fmt.Errorf("%w: field %q differs between the current and the pending version (%v, %v); a rotation must not move to another server or change how it connects: remove the pending version (AWSPENDING) and rotate again", ErrInvalidSecret, field, a, b)
 }
 
 // String describes the secret without its password, so that printing a

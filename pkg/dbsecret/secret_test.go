@@ -172,6 +172,48 @@ func TestCheckSameTarget(t *testing.T) {
 	}
 }
 
+func TestCheckPending(t *testing.T) {
+	yes, no := true, false
+	base := Secret{Engine: "postgres", Host: "db.example.com", Port: 5432, Username: "app", Password: "a", MasterARN: "arn:master"}
+	tests := []struct {
+		name    string
+		cur     func(*Secret)
+		pend    func(*Secret)
+		wantErr string
+	}{
+		{"same target, new user and password", nil, func(s *Secret) { s.Username, s.Password = "app_clone", "b" }, ""},
+		{"absent ssl and ssl true are both verified TLS", nil, func(s *Secret) { s.SSL = &yes }, ""},
+		{"both allow plaintext", func(s *Secret) { s.SSL = &no }, func(s *Secret) { s.SSL = &no }, ""},
+		{"pending turns TLS off", nil, func(s *Secret) { s.SSL = &no }, `"ssl"`},
+		{"pending turns TLS on", func(s *Secret) { s.SSL = &no }, nil, `"ssl"`},
+		{"other master secret", nil, func(s *Secret) { s.MasterARN = "arn:other" }, `"masterarn"`},
+		{"other host (CheckSameTarget)", nil, func(s *Secret) { s.Host = "evil.example.com" }, `"host"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur, pend := base, base
+			for _, c := range []struct {
+				s      *Secret
+				change func(*Secret)
+			}{{&cur, tt.cur}, {&pend, tt.pend}} {
+				if c.change != nil {
+					c.change(c.s)
+				}
+			}
+			err := CheckPending(&cur, &pend)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("CheckPending() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidSecret) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("CheckPending() = %v, want ErrInvalidSecret naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestConfigFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")

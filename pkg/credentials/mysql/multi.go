@@ -102,13 +102,8 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case pend.Username != other(cur.Username):
+	if pend.Username != other(cur.Username) {
 		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but after %q comes %q; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.Username, other(cur.Username))
-	case pend.MasterARN != cur.MasterARN:
-		return fmt.Errorf("%w: field \"masterarn\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
-	case cur.PlaintextAllowed() != pend.PlaintextAllowed():
-		return fmt.Errorf("%w: field \"ssl\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
 	}
 	master, err := mu.master(ctx, req.Secrets, cur)
 	if err != nil {

@@ -52,9 +52,6 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if pend.Username != cur.Username {
 		return fmt.Errorf("%w: field \"username\" differs between the current (%q) and the pending (%q) version; single-user rotation changes only the password: remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, cur.Username, pend.Username)
 	}
-	if cur.PlaintextAllowed() != pend.PlaintextAllowed() {
-		return fmt.Errorf("%w: field \"ssl\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret)
-	}
 	user := func(s *dbsecret.Secret) target {
 		return target{secret: s, username: s.Username, password: s.Password, dbname: s.DBName}
 	}

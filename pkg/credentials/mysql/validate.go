@@ -61,7 +61,7 @@ func validate(_ context.Context, v rotation.Version) (*dbsecret.Secret, error) {
 }
 
 // checkPair validates the current and pending versions of one rotation
-// against each other: same engine, host, port and dbname.
+// against each other: same engine, host, port, dbname, ssl and masterarn.
 func checkPair(ctx context.Context, cur, pend rotation.Version) (*dbsecret.Secret, *dbsecret.Secret, error) {
 	c, err := validate(ctx, cur)
 	if err != nil {
@@ -71,7 +71,7 @@ func checkPair(ctx context.Context, cur, pend rotation.Version) (*dbsecret.Secre
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := dbsecret.CheckSameTarget(c, p); err != nil {
+	if err := dbsecret.CheckPending(c, p); err != nil {
 		return nil, nil, err
 	}
 	return c, p, nil

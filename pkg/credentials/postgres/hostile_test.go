@@ -30,6 +30,9 @@ func TestHostileInputSingleUser(t *testing.T) {
 		{"another host", func(t *testing.T, old string) string { return withField(t, old, "host", "localhost") }, `"host" differs`},
 		{"another port", func(t *testing.T, old string) string { return withField(t, old, "port", f.c.Port+1) }, `"port" differs`},
 		{"another database", func(t *testing.T, old string) string { return withField(t, old, "dbname", "template1") }, `"dbname" differs`},
+		{"TLS turned off", func(t *testing.T, old string) string {
+			return withField(t, withField(t, old, "ssl", false), "password", newPassword(t))
+		}, `"ssl" differs`},
 		{"a MySQL engine", func(t *testing.T, old string) string { return withField(t, old, "engine", "mysql") }, `"engine" is "mysql"`},
 		{"no password", func(t *testing.T, old string) string { return withField(t, old, "password", nil) }, `"password" is missing`},
 		{"over-long username", func(t *testing.T, old string) string { return withField(t, old, "username", strings.Repeat("u", 64)) }, "63-byte limit"},
@@ -138,6 +141,10 @@ func TestHostileInputMultiUser(t *testing.T) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
 			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", CloneName(user))
 		}, `"host" differs`},
+		{"pending turns TLS off", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			return cur, withField(t, withField(t, withField(t, cur, "ssl", "false"), "username", CloneName(user)), "password", newPassword(t))
+		}, `"ssl" differs`},
 		{"current password does not log in", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw+"-wrong", map[string]any{"masterarn": full(t, sm)})
 			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))

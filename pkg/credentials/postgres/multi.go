@@ -105,11 +105,8 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := dbsecret.CheckSameTarget(cur, pend); err != nil {
+	if err := dbsecret.CheckPending(cur, pend); err != nil {
 		return err
-	}
-	if pend.MasterARN != cur.MasterARN {
-		return fmt.Errorf("%w: field \"masterarn\" differs between the current and the pending version; remove the pending version (AWSPENDING) and rotate again", ErrInvalid)
 	}
 	base := BaseName(cur.Username)
 	if BaseName(pend.Username) != base {

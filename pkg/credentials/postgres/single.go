@@ -49,6 +49,9 @@ func (s *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := dbsecret.CheckPending(cur, pend); err != nil {
+		return err
+	}
 	if err := sameUser(cur, pend); err != nil {
 		return err
 	}
