@@ -141,7 +141,9 @@ func Start(t testing.TB, opts Options) *Server {
 		tlsArgs = append(tlsArgs, f.flag+"="+dst)
 	}
 
-	install := exec.Command(installDB, append([]string{"--no-defaults", "--datadir=" + data,
+	installCtx, cancelInstall := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelInstall()
+	install := exec.CommandContext(installCtx, installDB, append([]string{"--no-defaults", "--datadir=" + data,
 		"--auth-root-authentication-method=normal", "--skip-test-db"}, runAs...)...)
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
