@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -53,7 +54,12 @@ func (s *Server) CreateUser(t testing.TB, user, host, password string, grants ..
 	t.Helper()
 	acct := literal(user) + "@" + literal(host)
 	if _, err := s.Root.Exec("CREATE USER " + acct + " IDENTIFIED BY " + literal(password)); err != nil {
-		t.Fatalf("create user %s: %v", user, err)
+		// Not the server's message: it can quote the statement, password and all.
+		var me *mysql.MySQLError
+		if errors.As(err, &me) {
+			t.Fatalf("create user %s: server error %d (SQLSTATE %s)", user, me.Number, me.SQLState)
+		}
+		t.Fatalf("create user %s: %T", user, err)
 	}
 	t.Cleanup(func() { s.Root.Exec("DROP USER IF EXISTS " + acct) })
 	for _, g := range grants {
