@@ -1,6 +1,7 @@
 package dbsecret
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,6 +9,11 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -16,6 +22,10 @@ const (
 	EnvConnectTimeout   = "ROTARY_CONNECT_TIMEOUT"
 	EnvStatementTimeout = "ROTARY_STATEMENT_TIMEOUT"
 )
+
+// EnvRevokeKeepSessions, when true, makes alternating-users revoke leave the
+// other user's open sessions running (read by RevokeKeepSessionsFromEnv).
+const EnvRevokeKeepSessions = "ROTARY_REVOKE_KEEP_SESSIONS"
 
 // Timeout defaults and bounds.
 const (
@@ -128,4 +138,29 @@ func (c Config) TLS(s *Secret) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{RootCAs: pool, ServerName: s.Host, MinVersion: tls.VersionTLS12}, nil
+}
+
+// RevokeKeepSessionsFromEnv reads ROTARY_REVOKE_KEEP_SESSIONS, a boolean
+// (true/1/y/yes, false/0/n/no, any case) that defaults to false.
+func RevokeKeepSessionsFromEnv(getenv func(string) string) (bool, error) {
+	v := strings.TrimSpace(getenv(EnvRevokeKeepSessions))
+	if v == "" {
+		return false, nil
+	}
+	keep, err := rotation.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", ErrConfig, EnvRevokeKeepSessions, v)
+	}
+	return keep, nil
+}
+
+// NewRDSClient builds the RDS API client that finds the host of an
+// RDS-managed master secret, from the default AWS configuration chain (so
+// AWS_ENDPOINT_URL_RDS points it at another endpoint).
+func NewRDSClient(ctx context.Context) (RDSAPI, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load the AWS configuration for the RDS API: %w", err)
+	}
+	return rds.NewFromConfig(cfg), nil
 }

@@ -6,11 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
-
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 // EnvUsernameLimit is the environment variable of AWS's templates that caps
@@ -38,7 +34,7 @@ type Config struct {
 
 // EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke
 // (the same variable as the PostgreSQL functions').
-const EnvRevokeKeepSessions = "ROTARY_REVOKE_KEEP_SESSIONS"
+const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
 
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
 // ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT),
@@ -50,7 +46,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{DB: db, NewRDS: newRDSClient}
+	c := Config{DB: db, NewRDS: dbsecret.NewRDSClient}
 	if s := strings.TrimSpace(getenv(EnvUsernameLimit)); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -58,18 +54,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.UsernameLimit = n
 	}
-	if v := strings.TrimSpace(getenv(EnvRevokeKeepSessions)); v != "" {
-		if c.KeepSessionsOnRevoke, err = rotation.ParseBool(v); err != nil {
-			return Config{}, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", dbsecret.ErrConfig, EnvRevokeKeepSessions, v)
-		}
+	if c.KeepSessionsOnRevoke, err = dbsecret.RevokeKeepSessionsFromEnv(getenv); err != nil {
+		return Config{}, err
 	}
 	return c, nil
-}
-
-func newRDSClient(ctx context.Context) (dbsecret.RDSAPI, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load the AWS configuration for the RDS API: %w", err)
-	}
-	return rds.NewFromConfig(cfg), nil
 }

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -53,7 +51,7 @@ type Config struct {
 }
 
 // EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke.
-const EnvRevokeKeepSessions = "ROTARY_REVOKE_KEEP_SESSIONS"
+const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
 
 // ConfigFromEnv reads ROTARY_CA_BUNDLE, ROTARY_CONNECT_TIMEOUT and
 // ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv), and
@@ -65,19 +63,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	keep := false
-	if v := getenv(EnvRevokeKeepSessions); v != "" {
-		if keep, err = rotation.ParseBool(v); err != nil {
-			return Config{}, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", dbsecret.ErrConfig, EnvRevokeKeepSessions, v)
-		}
+	keep, err := dbsecret.RevokeKeepSessionsFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
 	}
-	return Config{DB: db, KeepSessionsOnRevoke: keep, NewRDS: func(ctx context.Context) (dbsecret.RDSAPI, error) {
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load AWS configuration for the RDS API: %w", err)
-		}
-		return rds.NewFromConfig(cfg), nil
-	}}, nil
+	return Config{DB: db, KeepSessionsOnRevoke: keep, NewRDS: dbsecret.NewRDSClient}, nil
 }
 
 // QuoteIdentifier quotes a PostgreSQL identifier (a role name): it wraps it
