@@ -161,8 +161,6 @@ func (c Config) check(ctx context.Context, s *dbsecret.Secret) error {
 	return nil
 }
 
-// isAuthFailure reports whether err is the server refusing the password or
-// the role (as opposed to a network, TLS or server error).
 // checkPasswordsEnforced proves the server refuses a wrong password for s's
 // user, so that a login with the pending password means something: behind a
 // trust (or ldap, pam, radius) rule in pg_hba.conf, or a pooler that does
@@ -181,6 +179,8 @@ func (c Config) checkPasswordsEnforced(ctx context.Context, s *dbsecret.Secret) 
 	return fmt.Errorf("check that %s:%d refuses a wrong password: %w", s.Host, s.Port, err)
 }
 
+// isAuthFailure reports whether err is the server refusing the password or
+// the role (as opposed to a network, TLS or server error).
 func isAuthFailure(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
