@@ -338,9 +338,7 @@ func TestRevokeMultiUser(t *testing.T) {
 		cur := valueOf(t, e, arn, rotation.LabelCurrent)
 		ts.loginValue(t, "AWSCURRENT", cur)
 		user, _ := creds(t, cur)
-		var clones int
-		ts.root.QueryRow("SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+cloneSuffix).Scan(&clones)
-		if clones != 0 {
+		if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+cloneSuffix) != 0 {
 			t.Fatal("revoke created the clone")
 		}
 	})

@@ -209,6 +209,17 @@ func (ts *testServer) mustNotLogin(t *testing.T, cfg Config, user, password stri
 	}
 }
 
+// count runs a SELECT COUNT(*) as root, failing the test if it cannot, so
+// that a broken query never reads as "none found".
+func (ts *testServer) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := ts.root.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
 // authString returns user@host's stored password hash, to prove an account
 // was left alone.
 func (ts *testServer) authString(t *testing.T, user, host string) string {
