@@ -143,16 +143,9 @@ func (s *Server) createSecret(body []byte) (any, error) {
 			break
 		}
 	}
-	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
-	if in.SecretString != nil || in.SecretBinary != nil {
-		tok := newToken()
-		if in.ClientRequestToken != nil {
-			tok = *in.ClientRequestToken
-		}
-		if _, err := s.putVersionLocked(sec, tok, in.SecretString, in.SecretBinary, []string{labelCurrent}, ""); err != nil {
-			return nil, err
-		}
-		out["VersionId"] = tok
+	out, err := s.putNewCurrentLocked(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary)
+	if err != nil {
+		return nil, err
 	}
 	s.st.Secrets[sec.ARN] = sec
 	if err := s.commitLocked(); err != nil {
@@ -211,6 +204,26 @@ func (s *Server) entryLocked(sec *storedSecret) secretEntry {
 	return e
 }
 
+// putNewCurrentLocked stores a value given to CreateSecret or UpdateSecret
+// as a new AWSCURRENT version (with the request's token, or a fresh one) and
+// returns the response those operations share: ARN, Name and, when a value
+// was given, VersionId.
+func (s *Server) putNewCurrentLocked(sec *storedSecret, token, str *string, bin []byte) (map[string]any, error) {
+	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
+	if str == nil && bin == nil {
+		return out, nil
+	}
+	tok := newToken()
+	if token != nil {
+		tok = *token
+	}
+	if _, err := s.putVersionLocked(sec, tok, str, bin, []string{labelCurrent}, ""); err != nil {
+		return nil, err
+	}
+	out["VersionId"] = tok
+	return out, nil
+}
+
 func (s *Server) describeSecret(body []byte) (any, error) {
 	var in struct{ SecretId *string }
 	if err := decode(body, &in); err != nil {
@@ -248,16 +261,9 @@ func (s *Server) updateSecret(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
-	if in.SecretString != nil || in.SecretBinary != nil {
-		tok := newToken()
-		if in.ClientRequestToken != nil {
-			tok = *in.ClientRequestToken
-		}
-		if _, err := s.putVersionLocked(sec, tok, in.SecretString, in.SecretBinary, []string{labelCurrent}, ""); err != nil {
-			return nil, err
-		}
-		out["VersionId"] = tok
+	out, err := s.putNewCurrentLocked(sec, in.ClientRequestToken, in.SecretString, in.SecretBinary)
+	if err != nil {
+		return nil, err
 	}
 	if in.Description != nil {
 		sec.Description = in.Description
