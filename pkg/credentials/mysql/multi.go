@@ -58,6 +58,25 @@ func (mu *MultiUser) Validate(ctx context.Context, v rotation.Version) error {
 
 // checkNames checks the secret's masterarn and both user names against the
 // server's limit (described by source) and USERNAME_CHARACTER_LIMIT.
+// openAdmin logs in with the master secret and checks the pair's names
+// against the server's real user name limit (or USERNAME_CHARACTER_LIMIT),
+// before the master changes anything. The caller must Close the session.
+func (mu *MultiUser) openAdmin(ctx context.Context, master, cur *dbsecret.Secret, versionID string) (*session, error) {
+	admin, err := open(ctx, mu.cfg.DB, target{secret: master, username: master.Username, password: master.Password})
+	if err != nil {
+		return nil, fmt.Errorf("log in with the master secret %s: %w", cur.MasterARN, err)
+	}
+	limit, err := admin.usernameLimit(ctx)
+	if err == nil {
+		err = mu.checkNames(versionID, cur, limit, "the server's limit")
+	}
+	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	return admin, nil
+}
+
 func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int, source string) error {
 	if s.MasterARN == "" {
 		return fmt.Errorf("%w: version %s: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret that creates and alters the users", dbsecret.ErrInvalidSecret, id)
@@ -117,19 +136,11 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	admin, err := open(ctx, mu.cfg.DB, target{secret: master, username: master.Username, password: master.Password})
+	admin, err := mu.openAdmin(ctx, master, cur, req.Current.ID)
 	if err != nil {
-		return fmt.Errorf("log in with the master secret %s: %w", cur.MasterARN, err)
+		return err
 	}
 	defer admin.Close()
-
-	limit, err := admin.usernameLimit(ctx)
-	if err != nil {
-		return err
-	}
-	if err := mu.checkNames(req.Current.ID, cur, limit, "the server's limit"); err != nil {
-		return err
-	}
 	baseExists, err := admin.accountExists(ctx, base, host)
 	if err != nil {
 		return err

@@ -152,18 +152,11 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 		}
 		probe = nil
 	}
-	admin, err := open(ctx, mu.cfg.DB, target{secret: master, username: master.Username, password: master.Password})
+	admin, err := mu.openAdmin(ctx, master, cur, req.Current.ID)
 	if err != nil {
-		return fmt.Errorf("log in with the master secret %s: %w", cur.MasterARN, err)
+		return err
 	}
 	defer admin.Close()
-	limit, err := admin.usernameLimit(ctx)
-	if err != nil {
-		return err
-	}
-	if err := mu.checkNames(req.Current.ID, cur, limit, "the server's limit"); err != nil {
-		return err
-	}
 	if prevCred != nil {
 		// Revoke changes only the pair's accounts at AWSCURRENT's host; an
 		// account of the same user at another host that takes AWSPREVIOUS's
