@@ -67,8 +67,11 @@ func (s *Stack) listen(addr string) error {
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
 	s.mux.Handle("/", s.SM)
-	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.httpSrv.Serve(ln) }()
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.httpSrv = srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
 	s.Endpoint = "http://" + ln.Addr().String()
 	return nil
 }
