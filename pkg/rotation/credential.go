@@ -112,3 +112,60 @@ type RevokeRequest struct {
 type Revoker interface {
 	Revoke(ctx context.Context, req RevokeRequest) error
 }
+
+// RestoreRequest asks a credential type to make AWSCURRENT's credential
+// valid downstream again, after setSecret may have replaced it with the
+// pending one and the rotation then failed.
+type RestoreRequest struct {
+	SecretARN string
+	// Current is AWSCURRENT, which must log in again.
+	Current Version
+	// Pending is the version setSecret set downstream (or was about to).
+	Pending Version
+	// Previous returns AWSPREVIOUS, reading it only when asked; ok is false
+	// when there is none.
+	Previous func(ctx context.Context) (v Version, ok bool, err error)
+	Secrets  SecretStore
+}
+
+// Restorer is an optional ability, found by type assertion, for credential
+// types whose Set replaces the credential that AWSCURRENT holds (a user
+// with one password changes it): until finishSecret moves AWSCURRENT, the
+// applications reading AWSCURRENT cannot log in. When testSecret fails, or
+// finishSecret fails while AWSCURRENT is still on the old version, the
+// engine calls Restore, best-effort and bounded in time, so that the
+// application can log in again while Secrets Manager retries the rotation.
+//
+// Restore must do nothing when AWSCURRENT already logs in, must change only
+// the secret's own credential, and must be safe to call twice. A type that
+// implements Restorer also declares that only one of its credentials is
+// valid at a time, so a probe expects every other version to be refused.
+type Restorer interface {
+	Restore(ctx context.Context, req RestoreRequest) error
+}
+
+// ProbeRequest asks a credential type whether one version's credential
+// logs in.
+type ProbeRequest struct {
+	SecretARN string
+	// Version is the version whose credential to try.
+	Version Version
+	// Current is AWSCURRENT. Every probe connects the way AWSCURRENT says
+	// (server, port, TLS): a version naming another server is not tried.
+	Current Version
+	Secrets SecretStore
+}
+
+// Prober is an optional ability, found by type assertion: Probe logs in
+// with one version's credential and changes nothing. It returns nil when
+// the login works and the server is known to check the credential; an
+// error wrapping ErrRefused when the server refused it (wrong password,
+// login not allowed, account locked); one wrapping ErrUnproven when the
+// login works but the server accepts any password, so it proves nothing;
+// one wrapping ErrOtherTarget when the version names another server or
+// user than the type would ever log in as; and any other error when it
+// cannot tell (the server is unreachable, TLS failed). The engine's
+// probeSecret and recoverSecret steps are built on it.
+type Prober interface {
+	Probe(ctx context.Context, req ProbeRequest) error
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/rotary-secrets/rotary/pkg/recovery"
 )
 
 // SecretsManager is the part of the Secrets Manager API the engine uses.
@@ -25,6 +27,7 @@ type SecretsManager interface {
 	GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 	PutSecretValue(context.Context, *secretsmanager.PutSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
 	UpdateSecretVersionStage(context.Context, *secretsmanager.UpdateSecretVersionStageInput, ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
+	ListSecretVersionIds(context.Context, *secretsmanager.ListSecretVersionIdsInput, ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretVersionIdsOutput, error)
 }
 
 // Options configure a Handler.
@@ -90,17 +93,28 @@ func NewHandler(cred Credential, opts Options) (*Handler, error) {
 
 // invocation is the state of one Handle call.
 type invocation struct {
-	ev     Event
-	arn    string
-	scrub  *scrubber
-	note   string // what a successful step did when it did nothing, for the log
-	stages map[string][]string
-	stack  string // of a recovered panic, for the log
+	ev       Event
+	arn      string
+	scrub    *scrubber
+	note     string // what a successful step did when it did nothing, for the log
+	stages   map[string][]string
+	versions []smtypes.SecretVersionsListEntry // every version, newest first, once listed
+	stack    string                            // of a recovered panic, for the log
+	restore  string                            // outcome of restoring AWSCURRENT after a failure, for the log
+	report   *recovery.Report                  // the answer of probeSecret and recoverSecret
 }
 
-// Handle runs one step of a rotation. It is the Lambda handler: a non-nil
-// error fails the step, and Secrets Manager retries the whole rotation.
+// Handle runs one step of a rotation. A non-nil error fails the step, and
+// Secrets Manager retries the whole rotation.
 func (h *Handler) Handle(ctx context.Context, ev Event) error {
+	_, err := h.Invoke(ctx, ev)
+	return err
+}
+
+// Invoke is the Lambda handler: it runs one step, as Handle does, and
+// returns the Report of the operator steps probeSecret and recoverSecret
+// (nil for the others, which Lambda answers with null).
+func (h *Handler) Invoke(ctx context.Context, ev Event) (*recovery.Report, error) {
 	start := h.now()
 	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber()}
 	ctx = withScrubber(ctx, inv.scrub)
@@ -111,9 +125,9 @@ func (h *Handler) Handle(ctx context.Context, ev Event) error {
 	}
 	h.logStep(ctx, inv, start, serr)
 	if serr != nil {
-		return serr
+		return nil, serr
 	}
-	return nil
+	return inv.report, nil
 }
 
 func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
@@ -131,8 +145,9 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return fmt.Errorf("%w: ClientRequestToken is empty", ErrInvalidEvent)
 	}
 	step, ok := h.steps()[ev.Step]
-	if !ok && ev.Step != StepRevoke {
-		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret", ErrUnknownStep, ev.Step)
+	operator := ev.Step == StepRevoke || ev.Step == StepProbe || ev.Step == StepRecover
+	if !ok && !operator {
+		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret (or an operator step: revokeSecret, probeSecret, recoverSecret)", ErrUnknownStep, ev.Step)
 	}
 	desc, err := h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
 	if err != nil {
@@ -142,8 +157,13 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		inv.arn = *desc.ARN
 	}
 	inv.stages = desc.VersionIdsToStages
-	if ev.Step == StepRevoke {
+	switch ev.Step {
+	case StepRevoke:
 		return h.revokeSecret(ctx, inv)
+	case StepProbe:
+		return h.probeSecret(ctx, inv)
+	case StepRecover:
+		return h.recoverSecret(ctx, inv)
 	}
 	if desc.RotationEnabled != nil && !*desc.RotationEnabled {
 		return fmt.Errorf("%w for this secret; turn it on with RotateSecret before rotating", ErrRotationDisabled)
@@ -171,21 +191,28 @@ func (h *Handler) steps() map[string]func(context.Context, *invocation) error {
 	}
 }
 
-// getVersion reads one version by label, and by token when token is set.
-// It registers the value with the scrubber before anything else sees it.
+// getVersion reads one version by label, by token, or by both (each when
+// set). It registers the value with the scrubber before anything else sees it.
 func (h *Handler) getVersion(ctx context.Context, inv *invocation, id, token, label string) (Version, error) {
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id), VersionStage: aws.String(label)}
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)}
+	what := label + " version"
+	if label != "" {
+		in.VersionStage = aws.String(label)
+	}
 	if token != "" {
 		in.VersionId = aws.String(token)
+		if label == "" {
+			what = "version " + token
+		}
 	}
 	out, err := h.sm.GetSecretValue(ctx, in)
 	if err != nil {
-		return Version{}, fmt.Errorf("read %s version: %w", label, err)
+		return Version{}, fmt.Errorf("read %s: %w", what, err)
 	}
 	v := Version{ID: aws.ToString(out.VersionId), Value: aws.ToString(out.SecretString)}
 	inv.scrub.addSecret(v.Value)
 	if out.SecretString == nil {
-		return Version{}, fmt.Errorf("%w: the %s version %s holds a binary secret; Rotary rotates JSON secrets in SecretString", ErrInvalidSecret, label, v.ID)
+		return Version{}, fmt.Errorf("%w: the %s (%s) holds a binary secret; Rotary rotates JSON secrets in SecretString", ErrInvalidSecret, what, v.ID)
 	}
 	return v, nil
 }
@@ -300,7 +327,18 @@ func (h *Handler) setSecret(ctx context.Context, inv *invocation) error {
 	return nil
 }
 
+// testSecret proves the pending credential. When that fails, a Restorer
+// makes AWSCURRENT's credential valid downstream again (see restoreCurrent).
 func (h *Handler) testSecret(ctx context.Context, inv *invocation) error {
+	stepCtx, cancel := h.stepContext(ctx)
+	defer cancel()
+	if err := h.test(stepCtx, inv); err != nil {
+		return h.restoreCurrent(ctx, inv, err)
+	}
+	return nil
+}
+
+func (h *Handler) test(ctx context.Context, inv *invocation) error {
 	pend, err := h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending)
 	if err != nil {
 		return err
@@ -314,20 +352,35 @@ func (h *Handler) testSecret(ctx context.Context, inv *invocation) error {
 	return nil
 }
 
+// finishSecret moves AWSCURRENT to the pending version. When the call
+// fails, a fresh DescribeSecret tells whether it took effect anyway (a
+// reply lost after the label moved): then the step has succeeded. When
+// AWSCURRENT is still on the old version, a Restorer makes its credential
+// valid downstream again.
 func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
+	stepCtx, cancel := h.stepContext(ctx)
+	defer cancel()
 	current, _ := holder(inv.stages, LabelCurrent)
-	in := &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId:        aws.String(inv.arn),
-		VersionStage:    aws.String(LabelCurrent),
-		MoveToVersionId: aws.String(inv.ev.ClientRequestToken),
+	token := inv.ev.ClientRequestToken
+	err := h.moveCurrent(stepCtx, inv, token, current)
+	if err == nil {
+		return nil
 	}
-	if current != "" {
-		in.RemoveFromVersionId = aws.String(current)
+	rctx, rcancel := restoreContext(ctx)
+	defer rcancel()
+	desc, derr := h.sm.DescribeSecret(rctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(inv.arn)})
+	if derr != nil {
+		if _, ok := h.cred.(Restorer); ok {
+			inv.restore = "skipped"
+			return fmt.Errorf("%w; AWSCURRENT's credential was not restored downstream, because reading where AWSCURRENT is failed too (%w): until the rotation is retried or 'rotary unstick' completes it, only AWSPENDING's credential may log in", err, derr)
+		}
+		return err
 	}
-	if _, err := h.sm.UpdateSecretVersionStage(ctx, in); err != nil {
-		return fmt.Errorf("move AWSCURRENT from version %s: %w", current, err)
+	if now, _ := holder(desc.VersionIdsToStages, LabelCurrent); now == token {
+		inv.note = "AWSCURRENT moved to the version although the call reported a failure"
+		return nil
 	}
-	return nil
+	return h.restoreCurrent(ctx, inv, err)
 }
 
 // previous returns a reader of AWSPREVIOUS that reads it only when called.

@@ -14,6 +14,14 @@ const (
 	// the function with it, after a rotation, to invalidate every
 	// credential but AWSCURRENT (see Revoker).
 	StepRevoke = "revokeSecret"
+	// StepProbe is an operator step too: it logs in with the credentials
+	// of the secret's recent versions and reports which work, changing
+	// nothing (see Prober and Report).
+	StepProbe = "probeSecret"
+	// StepRecover is the operator step that heals an unfinished rotation
+	// or a lockout from what the probes show (see Report.Plan): it never
+	// takes a label off the version that holds the working credential.
+	StepRecover = "recoverSecret"
 )
 
 // Staging labels the engine reads and moves.
@@ -42,6 +50,19 @@ var (
 	ErrPanic            = errors.New("credential type panicked")
 	ErrCannotRevoke     = errors.New("credential type cannot revoke")
 	ErrRevokeRefused    = errors.New("revoke refused")
+	ErrCannotProbe      = errors.New("credential type cannot probe")
+	ErrRecoverRefused   = errors.New("recovery refused")
+
+	// ErrRefused is wrapped by a credential type when the server refused a
+	// credential: a wrong password, a user that may not log in, a locked
+	// account.
+	ErrRefused = errors.New("the server refused the credential")
+	// ErrUnproven is wrapped when a login worked but the server accepts
+	// any password for the user, so the login proves nothing.
+	ErrUnproven = errors.New("the server accepts any password for this user")
+	// ErrOtherTarget is wrapped when a version names another server or
+	// user than the rotation would log in as, so it is not tried.
+	ErrOtherTarget = errors.New("the version is for another server or user")
 )
 
 // StepError is the error a rotation step returns: it names the step, the

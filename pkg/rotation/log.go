@@ -61,6 +61,19 @@ func (h *Handler) logStep(ctx context.Context, inv *invocation, start time.Time,
 	if inv.note != "" {
 		attrs = append(attrs, slog.String("note", inv.note))
 	}
+	if inv.restore != "" {
+		attrs = append(attrs, slog.String("restore", inv.restore))
+	}
+	if r := inv.report; r != nil {
+		outcomes := make([]string, 0, len(r.Versions))
+		for _, v := range r.Versions {
+			outcomes = append(outcomes, v.VersionID+"="+v.Outcome)
+		}
+		attrs = append(attrs, slog.String("state", r.State), slog.String("plan", r.Plan), slog.Any("probes", outcomes), slog.String("summary", r.Summary))
+		if r.Action != "" {
+			attrs = append(attrs, slog.String("action", r.Action))
+		}
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}

@@ -52,7 +52,7 @@ func Start(cred Credential) {
 		Fatal(err)
 	}
 	slog.SetDefault(slog.New(NewScrubHandler(slog.NewJSONHandler(os.Stdout, nil))))
-	lambda.Start(h.Handle)
+	lambda.Start(h.Invoke)
 }
 
 // Fatal reports a configuration error as one JSON log line and exits.

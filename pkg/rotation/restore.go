@@ -1,0 +1,70 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// RestoreBudget is the time kept back from testSecret and finishSecret of a
+// Restorer so that, when the step fails or runs out of time, restoring
+// AWSCURRENT's credential still has time to run before Lambda's deadline.
+// With less than three budgets left, a third of what is left is kept.
+const RestoreBudget = 15 * time.Second
+
+// stepContext returns the context a compensable step runs under: for a
+// Restorer, the invocation's deadline less the restore budget.
+func (h *Handler) stepContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := h.cred.(Restorer); !ok {
+		return ctx, func() {}
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	reserve := RestoreBudget
+	if left := time.Until(deadline); left < 3*RestoreBudget {
+		reserve = left / 3
+	}
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+// restoreContext returns the context the restore runs under: it ignores a
+// step's cancellation but not the invocation's deadline, and is bounded by
+// RestoreBudget when the invocation has none.
+func restoreContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(RestoreBudget)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
+// restoreCurrent is called when testSecret failed, or finishSecret failed
+// with AWSCURRENT still on the old version: for a Restorer it makes
+// AWSCURRENT's credential valid downstream again, best-effort and bounded
+// in time. The step fails all the same (with cause), so Secrets Manager
+// retries the rotation, and setSecret sets the pending credential again;
+// the error and the log line say whether the restore worked.
+func (h *Handler) restoreCurrent(ctx context.Context, inv *invocation, cause error) error {
+	r, ok := h.cred.(Restorer)
+	if !ok {
+		return cause
+	}
+	ctx, cancel := restoreContext(ctx)
+	defer cancel()
+	cur, err := h.getVersion(ctx, inv, inv.arn, "", LabelCurrent)
+	var pend Version
+	if err == nil {
+		pend, err = h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending)
+	}
+	if err == nil {
+		err = r.Restore(ctx, RestoreRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
+	}
+	if err != nil {
+		inv.restore = "failed"
+		return fmt.Errorf("%w; restoring AWSCURRENT's credential downstream failed too (%w): until the rotation is retried or 'rotary unstick' completes it, only AWSPENDING's credential may log in", cause, err)
+	}
+	inv.restore = "succeeded"
+	return fmt.Errorf("%w; AWSCURRENT's credential logs in downstream again (restored), so applications can log in while the rotation is retried", cause)
+}
