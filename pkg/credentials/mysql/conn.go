@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 // ErrLogin is wrapped by errors of a login the server refused (wrong
@@ -123,6 +125,8 @@ func connectError(t target, addr string, err error) error {
 		switch me.Number {
 		case 1045, 1698: // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR
 			return fmt.Errorf("%w: log in as %q on %s: the server refused the password (error %d)", ErrLogin, t.username, addr, me.Number)
+		case 3118, 4151: // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL, MariaDB)
+			return fmt.Errorf("%w: log in as %q on %s: the account is locked (error %d); unlock it (ALTER USER ... ACCOUNT UNLOCK)", ErrLogin, t.username, addr, me.Number)
 		case 1044: // ER_DBACCESS_DENIED_ERROR
 			return fmt.Errorf("%w: log in as %q on %s: no access to database %q (error %d); grant the user access to it or fix the secret's dbname", ErrLogin, t.username, addr, t.dbname, me.Number)
 		}
@@ -209,3 +213,41 @@ func (s *session) account(user, host string) string { return s.str(user) + "@" +
 type discardLogger struct{}
 
 func (discardLogger) Print(...any) {}
+
+// probe logs in with req.Version's credential over AWSCURRENT's connection
+// settings, checks that the server matched the user's own account and that
+// it refuses a random password; same refuses a version for another user
+// before any login (see rotation.Prober).
+func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(cur, v *dbsecret.Secret) error) error {
+	cur, err := validate(ctx, req.Current)
+	if err != nil {
+		return err
+	}
+	v, err := validate(ctx, req.Version)
+	if err != nil {
+		return err
+	}
+	if err := dbsecret.CheckSameTarget(cur, v); err != nil {
+		return fmt.Errorf("%w: %w", rotation.ErrOtherTarget, err)
+	}
+	if err := same(cur, v); err != nil {
+		return fmt.Errorf("%w: %w", rotation.ErrOtherTarget, err)
+	}
+	try := *v
+	try.SSL = cur.SSL
+	if err := testLogin(ctx, c, &try); err != nil {
+		if errors.Is(err, ErrLogin) {
+			return fmt.Errorf("%w: %w", rotation.ErrRefused, err)
+		}
+		return err
+	}
+	wrong := try
+	wrong.Password = rand.Text()
+	if err := c.refused(ctx, "a random password", &wrong); err != nil {
+		if errors.Is(err, ErrStillValid) {
+			return fmt.Errorf("%w: %w", rotation.ErrUnproven, err)
+		}
+		return err
+	}
+	return nil
+}

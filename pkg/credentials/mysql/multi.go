@@ -24,7 +24,10 @@ type MultiUser struct {
 	cfg Config
 }
 
-var _ rotation.Credential = (*MultiUser)(nil)
+var (
+	_ rotation.Credential = (*MultiUser)(nil)
+	_ rotation.Prober     = (*MultiUser)(nil)
+)
 
 // NewMultiUser returns the alternating-users credential type.
 func NewMultiUser(cfg Config) (*MultiUser, error) {
@@ -407,5 +410,20 @@ func (mu *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err != nil {
 		return err
 	}
-	return testLogin(ctx, mu.cfg, pend)
+	if err := testLogin(ctx, mu.cfg, pend); err != nil {
+		return fmt.Errorf("test the pending value: %w", err)
+	}
+	return nil
+}
+
+// Probe logs in as the version's user of the pair with its password over
+// AWSCURRENT's connection settings (see rotation.Prober). A version for a
+// user outside the pair is not tried.
+func (mu *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
+	return mu.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
+		if base, clone := userPair(cur.Username); v.Username != base && v.Username != clone {
+			return fmt.Errorf("field \"username\" is %q, outside the pair %q/%q", v.Username, base, clone)
+		}
+		return nil
+	})
 }

@@ -17,7 +17,11 @@ type SingleUser struct {
 	cfg Config
 }
 
-var _ rotation.Credential = (*SingleUser)(nil)
+var (
+	_ rotation.Credential = (*SingleUser)(nil)
+	_ rotation.Restorer   = (*SingleUser)(nil)
+	_ rotation.Prober     = (*SingleUser)(nil)
+)
 
 // NewSingleUser returns the single-user credential type.
 func NewSingleUser(cfg Config) (*SingleUser, error) {
@@ -52,19 +56,16 @@ func (su *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if pend.Username != cur.Username {
 		return fmt.Errorf("%w: field \"username\" differs between the current (%q) and the pending (%q) version; single-user rotation changes only the password: remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, cur.Username, pend.Username)
 	}
-	user := func(s *dbsecret.Secret) target {
-		return target{secret: s, username: s.Username, password: s.Password, dbname: s.DBName}
-	}
-	if s, err := open(ctx, su.cfg.DB, user(pend)); err == nil {
+	if s, err := open(ctx, su.cfg.DB, ownAccount(pend)); err == nil {
 		matched := s.user == pend.Username
 		s.Close()
 		if matched {
 			return nil // already set by an earlier attempt
 		}
 	}
-	s, used, err := su.loginOld(ctx, req, cur, user)
+	s, used, err := su.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelCurrent, cur), previous(req.Previous, cur)}, ownAccount)
 	if err != nil {
-		return err
+		return fmt.Errorf("the pending password is refused too: %w", err)
 	}
 	defer s.Close()
 	if s.user != cur.Username {
@@ -100,36 +101,81 @@ func (s *session) setOwnPassword(ctx context.Context, pw, used string) error {
 	return s.execSecret(ctx, fmt.Sprintf("set the password of %q@%q", s.user, s.host), stmt)
 }
 
-// loginOld logs in with the current password, then the previous one; it
-// returns the session and the password that worked.
-func (su *SingleUser) loginOld(ctx context.Context, req rotation.SetRequest, cur *dbsecret.Secret, user func(*dbsecret.Secret) target) (*session, string, error) {
-	s, errCur := open(ctx, su.cfg.DB, user(cur))
-	if errCur == nil {
-		return s, cur.Password, nil
-	}
-	if !errors.Is(errCur, ErrLogin) || req.Previous == nil {
-		return nil, "", errCur
-	}
-	prevV, ok, err := req.Previous(ctx)
+// loginOld logs in as the secret's user with the first of tries the
+// server accepts, connecting the way cur says; it returns the session and
+// the password that worked.
+func (su *SingleUser) loginOld(ctx context.Context, cur *dbsecret.Secret, tries []dbsecret.Try, user func(*dbsecret.Secret) target) (*session, string, error) {
+	s, used, err := dbsecret.Login(ctx, cur, tries, func(ctx context.Context, sec *dbsecret.Secret) (*session, error) {
+		return open(ctx, su.cfg.DB, user(sec))
+	}, func(err error) bool { return errors.Is(err, ErrLogin) })
 	if err != nil {
-		return nil, "", fmt.Errorf("%w; reading the previous version to try it failed: %w", errCur, err)
+		return nil, "", err
 	}
-	if !ok {
-		return nil, "", fmt.Errorf("neither the pending nor the current password logs in and the secret has no previous version: %w", errCur)
-	}
-	prev, err := parseMySQL(prevV)
+	return s, used.Password, nil
+}
+
+// previous is the ladder's AWSPREVIOUS for the user of cur.
+func previous(read func(context.Context) (rotation.Version, bool, error), cur *dbsecret.Secret) dbsecret.Try {
+	return dbsecret.Previous(read, parseMySQL, func(prev *dbsecret.Secret) error {
+		if prev.Username != cur.Username {
+			return fmt.Errorf("%w: field \"username\" is %q, not %q", dbsecret.ErrInvalidSecret, prev.Username, cur.Username)
+		}
+		return dbsecret.CheckSameTarget(cur, prev)
+	})
+}
+
+// ownAccount is the target of a secret's own user.
+func ownAccount(s *dbsecret.Secret) target {
+	return target{secret: s, username: s.Username, password: s.Password, dbname: s.DBName}
+}
+
+// Restore makes AWSCURRENT's password the account's password again after a
+// failed testSecret or finishSecret (see rotation.Restorer). It does nothing
+// when AWSCURRENT already logs in; otherwise it logs in with the pending
+// password (which setSecret set), then the previous one, changes the
+// password of the account it logged in as back to AWSCURRENT's, and proves
+// that AWSCURRENT logs in.
+func (su *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) error {
+	cur, pend, err := checkPair(ctx, req.Current, req.Pending)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w; the previous version is not usable: %w", errCur, err)
+		return err
 	}
-	if prev.Username != cur.Username || dbsecret.CheckSameTarget(cur, prev) != nil {
-		return nil, "", fmt.Errorf("neither the pending nor the current password logs in, and the previous version names another user or server, so it is not tried: %w", errCur)
+	if pend.Username != cur.Username {
+		return fmt.Errorf("%w: field \"username\" differs between the current (%q) and the pending (%q) version", dbsecret.ErrInvalidSecret, cur.Username, pend.Username)
 	}
-	prev.SSL = cur.SSL
-	s, errPrev := open(ctx, su.cfg.DB, user(prev))
-	if errPrev != nil {
-		return nil, "", fmt.Errorf("none of the pending, current and previous passwords logs in: %w", errPrev)
+	s, err := open(ctx, su.cfg.DB, ownAccount(cur))
+	if err == nil {
+		matched := s.user == cur.Username
+		s.Close()
+		if matched {
+			return nil
+		}
+	} else if !errors.Is(err, ErrLogin) {
+		return fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
 	}
-	return s, prev.Password, nil
+	s, used, err := su.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelPending, pend), previous(req.Previous, cur)}, ownAccount)
+	if err != nil {
+		return fmt.Errorf("AWSCURRENT's password is refused too: %w", err)
+	}
+	defer s.Close()
+	if s.user != cur.Username {
+		return fmt.Errorf("logged in as %q but the server matched the account %q@%q (an anonymous or proxy account); Rotary changes only the secret's own account", cur.Username, s.user, s.host)
+	}
+	if err := s.setOwnPassword(ctx, cur.Password, used); err != nil {
+		return err
+	}
+	return testLogin(ctx, su.cfg, cur)
+}
+
+// Probe logs in as the secret's user with the version's password over
+// AWSCURRENT's connection settings (see rotation.Prober).
+func (su *SingleUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
+	return su.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
+		if v.Username != cur.Username {
+			return fmt.Errorf("field \"username\" is %q, not the secret's user %q", v.Username, cur.Username)
+		}
+		return nil
+	})
 }
 
 // Test logs in with the pending value and runs a query.
@@ -138,23 +184,26 @@ func (su *SingleUser) Test(ctx context.Context, req rotation.TestRequest) error 
 	if err != nil {
 		return err
 	}
-	return testLogin(ctx, su.cfg, pend)
+	if err := testLogin(ctx, su.cfg, pend); err != nil {
+		return fmt.Errorf("test the pending value: %w", err)
+	}
+	return nil
 }
 
 // testLogin logs in as the secret's user, checks the server matched that
 // user's own account and runs a query.
 func testLogin(ctx context.Context, cfg Config, sec *dbsecret.Secret) error {
-	s, err := open(ctx, cfg.DB, target{secret: sec, username: sec.Username, password: sec.Password, dbname: sec.DBName})
+	s, err := open(ctx, cfg.DB, ownAccount(sec))
 	if err != nil {
-		return fmt.Errorf("test the pending value: %w", err)
+		return err
 	}
 	defer s.Close()
 	if s.user != sec.Username {
-		return fmt.Errorf("test the pending value: logging in as %q matched the account %q@%q instead of the user's own; drop the anonymous account", sec.Username, s.user, s.host)
+		return fmt.Errorf("logging in as %q matched the account %q@%q instead of the user's own; drop the anonymous account", sec.Username, s.user, s.host)
 	}
 	var one int
 	if err := s.queryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("test the pending value: run a query as %q: %w", sec.Username, err)
+		return fmt.Errorf("run a query as %q: %w", sec.Username, err)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func TestSingleUserLoginOrder(t *testing.T) {
 	}{
 		{name: "current works", serverHas: "cur", withPrev: true},
 		{name: "only previous works", serverHas: "prev", withPrev: true},
-		{name: "nothing works", serverHas: "other", withPrev: true, wantErrText: "none of the pending, current and previous passwords logs in"},
+		{name: "nothing works", serverHas: "other", withPrev: true, wantErrText: "none of the passwords of AWSCURRENT, AWSPREVIOUS logs in"},
 		{name: "nothing works, no previous", serverHas: "other", wantErrText: "no previous version"},
 	}
 	for _, tc := range tests {

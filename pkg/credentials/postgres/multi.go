@@ -26,7 +26,10 @@ type MultiUser struct {
 	cfg Config
 }
 
-var _ rotation.Credential = (*MultiUser)(nil)
+var (
+	_ rotation.Credential = (*MultiUser)(nil)
+	_ rotation.Prober     = (*MultiUser)(nil)
+)
 
 // NewMultiUser returns the alternating-users credential type.
 func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
@@ -380,4 +383,16 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 		return err
 	}
 	return m.cfg.checkPasswordsEnforced(ctx, pend)
+}
+
+// Probe logs in as the version's user of the pair with its password over
+// AWSCURRENT's connection settings (see rotation.Prober). A version for a
+// user outside the pair is not tried.
+func (m *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
+	return m.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
+		if base := BaseName(cur.Username); v.Username != base && v.Username != CloneName(base) {
+			return fmt.Errorf("%w: field \"username\" is %q, outside the pair %q/%q", ErrInvalid, v.Username, base, CloneName(base))
+		}
+		return nil
+	})
 }

@@ -201,3 +201,38 @@ func setPassword(ctx context.Context, conn *pgx.Conn, name, password string) err
 	}
 	return nil
 }
+
+// probe logs in with req.Version's credential over AWSCURRENT's connection
+// settings and proves that the server checks the password; same refuses a
+// version for another user before any login (see rotation.Prober).
+func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(cur, v *dbsecret.Secret) error) error {
+	cur, err := parse(rotation.LabelCurrent, req.Current)
+	if err != nil {
+		return err
+	}
+	v, err := parse("", req.Version)
+	if err != nil {
+		return err
+	}
+	if err := dbsecret.CheckSameTarget(cur, v); err != nil {
+		return fmt.Errorf("%w: %w", rotation.ErrOtherTarget, err)
+	}
+	if err := same(cur, v); err != nil {
+		return fmt.Errorf("%w: %w", rotation.ErrOtherTarget, err)
+	}
+	try := *v
+	try.SSL = cur.SSL
+	if err := c.check(ctx, &try); err != nil {
+		if isAuthFailure(err) {
+			return fmt.Errorf("%w: %w", rotation.ErrRefused, err)
+		}
+		return err
+	}
+	if err := c.checkPasswordsEnforced(ctx, &try); err != nil {
+		if errors.Is(err, ErrPasswordsNotChecked) {
+			return fmt.Errorf("%w: %w", rotation.ErrUnproven, err)
+		}
+		return err
+	}
+	return nil
+}

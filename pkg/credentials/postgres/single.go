@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
@@ -15,7 +16,11 @@ type SingleUser struct {
 	cfg Config
 }
 
-var _ rotation.Credential = (*SingleUser)(nil)
+var (
+	_ rotation.Credential = (*SingleUser)(nil)
+	_ rotation.Restorer   = (*SingleUser)(nil)
+	_ rotation.Prober     = (*SingleUser)(nil)
+)
 
 // NewSingleUser returns the single-user credential type.
 func NewSingleUser(cfg Config) *SingleUser { return &SingleUser{cfg: cfg} }
@@ -63,35 +68,74 @@ func (s *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
 	}
-	attempts := []error{fmt.Errorf("pending: %w", err)}
-	conn, err := s.cfg.connect(ctx, cur)
+	conn, _, err := s.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelCurrent, cur), s.previous(req.Previous, cur)})
 	if err != nil {
 		if !isAuthFailure(err) {
 			return err
 		}
-		attempts = append(attempts, fmt.Errorf("current: %w", err))
-		prev, ok, perr := req.Previous(ctx)
-		if perr != nil {
-			return fmt.Errorf("read AWSPREVIOUS: %w", perr)
-		}
-		if !ok {
-			return fmt.Errorf("%w as %q on %s:%d with the pending or current password, and the secret has no previous version: %w", ErrLogin, cur.Username, cur.Host, cur.Port, errors.Join(attempts...))
-		}
-		old, perr := parse("AWSPREVIOUS", prev)
-		if perr != nil {
-			return perr
-		}
-		if perr := sameUser(cur, old); perr != nil {
-			return fmt.Errorf("%w as %q on %s:%d with the pending or current password, and the previous version is for another target: %w", ErrLogin, cur.Username, cur.Host, cur.Port, perr)
-		}
-		conn, err = s.cfg.connect(ctx, old)
-		if err != nil {
-			attempts = append(attempts, fmt.Errorf("previous: %w", err))
-			return fmt.Errorf("%w as %q on %s:%d with the pending, current or previous password; set one of them on the server by hand: %w", ErrLogin, cur.Username, cur.Host, cur.Port, errors.Join(attempts...))
-		}
+		return fmt.Errorf("%w (the pending password is refused too): %w; set one of these passwords on the server by hand, or put the password the server has into the secret", ErrLogin, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return setPassword(ctx, conn, pend.Username, pend.Password)
+}
+
+// loginOld logs in as the secret's user with the first of tries the server
+// accepts, connecting the way cur says.
+func (s *SingleUser) loginOld(ctx context.Context, cur *dbsecret.Secret, tries []dbsecret.Try) (*pgx.Conn, *dbsecret.Secret, error) {
+	return dbsecret.Login(ctx, cur, tries, s.cfg.connect, isAuthFailure)
+}
+
+// previous is the ladder's AWSPREVIOUS for the user of cur.
+func (s *SingleUser) previous(read func(context.Context) (rotation.Version, bool, error), cur *dbsecret.Secret) dbsecret.Try {
+	return dbsecret.Previous(read, func(v rotation.Version) (*dbsecret.Secret, error) { return parse(rotation.LabelPrevious, v) },
+		func(old *dbsecret.Secret) error { return sameUser(cur, old) })
+}
+
+// Restore makes AWSCURRENT's password the user's password again after a
+// failed testSecret or finishSecret (see rotation.Restorer). It does nothing
+// when AWSCURRENT already logs in; otherwise it logs in with the pending
+// password (which setSecret set), then the previous one, and sets
+// AWSCURRENT's password as a SCRAM verifier, then proves that it logs in.
+func (s *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) error {
+	cur, err := parse(rotation.LabelCurrent, req.Current)
+	if err != nil {
+		return err
+	}
+	pend, err := parse(rotation.LabelPending, req.Pending)
+	if err != nil {
+		return err
+	}
+	if err := dbsecret.CheckPending(cur, pend); err != nil {
+		return err
+	}
+	if err := sameUser(cur, pend); err != nil {
+		return err
+	}
+	err = s.cfg.check(ctx, cur)
+	if err == nil {
+		return nil
+	}
+	if !isAuthFailure(err) {
+		return fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
+	}
+	conn, _, err := s.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelPending, pend), s.previous(req.Previous, cur)})
+	if err != nil {
+		if !isAuthFailure(err) {
+			return err
+		}
+		return fmt.Errorf("%w (AWSCURRENT's password is refused too): %w", ErrLogin, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := setPassword(ctx, conn, cur.Username, cur.Password); err != nil {
+		return err
+	}
+	return s.cfg.check(ctx, cur)
+}
+
+// Probe logs in as the secret's user with the version's password over
+// AWSCURRENT's connection settings (see rotation.Prober).
+func (s *SingleUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
+	return s.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error { return sameUser(cur, v) })
 }
 
 // Test logs in with the pending password and runs a query.
