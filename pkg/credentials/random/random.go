@@ -161,6 +161,7 @@ type Random struct {
 var (
 	_ rotation.Credential = (*Random)(nil)
 	_ rotation.Revoker    = (*Random)(nil)
+	_ rotation.Prober     = (*Random)(nil)
 )
 
 // New returns the random credential type.
@@ -282,3 +283,17 @@ func (r *Random) checkFields(fields map[string]any) error {
 // rotated field, and no system holds the old values but their consumers,
 // which read AWSCURRENT.
 func (r *Random) Revoke(context.Context, rotation.RevokeRequest) error { return nil }
+
+// Probe checks that the version holds every rotated field, well formed:
+// with no downstream system, a well-formed value is as valid as it gets, so
+// recovery can always keep AWSCURRENT and clear an unfinished rotation.
+func (r *Random) Probe(_ context.Context, req rotation.ProbeRequest) error {
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(req.Version.Value), &fields); err != nil || fields == nil {
+		return fmt.Errorf("%w: version %s: secret value is not a JSON object", rotation.ErrInvalidSecret, req.Version.ID)
+	}
+	if err := r.checkFields(fields); err != nil {
+		return fmt.Errorf("%w: version %s: %w", rotation.ErrInvalidSecret, req.Version.ID, err)
+	}
+	return nil
+}
