@@ -60,8 +60,9 @@ type Env struct {
 	subject Subject
 	logs    *syncBuffer
 
-	mu     sync.Mutex
-	inject func(ev smlocal.Event, run func() error) error // nil: run as is
+	mu       sync.Mutex
+	inject   func(ev smlocal.Event, run func() error) error // nil: run as is
+	override *rotation.Handler                              // nil: Handler
 }
 
 // NewEnv starts a local Secrets Manager whose rotations run the subject's
@@ -96,10 +97,13 @@ func NewEnv(t *testing.T, s Subject) *Env {
 }
 
 func (e *Env) invoke(ctx context.Context, _ string, ev smlocal.Event) error {
-	run := func() error { return e.Handler.Handle(ctx, toEvent(ev)) }
 	e.mu.Lock()
-	inj := e.inject
+	inj, h := e.inject, e.override
 	e.mu.Unlock()
+	if h == nil {
+		h = e.Handler
+	}
+	run := func() error { return h.Handle(ctx, toEvent(ev)) }
 	if inj != nil {
 		return inj(ev, run)
 	}
@@ -114,6 +118,14 @@ func toEvent(ev smlocal.Event) rotation.Event {
 func (e *Env) Inject(f func(ev smlocal.Event, run func() error) error) {
 	e.mu.Lock()
 	e.inject = f
+	e.mu.Unlock()
+}
+
+// useHandler makes the local Secrets Manager's rotations run h; nil
+// restores the subject's handler.
+func (e *Env) useHandler(h *rotation.Handler) {
+	e.mu.Lock()
+	e.override = h
 	e.mu.Unlock()
 }
 

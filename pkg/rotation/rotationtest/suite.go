@@ -247,6 +247,8 @@ func Run(t *testing.T, s Subject) {
 		e.mustBeValid(t, "AWSCURRENT with rotation disabled", old)
 	})
 
+	runAbilities(t, e, s, &seen)
+
 	t.Run("NoSecretInLogs", func(t *testing.T) {
 		logs := e.Logs()
 		if !strings.Contains(logs, `"step":"finishSecret"`) {
