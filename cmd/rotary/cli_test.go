@@ -128,9 +128,11 @@ func TestRotateRefusals(t *testing.T) {
 	}
 }
 
-// TestFailedRotationStatusUnstick: a rotation that cannot log in fails at
-// setSecret with its error, status flags the secret as stuck, unstick clears
-// it saying what changed, and the real password still logs in throughout.
+// TestFailedRotationStatusUnstick: a rotation whose secret holds a password
+// the server refuses fails at setSecret with its error; status probes the
+// versions and flags the secret as drifted (no version logs in); unstick
+// changes nothing and says how each version failed; --no-probe clears the
+// label; the real password logs in throughout.
 func TestFailedRotationStatusUnstick(t *testing.T) {
 	c := cluster(t)
 	_, value := pgRole(t, c, "", "")
@@ -161,26 +163,31 @@ func TestFailedRotationStatusUnstick(t *testing.T) {
 		t.Fatalf("status --json: %v\n%s", err, st.out)
 	}
 	pending := labels(t, name)[labelPending]
-	if len(statuses) != 1 || !statuses[0].Stuck || statuses[0].PendingVersion != pending || !statuses[0].RotationEnabled {
-		t.Fatalf("status --json = %+v; want stuck on %s", statuses, pending)
+	if len(statuses) != 1 || !statuses[0].Stuck || statuses[0].PendingVersion != pending || !statuses[0].RotationEnabled || statuses[0].State != "drifted" {
+		t.Fatalf("status --json = %+v; want stuck on %s, drifted", statuses, pending)
 	}
-	if text := mustRotary(t, "status", name).out; !strings.Contains(text, "STUCK") || !strings.Contains(text, "rotary unstick "+name) {
-		t.Fatalf("status text does not flag the stuck rotation:\n%s", text)
+	if text := mustRotary(t, "status", name).out; !strings.Contains(text, "DRIFTED") || !strings.Contains(text, "one of the probed versions logs in") {
+		t.Fatalf("status text does not flag the drifted secret:\n%s", text)
 	}
 
-	u := mustRotary(t, "unstick", name)
-	if !strings.Contains(u.out, "Removed AWSPENDING from version "+pending) {
-		t.Fatalf("unstick output: %s", u.out)
+	u := rotary(t, "unstick", name)
+	if u.code != 1 || !strings.Contains(u.errOut, "nothing changed") || !strings.Contains(u.out, "refused") || !strings.Contains(u.out, pending) {
+		t.Fatalf("unstick of a drifted secret: exit %d\nstdout %s\nstderr %s; want exit 1, every version refused, nothing changed", u.code, u.out, u.errOut)
+	}
+	if l := labels(t, name); l[labelPending] != pending {
+		t.Fatalf("unstick changed the labels of a secret no version of which logs in: %v", l)
+	}
+	n := mustRotary(t, "unstick", name, "--no-probe")
+	if !strings.Contains(n.out, "Removed AWSPENDING from version "+pending) {
+		t.Fatalf("unstick --no-probe output: %s", n.out)
 	}
 	if l := labels(t, name); l[labelPending] != "" || l[labelCurrent] == pending {
-		t.Fatalf("after unstick, labels %v", l)
+		t.Fatalf("after unstick --no-probe, labels %v", l)
 	}
-	if again := mustRotary(t, "unstick", name); !strings.Contains(again.out, "Nothing to unstick") {
+	if again := mustRotary(t, "unstick", name, "--no-probe"); !strings.Contains(again.out, "Nothing to unstick") {
 		t.Fatalf("second unstick: %s", again.out)
 	}
-	if st := mustRotary(t, "status", name); strings.Contains(st.out, "STUCK") {
-		t.Fatalf("status still flags the secret after unstick:\n%s", st.out)
-	}
+	noSecretIn(t, st.out+u.out+u.errOut+n.out, string(good))
 }
 
 // TestUnstickRefusals: against the local stack unstick knows a rotation is
@@ -673,4 +680,105 @@ func TestFollowLabelsPendingLeftOnCurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLockedOutSecretIsHealed: a single-user rotation whose testSecret dies
+// after setSecret changed the password leaves applications locked out
+// (only AWSPENDING logs in). status says so and names the one command;
+// rotate and rollback refuse with the same advice; unstick completes the
+// rotation, after which AWSCURRENT logs in and the next rotation works.
+func TestLockedOutSecretIsHealed(t *testing.T) {
+	c := cluster(t)
+	_, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	_, before := currentOf(t, name)
+	lift := kill(t, name, "testSecret")
+	if r := rotary(t, "rotate", name, "--wait"); r.code != 1 {
+		t.Fatalf("rotation with testSecret killed: exit %d, stderr %s", r.code, r.errOut)
+	}
+	lift()
+	pending := labels(t, name)[labelPending]
+	if err := login(c, before); err == nil {
+		t.Fatal("the test is void: AWSCURRENT still logs in, so nothing is locked out")
+	}
+
+	st := mustRotary(t, "status", name)
+	if !strings.Contains(st.out, "LOCKED-OUT") || !strings.Contains(st.out, "rotary unstick "+name) || !strings.Contains(st.out, "cannot log in") {
+		t.Fatalf("status does not show the lockout and its fix:\n%s", st.out)
+	}
+	var statuses []secretStatus
+	if err := json.Unmarshal([]byte(mustRotary(t, "status", name, "--json").out), &statuses); err != nil || len(statuses) != 1 {
+		t.Fatalf("status --json: %v", err)
+	}
+	if s := statuses[0]; s.State != "locked-out" || s.Probe == nil || s.Probe.Plan != "complete" || s.Probe.PlanVersion != pending {
+		t.Fatalf("status --json: state %q, probe %+v; want locked-out, plan complete on %s", s.State, s.Probe, pending)
+	}
+	for _, args := range [][]string{{"rotate", name, "--wait"}, {"rollback", name, "--yes"}} {
+		r := rotary(t, args...)
+		if r.code != 1 || !strings.Contains(r.errOut, "cannot log in") || !strings.Contains(r.errOut, "rotary unstick "+name) {
+			t.Fatalf("%s of a locked-out secret: exit %d, stderr %s; want a refusal naming the lockout and unstick", args[0], r.code, r.errOut)
+		}
+	}
+	if l := labels(t, name); l[labelPending] != pending {
+		t.Fatalf("a refused command changed the labels: %v", l)
+	}
+
+	u := mustRotary(t, "unstick", name)
+	if !strings.Contains(u.out, "Completed the rotation") || !strings.Contains(u.out, "refused") || !strings.Contains(u.out, "logs-in") {
+		t.Fatalf("unstick output:\n%s", u.out)
+	}
+	l := labels(t, name)
+	if l[labelCurrent] != pending || l[labelPending] != "" {
+		t.Fatalf("after unstick, labels %v; want AWSCURRENT on %s and no AWSPENDING", l, pending)
+	}
+	_, cur := currentOf(t, name)
+	if err := login(c, cur); err != nil {
+		t.Fatalf("after unstick AWSCURRENT does not log in: %v", err)
+	}
+	if err := login(c, before); err == nil {
+		t.Fatal("the replaced password still logs in")
+	}
+	mustRotary(t, "rotate", name, "--wait")
+	_, next := currentOf(t, name)
+	if err := login(c, next); err != nil {
+		t.Fatalf("the rotation after unstick: AWSCURRENT does not log in: %v", err)
+	}
+	noSecretIn(t, st.out+u.out, initial, before, cur, next)
+}
+
+// TestUnstickRestoresADeprecatedLiveCredential: when AWSPENDING was taken
+// off the version holding the only working password (what unstick did
+// before it probed, and what --no-probe still does), unstick finds that
+// version and makes it AWSCURRENT again.
+func TestUnstickRestoresADeprecatedLiveCredential(t *testing.T) {
+	c := cluster(t)
+	_, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	lift := kill(t, name, "testSecret")
+	if r := rotary(t, "rotate", name, "--wait"); r.code != 1 {
+		t.Fatalf("rotation with testSecret killed: exit %d", r.code)
+	}
+	lift()
+	live := labels(t, name)[labelPending]
+	if r := mustRotary(t, "unstick", name, "--no-probe"); !strings.Contains(r.out, "without probing") {
+		t.Fatalf("unstick --no-probe: %s", r.out)
+	}
+	_, cur := currentOf(t, name)
+	if err := login(c, cur); err == nil {
+		t.Fatal("the test is void: AWSCURRENT logs in")
+	}
+	u := mustRotary(t, "unstick", name)
+	if !strings.Contains(u.out, "Made version "+live+" AWSCURRENT again") {
+		t.Fatalf("unstick output:\n%s", u.out)
+	}
+	id, now := currentOf(t, name)
+	if id != live {
+		t.Fatalf("AWSCURRENT is %s, want the live version %s", id, live)
+	}
+	if err := login(c, now); err != nil {
+		t.Fatalf("after unstick AWSCURRENT does not log in: %v", err)
+	}
+	noSecretIn(t, u.out, initial, cur, now)
 }

@@ -18,7 +18,7 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fn, err := actionable(s)
+	fn, err := c.actionable(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 			"Fix the cause, run 'rotary unstick %s', then revoke again", err, s.name)
 	}
 	t0 := time.Now()
-	if err := c.invokeStep(ctx, fn, s.arn, "revokeSecret", token); err != nil {
+	if err := c.invokeStep(ctx, fn, s.arn, stepRevoke, token); err != nil {
 		return fmt.Errorf("%w\nThe secret was rotated (AWSCURRENT is version %s), but the revoke step failed, so a credential valid before may still log in "+
 			"(with alternating users: the other user's old password). Fix the cause and run 'rotary revoke %s' again", err, token, s.name)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +12,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/recovery"
 )
 
 // Where confirmations are read from; tests replace both.
@@ -43,36 +43,12 @@ func confirm(out io.Writer, yes bool, what string) error {
 	return nil
 }
 
-// invokeStep runs one step of the secret's rotation function through the
-// Lambda Invoke API, as Secrets Manager would.
-func (c *clients) invokeStep(ctx context.Context, function, arn, step, token string) error {
-	payload, err := json.Marshal(map[string]string{"Step": step, "SecretId": arn, "ClientRequestToken": token})
-	if err != nil {
-		return fmt.Errorf("encode the %s event: %w", step, err)
-	}
-	out, err := c.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
-	if err != nil {
-		return fmt.Errorf("invoke %s for step %s: %w; check that you may call lambda:InvokeFunction on it and that --region (or --endpoint) is where it runs", function, step, err)
-	}
-	if out.FunctionError != nil {
-		var fe struct {
-			ErrorMessage string `json:"errorMessage"`
-			ErrorType    string `json:"errorType"`
-		}
-		if json.Unmarshal(out.Payload, &fe) != nil || fe.ErrorMessage == "" {
-			fe.ErrorMessage = fmt.Sprintf("function error %s", aws.ToString(out.FunctionError))
-		}
-		return &rotationFailedError{Step: step, Msg: fe.ErrorMessage}
-	}
-	return nil
-}
-
 // actionable checks what rollback and revoke need before they change
 // anything: no unfinished rotation, a rotation function, rotation not
 // turned off (the function refuses to act then).
-func actionable(s *secretState) (string, error) {
+func (c *clients) actionable(ctx context.Context, s *secretState) (string, error) {
 	if p := s.stuckPending(); p != "" {
-		return "", unfinished(s, p)
+		return "", c.unfinished(ctx, s, p)
 	}
 	fn := aws.ToString(s.desc.RotationLambdaARN)
 	if fn == "" {
@@ -118,7 +94,7 @@ func runRollback(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fn, err := actionable(s)
+	fn, err := c.actionable(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -126,7 +102,11 @@ func runRollback(ctx context.Context, args []string, out io.Writer) error {
 	target := *to
 	if target == "" {
 		if target = s.labeled(labelPrevious); target == "" {
-			return fmt.Errorf("refusing: %s has no AWSPREVIOUS version to roll back to; pass --to VERSION (see 'rotary history %s')", s.name, s.name)
+			msg := fmt.Sprintf("refusing: %s has no AWSPREVIOUS version to roll back to; pass --to VERSION (see 'rotary history %s')", s.name, s.name)
+			if r, err := c.probe(ctx, s, cur); err == nil && r.State != recovery.StateHealthy {
+				msg += ". " + capitalize(r.Summary) + ". " + advice(s, r)
+			}
+			return errors.New(msg)
 		}
 	}
 	tv, ok := s.version(target)
@@ -163,10 +143,10 @@ func runRollback(ctx context.Context, args []string, out io.Writer) error {
 		if err := c.invokeStep(ctx, fn, s.arn, step, token); err != nil {
 			hint := "the credential downstream may not have changed"
 			if step != "setSecret" {
-				hint = "setSecret already set the earlier credential downstream, so AWSCURRENT may no longer log in"
+				hint = "setSecret already set the earlier credential downstream (the function restores AWSCURRENT's when it can, and says so above)"
 			}
-			return fmt.Errorf("%w\nRollback stopped: AWSCURRENT is still version %s in Secrets Manager, but %s. "+
-				"AWSPENDING stays on version %s: fix the cause, run 'rotary unstick %s --force' (--force because rollback, not a running rotation, made that version), "+
+			return fmt.Errorf("%w\nRollback stopped: AWSCURRENT is still version %s in Secrets Manager, and %s. "+
+				"AWSPENDING stays on version %s: fix the cause, run 'rotary unstick %s --force' (it probes which version logs in and heals from that; --force because rollback, not a running rotation, made that version), "+
 				"then roll back again (or rotate)", err, cur, hint, token, s.name)
 		}
 		fmt.Fprintf(out, "  %-13s ok  %s\n", step, time.Since(t0).Round(time.Millisecond))

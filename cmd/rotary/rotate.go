@@ -61,16 +61,6 @@ func (e *rotationFailedError) Error() string {
 // that has not finished.
 var errUnfinished = errors.New("a previous rotation is unfinished")
 
-func unfinished(s *secretState, pending string) error {
-	created := "-"
-	if v, ok := s.version(pending); ok {
-		created = fmtTime(v.CreatedDate)
-	}
-	return fmt.Errorf("%w: AWSPENDING is on version %s (created %s), not on AWSCURRENT; "+
-		"if a rotation is still running, wait for it ('rotary status %s'); if it failed, fix the cause, "+
-		"run 'rotary unstick %s', then try again", errUnfinished, pending, created, s.name, s.name)
-}
-
 func runRotate(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
 	af := addAWSFlags(fs)
@@ -107,7 +97,7 @@ func runRotate(ctx context.Context, args []string, out io.Writer) error {
 // RotateSecret and returns the new version's id.
 func (c *clients) startRotation(ctx context.Context, s *secretState, function string) (string, error) {
 	if p := s.stuckPending(); p != "" {
-		return "", unfinished(s, p)
+		return "", c.unfinished(ctx, s, p)
 	}
 	if function == "" && aws.ToString(s.desc.RotationLambdaARN) == "" {
 		return "", fmt.Errorf("%s has no rotation function: pass --function ARN (the local stack's are printed by 'rotary local') or configure rotation with the CDK app", s.name)

@@ -141,19 +141,31 @@ func awsLike(t *testing.T) string {
 	return srv.URL
 }
 
-// holds are rotations held before their first step, by secret name.
-var holds sync.Map // secret name -> chan struct{}
+// holds are rotations held before their first step, by secret name;
+// kills are steps that fail as if the function died before running them.
+var holds, kills sync.Map // secret name -> chan struct{}; secret name -> step
 
-// holdInvoker delays the steps of held secrets until they are released.
+// holdInvoker delays the steps of held secrets until they are released,
+// and fails the killed steps without invoking the function.
 func holdInvoker(next smlocal.Invoker) smlocal.Invoker {
 	return smlocal.InvokerFunc(func(ctx context.Context, arn string, ev smlocal.Event) error {
 		var wait []chan struct{}
+		killed := false
 		holds.Range(func(k, v any) bool {
 			if strings.Contains(ev.SecretId, ":secret:"+k.(string)+"-") {
 				wait = append(wait, v.(chan struct{}))
 			}
 			return true
 		})
+		kills.Range(func(k, v any) bool {
+			if strings.Contains(ev.SecretId, ":secret:"+k.(string)+"-") && v.(string) == ev.Step {
+				killed = true
+			}
+			return true
+		})
+		if killed {
+			return fmt.Errorf("%s: the function was killed before it ran (injected by the test)", ev.Step)
+		}
 		for _, ch := range wait {
 			select {
 			case <-ch:
@@ -175,6 +187,16 @@ func hold(t *testing.T, name string) (release func()) {
 	release = func() { once.Do(func() { holds.Delete(name); close(ch) }) }
 	t.Cleanup(release)
 	return release
+}
+
+// kill makes every invocation of step for the secret fail without running,
+// until the returned function (or cleanup) lifts it.
+func kill(t *testing.T, name, step string) (lift func()) {
+	t.Helper()
+	kills.Store(name, step)
+	lift = func() { kills.Delete(name) }
+	t.Cleanup(lift)
+	return lift
 }
 
 // mustRotary runs the CLI and fails the test unless it exits 0.

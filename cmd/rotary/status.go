@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/recovery"
 )
 
 // secretStatus is one secret's line in `rotary status` (and its --json).
@@ -30,6 +32,14 @@ type secretStatus struct {
 	PendingVersion  string     `json:"pendingVersion,omitempty"`
 	Stuck           bool       `json:"stuck"`
 	Overdue         bool       `json:"overdue"`
+	// State is the probe's diagnosis of a stuck secret (healthy, stuck,
+	// locked-out, drifted, unknown); empty when nothing was probed.
+	State string `json:"state,omitempty"`
+	// Probe is the rotation function's report; ProbeError says why there is none.
+	Probe      *recovery.Report `json:"probe,omitempty"`
+	ProbeError string           `json:"probeError,omitempty"`
+	// Advice is the one command that fixes the secret.
+	Advice string `json:"advice,omitempty"`
 	// Error says why the secret could not be read (when several are listed).
 	Error string `json:"error,omitempty"`
 }
@@ -39,6 +49,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	all := fs.Bool("all", false, "every secret in the account and region")
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	noProbe := fs.Bool("no-probe", false, "do not ask the rotation functions of stuck secrets which version logs in")
 	pos, err := parseArgs(fs, args, out)
 	if err != nil {
 		return err
@@ -77,7 +88,11 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 			failed++
 			statuses = append(statuses, secretStatus{Name: names[i], ARN: id, Error: err.Error()})
 		default:
-			statuses = append(statuses, statusOf(s, now))
+			st := statusOf(s, now)
+			if st.Stuck && !*noProbe {
+				c.diagnose(ctx, s, &st)
+			}
+			statuses = append(statuses, st)
 		}
 	}
 	var errFailed error
@@ -127,8 +142,15 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "\n%s: %s\n", st.Name, st.Error)
 		}
 		if st.Stuck {
-			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed. "+
-				"If none is running, run 'rotary unstick %s', fix the cause and rotate again.\n", st.Name, st.PendingVersion, st.Name)
+			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed.", st.Name, st.PendingVersion)
+			switch {
+			case st.Probe != nil:
+				fmt.Fprintf(out, " %s. %s.\n", capitalize(st.Probe.Summary), st.Advice)
+			case st.ProbeError != "":
+				fmt.Fprintf(out, " Its credentials could not be probed (%s); if no rotation is running, run 'rotary unstick %s'.\n", st.ProbeError, st.Name)
+			default:
+				fmt.Fprintf(out, " If none is running, run 'rotary unstick %s' (it probes which version logs in first).\n", st.Name)
+			}
 		}
 	}
 	return errFailed
@@ -139,7 +161,12 @@ func flags(st secretStatus) string {
 		return "ERROR"
 	}
 	var f []string
-	if st.Stuck {
+	switch {
+	case st.State == recovery.StateLockedOut:
+		f = append(f, "LOCKED-OUT")
+	case st.State == recovery.StateDrifted:
+		f = append(f, "DRIFTED")
+	case st.Stuck:
 		f = append(f, "STUCK")
 	}
 	if st.Overdue {
@@ -227,4 +254,15 @@ func runHistory(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.VersionID, fmtTime(e.Created), accessed, labels)
 	}
 	return tw.Flush()
+}
+
+// diagnose fills in what the rotation function's probes say about a
+// stuck secret: its state and the one command that fixes it.
+func (c *clients) diagnose(ctx context.Context, s *secretState, st *secretStatus) {
+	r, err := c.probe(ctx, s, st.PendingVersion)
+	if err != nil {
+		st.ProbeError = err.Error()
+		return
+	}
+	st.Probe, st.State, st.Advice = r, r.State, advice(s, r)
 }

@@ -146,7 +146,7 @@ func Decide(r *Report) {
 		r.Summary = fmt.Sprintf("AWSCURRENT is refused but %s logs in: the credential downstream is that version's; making it AWSCURRENT again lets applications log in", what)
 	case cur.Outcome == OutcomeRefused && allFailedDefinitely(r):
 		r.State = StateDrifted
-		r.Summary = "none of the probed versions logs in: the credential was changed downstream (or the user dropped or locked) outside rotation; set a known password by hand (then rotate), or put the working credential into the secret as AWSCURRENT"
+		r.Summary = "none of the probed versions logs in: the credential was changed downstream (or the user dropped or locked) outside rotation"
 	case cur.Outcome == OutcomeRefused:
 		r.State = StateUnknown
 		r.Summary = "AWSCURRENT is refused and no other version is known to log in, but some could not be tried (see each version's outcome): fix that first"

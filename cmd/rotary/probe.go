@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/rotary-secrets/rotary/pkg/recovery"
+)
+
+// Operator steps of the rotation functions (see pkg/rotation).
+const (
+	stepRevoke  = "revokeSecret"
+	stepProbe   = "probeSecret"
+	stepRecover = "recoverSecret"
+)
+
+// invoke runs one step of the secret's rotation function through the
+// Lambda Invoke API, as Secrets Manager would, and returns the function's
+// answer (null for the four rotation steps).
+func (c *clients) invoke(ctx context.Context, function, arn, step, token string) ([]byte, error) {
+	payload, err := json.Marshal(map[string]string{"Step": step, "SecretId": arn, "ClientRequestToken": token})
+	if err != nil {
+		return nil, fmt.Errorf("encode the %s event: %w", step, err)
+	}
+	out, err := c.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s for step %s: %w; check that you may call lambda:InvokeFunction on it and that --region (or --endpoint) is where it runs", function, step, err)
+	}
+	if out.FunctionError != nil {
+		var fe struct {
+			ErrorMessage string `json:"errorMessage"`
+			ErrorType    string `json:"errorType"`
+		}
+		if json.Unmarshal(out.Payload, &fe) != nil || fe.ErrorMessage == "" {
+			fe.ErrorMessage = fmt.Sprintf("function error %s", aws.ToString(out.FunctionError))
+		}
+		return nil, &rotationFailedError{Step: step, Msg: fe.ErrorMessage}
+	}
+	return out.Payload, nil
+}
+
+// invokeStep runs a step whose answer does not matter.
+func (c *clients) invokeStep(ctx context.Context, function, arn, step, token string) error {
+	_, err := c.invoke(ctx, function, arn, step, token)
+	return err
+}
+
+// report runs probeSecret or recoverSecret and decodes the function's report.
+func (c *clients) report(ctx context.Context, function, arn, step, token string) (*recovery.Report, error) {
+	payload, err := c.invoke(ctx, function, arn, step, token)
+	if err != nil {
+		return nil, err
+	}
+	var r recovery.Report
+	if err := json.Unmarshal(payload, &r); err != nil || r.State == "" {
+		return nil, fmt.Errorf("the function %s answered %s without a report: is it a Rotary rotation function of this version (one that knows the %s step)?", function, step, step)
+	}
+	return &r, nil
+}
+
+// probe asks the secret's rotation function which of its versions log in,
+// changing nothing. token is the version of interest (AWSPENDING when a
+// rotation is unfinished, else AWSCURRENT).
+func (c *clients) probe(ctx context.Context, s *secretState, token string) (*recovery.Report, error) {
+	fn := aws.ToString(s.desc.RotationLambdaARN)
+	if fn == "" {
+		return nil, fmt.Errorf("%s has no rotation function, which alone can reach the database to probe the credentials", s.name)
+	}
+	return c.report(ctx, fn, s.arn, stepProbe, token)
+}
+
+// unfinished is the refusal of commands that need no rotation to be
+// unfinished. It probes first, so that it can name the one command that
+// fixes the secret, and says plainly when applications are locked out.
+func (c *clients) unfinished(ctx context.Context, s *secretState, pending string) error {
+	created := "-"
+	if v, ok := s.version(pending); ok {
+		created = fmtTime(v.CreatedDate)
+	}
+	msg := fmt.Sprintf("AWSPENDING is on version %s (created %s), not on AWSCURRENT", pending, created)
+	r, perr := c.probe(ctx, s, pending)
+	if perr != nil {
+		return fmt.Errorf("%w: %s; if a rotation is still running, wait for it ('rotary status %s'); if it failed, run 'rotary unstick %s' (it probes which version logs in first), then try again (the probe failed: %v)",
+			errUnfinished, msg, s.name, s.name, perr)
+	}
+	return fmt.Errorf("%w: %s. %s. %s", errUnfinished, msg, capitalize(r.Summary), advice(s, r))
+}
+
+// advice is the one command that fixes what a probe found.
+func advice(s *secretState, r *recovery.Report) string {
+	switch r.Plan {
+	case recovery.PlanComplete:
+		return fmt.Sprintf("Applications reading AWSCURRENT cannot log in: run 'rotary unstick %s' to complete the rotation (if none is still running)", s.name)
+	case recovery.PlanRestore:
+		return fmt.Sprintf("Applications reading AWSCURRENT cannot log in: run 'rotary unstick %s' to make version %s AWSCURRENT again", s.name, r.PlanVersion)
+	case recovery.PlanClearPending:
+		return fmt.Sprintf("If no rotation is still running, run 'rotary unstick %s' to clear it, fix the cause and rotate again", s.name)
+	}
+	switch r.State {
+	case recovery.StateDrifted:
+		return fmt.Sprintf("No command can fix this from the secret alone: store the password the server has as AWSCURRENT ('aws secretsmanager put-secret-value'), or set a new one on the server by hand and store that; then 'rotary unstick %s'", s.name)
+	case recovery.StateUnknown:
+		return fmt.Sprintf("Fix what the probes report, then 'rotary status %s' again", s.name)
+	}
+	return "Nothing needs fixing"
+}
+
+// printReport shows every probed version and what the function found (and
+// did). Values are never shown: only version ids, labels and outcomes.
+func printReport(out io.Writer, name string, r *recovery.Report) error {
+	fmt.Fprintf(out, "Probed %d versions of %s through its rotation function:\n", len(r.Versions), name)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VERSION\tLABELS\tCREATED\tOUTCOME\tWHY")
+	for _, v := range r.Versions {
+		labels := strings.Join(v.Labels, ",")
+		if labels == "" {
+			labels = "(deprecated)"
+		}
+		why := v.Error
+		if len(why) > 160 {
+			why = why[:157] + "..."
+		}
+		if why == "" {
+			why = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", v.VersionID, labels, fmtTime(v.Created), v.Outcome, why)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "State: %s: %s.\n", r.State, r.Summary)
+	return nil
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
