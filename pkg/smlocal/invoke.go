@@ -78,7 +78,8 @@ func EndpointMap(m map[string]string) func(string) (string, error) {
 
 // Invoke posts ev and fails on a non-2xx status, on a Lambda function error
 // header, or on a body of the form {"errorMessage":...,"errorType":...}, which
-// is how the emulator reports a failed handler with status 200.
+// is how the emulator reports a failed handler with status 200, or on the
+// emulator's "Task timed out after ..." (a timeout, also with status 200).
 func (h *HTTPInvoker) Invoke(ctx context.Context, functionARN string, ev Event) error {
 	if h.Resolve == nil {
 		return errors.New("smlocal: HTTPInvoker.Resolve is nil; set it to a func returning the emulator URL for a function ARN")
@@ -115,6 +116,9 @@ func (h *HTTPInvoker) Invoke(ctx context.Context, functionARN string, ev Event) 
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("invoke %s step %s: read response: %w", functionARN, ev.Step, err)
+	}
+	if msg, ok := emulatorTimeout(resp.StatusCode, out); ok {
+		return fmt.Errorf("%w: %s step %s: Sandbox.Timedout: %s", ErrFunction, functionARN, ev.Step, msg)
 	}
 	var fe struct {
 		ErrorMessage string `json:"errorMessage"`
