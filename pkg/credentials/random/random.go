@@ -284,16 +284,24 @@ func (r *Random) checkFields(fields map[string]any) error {
 // which read AWSCURRENT.
 func (r *Random) Revoke(context.Context, rotation.RevokeRequest) error { return nil }
 
-// Probe checks that the version holds every rotated field, well formed:
-// with no downstream system, a well-formed value is as valid as it gets, so
-// recovery can always keep AWSCURRENT and clear an unfinished rotation.
-func (r *Random) Probe(_ context.Context, req rotation.ProbeRequest) error {
-	var fields map[string]any
-	if err := json.Unmarshal([]byte(req.Version.Value), &fields); err != nil || fields == nil {
-		return fmt.Errorf("%w: version %s: secret value is not a JSON object", rotation.ErrInvalidSecret, req.Version.ID)
-	}
-	if err := r.checkFields(fields); err != nil {
+// Probe checks that the version is a value consumers can use: a JSON object
+// whose rotated fields, where present, are non-empty strings, as Validate
+// accepts AWSCURRENT for a rotation. With no downstream system, a
+// well-formed value is as valid as it gets, so recovery can always keep
+// AWSCURRENT and clear an unfinished rotation. It does not demand the
+// length and alphabet this function generates (Test does, of the pending
+// value): AWSCURRENT is often the value a person stored before the first
+// rotation, or one generated under an earlier ROTATE_FIELDS.
+func (r *Random) Probe(ctx context.Context, req rotation.ProbeRequest) error {
+	if err := r.Validate(ctx, req.Version); err != nil {
 		return fmt.Errorf("%w: version %s: %w", rotation.ErrInvalidSecret, req.Version.ID, err)
+	}
+	var fields map[string]any
+	_ = json.Unmarshal([]byte(req.Version.Value), &fields)
+	for _, f := range r.cfg.Fields {
+		if s, ok := fields[f.Name].(string); ok && s == "" {
+			return fmt.Errorf("%w: version %s: field %q is empty", rotation.ErrInvalidSecret, req.Version.ID, f.Name)
+		}
 	}
 	return nil
 }
