@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 // ROTARY_CA_BUNDLE, read at start-up), runs the tests and stops everything
 // it started, whatever the tests did.
 func run(m *testing.M) int {
+	raiseParallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
