@@ -262,17 +262,19 @@ func TestFaultMatrixCount(t *testing.T) {
 			t.Logf("  by %s: %s: %d", m.what, k, m.n[k])
 		}
 	}
-	doc := filepath.Join("..", "docs", "reliability.md")
-	b, err := os.ReadFile(doc)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Logf("%s does not exist yet; when it does, it must state the fault matrix's %d cases", doc, len(cases))
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !regexp.MustCompile(`\b` + strconv.Itoa(len(cases)) + `\b[^.\n]{0,40}\bcases\b`).Match(b) {
-		t.Fatalf("%s does not state the fault matrix's size: it must say \"%d cases\" (see TestFaultMatrixCount's log for the breakdown)", doc, len(cases))
+	states := regexp.MustCompile(`\b` + strconv.Itoa(len(cases)) + `\b[^.]{0,40}\bcases\b`)
+	for _, doc := range []string{filepath.Join("..", "README.md"), filepath.Join("..", "docs", "reliability.md")} {
+		b, err := os.ReadFile(doc)
+		if errors.Is(err, os.ErrNotExist) && strings.HasSuffix(doc, "reliability.md") {
+			t.Logf("%s does not exist yet; when it does, it must state the fault matrix's %d cases", doc, len(cases))
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !states.Match(b) {
+			t.Errorf("%s does not state the fault matrix's size: it must say \"%d cases\" (see TestFaultMatrixCount's log for the breakdown)", doc, len(cases))
+		}
 	}
 }
 
@@ -637,7 +639,7 @@ func (ms *matrixStack) versions(t *testing.T, arn string) []string {
 // and the token of the unfinished rotation's version (AWSPENDING, when it
 // is on another version than AWSCURRENT, else AWSCURRENT), and decodes the
 // function's report.
-func (ms *matrixStack) recoverSecret(t *testing.T, arn string) recovery.Report {
+func (ms *matrixStack) recoverSecret(t *testing.T, arn string) (recovery.Report, string) {
 	t.Helper()
 	d, err := ms.Client.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 	if err != nil {
@@ -665,7 +667,7 @@ func (ms *matrixStack) recoverSecret(t *testing.T, arn string) recovery.Report {
 	if err := json.Unmarshal(out.Payload, &r); err != nil || r.State == "" {
 		t.Fatalf("recoverSecret answered without a report: %.300s", out.Payload)
 	}
-	return r
+	return r, string(out.Payload)
 }
 
 // caseOutcome is what a case found, for the matrix's summary.
@@ -747,7 +749,7 @@ func (r *faultRun) checkInvariants(t *testing.T, initial, token string, rot smlo
 			out.lockedOut = true
 			t.Logf("AWSCURRENT is refused until recovery: %v", err)
 		}
-		rep := ms.recoverSecret(t, r.arn)
+		rep, raw := ms.recoverSecret(t, r.arn)
 		t.Logf("recoverSecret: state %s, plan %s, action %s: %s", rep.State, rep.Plan, rep.Action, rep.Summary)
 		for _, v := range rep.Versions {
 			t.Logf("  probed version %s %v: %s %s", v.VersionID, v.Labels, v.Outcome, v.Error)
@@ -758,6 +760,14 @@ func (r *faultRun) checkInvariants(t *testing.T, initial, token string, rot smlo
 		r.mustWork(t, value, fmt.Sprintf("AWSCURRENT after recoverSecret (state %s, plan %s)", rep.State, rep.Plan))
 		if pending != "" && pending != cur {
 			t.Fatalf("after recoverSecret (state %s, plan %s) AWSPENDING is still on version %s", rep.State, rep.Plan, pending)
+		}
+		if rep.Action != rep.Plan || rep.Changed != (rep.Plan != recovery.PlanNone) || rep.CurrentVersion != cur {
+			t.Fatalf("recoverSecret's report says plan %s, action %s, changed %v, AWSCURRENT on %s; the secret has it on %s", rep.Plan, rep.Action, rep.Changed, rep.CurrentVersion, cur)
+		}
+		for _, id := range ms.versions(t, r.arn) {
+			if v, ok := ms.value(t, r.arn, id); ok && password(v) != "" && strings.Contains(raw, password(v)) {
+				t.Fatalf("recoverSecret's report holds the password of version %s", id)
+			}
 		}
 		token2, rot2 := ms.rotate(t, c.typ.function, r.arn)
 		if rot2.State != smlocal.RotationSucceeded {
