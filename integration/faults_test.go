@@ -144,9 +144,11 @@ func (c faultCase) name() string {
 	return c.typ.function + "/" + c.step + "/" + c.fault + "/" + lift
 }
 
-func isDBFault(f string) bool {
-	return f == faultDBUnreachable || f == faultHBAReject || f == faultNoLogin || f == faultAccountLock
+func isRefusal(f string) bool {
+	return f == faultHBAReject || f == faultNoLogin || f == faultAccountLock
 }
+
+func isDBFault(f string) bool { return f == faultDBUnreachable || isRefusal(f) }
 
 // smOperation is the Secrets Manager call of a step that the SM faults hit.
 func smOperation(step string) string {
@@ -181,19 +183,11 @@ func faultMatrix() (cases []faultCase, skipped map[string]int) {
 			faultSM500Before, faultSM500After, faultThrottledBefore, faultThrottledAfter, faultTimeout} {
 			for _, out := range []bool{false, true} {
 				for _, typ := range matrixTypes {
-					switch {
-					case fault == faultHBAReject || fault == faultNoLogin || fault == faultAccountLock:
-						if !slices.Contains(typ.refusals, fault) {
-							if typ.db == nil {
-								skipped[skipNoDatabase]++
-							}
-							continue // another engine's way of refusing
-						}
+					if isRefusal(fault) && typ.db != nil && !slices.Contains(typ.refusals, fault) {
+						continue // another engine's way of refusing a user
 					}
 					if isDBFault(fault) && typ.db == nil {
-						if fault == faultDBUnreachable {
-							skipped[skipNoDatabase]++
-						}
+						skipped[skipNoDatabase]++
 						continue
 					}
 					if isDBFault(fault) && (step == rotation.StepCreate || step == rotation.StepFinish) {
@@ -224,16 +218,26 @@ func (c faultCase) cost() int {
 	return n
 }
 
+// faultMatrixSize is the number of cases faultMatrix generates, for the
+// docs to cite (README.md and docs/reliability.md state it; so does
+// TestFaultMatrixCount's log): change it, and them, with the table.
 // minFaultCases is the least the matrix may have: the issue asks for 100.
-const minFaultCases = 100
+const (
+	faultMatrixSize = 320
+	minFaultCases   = 100
+)
 
 // TestFaultMatrixCount states the matrix's size and breakdown (docs cite
-// it), checks it is at least minFaultCases, that every case has its own
-// name, and that docs/reliability.md, once it exists, states the number.
+// it), checks it is at least minFaultCases and faultMatrixSize, that every
+// case has its own name, and that README.md and, once it exists,
+// docs/reliability.md state the number.
 func TestFaultMatrixCount(t *testing.T) {
 	cases, skipped := faultMatrix()
 	if len(cases) < minFaultCases {
 		t.Fatalf("the fault matrix has %d cases, want at least %d", len(cases), minFaultCases)
+	}
+	if len(cases) != faultMatrixSize {
+		t.Fatalf("the fault matrix has %d cases, but faultMatrixSize says %d: update it and the docs that state it (README.md, docs/reliability.md)", len(cases), faultMatrixSize)
 	}
 	names := map[string]bool{}
 	byType, byFault, byStep, byLift := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
@@ -321,8 +325,8 @@ func TestFaultMatrix(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name(), func(t *testing.T) {
 			t.Parallel()
-			out := env.run(t, c)
 			ran.Store(c.name(), true)
+			out := env.run(t, c)
 			if out.recovered {
 				recovered.Store(c.name(), true)
 			}
@@ -948,7 +952,7 @@ func (r *faultRun) apply(ctx context.Context) {
 		r.proxy.set(dbRefuse)
 	case r.c.fault == faultTimeout && r.c.stallsDatabase():
 		r.proxy.set(dbStall)
-	case r.c.fault == faultHBAReject || r.c.fault == faultNoLogin || r.c.fault == faultAccountLock:
+	case isRefusal(r.c.fault):
 		r.refuse(ctx, true)
 	default:
 		r.mu.Lock()
@@ -962,7 +966,7 @@ func (r *faultRun) lift() {
 	switch {
 	case r.c.fault == faultDBUnreachable || (r.c.fault == faultTimeout && r.c.stallsDatabase()):
 		r.proxy.set(dbPass)
-	case r.c.fault == faultHBAReject || r.c.fault == faultNoLogin || r.c.fault == faultAccountLock:
+	case isRefusal(r.c.fault):
 		r.refuse(context.Background(), false)
 	default:
 		r.mu.Lock()
