@@ -49,16 +49,22 @@ import (
 //     finishSecret: UpdateSecretVersionStage) with HTTP 500
 //     InternalServiceError or 400 ThrottlingException, without forwarding
 //     it (before) or after forwarding it, so that it took effect (after).
-//     The functions keep the SDK's standard retryer (3 attempts), which
-//     meets the fault on every attempt.
+//     The functions keep the SDK's standard retryer (3 attempts, jittered
+//     backoff: about a second per retry of a throttled call): these are
+//     the retries a Secrets Manager fault is lifted within, so
+//     "lifted-within" fails only the step's first such call (the SDK
+//     retries it, after it took effect for "after"), and "outlasting"
+//     fails every one, on every attempt of the rotation.
 //   - timeout: the step's database connections (setSecret and testSecret
 //     of a database type) or its Secrets Manager call stall until the
 //     function's timeout (AWS_LAMBDA_FUNCTION_TIMEOUT, faultTimeoutSeconds)
 //     ends the invocation.
 //
 // A fault holds during the faulted step's invocations only: "lifted-within"
-// during the first attempt's, "outlasting" during every attempt's, until
-// the rotation has ended. Then, with every fault lifted, the invariants
+// during the first attempt's (for a Secrets Manager error, its first call),
+// "outlasting" during every attempt's, until the rotation has ended (the
+// rotation retry policy is two attempts). Then, with every fault lifted,
+// the invariants
 // (checkInvariants): AWSCURRENT logs in, by a real login over verified TLS
 // (random-secret: its fields are well formed); a rotation whose fault was
 // lifted within the retries finished; a finished rotation made its version
@@ -210,7 +216,9 @@ func (c faultCase) cost() int {
 	case faultTimeout:
 		n = 4
 	case faultThrottledBefore, faultThrottledAfter:
-		n = 3 // the SDK backs off about a second per retry of a throttled call
+		if c.outlasting {
+			n = 3 // the SDK backs off about a second per retry of a throttled call
+		}
 	}
 	if c.outlasting {
 		n *= 2
@@ -985,7 +993,6 @@ func (r *faultRun) smFault(op string) *smFault {
 	if !r.smOn || op != smOperation(r.c.step) {
 		return nil
 	}
-	r.hits++
 	f := &smFault{Lifted: r.lifted}
 	switch r.c.fault {
 	case faultSM500Before, faultSM500After:
@@ -995,6 +1002,10 @@ func (r *faultRun) smFault(op string) *smFault {
 	default:
 		f.Kind = smStall
 	}
+	if f.Kind != smStall && !r.c.outlasting && r.hits > 0 {
+		return nil // lifted within the SDK's retries: the first call only
+	}
+	r.hits++
 	f.After = r.c.fault == faultSM500After || r.c.fault == faultThrottledAfter
 	return f
 }
