@@ -26,8 +26,11 @@ const (
 	SidKeyPolicyFunctions = "AllowRotationFunctionsViaSecretsManager"
 )
 
-// RotateActions are what a function may do on a secret it rotates.
-var RotateActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+// RotateActions are what a function may do on a secret it rotates: the
+// four calls of a rotation, and ListSecretVersionIds (version ids, labels
+// and dates, no values), with which its probeSecret and recoverSecret steps
+// find the versions an unfinished rotation left unlabeled.
+var RotateActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:ListSecretVersionIds"}
 
 // MasterActions are what a multi-user function may do on a master secret.
 var MasterActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}
