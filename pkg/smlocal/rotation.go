@@ -40,7 +40,8 @@ const (
 )
 
 // Rotation records one rotation: every attempt and every step of it. It is
-// readable while the rotation runs.
+// readable while the rotation runs. A scheduled rotation that failed because
+// its function cannot be invoked (see Tick) has no attempts.
 type Rotation struct {
 	SecretARN   string
 	SecretName  string
@@ -93,6 +94,9 @@ type rotationRun struct {
 	done   chan struct{}
 	ctx    context.Context // canceled by Close and by CancelRotateSecret
 	cancel context.CancelFunc
+	// denied is true for a scheduled rotation recorded as failed without
+	// running because its function cannot be invoked.
+	denied bool
 }
 
 // errCanceled ends a rotation that CancelRotateSecret canceled.
@@ -156,6 +160,14 @@ func (s *Server) WaitRotation(ctx context.Context, secretID string) (Rotation, e
 func (s *Server) runningLocked(arn string) bool {
 	runs := s.rotations[arn]
 	return len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning
+}
+
+// canInvokeLocked asks Options.CanInvoke whether the function may be invoked.
+func (s *Server) canInvokeLocked(functionARN string) error {
+	if s.opts.CanInvoke == nil {
+		return nil
+	}
+	return s.opts.CanInvoke(functionARN)
 }
 
 // startRotationLocked records a rotation and runs it in the background.
@@ -341,6 +353,12 @@ func (s *Server) rotateSecret(body []byte) (any, error) {
 	if fn == "" {
 		return nil, &apiError{Type: excInvalidRequest, Message: msgNoRotationFunction}
 	}
+	// AWS checks that it may invoke the function on every RotateSecret,
+	// whether the ARN is new or the stored one, before it changes anything.
+	if err := s.canInvokeLocked(fn); err != nil {
+		s.log.Warn("smlocal: RotateSecret refused: the rotation function cannot be invoked", "secret", sec.ARN, "function", fn, "err", err)
+		return nil, &apiError{Type: excAccessDenied, Message: msgCannotInvoke}
+	}
 	if p, ok := sec.Labels[labelPending]; (ok && p != sec.Labels[labelCurrent]) || s.runningLocked(sec.ARN) {
 		return nil, &apiError{Type: excInvalidRequest, Message: msgPreviousRotation}
 	}
@@ -411,6 +429,14 @@ func (s *Server) cancelRotateSecret(body []byte) (any, error) {
 // secrets whose recovery window is over. A rotation left unfinished is
 // reattempted with its token. It returns the ARNs of the secrets whose
 // rotation it started.
+//
+// A due secret whose function cannot be invoked (Options.CanInvoke) is not
+// rotated: AWS would fail the rotation without running a step, so Tick
+// records a failed rotation (RotationFailed, no attempts, Err saying why)
+// and changes nothing on the secret: no new version, AWSPENDING where it
+// was. It records that once, not at every tick, until the secret's newest
+// rotation is another one or its function changes; the secret stays due,
+// so it rotates at the first tick after the function can be invoked.
 func (s *Server) Tick(ctx context.Context) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -435,6 +461,10 @@ func (s *Server) Tick(ctx context.Context) []string {
 			sec.NextRotation.IsZero() || now.Before(sec.NextRotation) || s.runningLocked(arn) {
 			continue
 		}
+		if err := s.canInvokeLocked(sec.RotationLambdaARN); err != nil {
+			s.recordDeniedLocked(sec, err)
+			continue
+		}
 		token, ok := sec.Labels[labelPending]
 		if !ok || token == sec.Labels[labelCurrent] {
 			token = newToken()
@@ -451,6 +481,41 @@ func (s *Server) Tick(ctx context.Context) []string {
 	}
 	slices.Sort(started)
 	return started
+}
+
+// recordDeniedLocked records a scheduled rotation of sec that failed because
+// its function cannot be invoked, unless the secret's newest rotation is
+// already that failure.
+func (s *Server) recordDeniedLocked(sec *storedSecret, cause error) {
+	runs := s.rotations[sec.ARN]
+	if n := len(runs); n > 0 && runs[n-1].denied && runs[n-1].rec.FunctionARN == sec.RotationLambdaARN {
+		return
+	}
+	token := sec.Labels[labelPending]
+	if token == sec.Labels[labelCurrent] {
+		token = "" // no version was created
+	}
+	now := s.now()
+	run := &rotationRun{
+		rec: Rotation{
+			SecretARN:   sec.ARN,
+			SecretName:  sec.Name,
+			FunctionARN: sec.RotationLambdaARN,
+			Token:       token,
+			Scheduled:   true,
+			State:       RotationFailed,
+			Started:     now,
+			Ended:       now,
+			Err:         fmt.Sprintf("%s (%v)", msgCannotInvoke, cause),
+		},
+		done:   make(chan struct{}),
+		ctx:    s.ctx,
+		cancel: func() {},
+		denied: true,
+	}
+	close(run.done)
+	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
+	s.log.Warn("smlocal: scheduled rotation not started: the rotation function cannot be invoked", "event", "RotationFailed", "secret", sec.ARN, "function", sec.RotationLambdaARN, "err", cause)
 }
 
 // RunScheduler calls Tick every interval until ctx is done.
