@@ -134,7 +134,7 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
 				env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
 			}
-			if t.NeedsMaster() {
+			if t.NeedsRDSRead() {
 				// The endpoint serves Secrets Manager only. The host of an
 				// RDS-managed master secret comes from the RDS API
 				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
@@ -161,7 +161,7 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			Resources: jsii.Strings("*"),
 		}))
 	}
-	if t.NeedsMaster() {
+	if t.NeedsRDSRead() {
 		// Multi-user types may look up the instance or cluster behind a secret.
 		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:     jsii.String(SidReadRDSTopology),
