@@ -52,8 +52,9 @@ func (f *fixture) try(value string, statements ...string) error {
 // clone keeps exactly the base user's privileges, including ones granted (or
 // revoked) after the first rotation, and objects created by either user are
 // usable and alterable by the other.
-func TestMultiUserActsAsOneOwner(t *testing.T) {
-	f := setup(t)
+func TestMultiUserActsAsOneOwner(t *testing.T) { eachVersion(t, testMultiUserActsAsOneOwner) }
+
+func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_app"), newPassword(t)
 	f.createRole(t, base, pw, "")
@@ -63,7 +64,7 @@ func TestMultiUserActsAsOneOwner(t *testing.T) {
 	t.Cleanup(func() {
 		f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE; DROP ROLE IF EXISTS "+QuoteIdentifier(reader))
 	})
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	baseValue := f.secret(t, base, pw, map[string]any{"masterarn": masterARN})
 	arn := createSecret(t, e, baseValue)
 
@@ -155,8 +156,9 @@ func TestMultiUserActsAsOneOwner(t *testing.T) {
 // TestMultiUserRDSManagedMaster rotates with a master secret that RDS
 // manages (only username and password), finding the host through the RDS
 // API: the real SDK client against pkg/rdslocal.
-func TestMultiUserRDSManagedMaster(t *testing.T) {
-	f := setup(t)
+func TestMultiUserRDSManagedMaster(t *testing.T) { eachVersion(t, testMultiUserRDSManagedMaster) }
+
+func testMultiUserRDSManagedMaster(t *testing.T, f *fixture) {
 	srv := rdslocal.New()
 	srv.AddInstance(rdslocal.Instance{Identifier: "orders", Engine: "postgres", Address: f.c.Host, Port: f.c.Port})
 	srv.AddCluster(rdslocal.Cluster{Identifier: "aurora", Engine: "aurora-postgresql", Endpoint: f.c.Host, Port: f.c.Port})
@@ -187,9 +189,9 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, f, NewMultiUser(cfg))
-			masterARN := f.master(t, e.Client, managed, map[string]string{tt.tag: tt.arn})
 			user, pw := uniqueName("rotary_rdsm"), newPassword(t)
 			f.createRole(t, user, pw, "")
+			masterARN := f.master(t, e.Client, managed, map[string]string{tt.tag: tt.arn}, user)
 			old := f.secret(t, user, pw, map[string]any{"masterarn": masterARN})
 			arn := createSecret(t, e, old)
 			_, err := e.Rotate(t, arn)
@@ -220,7 +222,10 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 // repaired by the first rotation to it, so it reads what the base user may
 // and its objects belong to the base role.
 func TestMultiUserRepairsExistingClone(t *testing.T) {
-	f := setup(t)
+	eachVersion(t, testMultiUserRepairsExistingClone)
+}
+
+func testMultiUserRepairsExistingClone(t *testing.T, f *fixture) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_repair"), newPassword(t)
 	f.createRole(t, base, pw, "")
@@ -228,7 +233,9 @@ func TestMultiUserRepairsExistingClone(t *testing.T) {
 	schema := QuoteIdentifier(uniqueName("rotary_repair_schema"))
 	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	// The master did not create this clone: on PostgreSQL 16 and later it
+	// needs ADMIN OPTION on it as on the base user (README.md).
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base, CloneName(base))
 	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 
 	if _, err := e.Rotate(t, arn); err != nil {
