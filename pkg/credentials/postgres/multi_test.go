@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -218,18 +219,34 @@ func testMultiUserRDSManagedMaster(t *testing.T, f *fixture) {
 }
 
 // TestMultiUserRepairsExistingClone: a clone made by hand or by AWS's
-// template (no membership in the base role, NOINHERIT, no session role) is
-// repaired by the first rotation to it, so it reads what the base user may
-// and its objects belong to the base role.
+// template (no membership in the base role, NOINHERIT, no session role), or
+// one that is a member of the base role without inheriting its privileges
+// or being allowed to become it (PostgreSQL 16's INHERIT and SET options of
+// a membership, which a NOINHERIT member gets by default), is repaired by
+// the first rotation to it, so it reads what the base user may and its
+// objects belong to the base role.
 func TestMultiUserRepairsExistingClone(t *testing.T) {
-	eachVersion(t, testMultiUserRepairsExistingClone)
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		t.Run("no membership", func(t *testing.T) { testMultiUserRepairsExistingClone(t, f, "") })
+		grant := "GRANT %s TO %s"
+		if f.c.Major >= 16 {
+			grant += " WITH INHERIT FALSE, SET FALSE"
+		}
+		t.Run("membership without inherit or set", func(t *testing.T) { testMultiUserRepairsExistingClone(t, f, grant) })
+	})
 }
 
-func testMultiUserRepairsExistingClone(t *testing.T, f *fixture) {
+// testMultiUserRepairsExistingClone runs with a clone the superuser made
+// NOINHERIT and, if grant is not empty, then granted the base role with
+// fmt.Sprintf(grant, base, clone).
+func testMultiUserRepairsExistingClone(t *testing.T, f *fixture, grant string) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_repair"), newPassword(t)
 	f.createRole(t, base, pw, "")
 	f.exec(t, "CREATE ROLE "+QuoteIdentifier(CloneName(base))+" WITH LOGIN NOINHERIT PASSWORD NULL") // dropped by createRole's cleanup
+	if grant != "" {
+		f.exec(t, fmt.Sprintf(grant, QuoteIdentifier(base), QuoteIdentifier(CloneName(base))))
+	}
 	schema := QuoteIdentifier(uniqueName("rotary_repair_schema"))
 	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
