@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +241,43 @@ func TestSweepStopsOtherVersions(t *testing.T) {
 	}
 	if err := orphan.ping(ctx); err == nil {
 		t.Fatal("the orphaned PostgreSQL 18 cluster still accepts connections")
+	}
+}
+
+func TestSelected(t *testing.T) {
+	tests := []struct {
+		env     string
+		want    []int
+		wantErr bool
+	}{
+		{"", Majors, false},
+		{"16", []int{16}, false},
+		{" 13, 18 ", []int{13, 18}, false},
+		{"16,12", nil, true},
+		{"sixteen", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			t.Setenv(EnvMajors, tt.env)
+			var got []int
+			for _, m := range Majors {
+				ok, err := Selected(m)
+				if tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), EnvMajors) {
+						t.Fatalf("Selected(%d) error = %v, want one naming %s", m, err, EnvMajors)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					got = append(got, m)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("selected %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -75,22 +75,41 @@ func (m *Matrix) get(bin string) *Shared {
 }
 
 // Default returns the cluster of the default binaries ($ROTARY_PG_BIN or
-// DefaultBinDir), like a Shared cluster.
+// DefaultBinDir, PostgreSQL 15), like a Shared cluster. The test is skipped
+// when $ROTARY_PG_MAJORS does not list that cluster's version.
 func (m *Matrix) Default(t testing.TB) *Cluster {
 	t.Helper()
 	bin := os.Getenv(EnvBinDir)
 	if bin == "" {
 		bin = DefaultBinDir
+		skipUnselected(t, 15)
 	}
-	return m.get(bin).Get(t)
+	c := m.get(bin).Get(t)
+	skipUnselected(t, c.Major)
+	return c
+}
+
+// skipUnselected skips the test if $ROTARY_PG_MAJORS does not list major,
+// and fails it if the list is wrong.
+func skipUnselected(t testing.TB, major int) {
+	t.Helper()
+	ok, err := Selected(major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Skipf("skipping PostgreSQL %d: %s=%s does not list it", major, EnvMajors, os.Getenv(EnvMajors))
+	}
 }
 
 // Get returns the running cluster of PostgreSQL major, starting it on first
 // use. When that version is not installed or cannot start, the test fails
 // if the environment has CI=true and is skipped otherwise, naming the
-// command that installs it.
+// command that installs it. It is skipped when $ROTARY_PG_MAJORS does not
+// list major.
 func (m *Matrix) Get(t testing.TB, major int) *Cluster {
 	t.Helper()
+	skipUnselected(t, major)
 	bin, err := BinDirFor(major)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -106,7 +125,7 @@ func (m *Matrix) Get(t testing.TB, major int) *Cluster {
 }
 
 // Run runs f once for each of Majors, as parallel subtests named pg13,
-// pg14 and so on, each with the shared cluster of its version.
+// pg14 and so on, each with the shared cluster of its version (see Get).
 func (m *Matrix) Run(t *testing.T, f func(t *testing.T, c *Cluster)) {
 	t.Helper()
 	for _, major := range Majors {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Majors are the PostgreSQL major versions the database tests run on:
@@ -19,6 +21,29 @@ const InstallScript = "scripts/install-postgres-versions.sh"
 
 // EnvCacheDir overrides where InstallScript and CacheDir keep the servers.
 const EnvCacheDir = "ROTARY_PG_CACHE"
+
+// EnvMajors limits the versions a Matrix runs on to a comma-separated list
+// of Majors, such as "16,17"; unset or empty means all of them.
+const EnvMajors = "ROTARY_PG_MAJORS"
+
+// Selected reports whether tests run on PostgreSQL major: whether
+// $ROTARY_PG_MAJORS is unset or lists it. A list with anything but known
+// majors is an error.
+func Selected(major int) (bool, error) {
+	list := strings.TrimSpace(os.Getenv(EnvMajors))
+	if list == "" {
+		return true, nil
+	}
+	found := false
+	for _, f := range strings.Split(list, ",") {
+		m, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || !slices.Contains(Majors, m) {
+			return false, fmt.Errorf("%s=%q: %q is not one of the PostgreSQL versions %v", EnvMajors, list, f, Majors)
+		}
+		found = found || m == major
+	}
+	return found, nil
+}
 
 // CacheDir is where InstallScript installs each major version, in
 // CacheDir()/<major>/bin: $ROTARY_PG_CACHE, else /var/cache/rotary/postgres

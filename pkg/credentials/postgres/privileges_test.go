@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -204,4 +205,30 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		f.mustNotLogin(t, "AWSPREVIOUS after the revoke", prev)
 		f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
 	})
+}
+
+// TestReadmeMasterPrivileges: README.md gives a DBA the SQL the tests grant
+// the master user (masterGrants), and the error messages' grantAdminSQL
+// is that SQL too.
+func TestReadmeMasterPrivileges(t *testing.T) {
+	b, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, major := range []int{15, 16} {
+		for _, sql := range masterGrants(major, "admin", "app") {
+			if !strings.Contains(readme, sql) {
+				t.Errorf("README.md does not give the SQL the tests run for PostgreSQL %d: %s", major, sql)
+			}
+		}
+	}
+	if got, want := grantAdminSQL("app", "admin"), strings.Join(masterGrants(16, `"admin"`, `"app"`), ""); got != want {
+		t.Errorf("grantAdminSQL = %s, want the tests' %s", got, want)
+	}
+	for _, sql := range []string{"CREATE ROLE admin WITH LOGIN CREATEROLE", "GRANT pg_signal_backend TO admin", "GRANT app_clone TO admin WITH ADMIN OPTION, INHERIT FALSE, SET FALSE"} {
+		if !strings.Contains(readme, sql) {
+			t.Errorf("README.md does not give the SQL %s", sql)
+		}
+	}
 }
