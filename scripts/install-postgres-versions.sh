@@ -44,7 +44,7 @@ if [ ${#majors[@]} -eq 0 ]; then
 fi
 for m in "${majors[@]}"; do
   if [ -z "${PKG[$m]:-}" ]; then
-    echo "install-postgres-versions: no PostgreSQL $m here; known: ${!PKG[*]}" >&2
+    echo "install-postgres-versions: no PostgreSQL $m here; known: $(printf "%s\n" "${!PKG[@]}" | sort -n | xargs)" >&2
     exit 2
   fi
 done
