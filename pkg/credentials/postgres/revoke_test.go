@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -355,27 +353,15 @@ func testRevokeMultiUserRefuses(t *testing.T, f *fixture) {
 	}
 }
 
-// trustCluster starts a throwaway cluster of PostgreSQL major whose
-// pg_hba.conf accepts any password for users (trust), as a misconfigured
-// server would; it stops in t.Cleanup.
-func trustCluster(t *testing.T, major int, users ...string) *fixture {
+// trustUsers makes the cluster's pg_hba.conf accept any password for
+// users (trust), as a misconfigured server would, until t's cleanup puts
+// the file back. The rules name only these users (unique names), so the
+// other tests on the shared cluster are unaffected.
+func (f *fixture) trustUsers(t *testing.T, users ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := pgcluster.BinDirFor(major)
-	var c *pgcluster.Cluster
-	if err == nil {
-		c, err = pgcluster.Start(ctx, pgcluster.Options{BinDir: bin, TLS: true, TLSHosts: []string{"127.0.0.1"}})
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("throwaway PostgreSQL cluster is required with CI=true: %v", err)
-		}
-		t.Skipf("skipping: no throwaway PostgreSQL cluster (set CI=true to make this a failure): %v", err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	f := newFixture(c)
-	conn, err := c.ConnectAdmin(ctx, "")
+	conn, err := f.c.ConnectAdmin(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,16 +370,34 @@ func trustCluster(t *testing.T, major int, users ...string) *fixture {
 	if err := conn.QueryRow(ctx, "SELECT current_setting('hba_file'), pg_read_file(current_setting('hba_file'))").Scan(&path, &hba); err != nil {
 		t.Fatal(err)
 	}
-	var rows []string
+	write := func(ctx context.Context, conn *pgx.Conn, lines []string) error {
+		var rows []string
+		for _, line := range lines {
+			rows = append(rows, "("+quoteLiteral(line)+")")
+		}
+		_, err := conn.Exec(ctx, "COPY (VALUES "+strings.Join(rows, ", ")+") TO "+quoteLiteral(path)+"; SELECT pg_reload_conf()")
+		return err
+	}
+	original := strings.Split(strings.TrimSpace(hba), "\n")
+	var lines []string
 	for _, u := range users {
-		rows = append(rows, "("+quoteLiteral("host all "+QuoteIdentifier(u)+" 127.0.0.1/32 trust")+")")
+		lines = append(lines, "host all "+QuoteIdentifier(u)+" 127.0.0.1/32 trust")
 	}
-	for _, line := range strings.Split(strings.TrimSpace(hba), "\n") {
-		rows = append(rows, "("+quoteLiteral(line)+")")
-	}
-	if _, err := conn.Exec(ctx, "COPY (VALUES "+strings.Join(rows, ", ")+") TO "+quoteLiteral(path)+"; SELECT pg_reload_conf()"); err != nil {
+	if err := write(ctx, conn, append(lines, original...)); err != nil {
 		t.Fatalf("rewrite pg_hba.conf: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := f.c.ConnectAdmin(ctx, "")
+		if err == nil {
+			defer conn.Close(ctx)
+			err = write(ctx, conn, original)
+		}
+		if err != nil {
+			t.Errorf("put pg_hba.conf back: %v", err)
+		}
+	})
 	// The reload is asynchronous: wait until a wrong password logs in.
 	probe := f.secret(t, users[0], "not-the-password", nil)
 	f.exec(t, "CREATE ROLE "+QuoteIdentifier(users[0])+" LOGIN")
@@ -403,7 +407,6 @@ func trustCluster(t *testing.T, major int, users ...string) *fixture {
 			t.Fatal("pg_hba.conf with trust did not take effect")
 		}
 	}
-	return f
 }
 
 // TestRevokeWhenServerIgnoresPasswords: when pg_hba.conf trusts the user,
@@ -414,9 +417,9 @@ func TestRevokeWhenServerIgnoresPasswords(t *testing.T) {
 	eachVersion(t, testRevokeWhenServerIgnoresPasswords)
 }
 
-func testRevokeWhenServerIgnoresPasswords(t *testing.T, shared *fixture) {
+func testRevokeWhenServerIgnoresPasswords(t *testing.T, f *fixture) {
 	single, base := uniqueName("rotary_trust_single"), uniqueName("rotary_trust_base")
-	f := trustCluster(t, shared.c.Major, single, base)
+	f.trustUsers(t, single, base)
 	t.Run("single user", func(t *testing.T) {
 		e := newEnv(t, f, NewSingleUser(f.cfg))
 		f.createRole(t, single, newPassword(t), "")
