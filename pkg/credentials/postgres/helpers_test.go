@@ -41,8 +41,14 @@ type fixture struct {
 	cfg Config
 }
 
+// testConnectTimeout bounds each login of the tests. It is longer than the
+// functions' default (5s): on a 2-core machine busy with the race detector,
+// six servers and other work, a scram-sha-256 login over TLS can take
+// longer, and no test relies on a login timing out.
+const testConnectTimeout = 20 * time.Second
+
 func newFixture(c *pgcluster.Cluster) *fixture {
-	return &fixture{c: c, cfg: Config{DB: dbsecret.Config{CABundlePath: c.CAFile, ConnectTimeout: 5 * time.Second, StatementTimeout: 30 * time.Second}}}
+	return &fixture{c: c, cfg: Config{DB: dbsecret.Config{CABundlePath: c.CAFile, ConnectTimeout: testConnectTimeout, StatementTimeout: 30 * time.Second}}}
 }
 
 // setup returns the shared cluster of the default PostgreSQL (Debian's 15,
