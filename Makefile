@@ -9,6 +9,13 @@ ZIPS := $(FUNCTIONS:%=dist/%.zip)
 # have their own targets.
 UNIT_PKGS = $$($(GO) list ./... | grep -v -e /integration -e /infra)
 INFRA_TEST_PKGS ?= ./infra/...
+# The PostgreSQL tests run on every major version in pgcluster.Majors. The
+# race detector checks Go code, which is the same whichever server answers,
+# so the unit tests run with -race on Debian's PostgreSQL 15 only, and the
+# PostgreSQL packages then run again, without -race, on the other versions
+# (installed by scripts/install-postgres-versions.sh).
+PG_OTHER_MAJORS := 13,14,16,17,18
+PG_VERSION_PKGS := ./pkg/pgcluster ./pkg/credentials/postgres
 
 .PHONY: help build test unit integration test-infra lint bench demo clean
 .DEFAULT_GOAL := help
@@ -32,8 +39,9 @@ FORCE:
 
 test: lint unit integration test-infra ## Lint, unit tests with -race, end-to-end tests, CDK tests
 
-unit: ## Unit tests (with -race), including the database tests
-	$(GO) test -race -count=1 $(UNIT_PKGS)
+unit: ## Unit tests (with -race), including the database tests; PostgreSQL ones on every version
+	ROTARY_PG_MAJORS=15 $(GO) test -race -count=1 $(UNIT_PKGS)
+	ROTARY_PG_MAJORS=$(PG_OTHER_MAJORS) $(GO) test -count=1 $(PG_VERSION_PKGS)
 
 integration: ## End-to-end: real function binaries under the Lambda runtime emulator
 	$(GO) test -count=1 -timeout 15m ./integration/...
