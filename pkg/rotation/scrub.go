@@ -81,7 +81,9 @@ func SecretStrings(value string) []string {
 }
 
 // add registers one value in the forms it may take in a message: as is,
-// JSON-escaped, Go-quoted and URL-escaped (a password in a DSN).
+// JSON-escaped, Go-quoted and URL-escaped (query and path escaping, and the
+// user-info escaping of a password in a DSN such as postgres://u:pw@host,
+// which escapes other characters than either).
 func (s *scrubber) add(v string) {
 	if s == nil || len(v) < minScrubLen {
 		return
@@ -91,7 +93,8 @@ func (s *scrubber) add(v string) {
 		forms = append(forms, string(b[1:len(b)-1]))
 	}
 	q := strconv.Quote(v)
-	forms = append(forms, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v))
+	userinfo := strings.TrimPrefix(url.UserPassword("", v).String(), ":")
+	forms = append(forms, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v), userinfo)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range forms {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,21 @@ func TestScrubHandlerCleansBoundAttributes(t *testing.T) {
 	log.Info("no rotation context", "attempt", 2)
 	if !strings.Contains(buf.String(), `"db":{"password":`) || !strings.Contains(buf.String(), `"attempt":2`) {
 		t.Fatalf("a record without a rotation's context lost its bound attributes: %s", buf.String())
+	}
+}
+
+// TestScrubberHidesPasswordInURL: net/url escapes a password in a URL's
+// user info (postgres://user:password@host, as drivers print a DSN) unlike
+// both query and path escaping: "@" and ";" give "%40" and ";", where query
+// escaping gives "%40" and "%3B" and path escaping "@" and "%3B". Found by
+// FuzzScrub.
+func TestScrubberHidesPasswordInURL(t *testing.T) {
+	const pw = "Zq8#kP!v@2,;=&+$"
+	s := newScrubber()
+	s.addSecret(`{"username":"app","password":"Zq8#kP!v@2,;=&+$"}`)
+	dsn := (&url.URL{Scheme: "postgres", User: url.UserPassword("app", pw), Host: "db:5432", Path: "/orders"}).String()
+	out := s.scrub("connect " + dsn + ": refused")
+	if out != "connect postgres://app:"+Redacted+"@db:5432/orders: refused" {
+		t.Fatalf("scrub left the password in a DSN (%d bytes of the password shown): %q", len(pw), strings.ReplaceAll(out, url.UserPassword("", pw).String(), ":<LEAKED>"))
 	}
 }
