@@ -81,7 +81,7 @@ func SecretStrings(value string) []string {
 }
 
 // add registers one value in the forms it may take in a message: as is,
-// JSON-escaped, Go-quoted and URL-escaped (query and path escaping, and the
+// JSON-escaped (with and without HTML escaping), Go-quoted and URL-escaped (query and path escaping, and the
 // user-info escaping of a password in a DSN such as postgres://u:pw@host,
 // which escapes other characters than either).
 func (s *scrubber) add(v string) {
@@ -90,6 +90,11 @@ func (s *scrubber) add(v string) {
 	}
 	forms := []string{v}
 	if b, err := json.Marshal(v); err == nil {
+		forms = append(forms, string(b[1:len(b)-1]))
+	}
+	// JSON written with HTML escaping off (as the engine writes the pending
+	// value, and log/slog its lines) keeps <, > and & as they are.
+	if b, err := marshalNoEscape(v); err == nil {
 		forms = append(forms, string(b[1:len(b)-1]))
 	}
 	q := strconv.Quote(v)
