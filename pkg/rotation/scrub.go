@@ -148,9 +148,10 @@ func scrubberFrom(ctx context.Context) *scrubber {
 	return s
 }
 
-// scrubHandler is a slog.Handler that scrubs the message and every string
-// attribute with the scrubber of the record's context, so any log line
-// written with a rotation's context is safe, whoever writes it. Attributes
+// scrubHandler is a slog.Handler that scrubs the message, every string
+// attribute, every key and every group name with the scrubber of the
+// record's context, so any log line written with a rotation's context is
+// safe, whoever writes it. Attributes
 // and groups bound with Logger.With and WithGroup are kept here, not handed
 // to next at once, so that they are scrubbed too: a secret they hold may be
 // registered only after they were bound.
@@ -178,7 +179,7 @@ func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	next := h.next
 	for _, op := range h.with {
 		if op.group != "" {
-			next = next.WithGroup(op.group)
+			next = next.WithGroup(s.scrub(op.group))
 			continue
 		}
 		if s == nil {
@@ -202,8 +203,11 @@ func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	return next.Handle(ctx, out)
 }
 
+// scrubAttr scrubs an attribute's key and string values: a key can be a
+// secret too (a map's keys logged one by one, say).
 func scrubAttr(s *scrubber, a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
+	a.Key = s.scrub(a.Key)
 	switch v.Kind() {
 	case slog.KindString:
 		return slog.String(a.Key, s.scrub(v.String()))

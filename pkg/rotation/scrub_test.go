@@ -116,3 +116,22 @@ func TestScrubberHidesJSONWithoutHTMLEscaping(t *testing.T) {
 		t.Fatalf("scrub left the password (%d bytes) in the engine's JSON: %d bytes out, want the password redacted", len(pw), len(out))
 	}
 }
+
+// TestScrubHandlerCleansKeysAndGroupNames: a secret can be an attribute's
+// key (a map's fields logged one by one) or a group's name; the handler
+// scrubbed only values. Found by FuzzScrub.
+func TestScrubHandlerCleansKeysAndGroupNames(t *testing.T) {
+	var buf bytes.Buffer
+	base := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
+	log := base.WithGroup("g-hunter2-very-secret").With("bound-hunter2-very-secret", 1)
+	s := newScrubber()
+	s.addSecret(`{"password":"hunter2-very-secret"}`)
+	log.InfoContext(withScrubber(context.Background(), s), "m", "hunter2-very-secret", "v", slog.Group("in-hunter2-very-secret", "k", 2))
+	out := buf.String()
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("log line leaks the secret: %s", strings.ReplaceAll(out, "hunter2-very-secret", "<LEAKED>"))
+	}
+	if !strings.Contains(out, `"g-[REDACTED]":{"bound-[REDACTED]":1,"[REDACTED]":"v","in-[REDACTED]":{"k":2}}`) {
+		t.Fatalf("keys and group names not redacted in place: %s", out)
+	}
+}
