@@ -81,25 +81,27 @@ func SecretStrings(value string) []string {
 }
 
 // add registers one value in the forms it may take in a message: as is,
-// JSON-escaped (with and without HTML escaping), Go-quoted and URL-escaped (query and path escaping, and the
-// user-info escaping of a password in a DSN such as postgres://u:pw@host,
-// which escapes other characters than either).
+// JSON-escaped (with and without HTML escaping), Go-quoted and URL-escaped
+// (query and path escaping, and the user-info escaping of a password in a
+// DSN such as postgres://u:pw@host, which escapes other characters than
+// either). A secret value is JSON text, so it holds its strings
+// JSON-escaped: the value quoted again (%q, or a JSON log attribute holding
+// it) escapes them twice, and those forms (each escaping of each escaped
+// form) are registered too.
 func (s *scrubber) add(v string) {
 	if s == nil || len(v) < minScrubLen {
 		return
 	}
 	forms := []string{v}
-	if b, err := json.Marshal(v); err == nil {
-		forms = append(forms, string(b[1:len(b)-1]))
+	json1 := quoted(v)
+	forms = append(forms, json1...)
+	for _, j := range json1 {
+		if j != v {
+			forms = append(forms, quoted(j)...)
+		}
 	}
-	// JSON written with HTML escaping off (as the engine writes the pending
-	// value, and log/slog its lines) keeps <, > and & as they are.
-	if b, err := marshalNoEscape(v); err == nil {
-		forms = append(forms, string(b[1:len(b)-1]))
-	}
-	q := strconv.Quote(v)
 	userinfo := strings.TrimPrefix(url.UserPassword("", v).String(), ":")
-	forms = append(forms, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v), userinfo)
+	forms = append(forms, url.QueryEscape(v), url.PathEscape(v), userinfo)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range forms {
@@ -108,6 +110,22 @@ func (s *scrubber) add(v string) {
 			s.sorted = nil
 		}
 	}
+}
+
+// quoted returns v's escaped forms without their quotes: JSON with HTML
+// escaping (encoding/json's default), JSON without it (as the engine writes
+// the pending value, and log/slog its lines: <, > and & kept), and Go
+// quoting (%q).
+func quoted(v string) []string {
+	var out []string
+	if b, err := json.Marshal(v); err == nil {
+		out = append(out, string(b[1:len(b)-1]))
+	}
+	if b, err := marshalNoEscape(v); err == nil {
+		out = append(out, string(b[1:len(b)-1]))
+	}
+	q := strconv.Quote(v)
+	return append(out, q[1:len(q)-1])
 }
 
 // scrub returns text with every registered value replaced by Redacted.
