@@ -280,8 +280,11 @@ func parseList(field string, lo, hi int, names []string, set []bool) error {
 		if a < lo || b > hi || a > b {
 			return fmt.Errorf("%q is out of range %d-%d", item, lo, hi)
 		}
-		for v := a; v <= b; v += step {
+		for v := a; ; v += step {
 			set[v] = true
+			if step > b-v { // also stops v+step from overflowing for a huge step
+				break
+			}
 		}
 	}
 	return nil

@@ -167,3 +167,19 @@ func TestCronMinimumIntervalCountsLeapDays(t *testing.T) {
 		}
 	}
 }
+
+// TestCronHugeStep: a step near the largest int overflowed the loop that
+// fills a field's set, which then indexed it with a negative number: a
+// panic serving RotateSecret. Found by review while writing FuzzSchedule,
+// which keeps the input as a seed.
+func TestCronHugeStep(t *testing.T) {
+	c, err := parseCron("1/9223372036854775807 0 1 * ? *")
+	if err != nil {
+		t.Fatalf("parseCron: %v", err)
+	}
+	for m, on := range c.minutes {
+		if on != (m == 1) {
+			t.Fatalf("minute %d set = %v; want only minute 1", m, on)
+		}
+	}
+}
