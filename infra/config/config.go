@@ -18,7 +18,6 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
-
 // ErrInvalid is wrapped by every validation error, so callers can tell a bad
 // file from an unreadable one with errors.Is.
 var ErrInvalid = errors.New("invalid rotary config")
