@@ -9,8 +9,29 @@ ZIPS := $(FUNCTIONS:%=dist/%.zip)
 # have their own targets.
 UNIT_PKGS = $$($(GO) list ./... | grep -v -e /integration -e /infra)
 INFRA_TEST_PKGS ?= ./infra/...
+# The PostgreSQL tests run on every major version in pgcluster.Majors. The
+# race detector checks Go code, which is the same whichever server answers,
+# so the unit tests run with -race on Debian's PostgreSQL 15 only, and the
+# PostgreSQL packages then run again, without -race, on the other versions
+# (installed by scripts/install-postgres-versions.sh).
+PG_OTHER_MAJORS := 13,14,16,17,18
+PG_VERSION_PKGS := ./pkg/pgcluster ./pkg/credentials/postgres
 
-.PHONY: help build test unit integration test-infra lint bench demo clean
+# Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME (go test
+# -fuzz takes one target in one package per run). FUZZFLAGS adds flags, such
+# as -parallel 1 on a shared machine. `go test` (so `make test`) already runs
+# every target's seeds (f.Add and testdata/fuzz/<Target>/) as unit tests.
+FUZZTIME ?= 30s
+FUZZFLAGS ?=
+FUZZ_TARGETS := \
+	./pkg/dbsecret:FuzzParse \
+	./pkg/rotation:FuzzEvent \
+	./pkg/rotation:FuzzScrub \
+	./pkg/rotation:FuzzPasswordPolicy \
+	./pkg/smlocal:FuzzRequest \
+	./pkg/smlocal:FuzzSchedule
+
+.PHONY: help build test unit integration test-infra lint bench fuzz demo clean
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -32,8 +53,9 @@ FORCE:
 
 test: lint unit integration test-infra ## Lint, unit tests with -race, end-to-end tests, CDK tests
 
-unit: ## Unit tests (with -race), including the database tests
-	$(GO) test -race -count=1 $(UNIT_PKGS)
+unit: ## Unit tests (with -race), including the database tests; PostgreSQL ones on every version
+	ROTARY_PG_MAJORS=15 $(GO) test -race -count=1 $(UNIT_PKGS)
+	ROTARY_PG_MAJORS=$(PG_OTHER_MAJORS) $(GO) test -count=1 $(PG_VERSION_PKGS)
 
 integration: ## End-to-end: real function binaries under the Lambda runtime emulator
 	$(GO) test -count=1 -timeout 15m ./integration/...
@@ -50,6 +72,19 @@ lint: ## gofmt check and go vet
 
 bench: ## Benchmarks: engine and local Secrets Manager
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/... ./integration/...
+
+# Every Fuzz function in the tree must be listed in FUZZ_TARGETS, so that no
+# target is left out. A crasher is written to the package's testdata/fuzz/
+# <Target>/: fix the code and keep the file, it is then a regression test.
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s), one after another
+	@listed="$$(printf '%s\n' $(FUZZ_TARGETS) | sed 's/.*://' | sort)"; \
+	found="$$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' --exclude-dir=node_modules --exclude-dir=cdk.out . | sed 's/^func //' | sort)"; \
+	if [ "$$listed" != "$$found" ]; then echo "FUZZ_TARGETS does not list every Fuzz function:"; diff <(echo "$$listed") <(echo "$$found") || true; exit 1; fi
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
+	done
 
 demo: ## Rotate a secret three times on the local stack and show every step
 	$(GO) run ./cmd/rotary demo

@@ -108,6 +108,9 @@ func TestRotateRefusals(t *testing.T) {
 	}{
 		{"unfinished rotation", []string{"rotate", stuck, "--wait"}, []string{"previous rotation is unfinished", pending, "rotary unstick " + stuck}},
 		{"no rotation function", []string{"rotate", noFunction}, []string{"has no rotation function", "--function"}},
+		{"function the stack does not run", []string{"rotate", noFunction, "--function", localstack.FunctionARN("nope")}, []string{
+			"AccessDeniedException", "Secrets Manager cannot invoke the specified Lambda function", "Nothing changed",
+			localstack.FunctionARN("nope"), "'rotary local' runs only the functions it was started with"}},
 		{"unknown secret", []string{"rotate", "no/such/secret"}, []string{"secret no/such/secret not found"}},
 	}
 	for _, tc := range tests {
@@ -125,6 +128,13 @@ func TestRotateRefusals(t *testing.T) {
 	}
 	if l := labels(t, stuck); l[labelPending] != pending {
 		t.Fatalf("a refused rotate changed the labels: %v", l)
+	}
+	d, err := stack(t).Client.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(noFunction)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.RotationLambdaARN != nil || aws.ToBool(d.RotationEnabled) || len(d.VersionIdsToStages) != 1 {
+		t.Fatalf("a refused rotate changed %s: function %q, rotation enabled %v, labels %v", noFunction, aws.ToString(d.RotationLambdaARN), aws.ToBool(d.RotationEnabled), d.VersionIdsToStages)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
@@ -28,7 +29,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:4597", "loopback address to serve on (port 0 picks a free one)")
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due")
-	only := fs.String("functions", "", "comma-separated functions to run (default: every directory under functions/)")
+	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
 	pos, err := parseArgs(fs, args, out)
@@ -104,16 +105,13 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// localFunctions lists the function directories to run.
+// localFunctions lists the functions to run: every credential type of the
+// registry, or those named by only.
 func localFunctions(root, only string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(root, "functions"))
-	if err != nil {
-		return nil, fmt.Errorf("list the functions: %w", err)
-	}
-	var all []string
-	for _, e := range entries {
-		if e.IsDir() {
-			all = append(all, e.Name())
+	all := registry.Names()
+	for _, name := range all {
+		if _, err := os.Stat(filepath.Join(root, "functions", name, "main.go")); err != nil {
+			return nil, fmt.Errorf("the registry names function %s, but %s has no functions/%s/main.go: %w", name, root, name, err)
 		}
 	}
 	sort.Strings(all)
@@ -126,11 +124,7 @@ func localFunctions(root, only string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		found := false
-		for _, a := range all {
-			found = found || a == name
-		}
-		if !found {
+		if _, ok := registry.Lookup(name); !ok {
 			return nil, fmt.Errorf("%w: --functions: no function %q; the functions are %s", errUsage, name, strings.Join(all, ", "))
 		}
 		picked = append(picked, name)

@@ -124,8 +124,9 @@ func printReport(out io.Writer, name string, r *recovery.Report) error {
 			labels = "(deprecated)"
 		}
 		why := v.Error
-		if len(why) > 160 {
-			why = why[:157] + "..."
+		if r := []rune(why); len(r) > 140 {
+			// The server's own reason comes last (SQLSTATE, error number).
+			why = "..." + string(r[len(r)-137:])
 		}
 		if why == "" {
 			why = "-"

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -112,9 +114,33 @@ func (c *clients) startRotation(ctx context.Context, s *secretState, function st
 		if errors.As(err, &ir) {
 			return "", fmt.Errorf("Secrets Manager refused to rotate %s: %s", s.name, ir.ErrorMessage())
 		}
+		if msg, ok := cannotInvoke(err); ok {
+			fn := cmp.Or(function, aws.ToString(s.desc.RotationLambdaARN))
+			return "", fmt.Errorf("Secrets Manager refused to rotate %s (AccessDeniedException): %s Nothing changed. "+
+				"Check the function ARN %s: it must name a function in the secret's account and region whose resource policy "+
+				"lets secretsmanager.amazonaws.com invoke it; 'rotary local' runs only the functions it was started with "+
+				"(it prints their ARNs; --functions picks them)", s.name, msg, fn)
+		}
 		return "", fmt.Errorf("rotate %s: %w", s.name, err)
 	}
 	return aws.ToString(out.VersionId), nil
+}
+
+// cannotInvoke returns the message of Secrets Manager's
+// AccessDeniedException for a rotation function it cannot invoke; ok is
+// false for any other error, including the caller's own missing permission,
+// which has the same code. It matches what the SDK's API errors have in
+// common (smithy.APIError) without importing smithy-go.
+func cannotInvoke(err error) (msg string, ok bool) {
+	var ae interface {
+		ErrorCode() string
+		ErrorMessage() string
+	}
+	if errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException" &&
+		strings.Contains(ae.ErrorMessage(), "cannot invoke the specified Lambda function") {
+		return ae.ErrorMessage(), true
+	}
+	return "", false
 }
 
 // follow waits until the rotation that created version token ends, printing

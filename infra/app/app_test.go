@@ -58,11 +58,11 @@ func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 		typ    rotary.FunctionType
 		memory int
 	}{
-		{rotary.RandomSecret, 256},
-		{rotary.PostgresSingleUser, 256},
-		{rotary.PostgresMultiUser, 512},
-		{rotary.MySQLSingleUser, 256},
-		{rotary.MySQLMultiUser, 256},
+		{randomSecret, 256},
+		{postgresSingleUser, 256},
+		{postgresMultiUser, 512},
+		{mySQLSingleUser, 256},
+		{mySQLMultiUser, 256},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
@@ -89,10 +89,10 @@ func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 					t.Errorf("environment lacks %s from function.environment", k)
 				}
 			}
-			if tc.typ == rotary.PostgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != "63" {
+			if tc.typ == postgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != "63" {
 				t.Errorf("USERNAME_CHARACTER_LIMIT = %v, want the per-type override 63", env["USERNAME_CHARACTER_LIMIT"])
 			}
-			if tc.typ != rotary.PostgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != nil {
+			if tc.typ != postgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != nil {
 				t.Errorf("per-type override of postgres-multi-user leaked into %s", tc.typ)
 			}
 		})
@@ -145,14 +145,14 @@ func TestDatabaseFunctionsRunInTheVpcAndUseTheEndpoint(t *testing.T) {
 func TestEndpointIsOptional(t *testing.T) {
 	f := minimal.get(t)
 	check(t, "no endpoint", func() { f.template.ResourceCountIs(jsii.String("AWS::EC2::VPCEndpoint"), jsii.Number(0)) })
-	fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, rotary.PostgresSingleUser)])
+	fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, postgresSingleUser)])
 	if env, ok := fn["Environment"].(map[string]any); ok {
 		if _, ok := env["Variables"].(map[string]any)["SECRETS_MANAGER_ENDPOINT"]; ok {
 			t.Error("SECRETS_MANAGER_ENDPOINT set without an endpoint")
 		}
 	}
 	// Without the endpoint the function reaches Secrets Manager over HTTPS only.
-	sg := props(f.resources("AWS::EC2::SecurityGroup")[sgOf(t, f, rotary.PostgresSingleUser)])
+	sg := props(f.resources("AWS::EC2::SecurityGroup")[sgOf(t, f, postgresSingleUser)])
 	found := false
 	for _, e := range list(sg["SecurityGroupEgress"]) {
 		r := e.(map[string]any)
@@ -220,11 +220,11 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 		rotates []any
 		masters []any
 	}{
-		{rotary.RandomSecret, []any{webhook}, nil},
-		{rotary.PostgresSingleUser, []any{ordersAdminARN}, nil},
-		{rotary.PostgresMultiUser, []any{ordersApp}, []any{ordersAdminARN}},
-		{rotary.MySQLSingleUser, []any{billingAppARN}, nil},
-		{rotary.MySQLMultiUser, []any{billingRepARN}, []any{billingMstARN}},
+		{randomSecret, []any{webhook}, nil},
+		{postgresSingleUser, []any{ordersAdminARN}, nil},
+		{postgresMultiUser, []any{ordersApp}, []any{ordersAdminARN}},
+		{mySQLSingleUser, []any{billingAppARN}, nil},
+		{mySQLMultiUser, []any{billingRepARN}, []any{billingMstARN}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
@@ -333,11 +333,11 @@ func TestKMSIsUsedOnlyThroughSecretsManager(t *testing.T) {
 		typ  rotary.FunctionType
 		keys []any // nil: no KMS statement at all (aws/secretsmanager)
 	}{
-		{rotary.RandomSecret, []any{suiteKey}},
-		{rotary.PostgresSingleUser, []any{ordersAdminKey}},
-		{rotary.PostgresMultiUser, []any{suiteKey, ordersAdminKey}},
-		{rotary.MySQLSingleUser, nil},
-		{rotary.MySQLMultiUser, nil},
+		{randomSecret, []any{suiteKey}},
+		{postgresSingleUser, []any{ordersAdminKey}},
+		{postgresMultiUser, []any{suiteKey, ordersAdminKey}},
+		{mySQLSingleUser, nil},
+		{mySQLMultiUser, nil},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
@@ -392,7 +392,7 @@ func TestKMSIsUsedOnlyThroughSecretsManager(t *testing.T) {
 			}
 		}
 		// random-secret and postgres-multi-user rotate created secrets.
-		want := canonSet([]any{getAtt(f.roleID(t, rotary.RandomSecret), "Arn"), getAtt(f.roleID(t, rotary.PostgresMultiUser), "Arn")})
+		want := canonSet([]any{getAtt(f.roleID(t, randomSecret), "Arn"), getAtt(f.roleID(t, postgresMultiUser), "Arn")})
 		if got := canonSet(principals); !reflect.DeepEqual(got, want) {
 			t.Errorf("key policy names roles %v, want %v", got, want)
 		}
@@ -435,11 +435,11 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		secret any
 		typ    rotary.FunctionType
 	}{
-		{ordersAdminARN, rotary.PostgresSingleUser},
-		{ref(f.createdSecret(t, "orders-app")), rotary.PostgresMultiUser},
-		{billingAppARN, rotary.MySQLSingleUser},
-		{billingRepARN, rotary.MySQLMultiUser},
-		{ref(f.createdSecret(t, "webhook-signing-key")), rotary.RandomSecret},
+		{ordersAdminARN, postgresSingleUser},
+		{ref(f.createdSecret(t, "orders-app")), postgresMultiUser},
+		{billingAppARN, mySQLSingleUser},
+		{billingRepARN, mySQLMultiUser},
+		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret},
 	}
 	check(t, "one permission per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
@@ -472,11 +472,11 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		expr, dur   string
 		immediately bool
 	}{
-		{ordersAdminARN, rotary.PostgresSingleUser, "rate(30 days)", "4h", false},
-		{ref(f.createdSecret(t, "orders-app")), rotary.PostgresMultiUser, "cron(0 4 ? * SUN *)", "3h", true},
-		{billingAppARN, rotary.MySQLSingleUser, "rate(7 days)", "2h", false},
-		{billingRepARN, rotary.MySQLMultiUser, "rate(14 days)", "2h", false},
-		{ref(f.createdSecret(t, "webhook-signing-key")), rotary.RandomSecret, "rate(90 days)", "2h", false},
+		{ordersAdminARN, postgresSingleUser, "rate(30 days)", "4h", false},
+		{ref(f.createdSecret(t, "orders-app")), postgresMultiUser, "cron(0 4 ? * SUN *)", "3h", true},
+		{billingAppARN, mySQLSingleUser, "rate(7 days)", "2h", false},
+		{billingRepARN, mySQLMultiUser, "rate(14 days)", "2h", false},
+		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret, "rate(90 days)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
@@ -529,8 +529,8 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 	wantIngress := map[string]bool{}
 	wantEgress := map[string]bool{}
 	dbOf := map[rotary.FunctionType][2]any{
-		rotary.PostgresSingleUser: {ordersPgSG, 5432}, rotary.PostgresMultiUser: {ordersPgSG, 5432},
-		rotary.MySQLSingleUser: {billingMySQLSG, 3306}, rotary.MySQLMultiUser: {billingMySQLSG, 3306},
+		postgresSingleUser: {ordersPgSG, 5432}, postgresMultiUser: {ordersPgSG, 5432},
+		mySQLSingleUser: {billingMySQLSG, 3306}, mySQLMultiUser: {billingMySQLSG, 3306},
 	}
 	for sg, typ := range fnSGs {
 		db := dbOf[typ]
@@ -772,7 +772,7 @@ func TestMissingPackageSaysRunMakeBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dist, err := fakeDist(rotary.RandomSecret) // postgres-single-user.zip is missing
+	dist, err := fakeDist(randomSecret) // postgres-single-user.zip is missing
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,19 +14,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-)
 
-// Function types, named like the dist/<type>.zip packages that `make build` writes.
-const (
-	RandomSecret       = "random-secret"
-	PostgresSingleUser = "postgres-single-user"
-	PostgresMultiUser  = "postgres-multi-user"
-	MySQLSingleUser    = "mysql-single-user"
-	MySQLMultiUser     = "mysql-multi-user"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
-
-// Types lists every function type the app knows, in a stable order.
-var Types = []string{RandomSecret, PostgresSingleUser, PostgresMultiUser, MySQLSingleUser, MySQLMultiUser}
 
 // ErrInvalid is wrapped by every validation error, so callers can tell a bad
 // file from an unreadable one with errors.Is.
@@ -240,14 +230,15 @@ func (c *Config) FunctionFor(typ string) FunctionConfig {
 	return f
 }
 
-// TypesInUse returns the function types the secrets need, in Types order.
+// TypesInUse returns the function types the secrets need, in the order of
+// the registry (pkg/registry).
 func (c *Config) TypesInUse() []string {
 	used := map[string]bool{}
 	for _, s := range c.Secrets {
 		used[s.Type] = true
 	}
 	var out []string
-	for _, t := range Types {
+	for _, t := range registry.Names() {
 		if used[t] {
 			out = append(out, t)
 		}
@@ -276,10 +267,16 @@ func (c *Config) Secret(name string) (SecretConfig, bool) {
 }
 
 // IsDatabaseType reports whether functions of typ run in the VPC and reach a database.
-func IsDatabaseType(typ string) bool { return typ != RandomSecret }
+func IsDatabaseType(typ string) bool {
+	t, ok := registry.Lookup(typ)
+	return ok && t.Database()
+}
 
 // IsMultiUserType reports whether typ reads a master secret.
-func IsMultiUserType(typ string) bool { return strings.HasSuffix(typ, "-multi-user") }
+func IsMultiUserType(typ string) bool {
+	t, ok := registry.Lookup(typ)
+	return ok && t.Master
+}
 
 var (
 	accountRe    = regexp.MustCompile(`^\d{12}$`)
@@ -330,7 +327,7 @@ func (c *Config) Validate() error {
 	sort.Strings(fnTypes)
 	for _, t := range fnTypes {
 		if !knownType(t) {
-			v.addf("functions.%s: unknown function type; use one of %s", t, strings.Join(Types, ", "))
+			v.addf("functions.%s: unknown function type; use one of %s", t, registry.List())
 			continue
 		}
 		validateFunction(v, "functions."+t, c.Functions[t])
@@ -441,7 +438,7 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 	}
 	names[s.Name] = true
 	if !knownType(s.Type) {
-		v.addf("%s: field type: %q is not a function type; use one of %s", where, s.Type, strings.Join(Types, ", "))
+		v.addf("%s: field type: %q is not a function type; use one of %s", where, s.Type, registry.List())
 	}
 	switch {
 	case s.ARN != "" && s.Create != nil:
@@ -596,10 +593,6 @@ func allowedRetentions() string {
 }
 
 func knownType(t string) bool {
-	for _, k := range Types {
-		if k == t {
-			return true
-		}
-	}
-	return false
+	_, ok := registry.Lookup(t)
+	return ok
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,8 +38,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example config `make synth` uses is invalid: %v", err)
 	}
-	if got := c.TypesInUse(); len(got) != len(Types) {
-		t.Errorf("example uses types %v, want all of %v so synth exercises every function", got, Types)
+	if got := c.TypesInUse(); len(got) != len(registry.Names()) {
+		t.Errorf("example uses types %v, want all of %v so synth exercises every function", got, registry.Names())
 	}
 	if !strings.HasSuffix(c.DistPath(), filepath.Join("infra", "..", "dist")) && !strings.HasSuffix(c.DistPath(), "/dist") {
 		t.Errorf("DistPath %q is not the repository's dist/", c.DistPath())
@@ -94,11 +95,11 @@ functions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := c.FunctionFor(PostgresMultiUser)
+	f := c.FunctionFor("postgres-multi-user")
 	if f.MemoryMB != 512 || f.Timeout != "2m" || f.Environment["PASSWORD_LENGTH"] != "24" || f.Environment["ROTARY_CONNECT_TIMEOUT"] != "5s" {
 		t.Errorf("merged %+v", f)
 	}
-	if g := c.FunctionFor(PostgresSingleUser); g.MemoryMB != 256 || g.Environment["PASSWORD_LENGTH"] != "40" {
+	if g := c.FunctionFor("postgres-single-user"); g.MemoryMB != 256 || g.Environment["PASSWORD_LENGTH"] != "40" {
 		t.Errorf("override leaked into another type: %+v", g)
 	}
 }

@@ -26,8 +26,11 @@ const (
 	SidKeyPolicyFunctions = "AllowRotationFunctionsViaSecretsManager"
 )
 
-// RotateActions are what a function may do on a secret it rotates.
-var RotateActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+// RotateActions are what a function may do on a secret it rotates: the
+// four calls of a rotation, and ListSecretVersionIds (version ids, labels
+// and dates, no values), with which its probeSecret and recoverSecret steps
+// find the versions an unfinished rotation left unlabeled.
+var RotateActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:ListSecretVersionIds"}
 
 // MasterActions are what a multi-user function may do on a master secret.
 var MasterActions = []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}
@@ -131,7 +134,7 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
 				env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
 			}
-			if t.NeedsMaster() {
+			if t.NeedsRDSRead() {
 				// The endpoint serves Secrets Manager only. The host of an
 				// RDS-managed master secret comes from the RDS API
 				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
@@ -158,7 +161,7 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			Resources: jsii.Strings("*"),
 		}))
 	}
-	if t.NeedsMaster() {
+	if t.NeedsRDSRead() {
 		// Multi-user types may look up the instance or cluster behind a secret.
 		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:     jsii.String(SidReadRDSTopology),

@@ -28,7 +28,7 @@ func (f *Function) suppressNag() {
 			AppliesTo: &[]any{"Resource::*"},
 		})
 	}
-	if f.Type.NeedsMaster() {
+	if f.Type.NeedsRDSRead() {
 		s = append(s, &cdknag.NagPackSuppression{
 			Id:     jsii.String("AwsSolutions-IAM5"),
 			Reason: jsii.String(ReasonRDSDescribe),

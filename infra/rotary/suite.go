@@ -24,42 +24,49 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
-// FunctionType names a rotation function; it is also the name of its
-// package, dist/<type>.zip, that `make build` writes.
+// FunctionType names a rotation function: a credential type of the
+// registry (pkg/registry), such as "postgres-single-user"; it is also the
+// name of its package, dist/<type>.zip, that `make build` writes.
 type FunctionType string
 
-// The rotation functions of the suite.
-const (
-	RandomSecret       FunctionType = "random-secret"
-	PostgresSingleUser FunctionType = "postgres-single-user"
-	PostgresMultiUser  FunctionType = "postgres-multi-user"
-	MySQLSingleUser    FunctionType = "mysql-single-user"
-	MySQLMultiUser     FunctionType = "mysql-multi-user"
-)
-
-// FunctionTypes lists every function type in a stable order.
+// FunctionTypes lists every function type in the registry's order.
 func FunctionTypes() []FunctionType {
-	return []FunctionType{RandomSecret, PostgresSingleUser, PostgresMultiUser, MySQLSingleUser, MySQLMultiUser}
+	var out []FunctionType
+	for _, n := range registry.Names() {
+		out = append(out, FunctionType(n))
+	}
+	return out
 }
 
-// Valid reports whether t is one of FunctionTypes.
+// Valid reports whether t is a type of the registry.
 func (t FunctionType) Valid() bool {
-	for _, k := range FunctionTypes() {
-		if k == t {
-			return true
-		}
-	}
-	return false
+	_, ok := registry.Lookup(string(t))
+	return ok
 }
 
 // NeedsDatabase reports whether functions of this type run in the VPC and
 // connect to a database.
-func (t FunctionType) NeedsDatabase() bool { return t.Valid() && t != RandomSecret }
+func (t FunctionType) NeedsDatabase() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.Database()
+}
 
-// NeedsMaster reports whether this type reads a master secret (and RDS topology).
-func (t FunctionType) NeedsMaster() bool { return strings.HasSuffix(string(t), "-multi-user") }
+// NeedsMaster reports whether this type reads a master secret.
+func (t FunctionType) NeedsMaster() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.Master
+}
+
+// NeedsRDSRead reports whether this type may look up RDS instances and
+// clusters (for an RDS-managed master secret).
+func (t FunctionType) NeedsRDSRead() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.RDSRead
+}
 
 // constructID turns "postgres-single-user" into "PostgresSingleUser".
 func (t FunctionType) constructID() string {

@@ -80,19 +80,25 @@ func Parse(value string) (*Secret, error) {
 	if err := json.Unmarshal([]byte(value), &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%w: the secret value is not a JSON object; store a JSON object with engine, host, username and password", ErrInvalidSecret)
 	}
+	// The password, read first (best effort) only to keep it out of the
+	// errors that quote another field's value: it may have been pasted there.
+	var pw string
+	if raw, ok := m["password"]; ok {
+		_ = json.Unmarshal(raw, &pw)
+	}
 	s := &Secret{}
 	var err error
 	if s.Engine, err = requiredString(m, "engine"); err != nil {
 		return nil, err
 	}
 	if _, ok := engines[s.Engine]; !ok {
-		return nil, fieldError("engine", "%q is not a supported engine; use postgres, aurora-postgresql, mysql, aurora-mysql or mariadb", s.Engine)
+		return nil, valueError("engine", s.Engine, "is not a supported engine; use postgres, aurora-postgresql, mysql, aurora-mysql or mariadb", pw)
 	}
 	if s.Host, err = requiredString(m, "host"); err != nil {
 		return nil, err
 	}
 	if strings.IndexFunc(s.Host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) >= 0 {
-		return nil, fieldError("host", "%q is not a host name or address; remove spaces, slashes and control characters", s.Host)
+		return nil, valueError("host", s.Host, "is not a host name or address; remove spaces, slashes and control characters", pw)
 	}
 	if s.Username, err = requiredString(m, "username"); err != nil {
 		return nil, err
@@ -106,7 +112,7 @@ func Parse(value string) (*Secret, error) {
 	if strings.ContainsRune(s.Password, 0) {
 		return nil, fieldError("password", "contains a NUL byte, which no database accepts; set a password without it")
 	}
-	if s.Port, err = port(m, DefaultPort(s.Family())); err != nil {
+	if s.Port, err = port(m, DefaultPort(s.Family()), pw); err != nil {
 		return nil, err
 	}
 	if s.DBName, err = optionalString(m, "dbname"); err != nil {
@@ -132,6 +138,20 @@ func Parse(value string) (*Secret, error) {
 
 func fieldError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: field %q %s", ErrInvalidSecret, field, fmt.Sprintf(format, args...))
+}
+
+// valueError is fieldError quoting the field's value before rest, unless
+// the message would then show the password (4 characters or more, as is or
+// Go-quoted): a password pasted into the wrong field must not reach a log.
+func valueError(field, value, rest, password string) error {
+	err := fieldError(field, "%q %s", value, rest)
+	if len(password) >= 4 {
+		q := strconv.Quote(password)
+		if msg := err.Error(); strings.Contains(msg, password) || strings.Contains(msg, q[1:len(q)-1]) {
+			return fieldError(field, "%s (the value is not shown: it holds the password)", rest)
+		}
+	}
+	return err
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
@@ -163,8 +183,9 @@ func optionalString(m map[string]json.RawMessage, field string) (string, error) 
 	return s, nil
 }
 
-// port accepts a JSON number or a numeric string; absent means def.
-func port(m map[string]json.RawMessage, def int) (int, error) {
+// port accepts a JSON number or a numeric string; absent means def. An
+// error never shows password.
+func port(m map[string]json.RawMessage, def int, password string) (int, error) {
 	raw, ok := m["port"]
 	if !ok || isNull(raw) {
 		return def, nil
@@ -181,7 +202,7 @@ func port(m map[string]json.RawMessage, def int) (int, error) {
 	}
 	p, err := strconv.Atoi(strings.TrimSpace(text))
 	if err != nil || p < 1 || p > 65535 {
-		return 0, fieldError("port", "%q is not a port; use a whole number from 1 to 65535", text)
+		return 0, valueError("port", text, "is not a port; use a whole number from 1 to 65535", password)
 	}
 	return p, nil
 }

@@ -263,3 +263,27 @@ func TestSecretNeverPrintsPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestParseNeverQuotesPasswordInAnotherField: the engine, host and port
+// errors quote the field's value, which may hold the password (pasted into
+// the wrong field, or fields shifted by a broken tool). Found by FuzzParse's
+// property that no error shows the input's password.
+func TestParseNeverQuotesPasswordInAnotherField(t *testing.T) {
+	for _, v := range []string{
+		`{"engine":"postgres","host":"db fz-secret-77","username":"u","password":"fz-secret-77"}`,
+		`{"engine":"fz-secret-77","host":"h","username":"u","password":"fz-secret-77"}`,
+		`{"engine":"postgres","host":"h","username":"u","password":"fz-secret-77","port":"fz-secret-77"}`,
+		`{"engine":"postgres","host":"h","username":"u","password":"fz\tsecret-77","port":"fz\tsecret-77"}`,
+	} {
+		_, err := Parse(v)
+		if err == nil || !errors.Is(err, ErrInvalidSecret) {
+			t.Fatalf("Parse() = %v, want ErrInvalidSecret", err)
+		}
+		if msg := err.Error(); strings.Contains(msg, "secret-77") || !strings.Contains(msg, "the value is not shown") {
+			t.Fatalf("error shows the password or does not say why the value is hidden: %s", strings.ReplaceAll(msg, "secret-77", "<LEAKED>"))
+		}
+	}
+	if _, err := Parse(`{"engine":"postgres","host":"a b","username":"u","password":"fz-secret-77"}`); err == nil || !strings.Contains(err.Error(), `"a b"`) {
+		t.Fatalf("a host without the password is no longer quoted: %v", err)
+	}
+}

@@ -29,7 +29,10 @@ type RotationsFeed struct {
 	Rotations []FeedRotation `json:"rotations"`
 }
 
-// FeedRotation is one rotation in the feed, oldest first.
+// FeedRotation is one rotation in the feed, oldest first. Follow one by its
+// token: two may be running for a while, an older one whose AWSPENDING was
+// removed by hand ending (as failed, abandoned) once its step returns, and
+// the newest, which is the one smlocal.Server.WaitRotation waits for.
 type FeedRotation struct {
 	Token    string        `json:"token"`
 	State    string        `json:"state"` // running, succeeded or failed

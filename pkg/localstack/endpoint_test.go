@@ -20,7 +20,8 @@ import (
 )
 
 // TestEndpointServesLambdaInvokeAndFeed starts the stack with the real
-// random-secret function and drives it through the real SDK Lambda client:
+// random-secret function (RotateSecret naming another function is refused)
+// and drives it through the real SDK Lambda client:
 // an operator step succeeds, a failing one comes back as a function error,
 // an unknown function as ResourceNotFoundException; the rotations feed
 // shows the steps of a rotation.
@@ -45,6 +46,11 @@ func TestEndpointServesLambdaInvokeAndFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	arn := aws.ToString(created.ARN)
+	// A function the stack does not run is refused before anything changes;
+	// the one it runs is then accepted.
+	_, err = stack.Client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(FunctionARN("nope"))})
+	wantAccessDenied(t, err)
+	wantNothingStored(t, stack, arn)
 	rot, err := stack.Client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(FunctionARN("random-secret"))})
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,9 @@ type Config struct {
 	// Retry is the rotation retry policy; zero means one retry, no backoff.
 	Retry smlocal.RetryPolicy
 	// WrapInvoker, when set, wraps the HTTP invoker (tests inject failures).
+	// It does not widen what may be invoked: RotateSecret naming a function
+	// the stack does not run is refused with AccessDeniedException, as AWS
+	// refuses a function it cannot invoke.
 	WrapInvoker func(smlocal.Invoker) smlocal.Invoker
 	// Log receives the functions' and emulators' output; nil discards.
 	Log io.Writer
@@ -137,6 +140,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.SM, err = smlocal.New(smlocal.Options{
 		Region: Region, AccountID: AccountID, Invoker: invoker, Retry: retry,
 		StateFile: cfg.StateFile, Clock: cfg.Clock,
+		// Secrets Manager can invoke only the functions the stack runs; the
+		// check stays whatever WrapInvoker does with the invocations.
+		CanInvoke: func(arn string) error { _, err := s.resolve(arn); return err },
 	})
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ const EnvBinDir = "ROTARY_PG_BIN"
 const (
 	dirPrefix = "rotary-pgcluster-"
 	ownerFile = "owner.pid"
+	binFile   = "bindir" // the BinDir of the cluster, for sweep
 )
 
 // Options configures a cluster.
@@ -63,6 +64,8 @@ type Cluster struct {
 	CAFile string
 	// LogFile is the server log; every statement is logged (log_statement = all).
 	LogFile string
+	// Major is the server's major version, such as 16.
+	Major int
 
 	dir, data, sock, bin string
 	cred                 *syscall.Credential
@@ -90,7 +93,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	for _, tool := range []string{"initdb", "pg_ctl"} {
 		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
-			return nil, fmt.Errorf("start postgres cluster: %s not found in %s; install postgresql-15 or set %s: %w", tool, bin, EnvBinDir, err)
+			return nil, fmt.Errorf("start postgres cluster: %s not found in %s; install postgresql-15 or set %s (other versions: %s): %w", tool, bin, EnvBinDir, InstallScript, err)
 		}
 	}
 	cred, err := serverCredential()
@@ -102,7 +105,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start postgres cluster: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := errors.Join(os.WriteFile(filepath.Join(dir, binFile), []byte(bin), 0o644),
+		os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start postgres cluster: %w", err)
 	}
@@ -132,6 +136,13 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, fmt.Errorf("start postgres cluster: initdb: %w: %s", err, out)
 	}
 	_ = os.Remove(pwfile)
+	version, err := os.ReadFile(filepath.Join(c.data, "PG_VERSION"))
+	if err == nil {
+		c.Major, err = strconv.Atoi(strings.TrimSpace(string(version)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start postgres cluster: read the version initdb wrote: %w", err)
+	}
 
 	conf := []string{
 		"listen_addresses = '127.0.0.1'",
@@ -345,7 +356,11 @@ func sweep(ctx context.Context, bin string, cred *syscall.Credential) {
 		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
 			continue
 		}
-		stale := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin, cred: cred}
+		staleBin := bin
+		if b, err := os.ReadFile(filepath.Join(dir, binFile)); err == nil && len(b) > 0 {
+			staleBin = string(b) // its own pg_ctl, which knows its data directory's version
+		}
+		stale := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: staleBin, cred: cred}
 		_ = stale.Stop()
 	}
 }

@@ -2,7 +2,9 @@ package pgcluster
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -46,3 +48,101 @@ func (s *Shared) Get(t testing.TB) *Cluster {
 
 // Stop stops the cluster if it was started.
 func (s *Shared) Stop() error { return s.c.Stop() }
+
+// Matrix is one Shared cluster per PostgreSQL version, each started on
+// first use and stopped by Stop (in TestMain). Clusters with the same bin
+// directory are one, so Default and Get(t, 15) share Debian's cluster.
+type Matrix struct {
+	opts   Options
+	mu     sync.Mutex
+	shared map[string]*Shared // by bin directory
+}
+
+// NewMatrix returns a Matrix whose clusters start with opts (BinDir aside).
+func NewMatrix(opts Options) *Matrix { return &Matrix{opts: opts, shared: map[string]*Shared{}} }
+
+func (m *Matrix) get(bin string) *Shared {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.shared[bin]
+	if !ok {
+		opts := m.opts
+		opts.BinDir = bin
+		s = NewShared(opts)
+		m.shared[bin] = s
+	}
+	return s
+}
+
+// Default returns the cluster of the default binaries ($ROTARY_PG_BIN or
+// DefaultBinDir, PostgreSQL 15), like a Shared cluster. The test is skipped
+// when $ROTARY_PG_MAJORS does not list that cluster's version.
+func (m *Matrix) Default(t testing.TB) *Cluster {
+	t.Helper()
+	bin := os.Getenv(EnvBinDir)
+	if bin == "" {
+		bin = DefaultBinDir
+		skipUnselected(t, 15)
+	}
+	c := m.get(bin).Get(t)
+	skipUnselected(t, c.Major)
+	return c
+}
+
+// skipUnselected skips the test if $ROTARY_PG_MAJORS does not list major,
+// and fails it if the list is wrong.
+func skipUnselected(t testing.TB, major int) {
+	t.Helper()
+	ok, err := Selected(major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Skipf("skipping PostgreSQL %d: %s=%s does not list it", major, EnvMajors, os.Getenv(EnvMajors))
+	}
+}
+
+// Get returns the running cluster of PostgreSQL major, starting it on first
+// use. When that version is not installed or cannot start, the test fails
+// if the environment has CI=true and is skipped otherwise, naming the
+// command that installs it. It is skipped when $ROTARY_PG_MAJORS does not
+// list major.
+func (m *Matrix) Get(t testing.TB, major int) *Cluster {
+	t.Helper()
+	skipUnselected(t, major)
+	bin, err := BinDirFor(major)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL %d is required with CI=true: %v", major, err)
+		}
+		t.Skipf("skipping PostgreSQL %d (set CI=true to make this a failure): %v", major, err)
+	}
+	c := m.get(bin).Get(t)
+	if c.Major != major {
+		t.Fatalf("the binaries in %s are PostgreSQL %d, not %d: fix %s", bin, c.Major, major, EnvBinDirFor(major))
+	}
+	return c
+}
+
+// Run runs f once for each of Majors, as parallel subtests named pg13,
+// pg14 and so on, each with the shared cluster of its version (see Get).
+func (m *Matrix) Run(t *testing.T, f func(t *testing.T, c *Cluster)) {
+	t.Helper()
+	for _, major := range Majors {
+		t.Run("pg"+strconv.Itoa(major), func(t *testing.T) {
+			t.Parallel()
+			f(t, m.Get(t, major))
+		})
+	}
+}
+
+// Stop stops every cluster that was started.
+func (m *Matrix) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, s := range m.shared {
+		errs = append(errs, s.Stop())
+	}
+	return errors.Join(errs...)
+}

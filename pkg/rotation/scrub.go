@@ -81,17 +81,27 @@ func SecretStrings(value string) []string {
 }
 
 // add registers one value in the forms it may take in a message: as is,
-// JSON-escaped, Go-quoted and URL-escaped (a password in a DSN).
+// JSON-escaped (with and without HTML escaping), Go-quoted and URL-escaped
+// (query and path escaping, and the user-info escaping of a password in a
+// DSN such as postgres://u:pw@host, which escapes other characters than
+// either). A secret value is JSON text, so it holds its strings
+// JSON-escaped: the value quoted again (%q, or a JSON log attribute holding
+// it) escapes them twice, and those forms (each escaping of each escaped
+// form) are registered too.
 func (s *scrubber) add(v string) {
 	if s == nil || len(v) < minScrubLen {
 		return
 	}
 	forms := []string{v}
-	if b, err := json.Marshal(v); err == nil {
-		forms = append(forms, string(b[1:len(b)-1]))
+	json1 := quoted(v)
+	forms = append(forms, json1...)
+	for _, j := range json1 {
+		if j != v {
+			forms = append(forms, quoted(j)...)
+		}
 	}
-	q := strconv.Quote(v)
-	forms = append(forms, q[1:len(q)-1], url.QueryEscape(v), url.PathEscape(v))
+	userinfo := strings.TrimPrefix(url.UserPassword("", v).String(), ":")
+	forms = append(forms, url.QueryEscape(v), url.PathEscape(v), userinfo)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range forms {
@@ -100,6 +110,22 @@ func (s *scrubber) add(v string) {
 			s.sorted = nil
 		}
 	}
+}
+
+// quoted returns v's escaped forms without their quotes: JSON with HTML
+// escaping (encoding/json's default), JSON without it (as the engine writes
+// the pending value, and log/slog its lines: <, > and & kept), and Go
+// quoting (%q).
+func quoted(v string) []string {
+	var out []string
+	if b, err := json.Marshal(v); err == nil {
+		out = append(out, string(b[1:len(b)-1]))
+	}
+	if b, err := marshalNoEscape(v); err == nil {
+		out = append(out, string(b[1:len(b)-1]))
+	}
+	q := strconv.Quote(v)
+	return append(out, q[1:len(q)-1])
 }
 
 // scrub returns text with every registered value replaced by Redacted.
@@ -140,9 +166,10 @@ func scrubberFrom(ctx context.Context) *scrubber {
 	return s
 }
 
-// scrubHandler is a slog.Handler that scrubs the message and every string
-// attribute with the scrubber of the record's context, so any log line
-// written with a rotation's context is safe, whoever writes it. Attributes
+// scrubHandler is a slog.Handler that scrubs the message, every string
+// attribute, every key and every group name with the scrubber of the
+// record's context, so any log line written with a rotation's context is
+// safe, whoever writes it. Attributes
 // and groups bound with Logger.With and WithGroup are kept here, not handed
 // to next at once, so that they are scrubbed too: a secret they hold may be
 // registered only after they were bound.
@@ -170,7 +197,7 @@ func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	next := h.next
 	for _, op := range h.with {
 		if op.group != "" {
-			next = next.WithGroup(op.group)
+			next = next.WithGroup(s.scrub(op.group))
 			continue
 		}
 		if s == nil {
@@ -194,8 +221,11 @@ func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	return next.Handle(ctx, out)
 }
 
+// scrubAttr scrubs an attribute's key and string values: a key can be a
+// secret too (a map's keys logged one by one, say).
 func scrubAttr(s *scrubber, a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
+	a.Key = s.scrub(a.Key)
 	switch v.Kind() {
 	case slog.KindString:
 		return slog.String(a.Key, s.scrub(v.String()))

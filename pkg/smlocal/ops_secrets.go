@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@!-]{1,512}$`)
@@ -36,6 +37,14 @@ func checkToken(tok string) error {
 	return nil
 }
 
+// checkStage refuses a staging label AWS refuses: 1 to 256 characters.
+func checkStage(label string) error {
+	if n := utf8.RuneCountInString(label); n < 1 || n > 256 {
+		return errorf(excInvalidParameter, "a staging label must be 1 to 256 characters long, got %d", n)
+	}
+	return nil
+}
+
 func checkValue(str *string, bin []byte) error {
 	if str != nil && bin != nil {
 		return &apiError{Type: excInvalidParameter, Message: msgBothValues}
@@ -55,6 +64,11 @@ func (s *Server) putVersionLocked(sec *storedSecret, token string, str *string, 
 	}
 	if len(stages) > 20 {
 		return nil, errorf(excLimitExceeded, "a version can have at most 20 staging labels, got %d", len(stages))
+	}
+	for _, l := range stages {
+		if err := checkStage(l); err != nil {
+			return nil, err
+		}
 	}
 	now := s.now()
 	if v, ok := sec.Versions[token]; ok {

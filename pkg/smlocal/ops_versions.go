@@ -131,6 +131,9 @@ func (s *Server) updateSecretVersionStage(body []byte) (any, error) {
 	if in.VersionStage == nil || *in.VersionStage == "" {
 		return nil, errorf(excInvalidParameter, "VersionStage is required; name the staging label to move or remove")
 	}
+	if err := checkStage(*in.VersionStage); err != nil {
+		return nil, err
+	}
 	stage := *in.VersionStage
 	s.mu.Lock()
 	defer s.mu.Unlock()

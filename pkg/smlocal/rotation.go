@@ -40,7 +40,8 @@ const (
 )
 
 // Rotation records one rotation: every attempt and every step of it. It is
-// readable while the rotation runs.
+// readable while the rotation runs. A scheduled rotation that failed because
+// its function cannot be invoked (see Tick) has no attempts.
 type Rotation struct {
 	SecretARN   string
 	SecretName  string
@@ -93,10 +94,19 @@ type rotationRun struct {
 	done   chan struct{}
 	ctx    context.Context // canceled by Close and by CancelRotateSecret
 	cancel context.CancelFunc
+	// wake is signaled (never closed) when a change took AWSPENDING off the
+	// run's token, so that a run waiting out a retry backoff looks again.
+	wake chan struct{}
+	// denied is true for a scheduled rotation recorded as failed without
+	// running because its function cannot be invoked.
+	denied bool
 }
 
 // errCanceled ends a rotation that CancelRotateSecret canceled.
 var errCanceled = errors.New("canceled by CancelRotateSecret")
+
+// errAbandoned ends a rotation whose token no longer holds AWSPENDING.
+var errAbandoned = errors.New("the rotation was abandoned")
 
 // ErrNoRotation is returned by WaitRotation for a secret that never rotated.
 var ErrNoRotation = errors.New("smlocal: no rotation recorded for this secret")
@@ -127,8 +137,10 @@ func (s *Server) Rotations(secretID string) []Rotation {
 	return out
 }
 
-// WaitRotation blocks until no rotation of the secret is running and returns
-// its last rotation, or ErrNoRotation if it never rotated.
+// WaitRotation blocks until the secret's newest rotation has ended and
+// returns it, or ErrNoRotation if it never rotated. An older rotation may
+// still be running then: one whose AWSPENDING was removed by hand ends after
+// the step it is running, and RotateSecret does not wait for it.
 func (s *Server) WaitRotation(ctx context.Context, secretID string) (Rotation, error) {
 	for {
 		s.mu.Lock()
@@ -153,9 +165,57 @@ func (s *Server) WaitRotation(ctx context.Context, secretID string) (Rotation, e
 	}
 }
 
-func (s *Server) runningLocked(arn string) bool {
-	runs := s.rotations[arn]
-	return len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning
+// rotatingLocked says whether a rotation of sec is really running: its
+// record is running and its token still holds AWSPENDING. A running record
+// whose token lost AWSPENDING is abandoned and ends on its own.
+func (s *Server) rotatingLocked(sec *storedSecret) bool {
+	for _, run := range s.rotations[sec.ARN] {
+		if run.rec.State == RotationRunning && sec.Labels[labelPending] == run.rec.Token {
+			return true
+		}
+	}
+	return false
+}
+
+// abandonedLocked says why a run must stop: its secret was deleted, or its
+// token no longer holds AWSPENDING (removed or moved by hand, for example
+// with UpdateSecretVersionStage). Nil means it may go on.
+func (s *Server) abandonedLocked(r *Rotation) error {
+	sec := s.st.Secrets[r.SecretARN]
+	if sec == nil {
+		return fmt.Errorf("the secret was deleted; %w", errAbandoned)
+	}
+	if sec.Labels[labelPending] != r.Token {
+		return fmt.Errorf("AWSPENDING was removed from version %s; %w", r.Token, errAbandoned)
+	}
+	return nil
+}
+
+// wakeAbandonedLocked wakes every running rotation that a change abandoned,
+// so that one waiting out a retry backoff ends now rather than when the
+// backoff is over. One in the middle of a step ends once the step returns:
+// the invocation is never canceled, since the function would go on running
+// (and, in the local stack, its queue would be freed while it still runs).
+func (s *Server) wakeAbandonedLocked() {
+	for _, runs := range s.rotations {
+		for _, run := range runs {
+			if run.rec.State != RotationRunning || s.abandonedLocked(&run.rec) == nil {
+				continue
+			}
+			select {
+			case run.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// canInvokeLocked asks Options.CanInvoke whether the function may be invoked.
+func (s *Server) canInvokeLocked(functionARN string) error {
+	if s.opts.CanInvoke == nil {
+		return nil
+	}
+	return s.opts.CanInvoke(functionARN)
 }
 
 // startRotationLocked records a rotation and runs it in the background.
@@ -173,6 +233,7 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 			Started:       s.now(),
 		},
 		done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	run.ctx, run.cancel = ctx, func() { cancel(errCanceled) }
@@ -199,21 +260,21 @@ func (s *Server) runRotation(run *rotationRun) {
 	var lastErr error
 	for n := 1; n <= s.opts.Retry.Attempts; n++ {
 		if n > 1 {
-			wait := s.opts.Retry.Backoff << (n - 2)
-			if wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-				}
-			}
+			s.backoff(run, s.opts.Retry.Backoff<<(n-2))
 		}
 		if ctx.Err() != nil {
 			lastErr = stopReason(ctx)
 			break
 		}
+		// Before each attempt and each step: a token that lost AWSPENDING
+		// (removed by hand, then perhaps a new rotation started) is no
+		// longer this run's to rotate.
 		s.mu.Lock()
+		if err := s.abandonedLocked(r); err != nil {
+			s.mu.Unlock()
+			lastErr = err
+			break
+		}
 		r.Attempts = append(r.Attempts, Attempt{Number: n, Started: s.now()})
 		att := &r.Attempts[len(r.Attempts)-1]
 		s.mu.Unlock()
@@ -226,6 +287,12 @@ func (s *Server) runRotation(run *rotationRun) {
 			ev.Step = step
 			s.mu.Lock()
 			att = &r.Attempts[len(r.Attempts)-1]
+			if err := s.abandonedLocked(r); err != nil {
+				att.Err = err.Error()
+				s.mu.Unlock()
+				lastErr = err
+				break
+			}
 			att.Steps = append(att.Steps, StepRun{Step: step, Started: s.now()})
 			s.mu.Unlock()
 			start := time.Now()
@@ -249,11 +316,36 @@ func (s *Server) runRotation(run *rotationRun) {
 				break
 			}
 		}
-		if lastErr == nil || ctx.Err() != nil {
+		if lastErr == nil || ctx.Err() != nil || errors.Is(lastErr, errAbandoned) {
 			break
 		}
 	}
 	s.finishRotation(run, lastErr)
+}
+
+// backoff waits d before a retry; it returns early when the run is canceled
+// or abandoned (woken by a change that took AWSPENDING off its token).
+func (s *Server) backoff(run *rotationRun, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-run.ctx.Done():
+			return
+		case <-run.wake:
+			s.mu.Lock()
+			err := s.abandonedLocked(&run.rec)
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}
 }
 
 // stopReason says why a rotation's context ended.
@@ -264,8 +356,12 @@ func stopReason(ctx context.Context) error {
 	return errors.New("the local Secrets Manager was closed before the rotation finished")
 }
 
-// finishRotation records the outcome; on success it removes AWSPENDING and
-// moves the schedule on. A test-only rotation removes its AWSPENDING either way.
+// finishRotation records the outcome; on success it removes AWSPENDING (if
+// it is still on the rotation's token) and moves the schedule on. A
+// test-only rotation removes its AWSPENDING either way. A failed rotation,
+// after its last attempt, leaves the labels as they are, as AWS does:
+// AWSPENDING stays where it was, so the next RotateSecret is refused until
+// it is removed, and Tick reattempts it with its token.
 func (s *Server) finishRotation(run *rotationRun, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -281,7 +377,7 @@ func (s *Server) finishRotation(run *rotationRun, err error) {
 	if err != nil {
 		event = "RotationFailed"
 	}
-	s.log.Info("smlocal: rotation ended", "event", event, "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts))
+	s.log.Info("smlocal: rotation ended", "event", event, "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts), "abandoned", errors.Is(err, errAbandoned))
 	sec := s.st.Secrets[r.SecretARN]
 	if sec == nil {
 		return // deleted meanwhile
@@ -292,7 +388,9 @@ func (s *Server) finishRotation(run *rotationRun, err error) {
 			sec.detach(labelPending)
 		}
 	case err == nil:
-		sec.detach(labelPending)
+		if sec.Labels[labelPending] == r.Token {
+			sec.detach(labelPending)
+		}
 		sec.LastRotated = now
 		sec.NextRotation = nextRotation(sec)
 	default:
@@ -341,7 +439,16 @@ func (s *Server) rotateSecret(body []byte) (any, error) {
 	if fn == "" {
 		return nil, &apiError{Type: excInvalidRequest, Message: msgNoRotationFunction}
 	}
-	if p, ok := sec.Labels[labelPending]; (ok && p != sec.Labels[labelCurrent]) || s.runningLocked(sec.ARN) {
+	// AWS checks that it may invoke the function on every RotateSecret,
+	// whether the ARN is new or the stored one, before it changes anything.
+	if err := s.canInvokeLocked(fn); err != nil {
+		s.log.Warn("smlocal: RotateSecret refused: the rotation function cannot be invoked", "secret", sec.ARN, "function", fn, "err", err)
+		return nil, &apiError{Type: excAccessDenied, Message: msgCannotInvoke}
+	}
+	// Only the labels say whether a rotation is unfinished, as in AWS: a
+	// rotation record still running (in retry backoff, or in a step) whose
+	// token lost AWSPENDING does not block a new one; it ends on its own.
+	if p, ok := sec.Labels[labelPending]; ok && p != sec.Labels[labelCurrent] {
 		return nil, &apiError{Type: excInvalidRequest, Message: msgPreviousRotation}
 	}
 	if _, exists := sec.Versions[token]; exists {
@@ -393,8 +500,12 @@ func (s *Server) cancelRotateSecret(body []byte) (any, error) {
 	disabled := false
 	sec.RotationEnabled = &disabled
 	sec.LastChanged = s.now()
-	if runs := s.rotations[sec.ARN]; len(runs) > 0 && runs[len(runs)-1].rec.State == RotationRunning {
-		runs[len(runs)-1].cancel() // the reference: "if a rotation is in progress, cancels the rotation"
+	runs := s.rotations[sec.ARN]
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].rec.State == RotationRunning {
+			runs[i].cancel() // the reference: "if a rotation is in progress, cancels the rotation"
+			break
+		}
 	}
 	out := map[string]any{"ARN": sec.ARN, "Name": sec.Name}
 	if p, ok := sec.Labels[labelPending]; ok && p != sec.Labels[labelCurrent] {
@@ -407,10 +518,18 @@ func (s *Server) cancelRotateSecret(body []byte) (any, error) {
 }
 
 // Tick starts the rotations that are due at the clock's current time (the
-// secret has rotation enabled and its NextRotationDate has come) and purges
-// secrets whose recovery window is over. A rotation left unfinished is
-// reattempted with its token. It returns the ARNs of the secrets whose
-// rotation it started.
+// secret has rotation enabled and its NextRotationDate has come, and no
+// rotation of it is running with AWSPENDING) and purges secrets whose
+// recovery window is over. A rotation left unfinished is reattempted with
+// its token. It returns the ARNs of the secrets whose rotation it started.
+//
+// A due secret whose function cannot be invoked (Options.CanInvoke) is not
+// rotated: AWS would fail the rotation without running a step, so Tick
+// records a failed rotation (RotationFailed, no attempts, Err saying why)
+// and changes nothing on the secret: no new version, AWSPENDING where it
+// was. It records that once, not at every tick, until the secret's newest
+// rotation is another one or its function changes; the secret stays due,
+// so it rotates at the first tick after the function can be invoked.
 func (s *Server) Tick(ctx context.Context) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -432,7 +551,11 @@ func (s *Server) Tick(ctx context.Context) []string {
 			continue
 		}
 		if sec.RotationEnabled == nil || !*sec.RotationEnabled || sec.RotationLambdaARN == "" ||
-			sec.NextRotation.IsZero() || now.Before(sec.NextRotation) || s.runningLocked(arn) {
+			sec.NextRotation.IsZero() || now.Before(sec.NextRotation) || s.rotatingLocked(sec) {
+			continue
+		}
+		if err := s.canInvokeLocked(sec.RotationLambdaARN); err != nil {
+			s.recordDeniedLocked(sec, err)
 			continue
 		}
 		token, ok := sec.Labels[labelPending]
@@ -451,6 +574,41 @@ func (s *Server) Tick(ctx context.Context) []string {
 	}
 	slices.Sort(started)
 	return started
+}
+
+// recordDeniedLocked records a scheduled rotation of sec that failed because
+// its function cannot be invoked, unless the secret's newest rotation is
+// already that failure.
+func (s *Server) recordDeniedLocked(sec *storedSecret, cause error) {
+	runs := s.rotations[sec.ARN]
+	if n := len(runs); n > 0 && runs[n-1].denied && runs[n-1].rec.FunctionARN == sec.RotationLambdaARN {
+		return
+	}
+	token := sec.Labels[labelPending]
+	if token == sec.Labels[labelCurrent] {
+		token = "" // no version was created
+	}
+	now := s.now()
+	run := &rotationRun{
+		rec: Rotation{
+			SecretARN:   sec.ARN,
+			SecretName:  sec.Name,
+			FunctionARN: sec.RotationLambdaARN,
+			Token:       token,
+			Scheduled:   true,
+			State:       RotationFailed,
+			Started:     now,
+			Ended:       now,
+			Err:         fmt.Sprintf("%s (%v)", msgCannotInvoke, cause),
+		},
+		done:   make(chan struct{}),
+		ctx:    s.ctx,
+		cancel: func() {},
+		denied: true,
+	}
+	close(run.done)
+	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
+	s.log.Warn("smlocal: scheduled rotation not started: the rotation function cannot be invoked", "event", "RotationFailed", "secret", sec.ARN, "function", sec.RotationLambdaARN, "err", cause)
 }
 
 // RunScheduler calls Tick every interval until ctx is done.

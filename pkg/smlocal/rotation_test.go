@@ -231,9 +231,13 @@ func TestFailedStepIsRetriedWithSameTokenThenSucceeds(t *testing.T) {
 	}
 }
 
+// TestRotationGivesUpLeavingPendingAndOldCredentialCurrent: after the last
+// attempt the secret stays as AWS leaves it: AWSPENDING where it was,
+// AWSCURRENT unchanged, RotationFailed logged once.
 func TestRotationGivesUpLeavingPendingAndOldCredentialCurrent(t *testing.T) {
-	srv, c, fn := rotationServer(t, Options{Retry: RetryPolicy{Attempts: 2}})
-	createSecret(t, c, "giveup", "pw")
+	var logs syncBuffer
+	srv, c, fn := rotationServer(t, Options{Retry: RetryPolicy{Attempts: 2}, Logger: newJSONLogger(&logs)})
+	arn := createSecret(t, c, "giveup", "pw")
 	_, oldVer := current(t, c, "giveup")
 	fn.fail = func(ev Event) error {
 		if ev.Step == StepTest {
@@ -257,6 +261,9 @@ func TestRotationGivesUpLeavingPendingAndOldCredentialCurrent(t *testing.T) {
 	d, err := c.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String("giveup")})
 	if err != nil || d.LastRotatedDate != nil {
 		t.Fatalf("LastRotatedDate = %v after a failed rotation (err %v), want unset", d.LastRotatedDate, err)
+	}
+	if got := logEvents(t, logs.String(), arn); !slices.Equal(got, []string{"RotationStarted", "RotationFailed"}) {
+		t.Fatalf("logged events %v, want RotationStarted then RotationFailed", got)
 	}
 }
 

@@ -280,8 +280,11 @@ func parseList(field string, lo, hi int, names []string, set []bool) error {
 		if a < lo || b > hi || a > b {
 			return fmt.Errorf("%q is out of range %d-%d", item, lo, hi)
 		}
-		for v := a; v <= b; v += step {
+		for v := a; ; v += step {
 			set[v] = true
+			if step > b-v { // also stops v+step from overflowing for a huge step
+				break
+			}
 		}
 	}
 	return nil
@@ -417,29 +420,64 @@ func (c *cronSchedule) next(t time.Time) time.Time {
 
 func (c *cronSchedule) interval() time.Duration { return c.minGap }
 
-// measureGap is the shortest time between two firings, measured over the
-// first firings from 2026 on (enough to catch sub-daily and daily patterns).
+// measureGap is the shortest time between two firings. Every firing day
+// fires at the same times of day, so it is the shorter of the shortest gap
+// within a day and, over consecutive firing days, the days between them
+// less the span of the day's times. The firing days are looked at over
+// every year of the year field, or over 2026-2054 for every year: the
+// calendar repeats every 28 years from 1901 to 2099, and every year to 2199
+// is one of the 14 kinds (leap or not, starting on each weekday) met there.
+// A sample of the first firings is not enough: February 29 comes once in
+// four years, and cron(0 1,23 1-29/2 * ? *), 22 hours or more apart in
+// other months, fires at 23:00 on it and at 01:00 on March 1.
 func (c *cronSchedule) measureGap() time.Duration {
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if c.years != nil {
-		first := 9999
-		for y := range c.years {
-			first = min(first, y)
+	var times []time.Duration // of day, ascending
+	for h := range 24 {
+		for m := range 60 {
+			if c.hours[h] && c.minutes[m] {
+				times = append(times, time.Duration(h)*time.Hour+time.Duration(m)*time.Minute)
+			}
 		}
-		start = time.Date(first, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Minute)
 	}
-	prev := c.next(start)
-	if prev.IsZero() {
+	if len(times) == 0 {
 		return 0
 	}
 	gap := time.Duration(1<<63 - 1)
-	for i := 0; i < 400; i++ {
-		n := c.next(prev)
-		if n.IsZero() {
-			break
+	for i := 1; i < len(times); i++ {
+		gap = min(gap, times[i]-times[i-1])
+	}
+	span := times[len(times)-1] - times[0]
+	first, last := 2026, 2054
+	if c.years != nil {
+		first, last = 9999, 0
+		for y := range c.years {
+			first, last = min(first, y), max(last, y)
 		}
-		gap = min(gap, n.Sub(prev))
-		prev = n
+	}
+	var prev time.Time
+	for y := first; y <= last; y++ {
+		if c.years != nil && !c.years[y] {
+			continue
+		}
+		for m := time.January; m <= time.December; m++ {
+			if !c.months[m] {
+				continue
+			}
+			days := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			for d := 1; d <= days; d++ {
+				day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+				if !c.dayMatches(day) {
+					continue
+				}
+				if !prev.IsZero() {
+					gap = min(gap, day.Sub(prev)-span)
+				}
+				prev = day
+			}
+		}
+	}
+	if prev.IsZero() {
+		return 0
 	}
 	return gap
 }

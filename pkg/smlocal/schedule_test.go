@@ -2,6 +2,7 @@ package smlocal
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,39 @@ func TestRateHoursNextWindow(t *testing.T) {
 	} {
 		if got := h.next(utc(tc.after)); !got.Equal(utc(tc.want)) {
 			t.Errorf("rate(5 hours) after %s = %v, want %s", tc.after, got, tc.want)
+		}
+	}
+}
+
+// TestCronMinimumIntervalCountsLeapDays: the shortest interval was measured
+// over the first 400 firings from 2026, which for cron(0 1,23 1-29/2 * ? *)
+// (odd days to the 29th, at 01:00 and 23:00) end before February 29, 2028,
+// when it fires at 23:00 and again at 01:00 on March 1. Found by
+// FuzzSchedule, which walks the firings of accepted schedules.
+func TestCronMinimumIntervalCountsLeapDays(t *testing.T) {
+	_, err := parseScheduleExpression("cron(0 1,23 1-29/2 * ? *)")
+	if err == nil || !strings.Contains(err.Error(), "more often than every four hours") {
+		t.Fatalf("parseScheduleExpression = %v, want it refused as more often than every four hours", err)
+	}
+	for _, ok := range []string{"cron(0 3,23 1-29/2 * ? *)", "cron(0 1,23 1-29/2 * ? 2026-2027)", "cron(0 16 1,15 * ? *)"} {
+		if _, err := parseScheduleExpression(ok); err != nil {
+			t.Errorf("parseScheduleExpression(%q) = %v, want it accepted", ok, err)
+		}
+	}
+}
+
+// TestCronHugeStep: a step near the largest int overflowed the loop that
+// fills a field's set, which then indexed it with a negative number: a
+// panic serving RotateSecret. Found by review while writing FuzzSchedule,
+// which keeps the input as a seed.
+func TestCronHugeStep(t *testing.T) {
+	c, err := parseCron("1/9223372036854775807 0 1 * ? *")
+	if err != nil {
+		t.Fatalf("parseCron: %v", err)
+	}
+	for m, on := range c.minutes {
+		if on != (m == 1) {
+			t.Fatalf("minute %d set = %v; want only minute 1", m, on)
 		}
 	}
 }

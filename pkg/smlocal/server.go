@@ -25,6 +25,15 @@ type Options struct {
 	Clock func() time.Time
 	// Invoker runs rotation functions; nil makes every step fail.
 	Invoker Invoker
+	// CanInvoke, when set, says whether Secrets Manager may invoke a
+	// rotation function: an error means it may not (in AWS: the function
+	// does not exist, or its policy does not grant the principal
+	// secretsmanager.amazonaws.com access). RotateSecret then answers
+	// AccessDeniedException and changes nothing, and Tick records a failed
+	// rotation instead of starting one. Nil accepts every function ARN. It
+	// is called with the server's lock held, so it must return quickly and
+	// must not call the Server.
+	CanInvoke func(functionARN string) error
 	// Retry says how often a failed rotation is retried; the zero value
 	// means DefaultRetryPolicy.
 	Retry RetryPolicy

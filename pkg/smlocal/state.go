@@ -84,8 +84,10 @@ func (s *Server) saveLocked() error {
 	return nil
 }
 
-// commitLocked saves a change; a failure is an InternalServiceError.
+// commitLocked saves a change; a failure is an InternalServiceError. It
+// also wakes the rotations the change abandoned (see wakeAbandonedLocked).
 func (s *Server) commitLocked() error {
+	s.wakeAbandonedLocked()
 	if err := s.saveLocked(); err != nil {
 		s.log.Error("smlocal: save state", "err", err)
 		return &apiError{Type: excInternal, Message: err.Error()}

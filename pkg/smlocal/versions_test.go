@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -336,4 +337,32 @@ func TestTooManyLabelsOrTagsIsLimitExceeded(t *testing.T) {
 	}
 	_, err = c.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("limits"), Tags: []types.Tag{{Key: aws.String("one-more"), Value: aws.String("v")}}})
 	wantAPIError(t, err, "LimitExceededException", "at most 50 tags")
+}
+
+// TestStagingLabelLength: AWS takes staging labels of 1 to 256 characters;
+// PutSecretValue stored an empty or longer one, and UpdateSecretVersionStage
+// a longer one. Found by FuzzRequest's state checks.
+func TestStagingLabelLength(t *testing.T) {
+	_, c := newServer(t, Options{})
+	ctx := context.Background()
+	createSecret(t, c, "labels", "v1")
+	long := strings.Repeat("é", 257)
+	for _, stages := range [][]string{{""}, {long}, {"AWSCURRENT", ""}} {
+		_, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("labels"), ClientRequestToken: aws.String(token(2)),
+			SecretString: aws.String("v2"), VersionStages: stages})
+		wantAPIError(t, err, "InvalidParameterException", "1 to 256 characters")
+	}
+	_, err := c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String("labels"), VersionStage: aws.String(long),
+		MoveToVersionId: aws.String(mustVersion(t, c, "labels"))})
+	wantAPIError(t, err, "InvalidParameterException", "1 to 256 characters")
+	if got := stagesOf(t, c, "labels"); len(got) != 1 {
+		t.Fatalf("a refused label changed the versions: %v", got)
+	}
+	put(t, c, "labels", token(3), "v3", strings.Repeat("é", 256))
+}
+
+func mustVersion(t *testing.T, c *secretsmanager.Client, id string) string {
+	t.Helper()
+	_, v := current(t, c, id)
+	return v
 }

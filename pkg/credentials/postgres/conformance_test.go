@@ -8,8 +8,9 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
-func TestConformanceSingleUser(t *testing.T) {
-	f := setup(t)
+func TestConformanceSingleUser(t *testing.T) { eachVersion(t, testConformanceSingleUser) }
+
+func testConformanceSingleUser(t *testing.T, f *fixture) {
 	rotationtest.Run(t, rotationtest.Subject{
 		Credential: NewSingleUser(f.cfg),
 		NewSecret: func(t *testing.T, _ *secretsmanager.Client) string {
@@ -22,14 +23,15 @@ func TestConformanceSingleUser(t *testing.T) {
 	})
 }
 
-func TestConformanceMultiUser(t *testing.T) {
-	f := setup(t)
+func TestConformanceMultiUser(t *testing.T) { eachVersion(t, testConformanceMultiUser) }
+
+func testConformanceMultiUser(t *testing.T, f *fixture) {
 	rotationtest.Run(t, rotationtest.Subject{
 		Credential: NewMultiUser(f.cfg),
 		NewSecret: func(t *testing.T, sm *secretsmanager.Client) string {
-			masterARN := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
 			user, pw := uniqueName("rotary_multi"), newPassword(t)
 			f.createRole(t, user, pw, "")
+			masterARN := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, user)
 			return f.secret(t, user, pw, map[string]any{"masterarn": masterARN, "unknownField": "kept"})
 		},
 		Check:   f.login,

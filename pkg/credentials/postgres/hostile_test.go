@@ -107,13 +107,14 @@ func TestHostileCurrentValue(t *testing.T) {
 
 // TestHostileInputMultiUser covers what alternating users add: the master
 // secret and the user pair.
-func TestHostileInputMultiUser(t *testing.T) {
-	f := setup(t)
+func TestHostileInputMultiUser(t *testing.T) { eachVersion(t, testHostileInputMultiUser) }
+
+func testHostileInputMultiUser(t *testing.T, f *fixture) {
 	victim, victimPW := uniqueName("rotary_victim"), newPassword(t)
 	f.createRole(t, victim, victimPW, "")
 	type setupFn func(t *testing.T, sm *secretsmanager.Client, user, pw string) (current, pending string)
-	full := func(t *testing.T, sm *secretsmanager.Client) string {
-		return f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	full := func(t *testing.T, sm *secretsmanager.Client, base string) string {
+		return f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	}
 	tests := []struct {
 		name    string
@@ -125,32 +126,32 @@ func TestHostileInputMultiUser(t *testing.T) {
 			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
 		}, "read the secret named by masterarn"},
 		{"master secret on another host", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			m := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, map[string]any{"host": "db.elsewhere.test"}) }, nil)
+			m := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, map[string]any{"host": "db.elsewhere.test"}) }, nil, user)
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
 			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
 		}, "point masterarn at the admin secret of the same database server"},
 		{"pending user outside the pair", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
 			return cur, withField(t, withField(t, cur, "username", victim), "password", newPassword(t))
 		}, "may only use"},
 		{"pending masterarn differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
-			return cur, withField(t, withField(t, cur, "masterarn", full(t, sm)), "username", CloneName(user))
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
+			return cur, withField(t, withField(t, cur, "masterarn", full(t, sm, user)), "username", CloneName(user))
 		}, `"masterarn" differs`},
 		{"pending host differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
 			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", CloneName(user))
 		}, `"host" differs`},
 		{"pending turns TLS off", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm)})
+			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
 			return cur, withField(t, withField(t, withField(t, cur, "ssl", "false"), "username", CloneName(user)), "password", newPassword(t))
 		}, `"ssl" differs`},
 		{"current password does not log in", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			cur := f.secret(t, user, pw+"-wrong", map[string]any{"masterarn": full(t, sm)})
+			cur := f.secret(t, user, pw+"-wrong", map[string]any{"masterarn": full(t, sm, user)})
 			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
 		}, "AWSCURRENT does not log in"},
 		{"master user is the rotated user", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
-			m := f.master(t, sm, func(_, _ string) string { return f.secret(t, user, pw, nil) }, nil)
+			m := f.master(t, sm, func(_, _ string) string { return f.secret(t, user, pw, nil) }, nil, user)
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
 			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
 		}, "use a separate admin user"},
@@ -209,7 +210,7 @@ func TestUnusualNamesAndPasswords(t *testing.T) {
 				extra := map[string]any{}
 				if multi {
 					e = newEnv(t, f, NewMultiUser(f.cfg))
-					extra["masterarn"] = f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+					extra["masterarn"] = f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, n.user)
 				} else {
 					e = newEnv(t, f, NewSingleUser(f.cfg))
 				}
@@ -245,11 +246,14 @@ func TestUnusualNamesAndPasswords(t *testing.T) {
 // of the base user. The pending password logging in proves nothing about
 // the base user, so AWSCURRENT must still log in first.
 func TestMultiUserPendingAloneProvesNothing(t *testing.T) {
-	f := setup(t)
+	eachVersion(t, testMultiUserPendingAloneProvesNothing)
+}
+
+func testMultiUserPendingAloneProvesNothing(t *testing.T, f *fixture) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
 	base, basePW := uniqueName("rotary_priv"), newPassword(t)
 	f.createRole(t, base, basePW, "")
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	attackerPW := newPassword(t)
 	f.createRole(t, CloneName(base), attackerPW, "") // dropped by createRole's cleanup
 

@@ -155,13 +155,16 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		return fmt.Errorf("begin transaction as the master user: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	if err := ensureRoles(ctx, tx, base, pend.Username); err != nil {
-		return err
+	err = ensureRoles(ctx, tx, base, pend.Username)
+	if err == nil && !pendingWorks {
+		err = setPassword(ctx, tx.Conn(), pend.Username, pend.Password)
 	}
-	if !pendingWorks {
-		if err := setPassword(ctx, tx.Conn(), pend.Username, pend.Password); err != nil {
-			return err
+	if err != nil {
+		if isInsufficientPrivilege(err) && tx.Rollback(ctx) == nil {
+			// Nothing was changed; say what the master lacks.
+			return explainRefusal(ctx, conn, err, master.Username, base, CloneName(base))
 		}
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit the changes to roles %q and %q: %w", base, CloneName(base), err)
@@ -187,7 +190,11 @@ func (m *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cu
 
 // ensureRoles checks that the base role exists and, when the pending user is
 // the clone, creates it if needed and makes it act as the base role
-// (membership, role-level settings, session role).
+// (membership, role-level settings, session role). From PostgreSQL 16 on, a
+// membership also has INHERIT and SET options of its own, which the
+// member's INHERIT attribute only sets by default when it is granted: the
+// clone must have a membership with both (a clone made NOINHERIT and then
+// granted the base role has neither).
 func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
 	var baseLogin bool
 	err := tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", base).Scan(&baseLogin)
@@ -201,24 +208,28 @@ func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
 		return nil
 	}
 	clone := pending
+	options, grantOptions := "", ""
+	if serverMajor(tx.Conn()) >= 16 {
+		options, grantOptions = " AND am.inherit_option AND am.set_option", " WITH INHERIT TRUE, SET TRUE"
+	}
 	var exists, member bool
 	err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
 		EXISTS (SELECT 1 FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		        WHERE r.rolname = $2 AND m.rolname = $1)`, clone, base).Scan(&exists, &member)
+		        WHERE r.rolname = $2 AND m.rolname = $1`+options+`)`, clone, base).Scan(&exists, &member)
 	if err != nil {
 		return fmt.Errorf("look up role %q: %w", clone, err)
 	}
 	if !exists {
 		// Created without a password; setPassword sets it in the same transaction.
 		if _, err := tx.Exec(ctx, "CREATE ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
-			return fmt.Errorf("create the alternate user %q: %w; the master user needs CREATEROLE", clone, err)
+			return fmt.Errorf("create the alternate user %q: %w", clone, err)
 		}
 	} else if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
 		return fmt.Errorf("allow the alternate user %q to log in: %w", clone, err)
 	}
 	if !member {
-		if _, err := tx.Exec(ctx, "GRANT "+QuoteIdentifier(base)+" TO "+QuoteIdentifier(clone)); err != nil {
-			return fmt.Errorf("make %q a member of %q: %w; the master user needs CREATEROLE (and on PostgreSQL 16 or later ADMIN OPTION on %q)", clone, base, err, base)
+		if _, err := tx.Exec(ctx, "GRANT "+QuoteIdentifier(base)+" TO "+QuoteIdentifier(clone)+grantOptions); err != nil {
+			return fmt.Errorf("make %q a member of %q: %w", clone, base, err)
 		}
 	}
 	return copySettings(ctx, tx, base, clone)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -52,8 +53,9 @@ func (f *fixture) try(value string, statements ...string) error {
 // clone keeps exactly the base user's privileges, including ones granted (or
 // revoked) after the first rotation, and objects created by either user are
 // usable and alterable by the other.
-func TestMultiUserActsAsOneOwner(t *testing.T) {
-	f := setup(t)
+func TestMultiUserActsAsOneOwner(t *testing.T) { eachVersion(t, testMultiUserActsAsOneOwner) }
+
+func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_app"), newPassword(t)
 	f.createRole(t, base, pw, "")
@@ -63,7 +65,7 @@ func TestMultiUserActsAsOneOwner(t *testing.T) {
 	t.Cleanup(func() {
 		f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE; DROP ROLE IF EXISTS "+QuoteIdentifier(reader))
 	})
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	baseValue := f.secret(t, base, pw, map[string]any{"masterarn": masterARN})
 	arn := createSecret(t, e, baseValue)
 
@@ -155,8 +157,9 @@ func TestMultiUserActsAsOneOwner(t *testing.T) {
 // TestMultiUserRDSManagedMaster rotates with a master secret that RDS
 // manages (only username and password), finding the host through the RDS
 // API: the real SDK client against pkg/rdslocal.
-func TestMultiUserRDSManagedMaster(t *testing.T) {
-	f := setup(t)
+func TestMultiUserRDSManagedMaster(t *testing.T) { eachVersion(t, testMultiUserRDSManagedMaster) }
+
+func testMultiUserRDSManagedMaster(t *testing.T, f *fixture) {
 	srv := rdslocal.New()
 	srv.AddInstance(rdslocal.Instance{Identifier: "orders", Engine: "postgres", Address: f.c.Host, Port: f.c.Port})
 	srv.AddCluster(rdslocal.Cluster{Identifier: "aurora", Engine: "aurora-postgresql", Endpoint: f.c.Host, Port: f.c.Port})
@@ -187,9 +190,9 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, f, NewMultiUser(cfg))
-			masterARN := f.master(t, e.Client, managed, map[string]string{tt.tag: tt.arn})
 			user, pw := uniqueName("rotary_rdsm"), newPassword(t)
 			f.createRole(t, user, pw, "")
+			masterARN := f.master(t, e.Client, managed, map[string]string{tt.tag: tt.arn}, user)
 			old := f.secret(t, user, pw, map[string]any{"masterarn": masterARN})
 			arn := createSecret(t, e, old)
 			_, err := e.Rotate(t, arn)
@@ -216,19 +219,40 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 }
 
 // TestMultiUserRepairsExistingClone: a clone made by hand or by AWS's
-// template (no membership in the base role, NOINHERIT, no session role) is
-// repaired by the first rotation to it, so it reads what the base user may
-// and its objects belong to the base role.
+// template (no membership in the base role, NOINHERIT, no session role), or
+// one that is a member of the base role without inheriting its privileges
+// or being allowed to become it (PostgreSQL 16's INHERIT and SET options of
+// a membership, which a NOINHERIT member gets by default), is repaired by
+// the first rotation to it, so it reads what the base user may and its
+// objects belong to the base role.
 func TestMultiUserRepairsExistingClone(t *testing.T) {
-	f := setup(t)
+	eachVersion(t, func(t *testing.T, f *fixture) {
+		t.Run("no membership", func(t *testing.T) { testMultiUserRepairsExistingClone(t, f, "") })
+		grant := "GRANT %s TO %s"
+		if f.c.Major >= 16 {
+			grant += " WITH INHERIT FALSE, SET FALSE"
+		}
+		t.Run("membership without inherit or set", func(t *testing.T) { testMultiUserRepairsExistingClone(t, f, grant) })
+	})
+}
+
+// testMultiUserRepairsExistingClone runs with a clone the superuser made
+// NOINHERIT and, if grant is not empty, then granted the base role with
+// fmt.Sprintf(grant, base, clone).
+func testMultiUserRepairsExistingClone(t *testing.T, f *fixture, grant string) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_repair"), newPassword(t)
 	f.createRole(t, base, pw, "")
 	f.exec(t, "CREATE ROLE "+QuoteIdentifier(CloneName(base))+" WITH LOGIN NOINHERIT PASSWORD NULL") // dropped by createRole's cleanup
+	if grant != "" {
+		f.exec(t, fmt.Sprintf(grant, QuoteIdentifier(base), QuoteIdentifier(CloneName(base))))
+	}
 	schema := QuoteIdentifier(uniqueName("rotary_repair_schema"))
 	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	// The master did not create this clone: on PostgreSQL 16 and later it
+	// needs ADMIN OPTION on it as on the base user (README.md).
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base, CloneName(base))
 	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 
 	if _, err := e.Rotate(t, arn); err != nil {

@@ -161,7 +161,7 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 			return err
 		}
 		if err := setPassword(ctx, conn, other, rand.Text()); err != nil {
-			return fmt.Errorf("give the other user of the pair a new password: %w", err)
+			return fmt.Errorf("give the other user of the pair a new password (nothing was changed): %w", explainRefusal(ctx, conn, err, master.Username, other))
 		}
 	}
 	if endSessions {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -52,12 +50,13 @@ func putValue(t *testing.T, e *rotationtest.Env, id, value string, labels ...str
 	}
 }
 
-// revokingMaster creates a master secret whose user has CREATEROLE and,
-// when signal is true, pg_signal_backend (which ending sessions needs).
-func (f *fixture) revokingMaster(t *testing.T, e *rotationtest.Env, signal bool) string {
+// revokingMaster creates a master secret for base user base whose user has
+// what f.master gives it and, when signal is true, pg_signal_backend
+// (which ending sessions needs).
+func (f *fixture) revokingMaster(t *testing.T, e *rotationtest.Env, signal bool, base string) string {
 	t.Helper()
 	var user string
-	arn := f.master(t, e.Client, func(u, p string) string { user = u; return f.secret(t, u, p, nil) }, nil)
+	arn := f.master(t, e.Client, func(u, p string) string { user = u; return f.secret(t, u, p, nil) }, nil, base)
 	if signal {
 		f.exec(t, "GRANT pg_signal_backend TO "+QuoteIdentifier(user))
 	}
@@ -104,8 +103,9 @@ func mustRevoke(t *testing.T, e *rotationtest.Env, arn string) {
 
 // TestRevokeSingleUser: after rotations and a revoke, every password the
 // user had before is refused and AWSCURRENT logs in; revoking twice is fine.
-func TestRevokeSingleUser(t *testing.T) {
-	f := setup(t)
+func TestRevokeSingleUser(t *testing.T) { eachVersion(t, testRevokeSingleUser) }
+
+func testRevokeSingleUser(t *testing.T, f *fixture) {
 	for _, rotations := range []int{0, 1, 2} {
 		t.Run(strings.Repeat("rotate,", rotations)+"revoke twice", func(t *testing.T) {
 			e := newEnv(t, f, NewSingleUser(f.cfg))
@@ -135,8 +135,9 @@ func TestRevokeSingleUser(t *testing.T) {
 // TestRevokeSingleUserRefuses: an AWSPREVIOUS that single-user revoke cannot
 // handle, or an AWSCURRENT that does not log in, is refused clearly and the
 // user's working password stays.
-func TestRevokeSingleUserRefuses(t *testing.T) {
-	f := setup(t)
+func TestRevokeSingleUserRefuses(t *testing.T) { eachVersion(t, testRevokeSingleUserRefuses) }
+
+func testRevokeSingleUserRefuses(t *testing.T, f *fixture) {
 	victim, victimPW := uniqueName("rotary_victim"), newPassword(t)
 	f.createRole(t, victim, victimPW, "")
 	tests := []struct {
@@ -187,14 +188,15 @@ func TestRevokeSingleUserRefuses(t *testing.T) {
 // TestRevokeMultiUser: after rotations and a revoke, both users' passwords
 // from before are refused, sessions of the other user are ended, AWSCURRENT
 // logs in, revoking twice is fine and the pair keeps rotating.
-func TestRevokeMultiUser(t *testing.T) {
-	f := setup(t)
+func TestRevokeMultiUser(t *testing.T) { eachVersion(t, testRevokeMultiUser) }
+
+func testRevokeMultiUser(t *testing.T, f *fixture) {
 	for _, rotations := range []int{1, 2} {
 		t.Run(strings.Repeat("rotate,", rotations)+"revoke twice", func(t *testing.T) {
 			e := newEnv(t, f, NewMultiUser(f.cfg))
 			base, pw := uniqueName("rotary_rvk_multi"), newPassword(t)
 			f.createRole(t, base, pw, "")
-			arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, true)}))
+			arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, true, base)}))
 			before := []string{current(t, e, arn)}
 			for i := 0; i < rotations; i++ {
 				mustRotate(t, e, arn)
@@ -235,7 +237,7 @@ func TestRevokeMultiUser(t *testing.T) {
 		e := newEnv(t, f, NewMultiUser(cfg))
 		base, pw := uniqueName("rotary_rvk_keep"), newPassword(t)
 		f.createRole(t, base, pw, "")
-		arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, false)}))
+		arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, false, base)}))
 		mustRotate(t, e, arn)
 		prev := previous(t, e, arn)
 		otherSession := f.session(t, prev)
@@ -251,7 +253,7 @@ func TestRevokeMultiUser(t *testing.T) {
 		e := newEnv(t, f, NewMultiUser(f.cfg))
 		base, pw := uniqueName("rotary_rvk_alone"), newPassword(t)
 		f.createRole(t, base, pw, "")
-		arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, false)}))
+		arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": f.revokingMaster(t, e, false, base)}))
 		mustRevoke(t, e, arn)
 		f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
 		var clones int
@@ -269,8 +271,9 @@ func TestRevokeMultiUser(t *testing.T) {
 // an AWSPREVIOUS outside the pair or on another server, or an AWSCURRENT
 // that does not log in, revoke is refused clearly and changes nothing: the
 // credential it would have revoked still logs in.
-func TestRevokeMultiUserRefuses(t *testing.T) {
-	f := setup(t)
+func TestRevokeMultiUserRefuses(t *testing.T) { eachVersion(t, testRevokeMultiUserRefuses) }
+
+func testRevokeMultiUserRefuses(t *testing.T, f *fixture) {
 	victim, victimPW := uniqueName("rotary_victim"), newPassword(t)
 	f.createRole(t, victim, victimPW, "")
 	type env struct {
@@ -324,7 +327,7 @@ func TestRevokeMultiUserRefuses(t *testing.T) {
 			e := newEnv(t, f, NewMultiUser(f.cfg))
 			base, pw := uniqueName("rotary_rvk_hostile"), newPassword(t)
 			f.createRole(t, base, pw, "")
-			masterARN := f.revokingMaster(t, e, tt.signal)
+			masterARN := f.revokingMaster(t, e, tt.signal, base)
 			arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 			mustRotate(t, e, arn)
 			s := env{e: e, arn: arn, masterARN: masterARN, previous: previous(t, e, arn), current: current(t, e, arn)}
@@ -350,23 +353,15 @@ func TestRevokeMultiUserRefuses(t *testing.T) {
 	}
 }
 
-// trustCluster starts a throwaway cluster whose pg_hba.conf accepts any
-// password for users (trust), as a misconfigured server would; it stops in
-// t.Cleanup.
-func trustCluster(t *testing.T, users ...string) *fixture {
+// trustUsers makes the cluster's pg_hba.conf accept any password for
+// users (trust), as a misconfigured server would, until t's cleanup puts
+// the file back. The rules name only these users (unique names), so the
+// other tests on the shared cluster are unaffected.
+func (f *fixture) trustUsers(t *testing.T, users ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := pgcluster.Start(ctx, pgcluster.Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("throwaway PostgreSQL cluster is required with CI=true: %v", err)
-		}
-		t.Skipf("skipping: no throwaway PostgreSQL cluster (set CI=true to make this a failure): %v", err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	f := &fixture{c: c, cfg: Config{DB: dbsecret.Config{CABundlePath: c.CAFile, ConnectTimeout: 5 * time.Second, StatementTimeout: 30 * time.Second}}}
-	conn, err := c.ConnectAdmin(ctx, "")
+	conn, err := f.c.ConnectAdmin(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,16 +370,34 @@ func trustCluster(t *testing.T, users ...string) *fixture {
 	if err := conn.QueryRow(ctx, "SELECT current_setting('hba_file'), pg_read_file(current_setting('hba_file'))").Scan(&path, &hba); err != nil {
 		t.Fatal(err)
 	}
-	var rows []string
+	write := func(ctx context.Context, conn *pgx.Conn, lines []string) error {
+		var rows []string
+		for _, line := range lines {
+			rows = append(rows, "("+quoteLiteral(line)+")")
+		}
+		_, err := conn.Exec(ctx, "COPY (VALUES "+strings.Join(rows, ", ")+") TO "+quoteLiteral(path)+"; SELECT pg_reload_conf()")
+		return err
+	}
+	original := strings.Split(strings.TrimSpace(hba), "\n")
+	var lines []string
 	for _, u := range users {
-		rows = append(rows, "("+quoteLiteral("host all "+QuoteIdentifier(u)+" 127.0.0.1/32 trust")+")")
+		lines = append(lines, "host all "+QuoteIdentifier(u)+" 127.0.0.1/32 trust")
 	}
-	for _, line := range strings.Split(strings.TrimSpace(hba), "\n") {
-		rows = append(rows, "("+quoteLiteral(line)+")")
-	}
-	if _, err := conn.Exec(ctx, "COPY (VALUES "+strings.Join(rows, ", ")+") TO "+quoteLiteral(path)+"; SELECT pg_reload_conf()"); err != nil {
+	if err := write(ctx, conn, append(lines, original...)); err != nil {
 		t.Fatalf("rewrite pg_hba.conf: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := f.c.ConnectAdmin(ctx, "")
+		if err == nil {
+			defer conn.Close(ctx)
+			err = write(ctx, conn, original)
+		}
+		if err != nil {
+			t.Errorf("put pg_hba.conf back: %v", err)
+		}
+	})
 	// The reload is asynchronous: wait until a wrong password logs in.
 	probe := f.secret(t, users[0], "not-the-password", nil)
 	f.exec(t, "CREATE ROLE "+QuoteIdentifier(users[0])+" LOGIN")
@@ -394,7 +407,6 @@ func trustCluster(t *testing.T, users ...string) *fixture {
 			t.Fatal("pg_hba.conf with trust did not take effect")
 		}
 	}
-	return f
 }
 
 // TestRevokeWhenServerIgnoresPasswords: when pg_hba.conf trusts the user,
@@ -402,8 +414,12 @@ func trustCluster(t *testing.T, users ...string) *fixture {
 // so (ErrStillValid) instead of claiming success, and for alternating users
 // it changes nothing.
 func TestRevokeWhenServerIgnoresPasswords(t *testing.T) {
+	eachVersion(t, testRevokeWhenServerIgnoresPasswords)
+}
+
+func testRevokeWhenServerIgnoresPasswords(t *testing.T, f *fixture) {
 	single, base := uniqueName("rotary_trust_single"), uniqueName("rotary_trust_base")
-	f := trustCluster(t, single, base)
+	f.trustUsers(t, single, base)
 	t.Run("single user", func(t *testing.T) {
 		e := newEnv(t, f, NewSingleUser(f.cfg))
 		f.createRole(t, single, newPassword(t), "")
@@ -426,7 +442,7 @@ func TestRevokeWhenServerIgnoresPasswords(t *testing.T) {
 	t.Run("alternating users", func(t *testing.T) {
 		e := newEnv(t, f, NewMultiUser(f.cfg))
 		f.createRole(t, base, newPassword(t), "")
-		arn := createSecret(t, e, f.secret(t, base, newPassword(t), map[string]any{"masterarn": f.revokingMaster(t, e, true)}))
+		arn := createSecret(t, e, f.secret(t, base, newPassword(t), map[string]any{"masterarn": f.revokingMaster(t, e, true, base)}))
 		mustRotate(t, e, arn)
 		session := f.session(t, previous(t, e, arn))
 		verifier := func() string {

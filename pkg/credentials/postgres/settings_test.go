@@ -33,8 +33,9 @@ func TestSplitQuotedList(t *testing.T) {
 // role-level settings (PostgreSQL applies those of the login role only),
 // later changes reach the clone at the next rotation to it, and settings a
 // CREATEROLE master may not set do not fail the rotation.
-func TestMultiUserCopiesRoleSettings(t *testing.T) {
-	f := setup(t)
+func TestMultiUserCopiesRoleSettings(t *testing.T) { eachVersion(t, testMultiUserCopiesRoleSettings) }
+
+func testMultiUserCopiesRoleSettings(t *testing.T, f *fixture) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_settings"), newPassword(t)
 	f.createRole(t, base, pw, "")
@@ -44,7 +45,7 @@ func TestMultiUserCopiesRoleSettings(t *testing.T) {
 		ALTER ROLE `+qb+` IN DATABASE postgres SET lock_timeout = '3s';
 		ALTER ROLE `+qb+` SET log_min_duration_statement = '1s';
 		ALTER ROLE `+qb+` SET app.tenant = 'acme'`) // the last two need a superuser: a CREATEROLE master skips them
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 
 	settings := func(value string) (searchPath, workMem, tenant, currentUser string) {

@@ -13,8 +13,9 @@ import (
 // TestPasswordNeverInSQLText rotates both types on a cluster that logs every
 // statement (log_statement = all) and tracks them in pg_stat_statements, and
 // proves that neither holds the new password, only its SCRAM verifier.
-func TestPasswordNeverInSQLText(t *testing.T) {
-	f := setup(t)
+func TestPasswordNeverInSQLText(t *testing.T) { eachVersion(t, testPasswordNeverInSQLText) }
+
+func testPasswordNeverInSQLText(t *testing.T, f *fixture) {
 	f.exec(t, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 	tests := []struct {
 		name  string
@@ -31,7 +32,7 @@ func TestPasswordNeverInSQLText(t *testing.T) {
 			f.createRole(t, user, pw, "")
 			extra := map[string]any{}
 			if tt.multi {
-				extra["masterarn"] = f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil)
+				extra["masterarn"] = f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, user)
 			}
 			arn := createSecret(t, e, f.secret(t, user, pw, extra))
 			var newPasswords []string

@@ -1,0 +1,12 @@
+package app
+
+import "github.com/rotary-secrets/rotary/infra/rotary"
+
+// The registry's types, by name, for the tests.
+const (
+	randomSecret       rotary.FunctionType = "random-secret"
+	postgresSingleUser rotary.FunctionType = "postgres-single-user"
+	postgresMultiUser  rotary.FunctionType = "postgres-multi-user"
+	mySQLSingleUser    rotary.FunctionType = "mysql-single-user"
+	mySQLMultiUser     rotary.FunctionType = "mysql-multi-user"
+)

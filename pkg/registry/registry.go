@@ -1,0 +1,76 @@
+// Package registry lists Rotary's credential types: for each, what its
+// function needs to be built, deployed and run. The functions' directories,
+// the CLI and the CDK app read this one list, so adding a type is one
+// package under pkg/credentials, one functions/<name>/main.go and one entry
+// here. It imports nothing, so every layer may use it.
+package registry
+
+import (
+	"slices"
+	"strings"
+)
+
+// Database families a type may log in to.
+const (
+	FamilyPostgres = "postgres"
+	FamilyMySQL    = "mysql"
+)
+
+// Type is one credential type and its rotation function.
+type Type struct {
+	// Name names the function: functions/<Name>/main.go, dist/<Name>.zip,
+	// and "type" in the CDK app's configuration.
+	Name string
+	// Summary says in one line what it rotates.
+	Summary string
+	// Family is the database family it logs in to; empty for none.
+	Family string
+	// Port is the family's default port (5432, 3306); 0 without a database.
+	Port int
+	// Master is true when the secret names an admin secret (masterarn)
+	// that the function reads; such a master may be one RDS manages, whose
+	// host the function finds through the RDS API (RDSRead).
+	Master bool
+	// RDSRead is true when the function may call rds:DescribeDBInstances
+	// and rds:DescribeDBClusters.
+	RDSRead bool
+	// Doc is the type's page, relative to the repository root.
+	Doc string
+}
+
+// Database reports whether the function logs in to a database, so it runs
+// in a VPC with a network path to it.
+func (t Type) Database() bool { return t.Family != "" }
+
+var types = []Type{
+	{Name: "random-secret", Summary: "random API keys and tokens in a JSON secret; nothing downstream", Doc: "docs/random-secret.md"},
+	{Name: "postgres-single-user", Summary: "a PostgreSQL user that changes its own password", Family: FamilyPostgres, Port: 5432, Doc: "docs/postgres.md"},
+	{Name: "postgres-multi-user", Summary: "alternating PostgreSQL users <user> and <user>_clone, managed by a master secret", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/postgres.md"},
+	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
+	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
+}
+
+// All returns every type, in a stable order.
+func All() []Type { return slices.Clone(types) }
+
+// Names returns every type's name, in the order of All.
+func Names() []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = t.Name
+	}
+	return out
+}
+
+// Lookup returns the type called name.
+func Lookup(name string) (Type, bool) {
+	for _, t := range types {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Type{}, false
+}
+
+// List is Names joined for messages: "random-secret, postgres-single-user, ...".
+func List() string { return strings.Join(Names(), ", ") }

@@ -1,0 +1,50 @@
+package registry_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/registry"
+)
+
+// TestEveryFunctionIsRegistered: functions/<name>/main.go exists for every
+// registered type, and every function directory is registered.
+func TestEveryFunctionIsRegistered(t *testing.T) {
+	dirs, err := os.ReadDir("../../functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, d := range dirs {
+		if d.IsDir() {
+			found = append(found, d.Name())
+		}
+	}
+	for _, ty := range registry.All() {
+		if _, err := os.Stat(filepath.Join("../../functions", ty.Name, "main.go")); err != nil {
+			t.Errorf("registered type %s has no functions/%s/main.go", ty.Name, ty.Name)
+		}
+		if ty.Database() != (ty.Port != 0) {
+			t.Errorf("%s: a database type needs its default port, and only a database type has one", ty.Name)
+		}
+		if ty.RDSRead && !ty.Master {
+			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
+		}
+	}
+	for _, name := range found {
+		if _, ok := registry.Lookup(name); !ok {
+			t.Errorf("functions/%s is not in the registry (pkg/registry): add its entry", name)
+		}
+	}
+	if !slices.Equal(registry.Names(), func() []string {
+		var n []string
+		for _, ty := range registry.All() {
+			n = append(n, ty.Name)
+		}
+		return n
+	}()) {
+		t.Error("Names and All disagree")
+	}
+}
