@@ -424,10 +424,8 @@ func (env *matrixEnv) mustNotBeLogged(t *testing.T) {
 	env.valuesMu.Lock()
 	defer env.valuesMu.Unlock()
 	for _, v := range env.values {
-		var s struct{ Password, APIKey string }
-		_ = json.Unmarshal([]byte(v), &s)
-		for _, secret := range []string{s.Password, s.APIKey} {
-			if secret == "" || seen[secret] {
+		for _, secret := range secretsOf(v) {
+			if seen[secret] {
 				continue
 			}
 			seen[secret] = true
@@ -777,8 +775,11 @@ func (r *faultRun) checkInvariants(t *testing.T, initial, token string, rot smlo
 			t.Fatalf("recoverSecret's report says plan %s, action %s, changed %v, AWSCURRENT on %s; the secret has it on %s", rep.Plan, rep.Action, rep.Changed, rep.CurrentVersion, cur)
 		}
 		for _, id := range ms.versions(t, r.arn) {
-			if v, ok := ms.value(t, r.arn, id); ok && password(v) != "" && strings.Contains(raw, password(v)) {
-				t.Fatalf("recoverSecret's report holds the password of version %s", id)
+			v, ok := ms.value(t, r.arn, id)
+			for _, secret := range secretsOf(v) {
+				if ok && strings.Contains(raw, secret) {
+					t.Fatalf("recoverSecret's report holds a secret of version %s", id)
+				}
 			}
 		}
 		token2, rot2 := ms.rotate(t, c.typ.function, r.arn)
@@ -819,6 +820,20 @@ func password(value string) string {
 	var s struct{ Password string }
 	_ = json.Unmarshal([]byte(value), &s)
 	return s.Password
+}
+
+// secretsOf returns the secret fields of a value: its password and, for
+// random-secret, its API key.
+func secretsOf(value string) []string {
+	var s struct{ Password, APIKey string }
+	_ = json.Unmarshal([]byte(value), &s)
+	var out []string
+	for _, v := range []string{s.Password, s.APIKey} {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // works checks that a value is a working credential: for a database, a
