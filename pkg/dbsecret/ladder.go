@@ -68,8 +68,13 @@ func Login[S any](ctx context.Context, cur *Secret, tries []Try, login func(cont
 	for _, t := range tries {
 		s, err := t.Secret(ctx)
 		if err != nil {
-			attempts = append(attempts, err)
-			break
+			// Not the server refusing a password: the earlier refusals are
+			// told, but only this error is wrapped, so that a caller does
+			// not take a failed read for a refused login.
+			if len(attempts) > 0 {
+				return zero, nil, fmt.Errorf("%w (before that: %v)", err, errors.Join(attempts...))
+			}
+			return zero, nil, err
 		}
 		if s == nil {
 			missing += fmt.Sprintf(" (there is no %s version: the secret has no %s)", strings.ToLower(strings.TrimPrefix(t.Label, "AWS")), t.Label)

@@ -89,6 +89,16 @@ func TestLoginLadder(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("a failed read of AWSPREVIOUS is not a refused login", func(t *testing.T) {
+		broken := dbsecret.Previous(func(context.Context) (rotation.Version, bool, error) {
+			return rotation.Version{}, false, errors.New("ThrottlingException: rate exceeded")
+		}, parse, same)
+		var tried []*dbsecret.Secret
+		_, _, err := dbsecret.Login(ctx, cur, []dbsecret.Try{dbsecret.Known("AWSCURRENT", cur), broken}, login("other", &tried), refused)
+		if err == nil || errors.Is(err, errRefused) || !strings.Contains(err.Error(), "ThrottlingException") {
+			t.Fatalf("err = %v; want the read error, not wrapping the earlier refusal", err)
+		}
+	})
 	t.Run("a previous version for another server is not tried", func(t *testing.T) {
 		other := dbsecret.Previous(func(context.Context) (rotation.Version, bool, error) {
 			return rotation.Version{ID: "v0", Value: `{"engine":"postgres","host":"elsewhere","username":"app","password":"previous-pw"}`}, true, nil

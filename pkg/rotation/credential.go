@@ -114,13 +114,14 @@ type Revoker interface {
 }
 
 // RestoreRequest asks a credential type to make AWSCURRENT's credential
-// valid downstream again, after setSecret may have replaced it with the
-// pending one and the rotation then failed.
+// valid downstream again, after setSecret may have replaced it with another
+// version's and the rotation then failed (or AWSCURRENT moved after all).
 type RestoreRequest struct {
 	SecretARN string
 	// Current is AWSCURRENT, which must log in again.
 	Current Version
-	// Pending is the version setSecret set downstream (or was about to).
+	// Pending is the version whose credential may be the one downstream now:
+	// the rotation's pending version, which setSecret set (or was about to).
 	Pending Version
 	// Previous returns AWSPREVIOUS, reading it only when asked; ok is false
 	// when there is none.
@@ -136,12 +137,13 @@ type RestoreRequest struct {
 // engine calls Restore, best-effort and bounded in time, so that the
 // application can log in again while Secrets Manager retries the rotation.
 //
-// Restore must do nothing when AWSCURRENT already logs in, must change only
-// the secret's own credential, and must be safe to call twice. A type that
-// implements Restorer also declares that only one of its credentials is
-// valid at a time, so a probe expects every other version to be refused.
+// Restore must do nothing when AWSCURRENT already logs in (and then answer
+// restored false), must change only the secret's own credential, and must
+// be safe to call twice. A type that implements Restorer also declares that
+// only one of its credentials is valid at a time, so a probe expects every
+// other version to be refused.
 type Restorer interface {
-	Restore(ctx context.Context, req RestoreRequest) error
+	Restore(ctx context.Context, req RestoreRequest) (restored bool, err error)
 }
 
 // ProbeRequest asks a credential type whether one version's credential

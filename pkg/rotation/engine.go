@@ -102,6 +102,7 @@ type invocation struct {
 	stack    string                            // of a recovered panic, for the log
 	restore  string                            // outcome of restoring AWSCURRENT after a failure, for the log
 	report   *recovery.Report                  // the answer of probeSecret and recoverSecret
+	current  Version                           // AWSCURRENT, read and validated by the probes
 }
 
 // Handle runs one step of a rotation. A non-nil error fails the step, and
@@ -170,14 +171,30 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 	}
 	stages, ok := desc.VersionIdsToStages[ev.ClientRequestToken]
 	if !ok {
+		if _, restorer := h.cred.(Restorer); restorer && (ev.Step == StepTest || ev.Step == StepFinish) && h.isDeprecatedVersion(ctx, inv, ev.ClientRequestToken) {
+			// AWSPENDING was taken off this version after setSecret may
+			// have set its credential: put AWSCURRENT's back.
+			return h.restoreCurrent(ctx, inv, fmt.Errorf("%w: the version has no labels left (AWSPENDING was removed, so the rotation was abandoned)", ErrNotPending))
+		}
 		return fmt.Errorf("%w: it has no staging labels; start the rotation with RotateSecret so that the token names the AWSPENDING version", ErrUnknownToken)
 	}
 	if slices.Contains(stages, LabelCurrent) {
 		inv.note = "version is already AWSCURRENT"
+		if ev.Step == StepFinish {
+			// A retry after a finishSecret whose move landed late or whose
+			// reply was lost: prove AWSCURRENT logs in (a Restorer may have
+			// put the old credential back meanwhile).
+			return h.confirmCurrent(ctx, inv)
+		}
 		return nil
 	}
 	if !slices.Contains(stages, LabelPending) {
-		return fmt.Errorf("%w (it has %v); the rotation was finished or abandoned: start a new one", ErrNotPending, stages)
+		err := fmt.Errorf("%w (it has %v); the rotation was finished or abandoned: start a new one", ErrNotPending, stages)
+		if ev.Step == StepTest || ev.Step == StepFinish {
+			// Abandoned after setSecret may have changed the credential.
+			return h.restoreCurrent(ctx, inv, err)
+		}
+		return err
 	}
 	return step(ctx, inv)
 }
@@ -380,7 +397,25 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 		inv.note = "AWSCURRENT moved to the version although the call reported a failure"
 		return nil
 	}
-	return h.restoreCurrent(ctx, inv, err)
+	err = h.restoreCurrent(ctx, inv, err)
+	if _, ok := h.cred.(Restorer); !ok {
+		return err
+	}
+	// A move the call gave up on may still land, after the restore put the
+	// old credential back: look once more, and if it did, set this
+	// version's credential again.
+	desc, derr = h.sm.DescribeSecret(rctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(inv.arn)})
+	if derr == nil {
+		if now, _ := holder(desc.VersionIdsToStages, LabelCurrent); now == token {
+			inv.stages = desc.VersionIdsToStages
+			if cerr := h.confirmCurrent(ctx, inv); cerr != nil {
+				return fmt.Errorf("%w; then AWSCURRENT moved to this version after all, and %w", err, cerr)
+			}
+			inv.note = "AWSCURRENT moved to the version after the call had failed; its credential was set again"
+			return nil
+		}
+	}
+	return err
 }
 
 // previous returns a reader of AWSPREVIOUS that reads it only when called.

@@ -57,6 +57,10 @@ var (
 	// credential: a wrong password, a user that may not log in, a locked
 	// account.
 	ErrRefused = errors.New("the server refused the credential")
+	// ErrLoginDisabled is wrapped (with ErrRefused) when the server refuses
+	// the user whatever the password: NOLOGIN, a pg_hba.conf reject rule, a
+	// locked account.
+	ErrLoginDisabled = errors.New("the server refuses the user whatever the password")
 	// ErrUnproven is wrapped when a login worked but the server accepts
 	// any password for the user, so the login proves nothing.
 	ErrUnproven = errors.New("the server accepts any password for this user")

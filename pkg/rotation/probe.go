@@ -68,33 +68,40 @@ func (h *Handler) diagnose(ctx context.Context, inv *invocation) (*recovery.Repo
 		recovery.Decide(r)
 		return r, nil
 	}
+	inv.current = cur
 	for _, e := range probeOrder(listed, inv.stages, r.CurrentVersion, token) {
-		vp := recovery.VersionProbe{VersionID: aws.ToString(e.VersionId), Labels: inv.stages[aws.ToString(e.VersionId)], Created: e.CreatedDate}
-		if vp.Labels == nil {
-			vp.Labels = []string{}
-		}
-		v := cur
-		if vp.VersionID != cur.ID {
-			v, err = h.getVersion(ctx, inv, inv.arn, vp.VersionID, "")
-		}
-		if err == nil && vp.VersionID != cur.ID {
-			err = h.cred.Validate(ctx, v)
-			if err != nil {
-				err = fmt.Errorf("%w: %w", ErrInvalidSecret, err)
-			}
-		}
-		if err == nil {
-			err = p.Probe(ctx, ProbeRequest{SecretARN: inv.arn, Version: v, Current: cur, Secrets: h.store(inv)})
-		}
-		vp.Outcome = classify(err)
-		if err != nil {
-			vp.Error = inv.scrub.scrub(err.Error())
-		}
+		vp := h.probeVersion(ctx, inv, p, aws.ToString(e.VersionId))
+		vp.Created = e.CreatedDate
 		r.Versions = append(r.Versions, vp)
-		err = nil
 	}
 	recovery.Decide(r)
 	return r, nil
+}
+
+// probeVersion tries one version's credential over AWSCURRENT's settings
+// (inv.current, already read and validated).
+func (h *Handler) probeVersion(ctx context.Context, inv *invocation, p Prober, id string) recovery.VersionProbe {
+	vp := recovery.VersionProbe{VersionID: id, Labels: inv.stages[id]}
+	if vp.Labels == nil {
+		vp.Labels = []string{}
+	}
+	v, err := inv.current, error(nil)
+	if id != v.ID {
+		v, err = h.getVersion(ctx, inv, inv.arn, id, "")
+		if err == nil {
+			if verr := h.cred.Validate(ctx, v); verr != nil {
+				err = fmt.Errorf("%w: %w", ErrInvalidSecret, verr)
+			}
+		}
+	}
+	if err == nil {
+		err = p.Probe(ctx, ProbeRequest{SecretARN: inv.arn, Version: v, Current: inv.current, Secrets: h.store(inv)})
+	}
+	vp.Outcome = classify(err)
+	if err != nil {
+		vp.Error = inv.scrub.scrub(err.Error())
+	}
+	return vp
 }
 
 // isDeprecatedVersion reports whether id is an unlabeled version of the
@@ -193,6 +200,8 @@ func classify(err error) string {
 	switch {
 	case err == nil:
 		return recovery.OutcomeLogsIn
+	case errors.Is(err, ErrLoginDisabled):
+		return recovery.OutcomeLoginDisabled
 	case errors.Is(err, ErrRefused):
 		return recovery.OutcomeRefused
 	case errors.Is(err, ErrUnproven):
@@ -236,6 +245,19 @@ func (h *Handler) recoverSecret(ctx context.Context, inv *invocation) error {
 	r.Action = recovery.PlanNone
 	switch r.Plan {
 	case recovery.PlanClearPending:
+		// The probes ran one after another: a rotation's setSecret may
+		// have changed the credential since. Look again just before the
+		// label comes off: AWSCURRENT must still log in (and, for a single
+		// user, AWSPENDING still not).
+		p := h.cred.(Prober)
+		if now := h.probeVersion(ctx, inv, p, r.CurrentVersion); now.Outcome != recovery.OutcomeLogsIn {
+			return fmt.Errorf("%w: AWSCURRENT stopped logging in while the versions were probed (%s: %s): a rotation is probably running; nothing changed, look again when it has ended", ErrRecoverRefused, now.Outcome, now.Error)
+		}
+		if r.SingleCredential {
+			if now := h.probeVersion(ctx, inv, p, r.PlanVersion); now.Outcome == recovery.OutcomeLogsIn {
+				return fmt.Errorf("%w: AWSPENDING's credential started logging in while the versions were probed: a rotation is probably running; nothing changed, look again when it has ended", ErrRecoverRefused)
+			}
+		}
 		if err := h.removeLabel(ctx, inv, LabelPending, r.PlanVersion); err != nil {
 			return err
 		}
@@ -262,7 +284,8 @@ func (h *Handler) recoverSecret(ctx context.Context, inv *invocation) error {
 		}
 		r.CurrentVersion = r.PlanVersion
 		if r.PendingVersion != "" {
-			// Its credential was refused: the unfinished rotation is dead.
+			// Its credential does not log in (the plan restores an older
+			// version only then): the unfinished rotation is dead.
 			if err := h.removeLabel(ctx, inv, LabelPending, r.PendingVersion); err != nil {
 				return fmt.Errorf("version %s is AWSCURRENT again, but removing AWSPENDING from version %s failed: %w", r.PlanVersion, r.PendingVersion, err)
 			}

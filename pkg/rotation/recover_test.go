@@ -33,6 +33,9 @@ type oneUser struct {
 	restores    int
 	restoreLeft time.Duration // time left on the restore's context
 	testBlocks  bool          // Test waits for its context to end
+	onRestore   func()        // called when Restore starts
+	probes      int
+	afterProbe  func(n int) // called after the n-th Probe
 }
 
 func (u *oneUser) pw(v rotation.Version) string {
@@ -103,29 +106,44 @@ func (u *oneUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	return u.login(req.Pending)
 }
 
-func (u *oneUser) Restore(ctx context.Context, req rotation.RestoreRequest) error {
+func (u *oneUser) Restore(ctx context.Context, req rotation.RestoreRequest) (bool, error) {
 	u.mu.Lock()
 	u.restores++
 	if d, ok := ctx.Deadline(); ok {
 		u.restoreLeft = time.Until(d)
 	}
-	fail := u.failRestore
+	fail, hook := u.failRestore, u.onRestore
+	u.onRestore = nil
 	u.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if fail {
-		return errors.New("the server is in maintenance")
+		return false, errors.New("the server is in maintenance")
 	}
 	if u.login(req.Current) == nil {
-		return nil
+		return false, nil
 	}
 	if err := u.login(req.Pending); err != nil {
-		return err
+		prev, ok, perr := req.Previous(ctx)
+		if perr != nil || !ok || u.login(prev) != nil {
+			return false, err
+		}
 	}
 	u.setPassword(u.pw(req.Current))
-	return nil
+	return true, nil
 }
 
 func (u *oneUser) Probe(_ context.Context, req rotation.ProbeRequest) error {
-	return u.login(req.Version)
+	err := u.login(req.Version)
+	u.mu.Lock()
+	u.probes++
+	n, hook := u.probes, u.afterProbe
+	u.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	return err
 }
 
 // faultClient is the real SDK client whose UpdateSecretVersionStage fails
@@ -135,12 +153,21 @@ type faultClient struct {
 	mu     sync.Mutex
 	before bool
 	after  bool
+	// late, when set, fails the call at once and hands the real call to
+	// late, which makes it when it likes: a move that lands after its
+	// caller gave up.
+	late func(apply func())
 }
 
 func (c *faultClient) UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
 	c.mu.Lock()
-	before, after := c.before, c.after
+	before, after, late := c.before, c.after, c.late
+	c.late = nil
 	c.mu.Unlock()
+	if late != nil {
+		late(func() { _, _ = c.SecretsManager.UpdateSecretVersionStage(context.WithoutCancel(ctx), in, opts...) })
+		return nil, context.DeadlineExceeded
+	}
 	if before {
 		return nil, errors.New("InternalServiceError: injected before the call")
 	}
@@ -190,6 +217,15 @@ func (e *singleEnv) value(t *testing.T, arn, label string) (string, string) {
 	return aws.ToString(out.VersionId), aws.ToString(out.SecretString)
 }
 
+func (e *singleEnv) valueOf(t *testing.T, arn, id string) (string, string) {
+	t.Helper()
+	out, err := e.client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(id)})
+	if err != nil {
+		t.Fatalf("read version %s: %v", id, err)
+	}
+	return aws.ToString(out.VersionId), aws.ToString(out.SecretString)
+}
+
 func (e *singleEnv) currentLogsIn(t *testing.T, arn string) bool {
 	t.Helper()
 	_, v := e.value(t, arn, rotation.LabelCurrent)
@@ -229,7 +265,7 @@ func TestFailedTestRestoresCurrentDownstream(t *testing.T) {
 	if r.State != smlocal.RotationFailed {
 		t.Fatalf("rotation %s, want failed", r.State)
 	}
-	if !strings.Contains(r.Err, "logs in downstream again (restored)") {
+	if !strings.Contains(r.Err, "was restored downstream") {
 		t.Fatalf("the error does not say AWSCURRENT was restored: %s", r.Err)
 	}
 	if !e.currentLogsIn(t, arn) {
@@ -279,7 +315,7 @@ func TestFailedFinishRestoresOnlyWhenTheLabelStayed(t *testing.T) {
 		arn := e.secret(t)
 		e.fault.set(true, false)
 		r := e.rotate(t, arn)
-		if r.State != smlocal.RotationFailed || !strings.Contains(r.Err, "(restored)") {
+		if r.State != smlocal.RotationFailed || !strings.Contains(r.Err, "was restored downstream") {
 			t.Fatalf("rotation %s: %s; want a failure that restored AWSCURRENT", r.State, r.Err)
 		}
 		if !e.currentLogsIn(t, arn) {
@@ -306,6 +342,89 @@ func TestFailedFinishRestoresOnlyWhenTheLabelStayed(t *testing.T) {
 	})
 }
 
+// TestLateLabelMove: finishSecret's call gives up (a timeout) but the move
+// lands later, after the engine put AWSCURRENT's old password back: the
+// engine must set the new one again, at once when the move lands during
+// the restore, or on the retry's finishSecret when it lands after the step.
+func TestLateLabelMove(t *testing.T) {
+	t.Run("lands during the restore", func(t *testing.T) {
+		e := newSingleEnv(t)
+		arn := e.secret(t)
+		e.fault.mu.Lock()
+		e.fault.late = func(apply func()) { e.user.onRestore = apply }
+		e.fault.mu.Unlock()
+		r := e.rotate(t, arn)
+		if r.State != smlocal.RotationSucceeded {
+			t.Fatalf("rotation %s: %s; the move landed, so finishSecret should end well", r.State, r.Err)
+		}
+		if !e.currentLogsIn(t, arn) {
+			t.Fatal("AWSCURRENT (moved late) does not log in: the restore's old password stayed")
+		}
+	})
+	t.Run("lands after the step", func(t *testing.T) {
+		e := newSingleEnv(t)
+		arn := e.secret(t)
+		var apply func()
+		e.fault.mu.Lock()
+		e.fault.late = func(a func()) { apply = a }
+		e.fault.mu.Unlock()
+		r := e.rotate(t, arn)
+		if r.State != smlocal.RotationFailed {
+			t.Fatalf("rotation %s, want failed (the move had not landed)", r.State)
+		}
+		token := holderOf(e.labels(t, arn), rotation.LabelPending)
+		apply()
+		if e.currentLogsIn(t, arn) {
+			t.Fatal("the test is void: AWSCURRENT logs in although the restore put the old password back")
+		}
+		// Secrets Manager retries; the token is AWSCURRENT now.
+		for _, step := range []string{rotation.StepCreate, rotation.StepSet, rotation.StepTest, rotation.StepFinish} {
+			if _, err := e.step(t, step, arn, token); err != nil {
+				t.Fatalf("retry %s: %v", step, err)
+			}
+		}
+		if !e.currentLogsIn(t, arn) {
+			t.Fatal("after the retry's finishSecret AWSCURRENT does not log in")
+		}
+	})
+}
+
+// TestAbandonedRotationRestores: when AWSPENDING is removed from the version
+// whose password setSecret set (a recovery racing the rotation), the
+// rotation's next testSecret or finishSecret still puts AWSCURRENT's back.
+func TestAbandonedRotationRestores(t *testing.T) {
+	for _, step := range []string{rotation.StepTest, rotation.StepFinish} {
+		t.Run(step, func(t *testing.T) {
+			e := newSingleEnv(t)
+			arn := e.secret(t)
+			e.user.failTest = true
+			if r := e.rotate(t, arn); r.State != smlocal.RotationFailed {
+				t.Fatal(r.State)
+			}
+			e.user.failTest = false
+			token := holderOf(e.labels(t, arn), rotation.LabelPending)
+			if _, err := e.step(t, rotation.StepSet, arn, token); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.client.UpdateSecretVersionStage(context.Background(), &secretsmanager.UpdateSecretVersionStageInput{
+				SecretId: aws.String(arn), VersionStage: aws.String(rotation.LabelPending), RemoveFromVersionId: aws.String(token),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if e.currentLogsIn(t, arn) {
+				t.Fatal("the test is void: AWSCURRENT logs in")
+			}
+			_, err := e.step(t, step, arn, token)
+			if !errors.Is(err, rotation.ErrNotPending) || !strings.Contains(err.Error(), "was restored downstream") {
+				t.Fatalf("%s of an abandoned version: %v; want ErrNotPending with AWSCURRENT restored", step, err)
+			}
+			if !e.currentLogsIn(t, arn) {
+				t.Fatal("AWSCURRENT does not log in")
+			}
+		})
+	}
+}
+
 func TestRestoreKeepsTimeBeforeTheDeadline(t *testing.T) {
 	e := newSingleEnv(t)
 	arn := e.secret(t)
@@ -325,7 +444,7 @@ func TestRestoreKeepsTimeBeforeTheDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	err := e.handler.Handle(ctx, rotation.Event{Step: rotation.StepTest, SecretID: arn, ClientRequestToken: pending})
-	if err == nil || !strings.Contains(err.Error(), "(restored)") {
+	if err == nil || !strings.Contains(err.Error(), "was restored downstream") {
 		t.Fatalf("testSecret: %v; want a failure that restored AWSCURRENT", err)
 	}
 	if took := time.Since(start); took > 3500*time.Millisecond {
@@ -460,6 +579,26 @@ func TestRecoveryFromProbes(t *testing.T) {
 		}
 		if v, _ := r.Version(pending); v.Outcome != recovery.OutcomeUnreachable {
 			t.Fatalf("pending outcome %s, want unreachable", v.Outcome)
+		}
+	})
+	t.Run("a rotation racing the probes: nothing changes", func(t *testing.T) {
+		e := newSingleEnv(t)
+		arn, cur, pending := stuckAfterSet(t, e, true)
+		_, pendValue := e.valueOf(t, arn, pending)
+		// setSecret lands after the probes found AWSCURRENT working and
+		// AWSPENDING refused, before the label would come off.
+		e.user.probes = 0
+		e.user.afterProbe = func(n int) {
+			if n == 2 {
+				e.user.setPassword(e.user.pw(rotation.Version{Value: pendValue}))
+			}
+		}
+		_, err := e.step(t, rotation.StepRecover, arn, pending)
+		if !errors.Is(err, rotation.ErrRecoverRefused) {
+			t.Fatalf("recover while the password changed under it: %v, want ErrRecoverRefused", err)
+		}
+		if l := e.labels(t, arn); holderOf(l, rotation.LabelPending) != pending || holderOf(l, rotation.LabelCurrent) != cur {
+			t.Fatalf("labels changed: %v; AWSPENDING holds the live password and must stay", l)
 		}
 	})
 	t.Run("the token must match what the caller saw", func(t *testing.T) {

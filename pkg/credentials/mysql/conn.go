@@ -126,7 +126,7 @@ func connectError(t target, addr string, err error) error {
 		case 1045, 1698: // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR
 			return fmt.Errorf("%w: log in as %q on %s: the server refused the password (error %d)", ErrLogin, t.username, addr, me.Number)
 		case 3118, 4151: // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL, MariaDB)
-			return fmt.Errorf("%w: log in as %q on %s: the account is locked (error %d); unlock it (ALTER USER ... ACCOUNT UNLOCK)", ErrLogin, t.username, addr, me.Number)
+			return fmt.Errorf("%w: %w: log in as %q on %s: the account is locked (error %d); unlock it (ALTER USER ... ACCOUNT UNLOCK)", ErrLogin, rotation.ErrLoginDisabled, t.username, addr, me.Number)
 		case 1044: // ER_DBACCESS_DENIED_ERROR
 			return fmt.Errorf("%w: log in as %q on %s: no access to database %q (error %d); grant the user access to it or fix the secret's dbname", ErrLogin, t.username, addr, t.dbname, me.Number)
 		}

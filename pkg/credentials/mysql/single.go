@@ -129,42 +129,51 @@ func ownAccount(s *dbsecret.Secret) target {
 	return target{secret: s, username: s.Username, password: s.Password, dbname: s.DBName}
 }
 
-// Restore makes AWSCURRENT's password the account's password again after a
-// failed testSecret or finishSecret (see rotation.Restorer). It does nothing
-// when AWSCURRENT already logs in; otherwise it logs in with the pending
-// password (which setSecret set), then the previous one, changes the
-// password of the account it logged in as back to AWSCURRENT's, and proves
-// that AWSCURRENT logs in.
-func (su *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) error {
-	cur, pend, err := checkPair(ctx, req.Current, req.Pending)
+// Restore makes AWSCURRENT's password the account's password again (see
+// rotation.Restorer). It does nothing when AWSCURRENT already logs in;
+// otherwise it logs in with the pending password (the one setSecret set),
+// then the previous one, over AWSCURRENT's TLS setting, changes the password
+// of the account it logged in as back to AWSCURRENT's, and proves that
+// AWSCURRENT logs in. A server that keeps a password history
+// (password_history, PASSWORD REUSE INTERVAL) refuses to take the old
+// password back (error 3638); then the restore fails and says so.
+func (su *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) (bool, error) {
+	cur, err := validate(ctx, req.Current)
 	if err != nil {
-		return err
+		return false, err
+	}
+	pend, err := validate(ctx, req.Pending)
+	if err != nil {
+		return false, err
 	}
 	if pend.Username != cur.Username {
-		return fmt.Errorf("%w: field \"username\" differs between the current (%q) and the pending (%q) version", dbsecret.ErrInvalidSecret, cur.Username, pend.Username)
+		return false, fmt.Errorf("%w: field \"username\" differs between AWSCURRENT (%q) and the version to restore from (%q)", dbsecret.ErrInvalidSecret, cur.Username, pend.Username)
+	}
+	if err := dbsecret.CheckSameTarget(cur, pend); err != nil {
+		return false, err
 	}
 	s, err := open(ctx, su.cfg.DB, ownAccount(cur))
 	if err == nil {
 		matched := s.user == cur.Username
 		s.Close()
 		if matched {
-			return nil
+			return false, nil
 		}
 	} else if !errors.Is(err, ErrLogin) {
-		return fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
+		return false, fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
 	}
 	s, used, err := su.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelPending, pend), previous(req.Previous, cur)}, ownAccount)
 	if err != nil {
-		return fmt.Errorf("AWSCURRENT's password is refused too: %w", err)
+		return false, fmt.Errorf("AWSCURRENT's password is refused too: %w", err)
 	}
 	defer s.Close()
 	if s.user != cur.Username {
-		return fmt.Errorf("logged in as %q but the server matched the account %q@%q (an anonymous or proxy account); Rotary changes only the secret's own account", cur.Username, s.user, s.host)
+		return false, fmt.Errorf("logged in as %q but the server matched the account %q@%q (an anonymous or proxy account); Rotary changes only the secret's own account", cur.Username, s.user, s.host)
 	}
 	if err := s.setOwnPassword(ctx, cur.Password, used); err != nil {
-		return err
+		return false, err
 	}
-	return testLogin(ctx, su.cfg, cur)
+	return true, testLogin(ctx, su.cfg, cur)
 }
 
 // Probe logs in as the secret's user with the version's password over

@@ -223,7 +223,13 @@ func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(
 	try := *v
 	try.SSL = cur.SSL
 	if err := c.check(ctx, &try); err != nil {
-		if isAuthFailure(err) {
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "28000":
+			// Not the password: NOLOGIN, or a pg_hba.conf rule rejecting
+			// the user (invalid_authorization_specification).
+			return fmt.Errorf("%w: %w: %w", rotation.ErrRefused, rotation.ErrLoginDisabled, err)
+		case isAuthFailure(err):
 			return fmt.Errorf("%w: %w", rotation.ErrRefused, err)
 		}
 		return err

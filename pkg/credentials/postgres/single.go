@@ -91,45 +91,42 @@ func (s *SingleUser) previous(read func(context.Context) (rotation.Version, bool
 		func(old *dbsecret.Secret) error { return sameUser(cur, old) })
 }
 
-// Restore makes AWSCURRENT's password the user's password again after a
-// failed testSecret or finishSecret (see rotation.Restorer). It does nothing
-// when AWSCURRENT already logs in; otherwise it logs in with the pending
-// password (which setSecret set), then the previous one, and sets
-// AWSCURRENT's password as a SCRAM verifier, then proves that it logs in.
-func (s *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) error {
+// Restore makes AWSCURRENT's password the user's password again (see
+// rotation.Restorer). It does nothing when AWSCURRENT already logs in;
+// otherwise it logs in with the pending password (the one setSecret set),
+// then the previous one, always over AWSCURRENT's TLS setting, sets
+// AWSCURRENT's password as a SCRAM verifier and proves that it logs in.
+func (s *SingleUser) Restore(ctx context.Context, req rotation.RestoreRequest) (bool, error) {
 	cur, err := parse(rotation.LabelCurrent, req.Current)
 	if err != nil {
-		return err
+		return false, err
 	}
 	pend, err := parse(rotation.LabelPending, req.Pending)
 	if err != nil {
-		return err
-	}
-	if err := dbsecret.CheckPending(cur, pend); err != nil {
-		return err
+		return false, err
 	}
 	if err := sameUser(cur, pend); err != nil {
-		return err
+		return false, err
 	}
 	err = s.cfg.check(ctx, cur)
 	if err == nil {
-		return nil
+		return false, nil
 	}
 	if !isAuthFailure(err) {
-		return fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
+		return false, fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
 	}
 	conn, _, err := s.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelPending, pend), s.previous(req.Previous, cur)})
 	if err != nil {
 		if !isAuthFailure(err) {
-			return err
+			return false, err
 		}
-		return fmt.Errorf("%w (AWSCURRENT's password is refused too): %w", ErrLogin, err)
+		return false, fmt.Errorf("%w (AWSCURRENT's password is refused too): %w", ErrLogin, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := setPassword(ctx, conn, cur.Username, cur.Password); err != nil {
-		return err
+		return false, err
 	}
-	return s.cfg.check(ctx, cur)
+	return true, s.cfg.check(ctx, cur)
 }
 
 // Probe logs in as the secret's user with the version's password over

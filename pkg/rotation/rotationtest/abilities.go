@@ -166,7 +166,7 @@ func runAbilities(t *testing.T, e *Env, s Subject, seen *valuesSeen) {
 		arn, old := e.NewSecret(t)
 		seen.add(old)
 		pending, msg := rotateFailing(t, arn)
-		if single && !strings.Contains(msg, "(restored)") {
+		if single && !strings.Contains(msg, "was restored downstream") {
 			t.Fatalf("the failed rotation's error does not say AWSCURRENT was restored: %s", msg)
 		}
 		// With the fault still there, applications log in with AWSCURRENT.
