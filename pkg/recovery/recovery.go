@@ -12,15 +12,19 @@ import (
 
 // Outcomes of probing one version's credential.
 const (
-	OutcomeLogsIn      = "logs-in"      // the server accepted the credential and checks passwords
-	OutcomeRefused     = "refused"      // the server refused it (rotation.ErrRefused)
-	OutcomeUnproven    = "unproven"     // it logs in, but so would any password (rotation.ErrUnproven)
-	OutcomeUnreachable = "unreachable"  // no answer from the server: network, DNS, timeout
-	OutcomeTLS         = "tls"          // the TLS handshake or certificate check failed
-	OutcomeOtherTarget = "other-target" // the version names another server or user (rotation.ErrOtherTarget)
-	OutcomeInvalid     = "invalid"      // the value is not a valid secret of this type
-	OutcomeEmpty       = "empty"        // the version has no value yet (a rotation's placeholder)
-	OutcomeError       = "error"        // anything else; Error says what
+	OutcomeLogsIn  = "logs-in" // the server accepted the credential and checks passwords
+	OutcomeRefused = "refused" // the server refused it (rotation.ErrRefused)
+	// OutcomeLoginDisabled: the server refuses the user whatever the
+	// password: NOLOGIN, a pg_hba.conf reject rule, a locked account
+	// (rotation.ErrLoginDisabled).
+	OutcomeLoginDisabled = "login-disabled"
+	OutcomeUnproven      = "unproven"     // it logs in, but so would any password (rotation.ErrUnproven)
+	OutcomeUnreachable   = "unreachable"  // no answer from the server: network, DNS, timeout
+	OutcomeTLS           = "tls"          // the TLS handshake or certificate check failed
+	OutcomeOtherTarget   = "other-target" // the version names another server or user (rotation.ErrOtherTarget)
+	OutcomeInvalid       = "invalid"      // the value is not a valid secret of this type
+	OutcomeEmpty         = "empty"        // the version has no value yet (a rotation's placeholder)
+	OutcomeError         = "error"        // anything else; Error says what
 )
 
 // States of a secret, as a probe diagnoses them.
@@ -36,8 +40,13 @@ const (
 	// StateDrifted: AWSCURRENT is refused and no version of the secret
 	// logs in: the credential was changed (or the user dropped) downstream.
 	StateDrifted = "drifted"
+	// StateLoginDisabled: the server refuses AWSCURRENT's user whatever the
+	// password (NOLOGIN, a pg_hba.conf reject rule, a locked account), and
+	// no other version logs in.
+	StateLoginDisabled = "login-disabled"
 	// StateUnknown: the probes could not tell (the server is unreachable,
-	// TLS fails, or the server accepts any password).
+	// TLS fails, the server accepts any password, or a single-user secret
+	// has two working credentials, as while a rotation is setting one).
 	StateUnknown = "unknown"
 )
 
@@ -119,8 +128,15 @@ func Decide(r *Report) {
 			working = append(working, v)
 		}
 	}
+	refused := cur.Outcome == OutcomeRefused || cur.Outcome == OutcomeLoginDisabled
 	r.Plan, r.PlanVersion = PlanNone, ""
 	switch {
+	case r.SingleCredential && cur.Outcome == OutcomeLogsIn && pend.Outcome == OutcomeLogsIn:
+		// One password per user, yet two work: the server's credential is
+		// changing under the probes (a rotation's setSecret running now),
+		// so neither may lose its label.
+		r.State = StateUnknown
+		r.Summary = fmt.Sprintf("both AWSCURRENT and AWSPENDING (version %s) log in, which a single-user secret allows only while a rotation is changing the password: a rotation is probably running; look again when it has ended", r.PendingVersion)
 	case cur.Outcome == OutcomeLogsIn && r.PendingVersion == "":
 		r.State = StateHealthy
 		r.Summary = "AWSCURRENT logs in and no rotation is unfinished"
@@ -131,11 +147,11 @@ func Decide(r *Report) {
 		r.State = StateStuck
 		r.Plan, r.PlanVersion = PlanClearPending, r.PendingVersion
 		r.Summary = fmt.Sprintf("a rotation is unfinished (AWSPENDING is on version %s) but AWSCURRENT logs in: removing AWSPENDING from it loses nothing", r.PendingVersion)
-	case cur.Outcome == OutcomeRefused && pend.Outcome == OutcomeLogsIn:
+	case refused && pend.Outcome == OutcomeLogsIn:
 		r.State = StateLockedOut
 		r.Plan, r.PlanVersion = PlanComplete, r.PendingVersion
 		r.Summary = fmt.Sprintf("AWSCURRENT is refused and only the unfinished rotation's version %s (AWSPENDING) logs in: the rotation changed the credential downstream but did not finish; completing it (testSecret, then finishSecret) makes the working credential current", r.PendingVersion)
-	case cur.Outcome == OutcomeRefused && len(working) > 0:
+	case refused && len(working) > 0:
 		w := working[0] // AWSPREVIOUS, then the newest unlabeled versions
 		r.State = StateLockedOut
 		r.Plan, r.PlanVersion = PlanRestore, w.VersionID
@@ -144,10 +160,13 @@ func Decide(r *Report) {
 			what = fmt.Sprintf("version %s (%s)", w.VersionID, strings.Join(w.Labels, ","))
 		}
 		r.Summary = fmt.Sprintf("AWSCURRENT is refused but %s logs in: the credential downstream is that version's; making it AWSCURRENT again lets applications log in", what)
-	case cur.Outcome == OutcomeRefused && allFailedDefinitely(r):
+	case cur.Outcome == OutcomeLoginDisabled:
+		r.State = StateLoginDisabled
+		r.Summary = "the server refuses AWSCURRENT's user whatever the password (NOLOGIN, a pg_hba.conf reject rule, or a locked account), and no other version logs in"
+	case refused && allFailedDefinitely(r):
 		r.State = StateDrifted
-		r.Summary = "none of the probed versions logs in: the credential was changed downstream (or the user dropped or locked) outside rotation"
-	case cur.Outcome == OutcomeRefused:
+		r.Summary = "none of the probed versions logs in: the credential was changed downstream (or the user dropped) outside rotation"
+	case refused:
 		r.State = StateUnknown
 		r.Summary = "AWSCURRENT is refused and no other version is known to log in, but some could not be tried (see each version's outcome): fix that first"
 	default:
@@ -164,7 +183,7 @@ func Decide(r *Report) {
 func allFailedDefinitely(r *Report) bool {
 	for _, v := range r.Versions {
 		switch v.Outcome {
-		case OutcomeRefused, OutcomeEmpty, OutcomeInvalid, OutcomeOtherTarget:
+		case OutcomeRefused, OutcomeLoginDisabled, OutcomeEmpty, OutcomeInvalid, OutcomeOtherTarget:
 		default:
 			return false
 		}

@@ -18,9 +18,10 @@ func TestDecide(t *testing.T) {
 		return recovery.VersionProbe{VersionID: id, Labels: labels, Outcome: outcome}
 	}
 	const (
-		ok      = recovery.OutcomeLogsIn
-		refused = recovery.OutcomeRefused
-		down    = recovery.OutcomeUnreachable
+		ok       = recovery.OutcomeLogsIn
+		refused  = recovery.OutcomeRefused
+		down     = recovery.OutcomeUnreachable
+		disabled = recovery.OutcomeLoginDisabled
 	)
 	cases := []struct {
 		name        string
@@ -36,6 +37,9 @@ func TestDecide(t *testing.T) {
 		{"stuck", true, true, []recovery.VersionProbe{v(cur, ok, "AWSCURRENT"), v(pend, refused, "AWSPENDING")}, recovery.StateStuck, recovery.PlanClearPending, pend, 0},
 		{"stuck, pending empty", true, true, []recovery.VersionProbe{v(cur, ok, "AWSCURRENT"), v(pend, recovery.OutcomeEmpty, "AWSPENDING")}, recovery.StateStuck, recovery.PlanClearPending, pend, 0},
 		{"stuck, both work (alternating users)", true, false, []recovery.VersionProbe{v(cur, ok, "AWSCURRENT"), v(pend, ok, "AWSPENDING")}, recovery.StateStuck, recovery.PlanClearPending, pend, 0},
+		{"single user, both work (a rotation setting the password now)", true, true, []recovery.VersionProbe{v(cur, ok, "AWSCURRENT"), v(pend, ok, "AWSPENDING")}, recovery.StateUnknown, recovery.PlanNone, "", 0},
+		{"login disabled", true, true, []recovery.VersionProbe{v(cur, disabled, "AWSCURRENT"), v(pend, disabled, "AWSPENDING"), v(prev, disabled, "AWSPREVIOUS")}, recovery.StateLoginDisabled, recovery.PlanNone, "", 0},
+		{"current user disabled, pending user works (alternating users)", true, false, []recovery.VersionProbe{v(cur, disabled, "AWSCURRENT"), v(pend, ok, "AWSPENDING")}, recovery.StateLockedOut, recovery.PlanComplete, pend, 0},
 		{"locked out, pending works", true, true, []recovery.VersionProbe{v(cur, refused, "AWSCURRENT"), v(pend, ok, "AWSPENDING"), v(prev, refused, "AWSPREVIOUS")}, recovery.StateLockedOut, recovery.PlanComplete, pend, 0},
 		{"locked out, previous works", true, true, []recovery.VersionProbe{v(cur, refused, "AWSCURRENT"), v(pend, refused, "AWSPENDING"), v(prev, ok, "AWSPREVIOUS")}, recovery.StateLockedOut, recovery.PlanRestore, prev, 1},
 		{"locked out, deprecated works", false, true, []recovery.VersionProbe{v(cur, refused, "AWSCURRENT"), v(prev, refused, "AWSPREVIOUS"), v(dep, ok)}, recovery.StateLockedOut, recovery.PlanRestore, dep, 1},
