@@ -187,14 +187,17 @@ func TestFailedRotationStatusUnstick(t *testing.T) {
 	if l := labels(t, name); l[labelPending] != pending {
 		t.Fatalf("unstick changed the labels of a secret no version of which logs in: %v", l)
 	}
-	n := mustRotary(t, "unstick", name, "--no-probe")
+	if r := rotary(t, "unstick", name, "--no-probe"); r.code != 1 || !strings.Contains(r.errOut, "pass --yes") {
+		t.Fatalf("unstick --no-probe without --yes and without a terminal: exit %d, stderr %s; want a refusal", r.code, r.errOut)
+	}
+	n := mustRotary(t, "unstick", name, "--no-probe", "--yes")
 	if !strings.Contains(n.out, "Removed AWSPENDING from version "+pending) {
 		t.Fatalf("unstick --no-probe output: %s", n.out)
 	}
 	if l := labels(t, name); l[labelPending] != "" || l[labelCurrent] == pending {
 		t.Fatalf("after unstick --no-probe, labels %v", l)
 	}
-	if again := mustRotary(t, "unstick", name, "--no-probe"); !strings.Contains(again.out, "Nothing to unstick") {
+	if again := mustRotary(t, "unstick", name, "--no-probe", "--yes"); !strings.Contains(again.out, "Nothing to unstick") {
 		t.Fatalf("second unstick: %s", again.out)
 	}
 	noSecretIn(t, st.out+u.out+u.errOut+n.out, string(good))
@@ -772,12 +775,23 @@ func TestUnstickRestoresADeprecatedLiveCredential(t *testing.T) {
 	}
 	lift()
 	live := labels(t, name)[labelPending]
-	if r := mustRotary(t, "unstick", name, "--no-probe"); !strings.Contains(r.out, "without probing") {
+	if r := mustRotary(t, "unstick", name, "--no-probe", "--yes"); !strings.Contains(r.out, "without probing") {
 		t.Fatalf("unstick --no-probe: %s", r.out)
 	}
 	_, cur := currentOf(t, name)
 	if err := login(c, cur); err == nil {
 		t.Fatal("the test is void: AWSCURRENT logs in")
+	}
+	// Nothing is pending now: plain status does not probe, --verify and
+	// probe find the lockout and name unstick.
+	v := rotary(t, "status", name, "--verify")
+	if v.code != 1 || !strings.Contains(v.out, "LOCKED-OUT") || !strings.Contains(v.out, "rotary unstick "+name) {
+		t.Fatalf("status --verify of a locked-out secret: exit %d\n%s\n%s", v.code, v.out, v.errOut)
+	}
+	p := rotary(t, "probe", name, "--json")
+	var report struct{ State, Plan, PlanVersion string }
+	if err := json.Unmarshal([]byte(p.out), &report); err != nil || p.code != 1 || report.State != "locked-out" || report.Plan != "restore" || report.PlanVersion != live {
+		t.Fatalf("probe --json: exit %d, %+v (%v); want locked-out, restore %s", p.code, report, err, live)
 	}
 	u := mustRotary(t, "unstick", name)
 	if !strings.Contains(u.out, "Made version "+live+" AWSCURRENT again") {
@@ -790,5 +804,12 @@ func TestUnstickRestoresADeprecatedLiveCredential(t *testing.T) {
 	if err := login(c, now); err != nil {
 		t.Fatalf("after unstick AWSCURRENT does not log in: %v", err)
 	}
-	noSecretIn(t, u.out, initial, cur, now)
+	if v := rotary(t, "status", name, "--verify"); v.code != 0 || !strings.Contains(v.out, " ok") {
+		t.Fatalf("status --verify after unstick: exit %d\n%s\n%s", v.code, v.out, v.errOut)
+	}
+	probe := mustRotary(t, "probe", name)
+	if !strings.Contains(probe.out, "State: healthy") || !strings.Contains(probe.out, "refused") {
+		t.Fatalf("probe after unstick:\n%s", probe.out)
+	}
+	noSecretIn(t, u.out+v.out+p.out+probe.out, initial, cur, now)
 }

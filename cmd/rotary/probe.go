@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -104,12 +105,59 @@ func advice(s *secretState, r *recovery.Report) string {
 		return fmt.Sprintf("If no rotation is still running, run 'rotary unstick %s' to clear it, fix the cause and rotate again", s.name)
 	}
 	switch r.State {
+	case recovery.StateLoginDisabled:
+		return fmt.Sprintf("Let the user log in again (PostgreSQL: ALTER ROLE ... LOGIN, or the pg_hba.conf rule that rejects it; MySQL/MariaDB: ALTER USER ... ACCOUNT UNLOCK), then run 'rotary unstick %s'", s.name)
 	case recovery.StateDrifted:
 		return fmt.Sprintf("No command can fix this from the secret alone: store the password the server has as AWSCURRENT ('aws secretsmanager put-secret-value'), or set a new one on the server by hand and store that; then 'rotary unstick %s'", s.name)
 	case recovery.StateUnknown:
-		return fmt.Sprintf("Fix what the probes report, then 'rotary status %s' again", s.name)
+		return fmt.Sprintf("Fix what the probes report, then 'rotary probe %s' again", s.name)
+	}
+	if r.SingleCredential && len(r.StillValid) > 0 {
+		return fmt.Sprintf("An older credential still logs in: run 'rotary revoke %s'", s.name)
 	}
 	return "Nothing needs fixing"
+}
+
+// runProbe asks the rotation function which versions' credentials log in,
+// changing nothing.
+func runProbe(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	af := addAWSFlags(fs)
+	version := fs.String("version", "", "the version of interest (default: AWSPENDING when a rotation is unfinished, else AWSCURRENT)")
+	asJSON := fs.Bool("json", false, "print the function's report as JSON")
+	c, s, err := openSecret(ctx, fs, af, args, out, nil)
+	if err != nil {
+		return err
+	}
+	token := *version
+	if token == "" {
+		if token = s.stuckPending(); token == "" {
+			token = s.labeled(labelCurrent)
+		}
+	}
+	if _, ok := s.version(token); !ok {
+		return fmt.Errorf("refusing: %s is not a version of %s; see 'rotary history %s'", token, s.name, s.name)
+	}
+	r, err := c.probe(ctx, s, token)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		if err := printReport(out, s.name, r); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, advice(s, r)+".")
+	}
+	if r.State != recovery.StateHealthy {
+		return fmt.Errorf("%s is %s", s.name, r.State)
+	}
+	return nil
 }
 
 // printReport shows every probed version and what the function found (and

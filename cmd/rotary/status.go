@@ -50,6 +50,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	all := fs.Bool("all", false, "every secret in the account and region")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	noProbe := fs.Bool("no-probe", false, "do not ask the rotation functions of stuck secrets which version logs in")
+	verify := fs.Bool("verify", false, "ask the rotation function of every secret (not only stuck ones) which versions log in; exit 1 when any is unhealthy")
 	pos, err := parseArgs(fs, args, out)
 	if err != nil {
 		return err
@@ -89,7 +90,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 			statuses = append(statuses, secretStatus{Name: names[i], ARN: id, Error: err.Error()})
 		default:
 			st := statusOf(s, now)
-			if st.Stuck && !*noProbe {
+			if *verify || (st.Stuck && !*noProbe) {
 				c.diagnose(ctx, s, &st)
 			}
 			statuses = append(statuses, st)
@@ -98,6 +99,17 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	var errFailed error
 	if failed > 0 {
 		errFailed = fmt.Errorf("could not read %d of %d secrets (their rows say why); check your permissions on them", failed, len(ids))
+	}
+	if *verify && errFailed == nil {
+		unhealthy := 0
+		for _, st := range statuses {
+			if st.State != recovery.StateHealthy {
+				unhealthy++
+			}
+		}
+		if unhealthy > 0 {
+			errFailed = fmt.Errorf("%d of %d secrets are not healthy (their lines say why and what fixes them)", unhealthy, len(statuses))
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
@@ -141,6 +153,12 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		if st.Error != "" {
 			fmt.Fprintf(out, "\n%s: %s\n", st.Name, st.Error)
 		}
+		if !st.Stuck && st.Probe != nil && st.Probe.State != recovery.StateHealthy {
+			fmt.Fprintf(out, "\n%s: %s. %s.\n", st.Name, capitalize(st.Probe.Summary), st.Advice)
+		}
+		if !st.Stuck && st.ProbeError != "" {
+			fmt.Fprintf(out, "\n%s: its credentials could not be probed: %s\n", st.Name, st.ProbeError)
+		}
 		if st.Stuck {
 			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed.", st.Name, st.PendingVersion)
 			switch {
@@ -166,8 +184,12 @@ func flags(st secretStatus) string {
 		f = append(f, "LOCKED-OUT")
 	case st.State == recovery.StateDrifted:
 		f = append(f, "DRIFTED")
+	case st.State == recovery.StateLoginDisabled:
+		f = append(f, "LOGIN-DISABLED")
 	case st.Stuck:
 		f = append(f, "STUCK")
+	case st.State == recovery.StateUnknown || st.ProbeError != "":
+		f = append(f, "UNVERIFIED")
 	}
 	if st.Overdue {
 		f = append(f, "OVERDUE")
@@ -257,9 +279,13 @@ func runHistory(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // diagnose fills in what the rotation function's probes say about a
-// stuck secret: its state and the one command that fixes it.
+// secret: its state and the one command that fixes it.
 func (c *clients) diagnose(ctx context.Context, s *secretState, st *secretStatus) {
-	r, err := c.probe(ctx, s, st.PendingVersion)
+	token := st.PendingVersion
+	if token == "" {
+		token = st.CurrentVersion
+	}
+	r, err := c.probe(ctx, s, token)
 	if err != nil {
 		st.ProbeError = err.Error()
 		return

@@ -28,7 +28,8 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	force := fs.Bool("force", false, "act even if the pending version is younger than --min-age")
 	minAge := fs.Duration("min-age", 15*time.Minute, "against AWS, refuse a pending version younger than this (a rotation may still be running)")
-	noProbe := fs.Bool("no-probe", false, "only remove AWSPENDING, without asking the rotation function which version logs in (it may remove the label from the only working credential)")
+	noProbe := fs.Bool("no-probe", false, "only remove AWSPENDING, without asking the rotation function which version logs in (it may take the label off the only working credential); asks for confirmation")
+	yes := fs.Bool("yes", false, "with --no-probe, do not ask for confirmation")
 	c, s, err := openSecret(ctx, fs, af, args, out, nil)
 	if err != nil {
 		return err
@@ -44,6 +45,9 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "Nothing to unstick: %s has no AWSPENDING on a version other than AWSCURRENT; nothing changed.\n", s.name)
 			return nil
 		}
+		if err := confirm(out, *yes, fmt.Sprintf("Remove AWSPENDING from version %s of %s without probing? If that version holds the only password the database accepts (a single-user rotation that set it and did not finish), applications stay locked out until 'rotary unstick %s' (without --no-probe) finds it again.", pending, s.name, s.name)); err != nil {
+			return err
+		}
 		return c.removePending(ctx, out, s, pending)
 	}
 	fn := aws.ToString(s.desc.RotationLambdaARN)
@@ -52,7 +56,7 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	}
 	if fn == "" {
-		return fmt.Errorf("refusing: %s has no rotation function, which alone can probe which version logs in; configure one ('rotary rotate --function ARN' or the CDK app), or pass --no-probe to only remove AWSPENDING (it may hold the only working credential)", s.name)
+		return fmt.Errorf("refusing: %s has no rotation function, which alone can probe which version logs in; configure one ('rotary rotate --function ARN' or the CDK app), or pass --no-probe --yes to only remove AWSPENDING (it may hold the only working credential)", s.name)
 	}
 	token := pending
 	if token == "" {
@@ -60,7 +64,7 @@ func runUnstick(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r, err := c.report(ctx, fn, s.arn, stepRecover, token)
 	if err != nil {
-		return fmt.Errorf("%w\nThe recovery step failed; what it reports above may have changed labels. Run 'rotary status %s' to see where the secret is now", err, s.name)
+		return fmt.Errorf("%w\nThe recovery step failed, possibly after it had moved a label. Run 'rotary probe %s' to see where the secret is now", err, s.name)
 	}
 	if err := printReport(out, s.name, r); err != nil {
 		return err
