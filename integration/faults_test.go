@@ -150,6 +150,14 @@ func (c faultCase) name() string {
 	return c.typ.function + "/" + c.step + "/" + c.fault + "/" + lift
 }
 
+// mustRestore says whether the engine's restore must have kept a single
+// user's AWSCURRENT working through the case's fault: finishSecret's move
+// failed before it took effect while the database and every other call
+// worked.
+func (c faultCase) mustRestore() bool {
+	return c.typ.single && c.step == rotation.StepFinish && (c.fault == faultSM500Before || c.fault == faultThrottledBefore)
+}
+
 func isRefusal(f string) bool {
 	return f == faultHBAReject || f == faultNoLogin || f == faultAccountLock
 }
@@ -282,6 +290,14 @@ func TestFaultMatrixCount(t *testing.T) {
 		}
 		if !states.Match(b) {
 			t.Errorf("%s does not state the fault matrix's size: it must say \"%d cases\" (see TestFaultMatrixCount's log for the breakdown)", doc, len(cases))
+		}
+		if !strings.HasSuffix(doc, "reliability.md") {
+			continue
+		}
+		for typ, n := range byType {
+			if row := fmt.Sprintf("| `%s` | %d |", typ, n); !strings.Contains(string(b), row) {
+				t.Errorf("%s does not state how many cases %s has: it must have the table row %q", doc, typ, row)
+			}
 		}
 	}
 }
@@ -751,6 +767,9 @@ func (r *faultRun) checkInvariants(t *testing.T, initial, token string, rot smlo
 		if err := r.works(t, value); err != nil {
 			if !c.typ.single {
 				t.Fatalf("after the failed rotation, AWSCURRENT does not work before any recovery, though %s keeps the old credential valid: %v", c.typ.function, err)
+			}
+			if c.mustRestore() {
+				t.Fatalf("after finishSecret failed to move the label (%s), the engine must have restored AWSCURRENT's password, with the database and the other Secrets Manager calls working; AWSCURRENT is refused: %v", c.fault, err)
 			}
 			out.lockedOut = true
 			t.Logf("AWSCURRENT is refused until recovery: %v", err)
