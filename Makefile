@@ -15,7 +15,7 @@ INFRA_TEST_PKGS ?= ./infra/...
 # PostgreSQL packages then run again, without -race, on the other versions
 # (installed by scripts/install-postgres-versions.sh).
 PG_OTHER_MAJORS := 13,14,16,17,18
-PG_VERSION_PKGS := ./pkg/pgcluster ./pkg/credentials/postgres
+PG_VERSION_PKGS := ./internal/pgcluster/... ./pkg/credentials/postgres
 
 # Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME (go test
 # -fuzz takes one target in one package per run). FUZZFLAGS adds flags, such

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rotary-secrets/rotary/internal/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
-	"github.com/rotary-secrets/rotary/pkg/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
@@ -39,7 +39,7 @@ var (
 // refused at the end; alternating users go <user>_clone, <user>,
 // <user>_clone, and the credential each rotation replaced still logs in.
 // postgres-multi-user's master secret is managed by RDS: the function finds
-// the master's host through the RDS API (pkg/rdslocal).
+// the master's host through the RDS API (internal/rdslocal).
 func TestDatabaseRotationIsProvenByLogin(t *testing.T) {
 	cases := []struct {
 		fn dbFunction

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -20,9 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
 )
 
 // database is one shared database server as the tests see it: users made
@@ -85,11 +84,9 @@ func postgresServer(t *testing.T) database { t.Helper(); return postgresDB{pg.Ge
 // the password goes as a SCRAM verifier, never in clear.
 func (d postgresDB) createRole(t testing.TB, user, password, attrs string) {
 	t.Helper()
-	v, err := postgres.ScramVerifier(password)
-	if err != nil {
+	if err := d.c.CreateRole(context.Background(), user, password, attrs); err != nil {
 		t.Fatal(err)
 	}
-	d.exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN %s PASSWORD '%s'", postgres.QuoteIdentifier(user), attrs, v))
 }
 
 func (d postgresDB) createUser(t *testing.T, user, password string) {
@@ -190,7 +187,7 @@ func mariaDBServer(t *testing.T) database {
 // grants (GRANT ... ON ... prefixes); the user is dropped when the test ends.
 func (d mariaDB) createUserWith(t *testing.T, user, password string, grants ...string) {
 	t.Helper()
-	d.s.CreateUser(t, user, "%", password, append([]string{"GRANT SELECT ON orders.*"}, grants...)...)
+	mysqltest.CreateUser(t, d.s, user, "%", password, append([]string{"GRANT SELECT ON orders.*"}, grants...)...)
 }
 
 func (d mariaDB) createUser(t *testing.T, user, password string) {

@@ -17,11 +17,7 @@ import (
 // createRoleNow creates a login role with attributes, its password sent as
 // a SCRAM verifier.
 func (d postgresDB) createRoleNow(ctx context.Context, user, password, attrs string) error {
-	v, err := postgres.ScramVerifier(password)
-	if err != nil {
-		return err
-	}
-	return d.execNow(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN %s PASSWORD '%s'", postgres.QuoteIdentifier(user), attrs, v))
+	return d.c.CreateRole(ctx, user, password, attrs)
 }
 
 // setLogin gives those of users that exist LOGIN or NOLOGIN.

@@ -9,9 +9,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
-	"github.com/rotary-secrets/rotary/pkg/rdslocal"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
+	"github.com/rotary-secrets/rotary/internal/rdslocal"
 )
 
 // The database fixtures of this test binary, started once by TestMain before
@@ -25,7 +27,7 @@ import (
 // A test reaches a server through pg.Get(t) or maria.get(t), which fail the
 // test under CI=true when the server could not start, and skip it otherwise.
 var (
-	pg       = pgcluster.NewShared(pgcluster.Options{TLS: true})
+	pg       = pgtest.NewShared(pgcluster.Options{TLS: true})
 	pgCAFile string
 	maria    mariaFixture
 	rdsAPI   = rdslocal.New()
@@ -80,7 +82,7 @@ func startFixtures() (stop func()) {
 func startPostgres(tb testing.TB) { pgCAFile = pg.Get(tb).CAFile }
 
 func startMariaDB(tb testing.TB) {
-	srv, caFile := mysqlserver.StartTLS(tb, mysqlserver.Options{})
+	srv, caFile := mysqltest.StartTLS(tb, mysqlserver.Options{})
 	for _, q := range []string{"CREATE DATABASE orders", "CREATE TABLE orders.t (id INT)", "INSERT INTO orders.t VALUES (1)"} {
 		if _, err := srv.Root.Exec(q); err != nil {
 			tb.Fatalf("set up database orders: %v", err)

@@ -6,7 +6,7 @@
 #   $ROTARY_PG_CACHE, else /var/cache/rotary/postgres as root,
 #   else ${XDG_CACHE_HOME:-$HOME/.cache}/rotary/postgres
 #
-# (pkg/pgcluster's CacheDir looks in the same place). Each major version goes
+# (internal/pgcluster's CacheDir looks in the same place). Each major version goes
 # to <cache>/<major>, with bin/ (initdb, pg_ctl, postgres), lib/ and share/,
 # and a VERSION file naming the package version. A major whose VERSION
 # matches and whose server runs is left as it is, so a second run takes

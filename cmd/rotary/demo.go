@@ -18,9 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 )
 
 // demoSubject is what the demo rotates: a PostgreSQL user that really
@@ -210,16 +209,7 @@ func postgresSubject(ctx context.Context, c *pgcluster.Cluster) (*demoSubject, e
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	user, pw := "orders_app", "Demo-"+hex.EncodeToString(b[:])
-	conn, err := c.ConnectAdmin(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	verifier, err := postgres.ScramVerifier(pw)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", postgres.QuoteIdentifier(user), verifier)); err != nil {
+	if err := c.CreateRole(ctx, user, pw, ""); err != nil {
 		return nil, fmt.Errorf("create the demo user: %w", err)
 	}
 	initial, _ := json.Marshal(map[string]any{"engine": "postgres", "host": c.Host, "port": c.Port, "username": user, "password": pw, "dbname": "postgres", "team": "orders"})

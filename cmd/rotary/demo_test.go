@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
 )
 
 // TestDemo runs `rotary demo` both ways: on a throwaway PostgreSQL cluster

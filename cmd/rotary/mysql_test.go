@@ -10,8 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestRollbackAndRevokeMariaDB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	db, caFile := mysqlserver.StartTLS(t, mysqlserver.Options{})
+	db, caFile := mysqltest.StartTLS(t, mysqlserver.Options{})
 	s, err := localstack.Start(ctx, localstack.Config{
 		Functions: []string{"mysql-single-user"},
 		Env:       []string{"ROTARY_CA_BUNDLE=" + caFile},
@@ -32,7 +33,7 @@ func TestRollbackAndRevokeMariaDB(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	user, pw := unique("cli"), "Initial-"+unique("pw")
-	db.CreateUser(t, user, "%", pw)
+	mysqltest.CreateUser(t, db, user, "%", pw)
 	initialB, _ := json.Marshal(map[string]any{"engine": "mariadb", "host": "localhost", "port": db.Port, "username": user, "password": pw})
 	initial := string(initialB)
 	name := "cli/mariadb"

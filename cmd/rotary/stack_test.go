@@ -20,9 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
@@ -286,29 +286,7 @@ func makePending(t *testing.T, name string) string {
 func pgRole(t *testing.T, c *pgcluster.Cluster, attrs, masterARN string) (user, value string) {
 	t.Helper()
 	user, pw := unique("rotary_cli"), "Initial-"+unique("pw")
-	ctx := context.Background()
-	conn, err := c.ConnectAdmin(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	v, err := postgres.ScramVerifier(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN %s PASSWORD '%s'", postgres.QuoteIdentifier(user), attrs, v)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := c.ConnectAdmin(ctx, "")
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		for _, u := range []string{user, user + "_clone"} {
-			conn.Exec(ctx, "DROP ROLE IF EXISTS "+postgres.QuoteIdentifier(u))
-		}
-	})
+	pgtest.CreateRole(t, c, user, pw, attrs, user+"_clone")
 	m := map[string]any{"engine": "postgres", "host": c.Host, "port": c.Port, "username": user, "password": pw, "dbname": "postgres"}
 	if masterARN != "" {
 		m["masterarn"] = masterARN

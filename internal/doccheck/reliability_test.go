@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
 )
 
 // root is the repository root, from this package's directory.

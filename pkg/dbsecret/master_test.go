@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 
-	"github.com/rotary-secrets/rotary/pkg/rdslocal"
+	"github.com/rotary-secrets/rotary/internal/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 

@@ -5,7 +5,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/rotary-secrets/rotary/pkg/testpki"
+	"github.com/rotary-secrets/rotary/internal/testpki"
 )
 
 // TestTLSWithCABundle proves the settings from ConfigFromEnv trust the CA

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/rotary-secrets/rotary/internal/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
@@ -95,7 +95,7 @@ func TestConformanceMultiUser(t *testing.T) {
 
 // TestMultiUserRDSManagedMaster rotates with a master secret that RDS
 // manages (only username and password), finding the host through the RDS
-// API: the real SDK client against pkg/rdslocal.
+// API: the real SDK client against internal/rdslocal.
 func TestMultiUserRDSManagedMaster(t *testing.T) {
 	ts := sharedServer(t)
 	srv := rdslocal.New()

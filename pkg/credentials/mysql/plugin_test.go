@@ -4,14 +4,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
 )
 
 // TestEd25519Accounts: accounts using MariaDB's ed25519 plugin keep it
 // through rotations of both types (a bare IDENTIFIED BY would switch them to
 // mysql_native_password), and the clone gets the base user's plugin.
 func TestEd25519Accounts(t *testing.T) {
-	s := mysqlserver.Start(t, mysqlserver.Options{Args: []string{"--plugin-load-add=auth_ed25519"}})
+	s := mysqltest.Start(t, mysqlserver.Options{Args: []string{"--plugin-load-add=auth_ed25519"}})
 	ts := &testServer{host: s.Host, port: s.Port, root: s.Root, extra: map[string]any{"ssl": false},
 		adminUser: s.AdminUser, adminPassword: s.AdminPassword}
 	plugin := func(t *testing.T, user string) string {
@@ -65,7 +66,7 @@ func TestEd25519Accounts(t *testing.T) {
 // secret naming a user that does not exist logs in as the anonymous account
 // when its password matches; both types refuse to treat that as the user.
 func TestAnonymousAccountRefused(t *testing.T) {
-	s := mysqlserver.Start(t, mysqlserver.Options{})
+	s := mysqltest.Start(t, mysqlserver.Options{})
 	ts := &testServer{host: s.Host, port: s.Port, root: s.Root, extra: map[string]any{"ssl": false},
 		adminUser: s.AdminUser, adminPassword: s.AdminPassword}
 	anonPW := randomPassword(t)

@@ -10,7 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -530,7 +531,7 @@ func TestRevokeMultiUserWithRDSKill(t *testing.T) {
 // what the shared server must keep (procedures in the mysql schema).
 func throwawayServer(t *testing.T) *testServer {
 	t.Helper()
-	s := mysqlserver.Start(t, mysqlserver.Options{})
+	s := mysqltest.Start(t, mysqlserver.Options{})
 	return &testServer{host: s.Host, port: s.Port, root: s.Root, extra: map[string]any{"ssl": false},
 		adminUser: s.AdminUser, adminPassword: s.AdminPassword}
 }

@@ -6,14 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
 )
 
 // TestPasswordNotInServerLog: MariaDB writes statements to its general and
 // slow query logs as sent. After rotations of both types on a server logging
 // every statement, neither log holds a password Rotary set.
 func TestPasswordNotInServerLog(t *testing.T) {
-	s := mysqlserver.Start(t, mysqlserver.Options{Args: []string{
+	s := mysqltest.Start(t, mysqlserver.Options{Args: []string{
 		"--general-log", "--general-log-file=general.log",
 		"--slow-query-log", "--long-query-time=0", "--slow-query-log-file=slow.log",
 	}})

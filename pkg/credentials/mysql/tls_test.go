@@ -6,9 +6,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/internal/testpki"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/mysqlserver"
-	"github.com/rotary-secrets/rotary/pkg/testpki"
 )
 
 // tlsServer starts a throwaway MariaDB with TLS on, a certificate for the
@@ -29,7 +30,7 @@ func tlsServer(t *testing.T) (*testServer, Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := mysqlserver.Start(t, mysqlserver.Options{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key,
+	s := mysqltest.Start(t, mysqlserver.Options{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key,
 		SQLMode: "STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES"})
 	ts := &testServer{host: "localhost", port: s.Port, root: s.Root, extra: map[string]any{},
 		adminUser: s.AdminUser, adminPassword: s.AdminPassword, noBackslash: true}

@@ -15,8 +15,9 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rotary-secrets/rotary/internal/pgcluster"
+	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/pgcluster"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -24,8 +25,8 @@ import (
 // share, one per PostgreSQL version; plainCluster has no TLS, for the
 // plaintext-refusal test.
 var (
-	clusters     = pgcluster.NewMatrix(pgcluster.Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
-	plainCluster = pgcluster.NewShared(pgcluster.Options{})
+	clusters     = pgtest.NewMatrix(pgcluster.Options{TLS: true, TLSHosts: []string{"127.0.0.1"}})
+	plainCluster = pgtest.NewShared(pgcluster.Options{})
 )
 
 func TestMain(m *testing.M) {
@@ -101,12 +102,7 @@ func (f *fixture) exec(t *testing.T, sql string) {
 // drops it, its clone and everything they own in t.Cleanup.
 func (f *fixture) createRole(t *testing.T, name, password, attrs string) {
 	t.Helper()
-	v, err := ScramVerifier(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.exec(t, "CREATE ROLE "+QuoteIdentifier(name)+" WITH LOGIN "+attrs+" PASSWORD "+quoteLiteral(v))
-	t.Cleanup(func() { f.dropRoles(t, CloneName(name), name) })
+	pgtest.CreateRole(t, f.c, name, password, attrs, CloneName(name))
 }
 
 func (f *fixture) dropRoles(t *testing.T, names ...string) {

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 )
 
@@ -56,21 +57,7 @@ func TestTLS(t *testing.T) {
 	user, pw := uniqueName("rotary_tls"), newPassword(t)
 	f.createRole(t, user, pw, "")
 	// The same role on the cluster without TLS.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	pconn, err := plain.ConnectAdmin(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pconn.Close(ctx)
-	v, err := ScramVerifier(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pconn.Exec(ctx, "CREATE ROLE "+QuoteIdentifier(user)+" LOGIN PASSWORD "+quoteLiteral(v)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = pconn.Exec(context.Background(), "DROP ROLE "+QuoteIdentifier(user)) })
+	pgtest.CreateRole(t, plain, user, pw, "")
 
 	withBundle := f.cfg
 	noBundle := Config{DB: dbsecret.DefaultConfig()}

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rotary-secrets/rotary/internal/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -156,7 +156,7 @@ func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 
 // TestMultiUserRDSManagedMaster rotates with a master secret that RDS
 // manages (only username and password), finding the host through the RDS
-// API: the real SDK client against pkg/rdslocal.
+// API: the real SDK client against internal/rdslocal.
 func TestMultiUserRDSManagedMaster(t *testing.T) { eachVersion(t, testMultiUserRDSManagedMaster) }
 
 func testMultiUserRDSManagedMaster(t *testing.T, f *fixture) {

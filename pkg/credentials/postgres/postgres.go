@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres/scram"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
@@ -192,7 +193,10 @@ func isAuthFailure(err error) bool {
 // setPassword sends ALTER ROLE name WITH PASSWORD '<SCRAM verifier>': the
 // plaintext password never appears in the SQL text.
 func setPassword(ctx context.Context, conn *pgx.Conn, name, password string) error {
-	verifier, err := ScramVerifier(password)
+	verifier, err := scram.Verifier(password)
+	if errors.Is(err, scram.ErrPassword) {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres/scram"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
@@ -192,7 +193,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		admin, adminPW, masterARN := f.masterRole(t, e.Client, "CREATEROLE")
 		f.exec(t, "GRANT pg_signal_backend TO "+QuoteIdentifier(admin))
 		base, pw := uniqueName("rotary_priv_own"), newPassword(t)
-		v, err := ScramVerifier(pw)
+		v, err := scram.Verifier(pw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,6 @@
-package postgres
+// Package scram computes PostgreSQL's SCRAM-SHA-256 password verifiers, so
+// that a password can be set without the server (or its logs) ever seeing it.
+package scram
 
 import (
 	"crypto/hmac"
@@ -6,40 +8,45 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 )
 
-// SCRAM-SHA-256 parameters of the verifiers this package computes, the same
-// as PostgreSQL's own (scram_iterations = 4096, 16-byte salt).
+// ErrPassword is wrapped when a password cannot be turned into a verifier
+// the server would agree with.
+var ErrPassword = errors.New("password not supported for SCRAM")
+
+// Parameters of the verifiers this package computes, the same as
+// PostgreSQL's own (scram_iterations = 4096, 16-byte salt).
 const (
-	ScramIterations = 4096
-	ScramSaltLen    = 16
+	Iterations = 4096
+	SaltLen    = 16
 )
 
-// ScramVerifier computes the SCRAM-SHA-256 verifier (RFC 5802, RFC 7677) of a
+// Verifier computes the SCRAM-SHA-256 verifier (RFC 5802, RFC 7677) of a
 // password with a random salt, in PostgreSQL's format
 // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>. Sent in place of
 // the password, it lets the server check logins without ever seeing the
 // plaintext.
-func ScramVerifier(password string) (string, error) {
-	salt := make([]byte, ScramSaltLen)
+func Verifier(password string) (string, error) {
+	salt := make([]byte, SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("compute SCRAM verifier: read random salt: %w", err)
 	}
-	return scramVerifier(password, salt, ScramIterations)
+	return verifier(password, salt, Iterations)
 }
 
-func scramVerifier(password string, salt []byte, iterations int) (string, error) {
+func verifier(password string, salt []byte, iterations int) (string, error) {
 	// PostgreSQL normalizes the password with SASLprep, which leaves printable
 	// ASCII unchanged. Rotary's passwords are ASCII; anything else is refused
 	// rather than risk a verifier the server's login check disagrees with.
 	for i := 0; i < len(password); i++ {
 		if password[i] < 0x20 || password[i] > 0x7e {
-			return "", fmt.Errorf("%w: field \"password\" has a character outside printable ASCII at byte %d; Rotary sets only printable ASCII passwords, check the password policy", ErrInvalid, i)
+			return "", fmt.Errorf("%w: field \"password\" has a character outside printable ASCII at byte %d; Rotary sets only printable ASCII passwords, check the password policy", ErrPassword, i)
 		}
 	}
 	if password == "" {
-		return "", fmt.Errorf("%w: field \"password\" is empty", ErrInvalid)
+		return "", fmt.Errorf("%w: field \"password\" is empty", ErrPassword)
 	}
 	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 	if err != nil {

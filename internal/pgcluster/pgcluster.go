@@ -22,7 +22,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rotary-secrets/rotary/pkg/testpki"
+	"github.com/rotary-secrets/rotary/internal/testpki"
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres/scram"
 )
 
 // DefaultBinDir holds initdb and pg_ctl of PostgreSQL 15 on Debian.
@@ -380,4 +381,52 @@ func (c *Cluster) ping(ctx context.Context) error {
 	}
 	defer conn.Close(ctx)
 	return conn.Ping(ctx)
+}
+
+// CreateRole creates a login role with password and attrs (such as
+// "CREATEROLE"), as the superuser. The password is sent as a SCRAM-SHA-256
+// verifier, never in clear, so the server's statement log cannot hold it:
+// the one way the tests and the demo create a PostgreSQL user with a
+// password. The error never holds the password.
+func (c *Cluster) CreateRole(ctx context.Context, name, password, attrs string) error {
+	v, err := scram.Verifier(password)
+	if err != nil {
+		return fmt.Errorf("create role %s: %w", name, err)
+	}
+	conn, err := c.ConnectAdmin(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{name}.Sanitize()+" WITH LOGIN "+attrs+" PASSWORD '"+v+"'"); err != nil {
+		return fmt.Errorf("create role %s: %w", name, err)
+	}
+	return nil
+}
+
+// DropRoles drops those of the roles that exist, with what they own.
+func (c *Cluster) DropRoles(ctx context.Context, names ...string) error {
+	conn, err := c.ConnectAdmin(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var errs []error
+	for _, n := range names {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", n).Scan(&exists); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !exists {
+			continue
+		}
+		id := pgx.Identifier{n}.Sanitize()
+		for _, q := range []string{"DROP OWNED BY " + id + " CASCADE", "DROP ROLE " + id} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", q, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -32,8 +32,8 @@ type Options struct {
 	Args []string
 }
 
-// Server is a running throwaway MariaDB server on 127.0.0.1. Start stops it
-// and removes its files in t.Cleanup.
+// Server is a running throwaway MariaDB server on 127.0.0.1. The caller
+// must Close it (in tests, mysqltest.Start does in t.Cleanup).
 type Server struct {
 	Host string
 	Port int
@@ -42,12 +42,19 @@ type Server struct {
 	AdminUser, AdminPassword string
 	// Root is a plaintext connection as AdminUser.
 	Root *sql.DB
-	// Dir holds the server's files (data/, error.log, ...); removed in t.Cleanup.
+	// Dir holds the server's files (data/, error.log, ...); removed by Close.
 	Dir string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	cleanup []func()
 }
 
 // Addr returns host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// ErrNoBinaries is wrapped when mariadbd or mariadb-install-db is missing.
+var ErrNoBinaries = errors.New("mariadbd or mariadb-install-db not found; install the mariadb-server package")
 
 // binaries finds mariadbd and mariadb-install-db.
 func binaries() (server, installDB string, err error) {
@@ -66,31 +73,33 @@ func binaries() (server, installDB string, err error) {
 	}
 	server, installDB = find("mariadbd", "mysqld"), find("mariadb-install-db", "mysql_install_db")
 	if server == "" || installDB == "" {
-		return "", "", errors.New("mariadbd or mariadb-install-db not found; install the mariadb-server package")
+		return "", "", ErrNoBinaries
 	}
 	return server, installDB, nil
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// Start starts a server with opts. When the binaries are missing it fails
-// the test under CI=true and skips it otherwise.
-func Start(t testing.TB, opts Options) *Server {
-	t.Helper()
+// Start initialises and starts a server with opts in a new temporary
+// directory. The caller must Close it. On error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	server, installDB, err := binaries()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "rotary-mariadb-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &Server{Host: "127.0.0.1", AdminUser: "rotary_admin", AdminPassword: randomHex(), Dir: dir}
+	s.cleanup = append(s.cleanup, func() { os.RemoveAll(dir) })
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// As root, the server runs as the mysql OS user, which must own its files.
 	var runAs []string
@@ -99,7 +108,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("mysql")
 		if err != nil {
-			t.Fatalf("running as root, the server needs the mysql OS user: %v", err)
+			return nil, fmt.Errorf("running as root, the server needs the mysql OS user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -111,14 +120,14 @@ func Start(t testing.TB, opts Options) *Server {
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	if err := owner(dir); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o750); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := owner(data); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var tlsArgs []string
 	for _, f := range []struct{ flag, src, name string }{
@@ -130,27 +139,29 @@ func Start(t testing.TB, opts Options) *Server {
 		dst := filepath.Join(dir, f.name)
 		b, err := os.ReadFile(f.src)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := os.WriteFile(dst, b, 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := owner(dst); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		tlsArgs = append(tlsArgs, f.flag+"="+dst)
 	}
 
-	installCtx, cancelInstall := context.WithTimeout(context.Background(), 2*time.Minute)
+	installCtx, cancelInstall := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelInstall()
 	install := exec.CommandContext(installCtx, installDB, append([]string{"--no-defaults", "--datadir=" + data,
 		"--auth-root-authentication-method=normal", "--skip-test-db"}, runAs...)...)
 	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+		return nil, fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
 	}
-	port := freePort(t)
+	if s.Port, err = freePort(); err != nil {
+		return nil, err
+	}
 	args := []string{"--no-defaults", "--datadir=" + data, "--bind-address=127.0.0.1",
-		"--port=" + strconv.Itoa(port), "--socket=" + filepath.Join(dir, "mysqld.sock"),
+		"--port=" + strconv.Itoa(s.Port), "--socket=" + filepath.Join(dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--innodb-buffer-pool-size=16M", "--skip-log-bin", "--max-connections=50"}
 	args = append(args, tlsArgs...)
@@ -161,55 +172,69 @@ func Start(t testing.TB, opts Options) *Server {
 	cmd := exec.Command(server, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mariadbd: %v", err)
+		return nil, fmt.Errorf("start mariadbd: %w", err)
 	}
-	exited := make(chan struct{}) // closed when the server has exited; then waitErr is set
+	s.cmd, s.exited = cmd, make(chan struct{}) // exited is closed when the server has exited; then waitErr is set
 	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	go func() { waitErr = cmd.Wait(); close(s.exited) }()
 
-	s := &Server{Host: "127.0.0.1", Port: port, AdminUser: "rotary_admin", AdminPassword: randomHex(), Dir: dir}
 	root := connect(s.Addr(), "root", "")
+	defer root.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := root.PingContext(ctx)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := root.PingContext(pctx)
 		cancel()
 		if err == nil {
 			break
 		}
 		select {
-		case <-exited:
+		case <-s.exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("mariadbd exited (%v) before accepting connections:\n%s", waitErr, tail(log))
+			return nil, fmt.Errorf("mariadbd exited (%v) before accepting connections:\n%s", waitErr, tail(log))
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for mariadbd: %w", ctx.Err())
 		default:
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("mariadbd did not accept connections within 60s: %v\n%s", err, tail(log))
+			return nil, fmt.Errorf("mariadbd did not accept connections within 60s: %w\n%s", err, tail(log))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	defer root.Close()
 	for _, q := range []string{
 		"CREATE USER '" + s.AdminUser + "'@'%' IDENTIFIED BY '" + s.AdminPassword + "'",
 		"GRANT ALL PRIVILEGES ON *.* TO '" + s.AdminUser + "'@'%' WITH GRANT OPTION",
 	} {
-		if _, err := root.Exec(q); err != nil {
-			t.Fatalf("set up the admin user: %v", err)
+		if _, err := root.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("set up the admin user: %w", err)
 		}
 	}
 	s.Root = connect(s.Addr(), s.AdminUser, s.AdminPassword)
-	t.Cleanup(func() { s.Root.Close() })
-	return s
+	return s, nil
+}
+
+// Close stops the server and removes its files. It is safe to call twice.
+func (s *Server) Close() error {
+	if s.Root != nil {
+		s.Root.Close()
+		s.Root = nil
+	}
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(20 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+		s.cmd = nil
+	}
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+	s.cleanup = nil
+	return nil
 }
 
 func connect(addr, user, password string) *sql.DB {
@@ -224,14 +249,13 @@ func connect(addr, user, password string) *sql.DB {
 	return sql.OpenDB(connector)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex() string {

@@ -12,61 +12,71 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rotary-secrets/rotary/pkg/testpki"
+	"github.com/rotary-secrets/rotary/internal/testpki"
 )
 
 // StartTLS starts a server with TLS on and a certificate for the name
 // "localhost" only, from a fresh test CA. It returns the server and the CA
-// file (PEM) that verifies it. Secrets for it should name host "localhost".
-func StartTLS(t testing.TB, opts Options) (*Server, string) {
-	t.Helper()
+// file (PEM) that verifies it, removed by Close. Secrets for it should name
+// host "localhost".
+func StartTLS(ctx context.Context, opts Options) (*Server, string, error) {
 	ca, err := testpki.NewCA("rotary mysqlserver test CA")
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	cert, err := ca.Issue("localhost")
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	dir, err := os.MkdirTemp("", "rotary-mariadb-pki-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	files, err := testpki.WriteFiles(dir, ca, cert)
 	if err != nil {
-		t.Fatal(err)
+		os.RemoveAll(dir)
+		return nil, "", err
 	}
 	opts.CAFile, opts.CertFile, opts.KeyFile = files.CA, files.Cert, files.Key
-	return Start(t, opts), files.CA
+	s, err := Start(ctx, opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	s.cleanup = append(s.cleanup, func() { os.RemoveAll(dir) })
+	return s, files.CA, nil
 }
 
 // CreateUser creates user@host with password and runs each grant (a GRANT
-// ... ON ... prefix, completed with TO the account) as the admin user. The
-// user is dropped in t.Cleanup. Names and password are quoted for the
-// default sql_mode.
-func (s *Server) CreateUser(t testing.TB, user, host, password string, grants ...string) {
-	t.Helper()
+// ... ON ... prefix, completed with TO the account) as the admin user:
+// the one way the tests create a MariaDB user with a password. Names and
+// password are quoted for the default sql_mode. An error never holds the
+// password (nor the server's message, which can quote the statement).
+func (s *Server) CreateUser(ctx context.Context, user, host, password string, grants ...string) error {
 	acct := literal(user) + "@" + literal(host)
-	if _, err := s.Root.Exec("CREATE USER " + acct + " IDENTIFIED BY " + literal(password)); err != nil {
-		// Not the server's message: it can quote the statement, password and all.
+	if _, err := s.Root.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+literal(password)); err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) {
-			t.Fatalf("create user %s: server error %d (SQLSTATE %s)", user, me.Number, me.SQLState)
+			return fmt.Errorf("create user %s: server error %d (SQLSTATE %s)", user, me.Number, me.SQLState)
 		}
-		t.Fatalf("create user %s: %T", user, err)
+		return fmt.Errorf("create user %s: %T", user, err)
 	}
-	t.Cleanup(func() { s.Root.Exec("DROP USER IF EXISTS " + acct) })
 	for _, g := range grants {
-		if _, err := s.Root.Exec(g + " TO " + acct); err != nil {
-			t.Fatalf("%s TO %s: %v", g, user, err)
+		if _, err := s.Root.ExecContext(ctx, g+" TO "+acct); err != nil {
+			return fmt.Errorf("%s TO %s: %w", g, user, err)
 		}
 	}
+	return nil
+}
+
+// DropUser drops user@host if it exists.
+func (s *Server) DropUser(ctx context.Context, user, host string) error {
+	_, err := s.Root.ExecContext(ctx, "DROP USER IF EXISTS "+literal(user)+"@"+literal(host))
+	return err
 }
 
 func literal(v string) string {

@@ -1,4 +1,4 @@
-package mysqlserver
+package mysqlserver_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rotary-secrets/rotary/pkg/testpki"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
+	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/internal/testpki"
 )
 
 // TestStartWithTLS starts a server with TLS and checks a verified TLS
@@ -30,7 +32,7 @@ func TestStartWithTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Start(t, Options{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, SQLMode: "NO_BACKSLASH_ESCAPES"})
+	s := mysqltest.Start(t, mysqlserver.Options{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, SQLMode: "NO_BACKSLASH_ESCAPES"})
 	var mode string
 	if err := s.Root.QueryRow("SELECT @@GLOBAL.sql_mode").Scan(&mode); err != nil || mode != "NO_BACKSLASH_ESCAPES" {
 		t.Fatalf("sql_mode %q, %v; want NO_BACKSLASH_ESCAPES", mode, err)
@@ -67,8 +69,8 @@ func TestStartWithTLS(t *testing.T) {
 // TestLogin: Login accepts the right password over verified TLS and refuses
 // a wrong one, a wrong host name and an untrusted CA.
 func TestLogin(t *testing.T) {
-	s, caFile := StartTLS(t, Options{})
-	s.CreateUser(t, "login_user", "%", `pa'ss\word`)
+	s, caFile := mysqltest.StartTLS(t, mysqlserver.Options{})
+	mysqltest.CreateUser(t, s, "login_user", "%", `pa'ss\word`)
 	other, _ := testpki.NewCA("another CA")
 	otherFile := t.TempDir() + "/other.pem"
 	if err := os.WriteFile(otherFile, other.CertPEM, 0o644); err != nil {
@@ -91,7 +93,7 @@ func TestLogin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Login(context.Background(), tc.value, tc.ca)
+			err := mysqlserver.Login(context.Background(), tc.value, tc.ca)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("Login: %v, want success", err)

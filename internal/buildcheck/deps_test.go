@@ -1,0 +1,44 @@
+package buildcheck
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// deps lists the packages pkg links, itself included.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestProductionBinariesDoNotLinkTesting: no function and not the operator
+// CLI links the testing package (test fixtures live under internal/ with
+// their testing helpers in packages of their own).
+func TestProductionBinariesDoNotLinkTesting(t *testing.T) {
+	out, err := exec.Command("go", "list", "../../functions/...", "../../cmd/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mains := strings.Fields(string(out))
+	if len(mains) < 2 {
+		t.Fatalf("found only %v: the check would prove nothing", mains)
+	}
+	for _, m := range mains {
+		d := deps(t, m)
+		if slices.Contains(d, "testing") {
+			var via []string
+			for _, p := range d {
+				if strings.HasPrefix(p, "github.com/rotary-secrets/rotary/") {
+					via = append(via, p)
+				}
+			}
+			t.Errorf("%s links the testing package; it links these packages of ours: %v", m, via)
+		}
+	}
+}
