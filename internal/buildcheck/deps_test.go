@@ -42,3 +42,14 @@ func TestProductionBinariesDoNotLinkTesting(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalSecretsManagerIsNotTheEngine: pkg/smlocal, the local Secrets
+// Manager, shares only leaf packages with the engine: it imports no part of
+// pkg/rotation, so it does not link the Lambda runtime either.
+func TestLocalSecretsManagerIsNotTheEngine(t *testing.T) {
+	for _, p := range deps(t, "github.com/rotary-secrets/rotary/pkg/smlocal") {
+		if p == "github.com/rotary-secrets/rotary/pkg/rotation" || strings.HasPrefix(p, "github.com/aws/aws-lambda-go") {
+			t.Errorf("pkg/smlocal links %s", p)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 
-	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/envflag"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -147,7 +147,7 @@ func RevokeKeepSessionsFromEnv(getenv func(string) string) (bool, error) {
 	if v == "" {
 		return false, nil
 	}
-	keep, err := rotation.ParseBool(v)
+	keep, err := envflag.ParseBool(v)
 	if err != nil {
 		return false, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", ErrConfig, EnvRevokeKeepSessions, v)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/credentials/random"
-	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
@@ -57,7 +57,7 @@ func BenchmarkBaselineGetSecretValue(b *testing.B) {
 func BenchmarkPasswordGenerate(b *testing.B) {
 	for _, n := range []int{32, 128} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			p := &rotation.PasswordPolicy{Length: n, RequireEachIncludedType: true}
+			p := &password.Policy{Length: n, RequireEachIncludedType: true}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				if _, err := p.Generate(); err != nil {

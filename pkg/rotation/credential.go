@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/rotary-secrets/rotary/pkg/jsontext"
+	"github.com/rotary-secrets/rotary/pkg/password"
 )
 
 // Version is one version of a secret as a credential type sees it: its
@@ -26,7 +29,7 @@ func (v Version) Fields() (map[string]json.RawMessage, error) {
 // Decode unmarshals the version's value into dst.
 func (v Version) Decode(dst any) error {
 	if err := json.Unmarshal([]byte(v.Value), dst); err != nil {
-		return fmt.Errorf("version %s: secret value is not valid JSON for this type: %s", v.ID, jsonErrorWithoutValue(err))
+		return fmt.Errorf("version %s: secret value is not valid JSON for this type: %s", v.ID, jsontext.ErrorText(err))
 	}
 	return nil
 }
@@ -47,7 +50,7 @@ type GenerateRequest struct {
 	// Current is the AWSCURRENT version, already validated by Validate.
 	Current Version
 	// Passwords generates passwords under the function's password policy.
-	Passwords *PasswordPolicy
+	Passwords *password.Policy
 }
 
 // GenerateResponse names the fields that change. The engine copies the

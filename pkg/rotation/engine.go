@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/rotary-secrets/rotary/pkg/jsontext"
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/recovery"
 )
 
@@ -34,8 +36,8 @@ type SecretsManager interface {
 type Options struct {
 	// Client reaches Secrets Manager. Required.
 	Client SecretsManager
-	// Passwords is the password policy; nil means DefaultPasswordPolicy.
-	Passwords *PasswordPolicy
+	// Passwords is the password policy; nil means password.DefaultPolicy.
+	Passwords *password.Policy
 	// Logger receives one JSON line per step; it is wrapped with the
 	// scrubbing handler. Nil means JSON to standard output.
 	Logger *slog.Logger
@@ -51,7 +53,7 @@ type Options struct {
 type Handler struct {
 	cred      Credential
 	sm        SecretsManager
-	passwords *PasswordPolicy
+	passwords *password.Policy
 	log       *slog.Logger
 	function  string
 	now       func() time.Time
@@ -67,7 +69,7 @@ func NewHandler(cred Credential, opts Options) (*Handler, error) {
 	}
 	h := &Handler{cred: cred, sm: opts.Client, passwords: opts.Passwords, function: opts.FunctionName, now: opts.Now}
 	if h.passwords == nil {
-		h.passwords = DefaultPasswordPolicy()
+		h.passwords = password.DefaultPolicy()
 	}
 	if err := h.passwords.Check(); err != nil {
 		return nil, err
@@ -291,7 +293,7 @@ func mergeFields(cur Version, changes map[string]any) (string, error) {
 	for k, v := range changes {
 		b, err := marshalNoEscape(v)
 		if err != nil {
-			return "", fmt.Errorf("encode field %q: %s", k, jsonErrorWithoutValue(err))
+			return "", fmt.Errorf("encode field %q: %s", k, jsontext.ErrorText(err))
 		}
 		fields[k] = b
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/rotary-secrets/rotary/pkg/password"
 )
 
 // NewSecretsManagerClient returns a client built from the default AWS
@@ -32,7 +34,7 @@ func NewSecretsManagerClient(ctx context.Context, getenv func(string) string) (*
 // NewHandlerFromEnv builds the handler a Lambda function runs: the Secrets
 // Manager client and the password policy come from the environment.
 func NewHandlerFromEnv(ctx context.Context, cred Credential, getenv func(string) string) (*Handler, error) {
-	policy, err := PasswordPolicyFromEnv(getenv)
+	policy, err := password.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}

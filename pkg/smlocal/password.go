@@ -1,7 +1,7 @@
 package smlocal
 
 import (
-	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/password"
 )
 
 const punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
@@ -29,7 +29,7 @@ func (p passwordRequest) generate() (string, error) {
 	if n < 1 || n > 4096 {
 		return "", errorf(excInvalidParameter, "PasswordLength must be from 1 to 4096, got %d", n)
 	}
-	policy := rotation.PasswordPolicy{
+	policy := password.Policy{
 		Length:                  int(n),
 		ExcludeNumbers:          p.ExcludeNumbers,
 		ExcludePunctuation:      p.ExcludePunctuation,

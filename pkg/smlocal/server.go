@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rotary-secrets/rotary/pkg/jsontext"
 )
 
 // Options configure a Server. The zero value is usable: region us-east-1,
@@ -281,22 +283,9 @@ func decode(body []byte, dst any) error {
 		body = []byte("{}")
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
-		return errorf(excSerialization, "request body is not valid JSON for this operation: %s", jsonErrorText(err))
+		return errorf(excSerialization, "request body is not valid JSON for this operation: %s", jsontext.ErrorText(err))
 	}
 	return nil
-}
-
-// jsonErrorText describes a decoding error without quoting the input.
-func jsonErrorText(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q must be %s, not a JSON %s", te.Field, te.Type, te.Value)
-	}
-	return "invalid JSON"
 }
 
 // epoch marshals a time as the wire protocol's epoch seconds.

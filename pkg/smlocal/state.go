@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/rotary-secrets/rotary/pkg/jsontext"
 )
 
 const stateVersion = 1
@@ -27,7 +29,7 @@ func loadState(path string) (*state, error) {
 	}
 	f := stateFile{state: &state{}}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("smlocal: state file %s is not valid: %s; remove it to start empty", path, jsonErrorText(err))
+		return nil, fmt.Errorf("smlocal: state file %s is not valid: %s; remove it to start empty", path, jsontext.ErrorText(err))
 	}
 	if f.Version != stateVersion {
 		return nil, fmt.Errorf("smlocal: state file %s has version %d, want %d; remove it to start empty", path, f.Version, stateVersion)

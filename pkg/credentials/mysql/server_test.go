@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -91,7 +92,7 @@ func uniqueName(prefix string) string {
 
 func randomPassword(t *testing.T) string {
 	t.Helper()
-	pw, err := rotation.DefaultPasswordPolicy().Generate()
+	pw, err := password.DefaultPolicy().Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/rotary-secrets/rotary/internal/pgcluster"
 	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
-	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/password"
 )
 
 // clusters are the TLS-enabled throwaway clusters the tests of this package
@@ -76,7 +76,7 @@ func uniqueName(prefix string) string {
 
 func newPassword(t *testing.T) string {
 	t.Helper()
-	pw, err := rotation.DefaultPasswordPolicy().Generate()
+	pw, err := password.DefaultPolicy().Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

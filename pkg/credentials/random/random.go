@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -88,7 +89,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var (
 		cfg    Config
 		seen   = map[string]bool{}
-		policy *rotation.PasswordPolicy // read when a field needs it
+		policy *password.Policy // read when a field needs it
 		err    error
 	)
 	for _, entry := range strings.Split(spec, ",") {
@@ -117,7 +118,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		if f.Alphabet == AlphabetPassword {
 			if policy == nil {
-				if policy, err = rotation.PasswordPolicyFromEnv(getenv); err != nil {
+				if policy, err = password.FromEnv(getenv); err != nil {
 					return Config{}, err
 				}
 			}
@@ -216,7 +217,7 @@ func (r *Random) Generate(_ context.Context, req rotation.GenerateRequest) (rota
 	return rotation.GenerateResponse{Changes: changes}, nil
 }
 
-func generate(f Field, p *rotation.PasswordPolicy) (string, error) {
+func generate(f Field, p *password.Policy) (string, error) {
 	if f.Alphabet == AlphabetPassword {
 		if f.Length > 0 {
 			q := *p

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -117,7 +118,7 @@ func TestPasswordFieldLength(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			policy, err := rotation.PasswordPolicyFromEnv(env(c.env))
+			policy, err := password.FromEnv(env(c.env))
 			if err != nil {
 				t.Fatal(err)
 			}

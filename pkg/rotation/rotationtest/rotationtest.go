@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
@@ -43,7 +44,7 @@ type Subject struct {
 	// password, say), proving that Check can fail.
 	Corrupt func(value string) string
 	// Passwords is the engine's password policy; nil means the default.
-	Passwords *rotation.PasswordPolicy
+	Passwords *password.Policy
 }
 
 // FunctionARN is the rotation function ARN the suite gives RotateSecret.

@@ -1,4 +1,6 @@
-package rotation
+// Package jsontext describes JSON decoding errors without quoting the input,
+// which may hold a secret. It imports nothing of Rotary.
+package jsontext
 
 import (
 	"encoding/json"
@@ -6,9 +8,9 @@ import (
 	"fmt"
 )
 
-// jsonErrorWithoutValue describes a JSON decoding error without quoting the
-// input, which may be a secret.
-func jsonErrorWithoutValue(err error) string {
+// ErrorText describes a JSON decoding error by position or field and type,
+// never by the bytes it failed on.
+func ErrorText(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)

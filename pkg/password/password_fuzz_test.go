@@ -1,25 +1,27 @@
-package rotation
+package password
 
 import (
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/envflag"
 )
 
-// FuzzPasswordPolicy reads a password policy from fuzzed environment
+// FuzzPolicy reads a password policy from fuzzed environment
 // variables, as a function does at start-up, and generates a password with
-// it. The seeds are in testdata/fuzz/FuzzPasswordPolicy.
+// it. The seeds are in testdata/fuzz/FuzzPolicy.
 //
 // Properties:
-//   - PasswordPolicyFromEnv never panics; every error wraps ErrPasswordPolicy;
+//   - FromEnv never panics; every error wraps ErrPolicy;
 //   - an accepted policy is what the variables say (PASSWORD_LENGTH, the
 //     flags as ParseBool reads them, defaults for unset ones) and passes Check;
 //   - Generate then succeeds with exactly the policy's length, only
 //     characters of the included classes, none of EXCLUDE_CHARACTERS, no
 //     space (the variables cannot include it), and with
 //     REQUIRE_EACH_INCLUDED_TYPE at least one character of each class.
-func FuzzPasswordPolicy(f *testing.F) {
+func FuzzPolicy(f *testing.F) {
 	f.Add("32", "", "", "", "", "", "")
 	f.Add(" 4 ", `/@"'\`, "yes", "0", "N", "false", "TRUE")
 	f.Fuzz(func(t *testing.T, length, exclude, numbers, punct, upper, lower, require string) {
@@ -28,10 +30,10 @@ func FuzzPasswordPolicy(f *testing.F) {
 			"EXCLUDE_PUNCTUATION": punct, "EXCLUDE_UPPERCASE": upper, "EXCLUDE_LOWERCASE": lower,
 			"REQUIRE_EACH_INCLUDED_TYPE": require,
 		}
-		p, err := PasswordPolicyFromEnv(func(k string) string { return env[k] })
+		p, err := FromEnv(func(k string) string { return env[k] })
 		if err != nil {
-			if p != nil || !errors.Is(err, ErrPasswordPolicy) {
-				t.Fatalf("PasswordPolicyFromEnv: policy %v, error %v not wrapping ErrPasswordPolicy", p != nil, err)
+			if p != nil || !errors.Is(err, ErrPolicy) {
+				t.Fatalf("FromEnv: policy %v, error %v not wrapping ErrPolicy", p != nil, err)
 			}
 			return
 		}
@@ -47,13 +49,13 @@ func FuzzPasswordPolicy(f *testing.F) {
 			if strings.TrimSpace(v) == "" {
 				return def
 			}
-			b, err := ParseBool(v)
+			b, err := envflag.ParseBool(v)
 			if err != nil {
 				t.Fatalf("flag %q accepted but ParseBool refuses it", v)
 			}
 			return b
 		}
-		want := PasswordPolicy{Length: wantLen, ExcludeCharacters: exclude, ExcludeNumbers: flag(numbers, false),
+		want := Policy{Length: wantLen, ExcludeCharacters: exclude, ExcludeNumbers: flag(numbers, false),
 			ExcludePunctuation: flag(punct, false), ExcludeUppercase: flag(upper, false), ExcludeLowercase: flag(lower, false),
 			RequireEachIncludedType: flag(require, true)}
 		if *p != want {

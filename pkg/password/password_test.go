@@ -1,4 +1,4 @@
-package rotation
+package password
 
 import (
 	"errors"
@@ -10,8 +10,8 @@ func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func TestPasswordPolicyFromEnvDefaults(t *testing.T) {
-	p, err := PasswordPolicyFromEnv(envOf(nil))
+func TestFromEnvDefaults(t *testing.T) {
+	p, err := FromEnv(envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,8 @@ func TestPasswordPolicyFromEnvDefaults(t *testing.T) {
 	}
 }
 
-func TestPasswordPolicyHonoursTemplateVariables(t *testing.T) {
-	p, err := PasswordPolicyFromEnv(envOf(map[string]string{
+func TestPolicyHonoursTemplateVariables(t *testing.T) {
+	p, err := FromEnv(envOf(map[string]string{
 		"PASSWORD_LENGTH":     "20",
 		"EXCLUDE_CHARACTERS":  "/@\"'\\",
 		"EXCLUDE_PUNCTUATION": "no",
@@ -62,8 +62,8 @@ func TestPasswordPolicyHonoursTemplateVariables(t *testing.T) {
 	}
 }
 
-func TestPasswordPolicyRequireEachIncludedTypeOff(t *testing.T) {
-	p, err := PasswordPolicyFromEnv(envOf(map[string]string{"PASSWORD_LENGTH": "1", "REQUIRE_EACH_INCLUDED_TYPE": "false"}))
+func TestPolicyRequireEachIncludedTypeOff(t *testing.T) {
+	p, err := FromEnv(envOf(map[string]string{"PASSWORD_LENGTH": "1", "REQUIRE_EACH_INCLUDED_TYPE": "false"}))
 	if err != nil {
 		t.Fatalf("a one-character password is possible without REQUIRE_EACH_INCLUDED_TYPE: %v", err)
 	}
@@ -72,7 +72,7 @@ func TestPasswordPolicyRequireEachIncludedTypeOff(t *testing.T) {
 	}
 }
 
-func TestPasswordPolicyImpossible(t *testing.T) {
+func TestPolicyImpossible(t *testing.T) {
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -88,29 +88,13 @@ func TestPasswordPolicyImpossible(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := PasswordPolicyFromEnv(envOf(c.env))
-			if !errors.Is(err, ErrPasswordPolicy) {
-				t.Fatalf("err = %v, want ErrPasswordPolicy", err)
+			_, err := FromEnv(envOf(c.env))
+			if !errors.Is(err, ErrPolicy) {
+				t.Fatalf("err = %v, want ErrPolicy", err)
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q does not name %s", err, c.want)
 			}
 		})
-	}
-}
-
-func TestParseBool(t *testing.T) {
-	for _, s := range []string{"true", "TRUE", "1", "y", "Yes"} {
-		if b, err := ParseBool(s); err != nil || !b {
-			t.Errorf("ParseBool(%q) = %v, %v; want true", s, b, err)
-		}
-	}
-	for _, s := range []string{"false", "0", "n", "NO"} {
-		if b, err := ParseBool(s); err != nil || b {
-			t.Errorf("ParseBool(%q) = %v, %v; want false", s, b, err)
-		}
-	}
-	if _, err := ParseBool("si"); err == nil {
-		t.Error("ParseBool(\"si\") accepted")
 	}
 }

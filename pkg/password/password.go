@@ -1,4 +1,8 @@
-package rotation
+// Package password generates passwords locally under the policy of
+// Secrets Manager's GetRandomPassword, read from the environment variables
+// AWS's rotation templates use. It imports nothing of Rotary, so the engine
+// and the local Secrets Manager share it.
+package password
 
 import (
 	"crypto/rand"
@@ -7,6 +11,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/rotary-secrets/rotary/pkg/envflag"
 )
 
 // Character classes of GetRandomPassword.
@@ -18,12 +24,12 @@ const (
 	spaceChar        = " "
 )
 
-// ErrPasswordPolicy is returned for a password policy that cannot produce a password.
-var ErrPasswordPolicy = errors.New("impossible password policy")
+// ErrPolicy is returned for a password policy that cannot produce a password.
+var ErrPolicy = errors.New("impossible password policy")
 
-// PasswordPolicy is GetRandomPassword's request, generated locally with
+// Policy is GetRandomPassword's request, generated locally with
 // crypto/rand so no password crosses the network before it is stored.
-type PasswordPolicy struct {
+type Policy struct {
 	Length                  int    // 1-4096; 0 means 32
 	ExcludeCharacters       string // characters never used
 	ExcludeNumbers          bool
@@ -34,26 +40,26 @@ type PasswordPolicy struct {
 	RequireEachIncludedType bool
 }
 
-// DefaultPasswordPolicy is GetRandomPassword's default: 32 characters from
+// DefaultPolicy is GetRandomPassword's default: 32 characters from
 // every class, at least one of each.
-func DefaultPasswordPolicy() *PasswordPolicy {
-	return &PasswordPolicy{Length: 32, RequireEachIncludedType: true}
+func DefaultPolicy() *Policy {
+	return &Policy{Length: 32, RequireEachIncludedType: true}
 }
 
-// PasswordPolicyFromEnv reads the environment variables of AWS's rotation
+// FromEnv reads the environment variables of AWS's rotation
 // templates: PASSWORD_LENGTH, EXCLUDE_CHARACTERS, EXCLUDE_NUMBERS,
 // EXCLUDE_PUNCTUATION, EXCLUDE_UPPERCASE, EXCLUDE_LOWERCASE and
 // REQUIRE_EACH_INCLUDED_TYPE. The policy is checked before it is returned, so
 // an impossible one fails at start-up, not in the middle of a rotation.
-func PasswordPolicyFromEnv(getenv func(string) string) (*PasswordPolicy, error) {
-	p := DefaultPasswordPolicy()
+func FromEnv(getenv func(string) string) (*Policy, error) {
+	p := DefaultPolicy()
 	if s := strings.TrimSpace(getenv("PASSWORD_LENGTH")); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %q is not a whole number; set it to a length from 1 to 4096", ErrPasswordPolicy, s)
+			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %q is not a whole number; set it to a length from 1 to 4096", ErrPolicy, s)
 		}
 		if n < 1 {
-			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPasswordPolicy, n)
+			return nil, fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPolicy, n)
 		}
 		p.Length = n
 	}
@@ -73,9 +79,9 @@ func PasswordPolicyFromEnv(getenv func(string) string) (*PasswordPolicy, error) 
 		if strings.TrimSpace(v) == "" {
 			continue
 		}
-		b, err := ParseBool(v)
+		b, err := envflag.ParseBool(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrPasswordPolicy, f.name, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrPolicy, f.name, err)
 		}
 		*f.dst = b
 	}
@@ -85,21 +91,9 @@ func PasswordPolicyFromEnv(getenv func(string) string) (*PasswordPolicy, error) 
 	return p, nil
 }
 
-// ParseBool reads a boolean the way AWS's templates do: true, 1, y and yes
-// (any case) are true; false, 0, n and no are false; anything else is an error.
-func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "1", "y", "yes":
-		return true, nil
-	case "false", "0", "n", "no":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean; use true or false", s)
-}
-
 // classes returns the character classes the policy draws from, each with the
 // excluded characters removed.
-func (p *PasswordPolicy) classes() []string {
+func (p *Policy) classes() []string {
 	var out []string
 	add := func(excluded bool, set string) {
 		if excluded {
@@ -126,9 +120,9 @@ func (p *PasswordPolicy) classes() []string {
 // Classes returns how many character classes the policy draws from once
 // ExcludeCharacters is applied: with RequireEachIncludedType, a password
 // holds at least one character of each, so it needs at least that length.
-func (p *PasswordPolicy) Classes() int { return len(p.classes()) }
+func (p *Policy) Classes() int { return len(p.classes()) }
 
-func (p *PasswordPolicy) length() int {
+func (p *Policy) length() int {
 	if p.Length == 0 {
 		return 32
 	}
@@ -136,24 +130,24 @@ func (p *PasswordPolicy) length() int {
 }
 
 // Check reports whether the policy can produce a password.
-func (p *PasswordPolicy) Check() error {
+func (p *Policy) Check() error {
 	n := p.length()
 	if n < 1 || n > 4096 {
-		return fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPasswordPolicy, n)
+		return fmt.Errorf("%w: PASSWORD_LENGTH %d is out of range; set it to a length from 1 to 4096", ErrPolicy, n)
 	}
 	cls := p.classes()
 	if len(cls) == 0 {
-		return fmt.Errorf("%w: every character is excluded; allow at least one class of characters (EXCLUDE_NUMBERS, EXCLUDE_PUNCTUATION, EXCLUDE_UPPERCASE, EXCLUDE_LOWERCASE, EXCLUDE_CHARACTERS)", ErrPasswordPolicy)
+		return fmt.Errorf("%w: every character is excluded; allow at least one class of characters (EXCLUDE_NUMBERS, EXCLUDE_PUNCTUATION, EXCLUDE_UPPERCASE, EXCLUDE_LOWERCASE, EXCLUDE_CHARACTERS)", ErrPolicy)
 	}
 	if p.RequireEachIncludedType && len(cls) > n {
-		return fmt.Errorf("%w: PASSWORD_LENGTH %d is shorter than the %d character classes that REQUIRE_EACH_INCLUDED_TYPE asks for; raise PASSWORD_LENGTH or exclude classes", ErrPasswordPolicy, n, len(cls))
+		return fmt.Errorf("%w: PASSWORD_LENGTH %d is shorter than the %d character classes that REQUIRE_EACH_INCLUDED_TYPE asks for; raise PASSWORD_LENGTH or exclude classes", ErrPolicy, n, len(cls))
 	}
 	return nil
 }
 
 // Generate returns a new password drawn uniformly with crypto/rand. With
 // RequireEachIncludedType, every included class appears at least once.
-func (p *PasswordPolicy) Generate() (string, error) {
+func (p *Policy) Generate() (string, error) {
 	if err := p.Check(); err != nil {
 		return "", err
 	}
