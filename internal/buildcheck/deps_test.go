@@ -1,7 +1,9 @@
 package buildcheck
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -50,6 +52,31 @@ func TestLocalSecretsManagerIsNotTheEngine(t *testing.T) {
 	for _, p := range deps(t, "github.com/rotary-secrets/rotary/pkg/smlocal") {
 		if p == "github.com/rotary-secrets/rotary/pkg/rotation" || strings.HasPrefix(p, "github.com/aws/aws-lambda-go") {
 			t.Errorf("pkg/smlocal links %s", p)
+		}
+	}
+}
+
+// TestEngineNamesNoDatabaseField: the engine (pkg/rotation, outside its
+// tests) knows no field of any credential type's secret; a type declares
+// its public fields itself (rotation.PublicFielder).
+func TestEngineNamesNoDatabaseField(t *testing.T) {
+	files, err := filepath.Glob("../../pkg/rotation/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no engine sources found (%v)", err)
+	}
+	fields := []string{"engine", "host", "port", "username", "dbname", "masterarn", "ssl", "dbInstanceIdentifier", "dbClusterIdentifier", "proxyHost"}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, field := range fields {
+			if strings.Contains(string(b), `"`+field+`"`) {
+				t.Errorf("%s names the secret field %q: the engine must not know a credential type's fields", filepath.Base(f), field)
+			}
 		}
 	}
 }

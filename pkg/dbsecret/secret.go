@@ -29,6 +29,13 @@ var engines = map[string]string{
 	"mariadb":           FamilyMySQL,
 }
 
+// PublicFields are the fields of a database secret whose values say where
+// and who, never how to log in: every database type declares them to the
+// engine's scrubber (rotation.PublicFielder).
+func PublicFields() []string {
+	return []string{"engine", "host", "port", "username", "dbname", "masterarn", "ssl", "dbInstanceIdentifier", "dbClusterIdentifier", "proxyHost"}
+}
+
 // Secret is the database secret JSON that RDS, CDK and AWS's rotation
 // templates write. Fields Rotary does not know are not kept here: the engine
 // carries them over from the current value unchanged.

@@ -174,3 +174,21 @@ type ProbeRequest struct {
 type Prober interface {
 	Probe(ctx context.Context, req ProbeRequest) error
 }
+
+// PublicFielder is an optional ability, found by type assertion: it names
+// the fields of the type's secret JSON whose values say where and who (a
+// host, a user name), never how to log in. The engine's scrubber leaves
+// their values in log lines and errors; every other string of every secret
+// the engine reads is replaced by Redacted. A type without it has every
+// string scrubbed.
+type PublicFielder interface {
+	PublicFields() []string
+}
+
+// PublicFieldsOf returns the public fields of a credential type, or none.
+func PublicFieldsOf(cred Credential) []string {
+	if p, ok := cred.(PublicFielder); ok {
+		return p.PublicFields()
+	}
+	return nil
+}

@@ -52,6 +52,7 @@ type Options struct {
 // one credential type. Its Handle method is the Lambda handler.
 type Handler struct {
 	cred      Credential
+	public    []string // the type's public fields, for the scrubber
 	sm        SecretsManager
 	passwords *password.Policy
 	log       *slog.Logger
@@ -67,7 +68,7 @@ func NewHandler(cred Credential, opts Options) (*Handler, error) {
 	if opts.Client == nil {
 		return nil, errors.New("rotation: no Secrets Manager client")
 	}
-	h := &Handler{cred: cred, sm: opts.Client, passwords: opts.Passwords, function: opts.FunctionName, now: opts.Now}
+	h := &Handler{cred: cred, public: PublicFieldsOf(cred), sm: opts.Client, passwords: opts.Passwords, function: opts.FunctionName, now: opts.Now}
 	if h.passwords == nil {
 		h.passwords = password.DefaultPolicy()
 	}
@@ -119,7 +120,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) error {
 // (nil for the others, which Lambda answers with null).
 func (h *Handler) Invoke(ctx context.Context, ev Event) (*recovery.Report, error) {
 	start := h.now()
-	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber()}
+	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber(h.public...)}
 	ctx = withScrubber(ctx, inv.scrub)
 	err := h.handle(ctx, inv)
 	var serr *StepError

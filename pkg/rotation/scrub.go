@@ -19,38 +19,35 @@ const Redacted = "[REDACTED]"
 // not credentials, and hiding them would wreck every message.
 const minScrubLen = 4
 
-// nonSecretKeys are the fields of a secret's JSON whose values are safe to
-// show: they say where and who, never how to log in.
-var nonSecretKeys = map[string]bool{
-	"engine": true, "host": true, "port": true, "username": true, "dbname": true,
-	"masterarn": true, "ssl": true, "dbInstanceIdentifier": true,
-	"dbClusterIdentifier": true, "proxyHost": true,
-}
-
 // scrubber remembers every secret value an invocation has seen and removes
 // them from text. It is the one layer through which errors and log lines
 // pass; credential types never need to scrub.
 type scrubber struct {
 	mu     sync.Mutex
+	public []string // fields of the type's secrets that are not secret
 	values map[string]bool
 	sorted []string // longest first, rebuilt lazily
 }
 
-func newScrubber() *scrubber { return &scrubber{values: map[string]bool{}} }
+// newScrubber returns a scrubber that treats the values of the public
+// fields (see PublicFielder) as safe to show.
+func newScrubber(public ...string) *scrubber {
+	return &scrubber{public: public, values: map[string]bool{}}
+}
 
 // addSecret registers every secret string of a secret's value.
 func (s *scrubber) addSecret(value string) {
-	for _, v := range SecretStrings(value) {
+	for _, v := range SecretStrings(value, s.public...) {
 		s.add(v)
 	}
 }
 
 // SecretStrings returns the strings of a secret's value that must never be
-// shown: every string leaf of its JSON except the values of the non-secret
-// keys (engine, host, port, username, dbname, masterarn, ssl, ...), or the
-// whole value when it is not a JSON object. Strings shorter than four
+// shown: every string leaf of its JSON except the values of the public
+// fields (at any depth), or the whole value when it is not a JSON object.
+// Without public fields every string is secret. Strings shorter than four
 // characters are left out: they are not credentials.
-func SecretStrings(value string) []string {
+func SecretStrings(value string, public ...string) []string {
 	var out []string
 	var v any
 	if err := json.Unmarshal([]byte(value), &v); err != nil {
@@ -71,7 +68,7 @@ func SecretStrings(value string) []string {
 				walk(key, e)
 			}
 		case string:
-			if !nonSecretKeys[key] && len(x) >= minScrubLen {
+			if !slices.Contains(public, key) && len(x) >= minScrubLen {
 				out = append(out, x)
 			}
 		}

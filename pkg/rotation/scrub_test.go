@@ -11,9 +11,13 @@ import (
 	"testing"
 )
 
+// testPublic are a database secret's public fields, as the database types
+// declare them (dbsecret.PublicFields, which this package cannot import).
+var testPublic = []string{"engine", "host", "port", "username", "dbname", "masterarn", "ssl", "dbInstanceIdentifier", "dbClusterIdentifier", "proxyHost"}
+
 func TestScrubberHidesEverySecretForm(t *testing.T) {
 	const pw = `p@ss"w\rd/with spaces&more`
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(`{"username":"app_user","host":"db.example.com","password":"p@ss\"w\\rd/with spaces&more","apiKey":"k-123456"}`)
 	msgs := []string{
 		"login failed for " + pw,
@@ -39,7 +43,7 @@ func TestScrubberHidesEverySecretForm(t *testing.T) {
 func TestScrubHandlerCleansLogLines(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(`{"password":"hunter2-very-secret"}`)
 	ctx := withScrubber(context.Background(), s)
 	log.InfoContext(ctx, "message hunter2-very-secret",
@@ -62,7 +66,7 @@ func TestScrubHandlerCleansBoundAttributes(t *testing.T) {
 	var buf bytes.Buffer
 	base := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
 	log := base.With("dsn", "postgres://app:hunter2-very-secret@db").WithGroup("db").With("password", "hunter2-very-secret")
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(`{"password":"hunter2-very-secret"}`)
 	log.InfoContext(withScrubber(context.Background(), s), "connect", "attempt", 1)
 	out := buf.String()
@@ -89,7 +93,7 @@ func TestScrubHandlerCleansBoundAttributes(t *testing.T) {
 // FuzzScrub.
 func TestScrubberHidesPasswordInURL(t *testing.T) {
 	const pw = "Zq8#kP!v@2,;=&+$"
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(`{"username":"app","password":"Zq8#kP!v@2,;=&+$"}`)
 	dsn := (&url.URL{Scheme: "postgres", User: url.UserPassword("app", pw), Host: "db:5432", Path: "/orders"}).String()
 	out := s.scrub("connect " + dsn + ": refused")
@@ -105,7 +109,7 @@ func TestScrubberHidesPasswordInURL(t *testing.T) {
 // FuzzScrub.
 func TestScrubberHidesJSONWithoutHTMLEscaping(t *testing.T) {
 	const pw = "Cur-P@ss;w0rd\"<\x01>&-7f3a"
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.add(pw)
 	value, err := mergeFields(Version{Value: `{"username":"app"}`}, map[string]any{"password": pw})
 	if err != nil {
@@ -124,7 +128,7 @@ func TestScrubHandlerCleansKeysAndGroupNames(t *testing.T) {
 	var buf bytes.Buffer
 	base := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
 	log := base.WithGroup("g-hunter2-very-secret").With("bound-hunter2-very-secret", 1)
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(`{"password":"hunter2-very-secret"}`)
 	log.InfoContext(withScrubber(context.Background(), s), "m", "hunter2-very-secret", "v", slog.Group("in-hunter2-very-secret", "k", 2))
 	out := buf.String()
@@ -145,7 +149,7 @@ func TestScrubberHidesSecretsOfAQuotedValue(t *testing.T) {
 	const value = `{"password":"pa\"ss\\word-1234","username":"app"}`
 	var buf bytes.Buffer
 	log := slog.New(NewScrubHandler(slog.NewJSONHandler(&buf, nil)))
-	s := newScrubber()
+	s := newScrubber(testPublic...)
 	s.addSecret(value)
 	ctx := withScrubber(context.Background(), s)
 	log.InfoContext(ctx, s.scrub(fmt.Sprintf("bad value %q", value)), "input", map[string]string{"SecretString": value})

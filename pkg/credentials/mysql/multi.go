@@ -25,8 +25,9 @@ type MultiUser struct {
 }
 
 var (
-	_ rotation.Credential = (*MultiUser)(nil)
-	_ rotation.Prober     = (*MultiUser)(nil)
+	_ rotation.Credential    = (*MultiUser)(nil)
+	_ rotation.Prober        = (*MultiUser)(nil)
+	_ rotation.PublicFielder = (*MultiUser)(nil)
 )
 
 // NewMultiUser returns the alternating-users credential type.

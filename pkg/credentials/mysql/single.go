@@ -18,9 +18,10 @@ type SingleUser struct {
 }
 
 var (
-	_ rotation.Credential = (*SingleUser)(nil)
-	_ rotation.Restorer   = (*SingleUser)(nil)
-	_ rotation.Prober     = (*SingleUser)(nil)
+	_ rotation.Credential    = (*SingleUser)(nil)
+	_ rotation.Restorer      = (*SingleUser)(nil)
+	_ rotation.Prober        = (*SingleUser)(nil)
+	_ rotation.PublicFielder = (*SingleUser)(nil)
 )
 
 // NewSingleUser returns the single-user credential type.

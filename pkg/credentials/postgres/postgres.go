@@ -246,3 +246,11 @@ func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(
 	}
 	return nil
 }
+
+// PublicFields names the database secret's fields that are not secret
+// (see rotation.PublicFielder).
+func (*SingleUser) PublicFields() []string { return dbsecret.PublicFields() }
+
+// PublicFields names the database secret's fields that are not secret
+// (see rotation.PublicFielder).
+func (*MultiUser) PublicFields() []string { return dbsecret.PublicFields() }
