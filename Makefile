@@ -27,7 +27,7 @@ FUZZ_TARGETS := \
 	./pkg/dbsecret:FuzzParse \
 	./pkg/rotation:FuzzEvent \
 	./pkg/rotation:FuzzScrub \
-	./pkg/password:FuzzPasswordPolicy \
+	./pkg/password:FuzzPolicy \
 	./pkg/smlocal:FuzzRequest \
 	./pkg/smlocal:FuzzSchedule
 
