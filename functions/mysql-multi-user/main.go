@@ -16,9 +16,5 @@ func main() {
 	if err != nil {
 		rotation.Fatal(err)
 	}
-	cred, err := mysql.NewMultiUser(cfg)
-	if err != nil {
-		rotation.Fatal(err)
-	}
-	rotation.Start(cred)
+	rotation.Start(mysql.NewMultiUser(cfg))
 }

@@ -14,9 +14,5 @@ func main() {
 	if err != nil {
 		rotation.Fatal(err)
 	}
-	cred, err := mysql.NewSingleUser(cfg)
-	if err != nil {
-		rotation.Fatal(err)
-	}
-	rotation.Start(cred)
+	rotation.Start(mysql.NewSingleUser(cfg))
 }

@@ -59,11 +59,3 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
-
-// PublicFields names the database secret's fields that are not secret
-// (see rotation.PublicFielder).
-func (*SingleUser) PublicFields() []string { return dbsecret.PublicFields() }
-
-// PublicFields names the database secret's fields that are not secret
-// (see rotation.PublicFielder).
-func (*MultiUser) PublicFields() []string { return dbsecret.PublicFields() }

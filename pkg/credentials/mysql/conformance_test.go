@@ -60,7 +60,7 @@ func leastPrivilegeMaster(t *testing.T, ts *testServer, sm *secretsmanager.Clien
 
 func TestConformanceSingleUser(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	rotationtest.Run(t, rotationtest.Subject{
 		Credential: su,
 		NewSecret: func(t *testing.T, _ *secretsmanager.Client) string {
@@ -75,14 +75,14 @@ func TestConformanceSingleUser(t *testing.T) {
 
 func TestConformanceMultiUser(t *testing.T) {
 	ts := sharedServer(t)
-	mu, _ := NewMultiUser(Config{})
+	mu := NewMultiUser(Config{})
 	rotationtest.Run(t, rotationtest.Subject{
 		Credential: mu,
 		NewSecret: func(t *testing.T, sm *secretsmanager.Client) string {
 			user, pw, db := uniqueName("rt_confm_"), randomPassword(t), uniqueName("rt_db_")
 			ts.createDatabase(t, db)
 			ts.createUser(t, user, "%", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
-			ts.dropLater(t, user+cloneSuffix, "%")
+			ts.dropLater(t, user+dbsecret.CloneSuffix, "%")
 			arn := leastPrivilegeMaster(t, ts, sm, db, func(u, p string) string {
 				return ts.secret(u, p, map[string]any{"engine": "mysql"})
 			}, nil)
@@ -123,7 +123,7 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			mu, _ := NewMultiUser(cfg)
+			mu := NewMultiUser(cfg)
 			var user, pw string
 			e := rotationtest.NewEnv(t, rotationtest.Subject{
 				Credential: mu,
@@ -132,7 +132,7 @@ func TestMultiUserRDSManagedMaster(t *testing.T) {
 					db := uniqueName("rt_db_")
 					ts.createDatabase(t, db)
 					ts.createUser(t, user, "%", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
-					ts.dropLater(t, user+cloneSuffix, "%")
+					ts.dropLater(t, user+dbsecret.CloneSuffix, "%")
 					arn := leastPrivilegeMaster(t, ts, sm, db, managed, map[string]string{tc.tag: tc.arn})
 					return ts.secret(user, pw, map[string]any{"masterarn": arn, "dbname": db})
 				},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 )
 
 // TestHostileInput: every bad value is refused with an error naming the
@@ -92,7 +94,7 @@ func TestHostileInput(t *testing.T) {
 			// at a privileged user to get a clone of its grants.
 			victim := uniqueName("rt_victim_")
 			f.ts.createUser(t, victim, "%", randomPassword(t), "GRANT ALL PRIVILEGES ON *.*")
-			f.ts.dropLater(t, victim+cloneSuffix, "%")
+			f.ts.dropLater(t, victim+dbsecret.CloneSuffix, "%")
 			return withField(t, cur, "username", victim), withField(t, pend, "username", victim+"_clone")
 		}},
 		{name: "master is the rotated user", multi: true, wantErr: "one of the users this secret rotates", edit: func(t *testing.T, f *multiFixture, cur, pend string) (string, string) {
@@ -117,7 +119,7 @@ func TestHostileInput(t *testing.T) {
 					newPW := randomPassword(t)
 					pendUser := user
 					if kind == "multi" {
-						pendUser = other(user)
+						pendUser = dbsecret.Other(user)
 					}
 					pend := withField(t, withField(t, f.value, "username", pendUser), "password", newPW)
 					cur, pend := tc.edit(t, f, f.value, pend)
@@ -126,7 +128,7 @@ func TestHostileInput(t *testing.T) {
 					if kind == "multi" {
 						err = f.mu.Set(context.Background(), req)
 					} else {
-						su, _ := NewSingleUser(Config{})
+						su := NewSingleUser(Config{})
 						err = su.Set(context.Background(), req)
 					}
 					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -137,7 +139,7 @@ func TestHostileInput(t *testing.T) {
 					}
 					ts.mustLogin(t, Config{}, user, oldPW)
 					ts.mustNotLogin(t, Config{}, user, newPW)
-					if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+cloneSuffix) != 0 {
+					if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+dbsecret.CloneSuffix) != 0 {
 						t.Fatalf("the clone %s_clone was created", user)
 					}
 				})
@@ -162,8 +164,8 @@ func TestMultiUserUsernameLimit(t *testing.T) {
 	}{
 		{name: "env limit fits exactly", limit: 26, baseLen: 20},
 		{name: "env limit one short", limit: 25, baseLen: 20, wantErr: "over USERNAME_CHARACTER_LIMIT of 25"},
-		{name: "server limit fits exactly", baseLen: serverLimit - len(cloneSuffix)},
-		{name: "server limit one short", baseLen: serverLimit - len(cloneSuffix) + 1, wantErr: fmt.Sprintf("characters long, over %s", map[bool]string{true: "the longest user name", false: "the server's limit"}[serverLimit == maxUsernameLen])},
+		{name: "server limit fits exactly", baseLen: serverLimit - len(dbsecret.CloneSuffix)},
+		{name: "server limit one short", baseLen: serverLimit - len(dbsecret.CloneSuffix) + 1, wantErr: fmt.Sprintf("characters long, over %s", map[bool]string{true: "the longest user name", false: "the server's limit"}[serverLimit == maxUsernameLen])},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,7 +174,7 @@ func TestMultiUserUsernameLimit(t *testing.T) {
 			name := f.user + strings.Repeat("x", tc.baseLen-len(f.user))
 			ts.exec(t, "RENAME USER "+ts.quote(f.user)+"@'%' TO "+ts.quote(name)+"@'%'")
 			ts.dropLater(t, name, "%")
-			ts.dropLater(t, name+cloneSuffix, "%")
+			ts.dropLater(t, name+dbsecret.CloneSuffix, "%")
 			_, pw := creds(t, f.value)
 			f.value = withField(t, f.value, "username", name)
 			f.user = name
@@ -207,7 +209,7 @@ func TestMultiUserAmbiguousHost(t *testing.T) {
 		f.canSelect(t, f.value)
 	}
 	f.sameGrants(t) // compares the accounts at 127.0.0.1
-	if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = '%'", f.user+cloneSuffix) != 0 {
+	if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = '%'", f.user+dbsecret.CloneSuffix) != 0 {
 		t.Fatal("a clone was created at '%'; want it only at 127.0.0.1")
 	}
 	if ts.authString(t, f.user, "%") != anyHash {

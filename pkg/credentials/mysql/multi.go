@@ -31,24 +31,7 @@ var (
 )
 
 // NewMultiUser returns the alternating-users credential type.
-func NewMultiUser(cfg Config) (*MultiUser, error) {
-	return &MultiUser{cfg: cfg}, nil
-}
-
-// userPair returns the base user and the clone for a secret's username.
-func userPair(username string) (base, clone string) {
-	base = strings.TrimSuffix(username, cloneSuffix)
-	return base, base + cloneSuffix
-}
-
-// other returns the user that takes over from username.
-func other(username string) string {
-	base, clone := userPair(username)
-	if username == clone {
-		return base
-	}
-	return clone
-}
+func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
 
 // Validate checks that v is a MySQL-family database secret with masterarn,
 // whose user names (<user> and <user>_clone) Rotary accepts.
@@ -89,12 +72,12 @@ func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int, 
 	if mu.cfg.UsernameLimit > 0 && mu.cfg.UsernameLimit < limit {
 		limit, source = mu.cfg.UsernameLimit, EnvUsernameLimit
 	}
-	base, clone := userPair(s.Username)
+	base, clone := dbsecret.Pair(s.Username)
 	if err := checkUsername("username", base, limit); err != nil {
 		return fmt.Errorf("version %s: %w", id, err)
 	}
 	if n := utf8.RuneCountInString(clone); n > limit {
-		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, limit-len(cloneSuffix))
+		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, limit-len(dbsecret.CloneSuffix))
 	}
 	return nil
 }
@@ -109,7 +92,7 @@ func (mu *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (
 	if err != nil {
 		return rotation.GenerateResponse{}, err
 	}
-	return rotation.GenerateResponse{Changes: map[string]any{"username": other(cur.Username), "password": pw}}, nil
+	return rotation.GenerateResponse{Changes: map[string]any{"username": dbsecret.Other(cur.Username), "password": pw}}, nil
 }
 
 // Set gives the pending user the pending password (creating <user>_clone
@@ -125,14 +108,14 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	if pend.Username != other(cur.Username) {
-		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but after %q comes %q; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.Username, other(cur.Username))
+	if pend.Username != dbsecret.Other(cur.Username) {
+		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but after %q comes %q; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.Username, dbsecret.Other(cur.Username))
 	}
 	master, err := mu.master(ctx, req.Secrets, cur)
 	if err != nil {
 		return err
 	}
-	base, clone := userPair(cur.Username)
+	base, clone := dbsecret.Pair(cur.Username)
 	// The current value must log in: the master never acts for a user that
 	// the secret has not proved it owns (someone able to write this secret
 	// but not the master must not get a clone of another user's grants).
@@ -206,7 +189,7 @@ func (mu *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, c
 	if err != nil {
 		return nil, err
 	}
-	if base, clone := userPair(cur.Username); master.Username == base || master.Username == clone {
+	if base, clone := dbsecret.Pair(cur.Username); master.Username == base || master.Username == clone {
 		return nil, fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
 	}
 	return master, nil
@@ -422,7 +405,7 @@ func (mu *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 // user outside the pair is not tried.
 func (mu *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return mu.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		if base, clone := userPair(cur.Username); v.Username != base && v.Username != clone {
+		if base, clone := dbsecret.Pair(cur.Username); v.Username != base && v.Username != clone {
 			return fmt.Errorf("field \"username\" is %q, outside the pair %q/%q", v.Username, base, clone)
 		}
 		return nil

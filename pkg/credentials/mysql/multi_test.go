@@ -33,7 +33,7 @@ type multiFixture struct {
 func newMultiFixture(t *testing.T, ts *testServer, cfg Config, host string, grants ...string) *multiFixture {
 	t.Helper()
 	f := &multiFixture{ts: ts, user: uniqueName("rt_mu_"), host: host, db: uniqueName("rt_db_")}
-	f.mu, _ = NewMultiUser(cfg)
+	f.mu = NewMultiUser(cfg)
 	ts.createDatabase(t, f.db)
 	ts.exec(t, "CREATE TABLE "+quoteIdent(f.db)+".t (id INT PRIMARY KEY)")
 	ts.exec(t, "INSERT INTO "+quoteIdent(f.db)+".t VALUES (1)")
@@ -42,7 +42,7 @@ func newMultiFixture(t *testing.T, ts *testServer, cfg Config, host string, gran
 		grants[i] = strings.ReplaceAll(g, "DB", quoteIdent(f.db))
 	}
 	ts.createUser(t, f.user, host, pw, grants...)
-	ts.dropLater(t, f.user+cloneSuffix, host)
+	ts.dropLater(t, f.user+dbsecret.CloneSuffix, host)
 	switch {
 	case ts.adminUser != "":
 		f.st = &store{values: map[string]string{masterARN: ts.secret(ts.adminUser, ts.adminPassword, map[string]any{"engine": "mysql"})}}
@@ -72,7 +72,7 @@ func (f *multiFixture) rotate(t *testing.T) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pend := withField(t, withField(t, f.value, "username", other(cur.Username)), "password", randomPassword(t))
+	pend := withField(t, withField(t, f.value, "username", dbsecret.Other(cur.Username)), "password", randomPassword(t))
 	if err := f.mu.Set(ctx, setRequest(f.value, pend, f.prev, f.st)); err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (f *multiFixture) normalized(t *testing.T, user string) []string {
 // sameGrants fails unless the clone's grants and attributes equal the base user's.
 func (f *multiFixture) sameGrants(t *testing.T) {
 	t.Helper()
-	base, clone := f.normalized(t, f.user), f.normalized(t, f.user+cloneSuffix)
+	base, clone := f.normalized(t, f.user), f.normalized(t, f.user+dbsecret.CloneSuffix)
 	if !slices.Equal(base, clone) {
 		t.Fatalf("the clone's grants differ from the base user's:\nbase:  %q\nclone: %q", base, clone)
 	}
@@ -163,7 +163,7 @@ func TestMultiUserRotates(t *testing.T) {
 				f.canSelect(t, f.prev)
 				f.sameGrants(t)
 			}
-			if u, _ := creds(t, f.value); u != f.user+cloneSuffix {
+			if u, _ := creds(t, f.value); u != f.user+dbsecret.CloneSuffix {
 				t.Fatalf("after 3 rotations the user is %q, want the clone", u)
 			}
 			// setSecret again on the finished rotation is a no-op that succeeds.
@@ -206,7 +206,7 @@ func (f *multiFixture) syncOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	clone := f.user + cloneSuffix
+	clone := f.user + dbsecret.CloneSuffix
 	if exists, err := admin.accountExists(ctx, clone, f.host); err != nil {
 		t.Fatal(err)
 	} else if !exists {

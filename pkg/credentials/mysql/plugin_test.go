@@ -6,6 +6,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/internal/mysqlserver"
 	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 )
 
 // TestEd25519Accounts: accounts using MariaDB's ed25519 plugin keep it
@@ -33,7 +34,7 @@ func TestEd25519Accounts(t *testing.T) {
 		user, oldPW, newPW := uniqueName("rt_ed_"), randomPassword(t), randomPassword(t)
 		createEd25519(t, user, oldPW)
 		ts.mustLogin(t, Config{}, user, oldPW)
-		su, _ := NewSingleUser(Config{})
+		su := NewSingleUser(Config{})
 		if _, err := rotateSingle(t, su, ts.secret(user, oldPW, nil), "", newPW); err != nil {
 			t.Fatalf("rotate: %v", err)
 		}
@@ -53,7 +54,7 @@ func TestEd25519Accounts(t *testing.T) {
 			}
 			f.canSelect(t, f.value)
 			f.canSelect(t, f.prev)
-			for _, u := range []string{f.user, f.user + cloneSuffix} {
+			for _, u := range []string{f.user, f.user + dbsecret.CloneSuffix} {
 				if p := plugin(t, u); p != "ed25519" {
 					t.Fatalf("after rotation %d the plugin of %s is %q, want ed25519", i, u, p)
 				}
@@ -77,7 +78,7 @@ func TestAnonymousAccountRefused(t *testing.T) {
 	if err := ts.login(t.Context(), Config{}, ghost, anonPW); err == nil || !strings.Contains(err.Error(), "instead of the user's own") {
 		t.Fatalf("testSecret as a user matched by the anonymous account: %v; want a refusal", err)
 	}
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	if _, err := rotateSingle(t, su, value, "", randomPassword(t)); err == nil || !strings.Contains(err.Error(), "anonymous") {
 		t.Fatalf("single-user rotation: %v; want a refusal naming the anonymous account", err)
 	}

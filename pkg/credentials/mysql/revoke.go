@@ -120,8 +120,8 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	if err != nil {
 		return err
 	}
-	base, clone := userPair(cur.Username)
-	otherUser := other(cur.Username)
+	base, clone := dbsecret.Pair(cur.Username)
+	otherUser := dbsecret.Other(cur.Username)
 	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
 		if user != base && user != clone {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords, so it changes nothing: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",

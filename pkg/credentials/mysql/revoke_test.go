@@ -12,6 +12,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/internal/mysqlserver"
 	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -143,7 +144,7 @@ func revokeMaster(t *testing.T, ts *testServer, sm *secretsmanager.Client, db st
 // user had before is refused and AWSCURRENT logs in; revoking twice is fine.
 func TestRevokeSingleUser(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	for _, rotations := range []int{0, 1, 2} {
 		t.Run(strings.Repeat("rotate,", rotations)+"revoke twice", func(t *testing.T) {
 			e, arn := revokeEnv(t, su, func(t *testing.T, _ *secretsmanager.Client) string {
@@ -179,7 +180,7 @@ func TestRevokeSingleUser(t *testing.T) {
 // changes nothing: the user's working password and a bystander's stay.
 func TestRevokeSingleUserRefuses(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	victim, victimPW := uniqueName("rt_victim_"), randomPassword(t)
 	ts.createUser(t, victim, "%", victimPW)
 	tests := []struct {
@@ -232,7 +233,7 @@ func TestRevokeSingleUserRefuses(t *testing.T) {
 // ErrStillValid rather than claiming success, and AWSCURRENT still logs in.
 func TestRevokeSingleUserSecondAuthMethod(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	var user string
 	e, arn := revokeEnv(t, su, func(t *testing.T, _ *secretsmanager.Client) string {
 		pw := randomPassword(t)
@@ -262,7 +263,7 @@ func multiRevokeSecret(ts *testServer, kill bool, master, masterUser *string) fu
 		user, pw, db := uniqueName("rt_rvk_mu_"), randomPassword(t), uniqueName("rt_db_")
 		ts.createDatabase(t, db)
 		ts.createUser(t, user, "%", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
-		ts.dropLater(t, user+cloneSuffix, "%")
+		ts.dropLater(t, user+dbsecret.CloneSuffix, "%")
 		arn, mUser := revokeMaster(t, ts, sm, db, kill)
 		if master != nil {
 			*master = arn
@@ -280,7 +281,7 @@ func multiRevokeSecret(ts *testServer, kill bool, master, masterUser *string) fu
 // pair keeps rotating.
 func TestRevokeMultiUser(t *testing.T) {
 	ts := sharedServer(t)
-	mu, _ := NewMultiUser(Config{})
+	mu := NewMultiUser(Config{})
 	for _, rotations := range []int{1, 2, 3} {
 		t.Run(strings.Repeat("rotate,", rotations)+"revoke twice", func(t *testing.T) {
 			e, arn := revokeEnv(t, mu, multiRevokeSecret(ts, true, nil, nil))
@@ -316,7 +317,7 @@ func TestRevokeMultiUser(t *testing.T) {
 	}
 
 	t.Run("keep sessions: no kill privileges needed, open connections stay", func(t *testing.T) {
-		keep, _ := NewMultiUser(Config{KeepSessionsOnRevoke: true})
+		keep := NewMultiUser(Config{KeepSessionsOnRevoke: true})
 		e, arn := revokeEnv(t, keep, multiRevokeSecret(ts, false, nil, nil))
 		mustRotateEnv(t, e, arn)
 		prev := valueOf(t, e, arn, rotation.LabelPrevious)
@@ -339,7 +340,7 @@ func TestRevokeMultiUser(t *testing.T) {
 		cur := valueOf(t, e, arn, rotation.LabelCurrent)
 		ts.loginValue(t, "AWSCURRENT", cur)
 		user, _ := creds(t, cur)
-		if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+cloneSuffix) != 0 {
+		if ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", user+dbsecret.CloneSuffix) != 0 {
 			t.Fatal("revoke created the clone")
 		}
 	})
@@ -368,7 +369,7 @@ func TestRevokeMultiUser(t *testing.T) {
 // password revoke goes ahead and leaves it alone.
 func TestRevokeMultiUserOtherHosts(t *testing.T) {
 	ts := sharedServer(t)
-	mu, _ := NewMultiUser(Config{})
+	mu := NewMultiUser(Config{})
 	for _, tc := range []struct {
 		name         string
 		samePassword bool
@@ -378,7 +379,7 @@ func TestRevokeMultiUserOtherHosts(t *testing.T) {
 				user, pw, db := uniqueName("rt_rvk_hosts_"), randomPassword(t), uniqueName("rt_db_")
 				ts.createDatabase(t, db)
 				ts.createUser(t, user, "127.0.0.1", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
-				ts.dropLater(t, user+cloneSuffix, "127.0.0.1")
+				ts.dropLater(t, user+dbsecret.CloneSuffix, "127.0.0.1")
 				masterARN, _ := revokeMaster(t, ts, sm, db, true)
 				return ts.secret(user, pw, map[string]any{"masterarn": masterARN, "dbname": db})
 			})
@@ -423,7 +424,7 @@ func TestRevokeMultiUserOtherHosts(t *testing.T) {
 // other user's password and open connection stay.
 func TestRevokeMultiUserRefuses(t *testing.T) {
 	ts := sharedServer(t)
-	mu, _ := NewMultiUser(Config{})
+	mu := NewMultiUser(Config{})
 	victim, victimPW := uniqueName("rt_victim_"), randomPassword(t)
 	ts.createUser(t, victim, "%", victimPW)
 	type state struct {
@@ -509,7 +510,7 @@ func TestRevokeMultiUserRefuses(t *testing.T) {
 func TestRevokeMultiUserWithRDSKill(t *testing.T) {
 	ts := throwawayServer(t)
 	ts.exec(t, "CREATE PROCEDURE mysql.rds_kill(IN thread BIGINT) SQL SECURITY DEFINER KILL CONNECTION thread")
-	mu, _ := NewMultiUser(Config{})
+	mu := NewMultiUser(Config{})
 	var masterUser string
 	e, arn := revokeEnv(t, mu, multiRevokeSecret(ts, false, nil, &masterUser))
 	ts.exec(t, "GRANT PROCESS ON *.* TO "+ts.quote(masterUser)+"@'%'")

@@ -24,7 +24,7 @@ func TestPasswordNotInServerLog(t *testing.T) {
 
 	user, oldPW := uniqueName("rt_log_"), randomPassword(t)
 	ts.createUser(t, user, "%", oldPW)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	cur := ts.secret(user, oldPW, nil)
 	for i := 0; i < 2; i++ {
 		pw := randomPassword(t)

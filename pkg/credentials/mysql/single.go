@@ -25,9 +25,7 @@ var (
 )
 
 // NewSingleUser returns the single-user credential type.
-func NewSingleUser(cfg Config) (*SingleUser, error) {
-	return &SingleUser{cfg: cfg}, nil
-}
+func NewSingleUser(cfg Config) *SingleUser { return &SingleUser{cfg: cfg} }
 
 // Validate checks that v is a MySQL-family database secret with a user name
 // Rotary accepts.

@@ -38,7 +38,7 @@ func rotateSingle(t *testing.T, su *SingleUser, cur, prev, newPassword string) (
 
 func TestSingleUserRotates(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	for _, host := range []string{"%", "127.0.0.1", "127.0.0.%"} {
 		t.Run("host "+host, func(t *testing.T) {
 			user, oldPW, newPW := uniqueName("rt_su_"), randomPassword(t), randomPassword(t)
@@ -65,7 +65,7 @@ func TestSingleUserRotates(t *testing.T) {
 // rolled back), setSecret logs in with the previous password.
 func TestSingleUserLoginOrder(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	ctx := context.Background()
 	tests := []struct {
 		name        string
@@ -115,7 +115,7 @@ func TestSingleUserLoginOrder(t *testing.T) {
 // passwords; only the account the secret logs in to changes.
 func TestSingleUserRealHost(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	user := uniqueName("rt_host_")
 	pwLocal, pwAny, newPW := randomPassword(t), randomPassword(t), randomPassword(t)
 	ts.createUser(t, user, "%", pwAny)
@@ -134,7 +134,7 @@ func TestSingleUserRealHost(t *testing.T) {
 // character, including sequences that break naive quoting.
 func TestSingleUserPunctuation(t *testing.T) {
 	ts := sharedServer(t)
-	su, _ := NewSingleUser(Config{})
+	su := NewSingleUser(Config{})
 	for i, pw := range []string{
 		`!"#$%&'()*+,-./:;<=>?@[\]^_` + "`{|}~",
 		`a\'b`, `endswith\`, `'; DROP USER root@'%'; --`, `\\''\\`, "space in it",

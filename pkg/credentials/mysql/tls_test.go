@@ -62,7 +62,7 @@ func TestTLS(t *testing.T) {
 			if tc.ssl != nil {
 				cur = withField(t, cur, "ssl", tc.ssl)
 			}
-			su, _ := NewSingleUser(tc.cfg)
+			su := NewSingleUser(tc.cfg)
 			_, err := rotateSingle(t, su, cur, "", newPW)
 			if tc.wantErr == "" {
 				if err != nil {
@@ -88,7 +88,7 @@ func TestPlaintextRefused(t *testing.T) {
 			user, oldPW := uniqueName("rt_plain_"), randomPassword(t)
 			ts.createUser(t, user, "%", oldPW)
 			cur := withField(t, ts.secret(user, oldPW, nil), "ssl", ssl)
-			su, _ := NewSingleUser(Config{})
+			su := NewSingleUser(Config{})
 			_, err := rotateSingle(t, su, cur, "", randomPassword(t))
 			if err == nil || !strings.Contains(err.Error(), "over TLS with full verification") {
 				t.Fatalf("rotate: %v; want a TLS error", err)
@@ -122,7 +122,7 @@ func TestTLSServerRotations(t *testing.T) {
 	t.Run("single user", func(t *testing.T) {
 		user, oldPW := uniqueName("rt_nbe_"), randomPassword(t)
 		ts.createUser(t, user, "%", oldPW)
-		su, _ := NewSingleUser(cfg)
+		su := NewSingleUser(cfg)
 		if _, err := rotateSingle(t, su, ts.secret(user, oldPW, nil), "", punct); err != nil {
 			t.Fatalf("rotate: %v", err)
 		}
@@ -143,7 +143,7 @@ func TestTLSServerRotations(t *testing.T) {
 			once.Do(func() {
 				// Punctuation in the clone's password too.
 				cur, _ := creds(t, f.value)
-				pend := withField(t, withField(t, f.value, "username", other(cur)), "password", punct)
+				pend := withField(t, withField(t, f.value, "username", dbsecret.Other(cur)), "password", punct)
 				if err := f.mu.Set(context.Background(), setRequest(f.value, pend, f.prev, f.st)); err != nil {
 					t.Fatalf("set a punctuation password: %v", err)
 				}

@@ -13,9 +13,6 @@ import (
 // (MariaDB 10.11); the server's own limit is checked once connected.
 const maxUsernameLen = 128
 
-// cloneSuffix names the alternating user: <user> and <user>_clone.
-const cloneSuffix = "_clone"
-
 // checkUsername refuses a user name Rotary will not put into SQL: only
 // ASCII letters, digits and _ $ . - are accepted, at most limit characters.
 // Quotes, backslashes, spaces, '@', '%' and non-ASCII letters are legal in
@@ -76,3 +73,11 @@ func checkPair(ctx context.Context, cur, pend rotation.Version) (*dbsecret.Secre
 	}
 	return c, p, nil
 }
+
+// PublicFields names the database secret's fields that are not secret
+// (see rotation.PublicFielder).
+func (*SingleUser) PublicFields() []string { return dbsecret.PublicFields() }
+
+// PublicFields names the database secret's fields that are not secret
+// (see rotation.PublicFielder).
+func (*MultiUser) PublicFields() []string { return dbsecret.PublicFields() }

@@ -102,7 +102,7 @@ func (f *fixture) exec(t *testing.T, sql string) {
 // drops it, its clone and everything they own in t.Cleanup.
 func (f *fixture) createRole(t *testing.T, name, password, attrs string) {
 	t.Helper()
-	pgtest.CreateRole(t, f.c, name, password, attrs, CloneName(name))
+	pgtest.CreateRole(t, f.c, name, password, attrs, dbsecret.CloneName(name))
 }
 
 func (f *fixture) dropRoles(t *testing.T, names ...string) {

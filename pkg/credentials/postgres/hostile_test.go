@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
@@ -75,7 +76,7 @@ func TestHostileCurrentValue(t *testing.T) {
 		{"MySQL engine", false, func(t *testing.T, v string) string { return withField(t, v, "engine", "mariadb") }, "use a MySQL rotation function"},
 		{"over-long username", false, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("é", 32)) }, "64 bytes, over PostgreSQL's 63-byte limit"},
 		{"no room for _clone", true, func(t *testing.T, v string) string { return withField(t, v, "username", strings.Repeat("u", 58)) }, "at most 57 bytes"},
-		{"username is only the suffix", true, func(t *testing.T, v string) string { return withField(t, v, "username", CloneSuffix) }, "needs a name"},
+		{"username is only the suffix", true, func(t *testing.T, v string) string { return withField(t, v, "username", dbsecret.CloneSuffix) }, "needs a name"},
 		{"no masterarn", true, func(t *testing.T, v string) string { return withField(t, v, "masterarn", nil) }, `"masterarn" is missing`},
 		{"port not a number", false, func(t *testing.T, v string) string { return withField(t, v, "port", "five") }, `"port"`},
 		{"ssl not a boolean", false, func(t *testing.T, v string) string { return withField(t, v, "ssl", "sometimes") }, `"ssl"`},
@@ -123,12 +124,12 @@ func testHostileInputMultiUser(t *testing.T, f *fixture) {
 	}{
 		{"masterarn names no secret", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf"})
-			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+			return cur, withField(t, withField(t, cur, "username", dbsecret.CloneName(user)), "password", newPassword(t))
 		}, "read the secret named by masterarn"},
 		{"master secret on another host", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			m := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, map[string]any{"host": "db.elsewhere.test"}) }, nil, user)
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
-			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+			return cur, withField(t, withField(t, cur, "username", dbsecret.CloneName(user)), "password", newPassword(t))
 		}, "point masterarn at the admin secret of the same database server"},
 		{"pending user outside the pair", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
@@ -136,24 +137,24 @@ func testHostileInputMultiUser(t *testing.T, f *fixture) {
 		}, "may only use"},
 		{"pending masterarn differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
-			return cur, withField(t, withField(t, cur, "masterarn", full(t, sm, user)), "username", CloneName(user))
+			return cur, withField(t, withField(t, cur, "masterarn", full(t, sm, user)), "username", dbsecret.CloneName(user))
 		}, `"masterarn" differs`},
 		{"pending host differs", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
-			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", CloneName(user))
+			return cur, withField(t, withField(t, cur, "host", "localhost"), "username", dbsecret.CloneName(user))
 		}, `"host" differs`},
 		{"pending turns TLS off", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": full(t, sm, user)})
-			return cur, withField(t, withField(t, withField(t, cur, "ssl", "false"), "username", CloneName(user)), "password", newPassword(t))
+			return cur, withField(t, withField(t, withField(t, cur, "ssl", "false"), "username", dbsecret.CloneName(user)), "password", newPassword(t))
 		}, `"ssl" differs`},
 		{"current password does not log in", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			cur := f.secret(t, user, pw+"-wrong", map[string]any{"masterarn": full(t, sm, user)})
-			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+			return cur, withField(t, withField(t, cur, "username", dbsecret.CloneName(user)), "password", newPassword(t))
 		}, "AWSCURRENT does not log in"},
 		{"master user is the rotated user", func(t *testing.T, sm *secretsmanager.Client, user, pw string) (string, string) {
 			m := f.master(t, sm, func(_, _ string) string { return f.secret(t, user, pw, nil) }, nil, user)
 			cur := f.secret(t, user, pw, map[string]any{"masterarn": m})
-			return cur, withField(t, withField(t, cur, "username", CloneName(user)), "password", newPassword(t))
+			return cur, withField(t, withField(t, cur, "username", dbsecret.CloneName(user)), "password", newPassword(t))
 		}, "use a separate admin user"},
 	}
 	for _, tt := range tests {
@@ -174,11 +175,11 @@ func testHostileInputMultiUser(t *testing.T, f *fixture) {
 			f.mustLogin(t, "the old credential", f.secret(t, user, pw, nil))
 			f.mustLogin(t, "the victim's credential", f.secret(t, victim, victimPW, nil))
 			var clones int
-			if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", CloneName(user)).Scan(&clones); err != nil {
+			if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", dbsecret.CloneName(user)).Scan(&clones); err != nil {
 				t.Fatal(err)
 			}
 			if clones != 0 {
-				t.Fatalf("the clone %q was created although the rotation was refused", CloneName(user))
+				t.Fatalf("the clone %q was created although the rotation was refused", dbsecret.CloneName(user))
 			}
 		})
 	}
@@ -219,7 +220,7 @@ func TestUnusualNamesAndPasswords(t *testing.T) {
 				// two generated ones (for multi: clone, then base again).
 				pending := withField(t, current(t, e, arn), "password", everyPunctuation+everyPunctuation)
 				if multi {
-					pending = withField(t, pending, "username", CloneName(n.user))
+					pending = withField(t, pending, "username", dbsecret.CloneName(n.user))
 				}
 				if err := rotateTo(t, e, arn, pending); err != nil {
 					t.Fatalf("rotation to a password of every punctuation character: %v", err)
@@ -231,7 +232,7 @@ func TestUnusualNamesAndPasswords(t *testing.T) {
 					}
 					f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
 				}
-				if multi && field(t, current(t, e, arn), "username") != CloneName(n.user) {
+				if multi && field(t, current(t, e, arn), "username") != dbsecret.CloneName(n.user) {
 					t.Fatalf("after three rotations the user is %q, want the clone", field(t, current(t, e, arn), "username"))
 				}
 				f.mustLogin(t, "the postgres superuser still", f.secret(t, f.c.SuperUser, f.c.SuperPassword, nil))
@@ -255,21 +256,21 @@ func testMultiUserPendingAloneProvesNothing(t *testing.T, f *fixture) {
 	f.createRole(t, base, basePW, "")
 	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
 	attackerPW := newPassword(t)
-	f.createRole(t, CloneName(base), attackerPW, "") // dropped by createRole's cleanup
+	f.createRole(t, dbsecret.CloneName(base), attackerPW, "") // dropped by createRole's cleanup
 
 	old := f.secret(t, base, newPassword(t), map[string]any{"masterarn": masterARN}) // a password the writer guessed
-	pending := f.secret(t, CloneName(base), attackerPW, map[string]any{"masterarn": masterARN})
+	pending := f.secret(t, dbsecret.CloneName(base), attackerPW, map[string]any{"masterarn": masterARN})
 	arn := createSecret(t, e, old)
 	err := rotateTo(t, e, arn, pending)
 	if err == nil || !strings.Contains(err.Error(), "AWSCURRENT does not log in") {
 		t.Fatalf("err = %v, want one containing %q", err, "AWSCURRENT does not log in")
 	}
 	var member bool
-	if err := f.adminConn(t).QueryRow(t.Context(), "SELECT pg_has_role($1, $2, 'MEMBER')", CloneName(base), base).Scan(&member); err != nil {
+	if err := f.adminConn(t).QueryRow(t.Context(), "SELECT pg_has_role($1, $2, 'MEMBER')", dbsecret.CloneName(base), base).Scan(&member); err != nil {
 		t.Fatal(err)
 	}
 	if member {
-		t.Fatalf("the master made %q a member of %q although AWSCURRENT does not log in", CloneName(base), base)
+		t.Fatalf("the master made %q a member of %q although AWSCURRENT does not log in", dbsecret.CloneName(base), base)
 	}
 	if current(t, e, arn) != old {
 		t.Fatal("AWSCURRENT changed")

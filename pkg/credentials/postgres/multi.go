@@ -35,33 +35,18 @@ var (
 // NewMultiUser returns the alternating-users credential type.
 func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
 
-// BaseName returns the base user of an alternating pair: username without
-// the _clone suffix.
-func BaseName(username string) string { return strings.TrimSuffix(username, CloneSuffix) }
-
-// CloneName returns the alternate user of base.
-func CloneName(base string) string { return base + CloneSuffix }
-
-// alternate returns the other user of the pair.
-func alternate(username string) string {
-	if strings.HasSuffix(username, CloneSuffix) {
-		return BaseName(username)
-	}
-	return CloneName(username)
-}
-
 func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 	s, err := parse(label, v)
 	if err != nil {
 		return nil, err
 	}
-	if BaseName(s.Username) == "" {
-		err = fmt.Errorf("%w: field \"username\" is just %q; the base user of an alternating pair needs a name", ErrInvalid, CloneSuffix)
+	if dbsecret.BaseName(s.Username) == "" {
+		err = fmt.Errorf("%w: field \"username\" is just %q; the base user of an alternating pair needs a name", ErrInvalid, dbsecret.CloneSuffix)
 	} else if strings.TrimSpace(s.MasterARN) == "" {
 		err = fmt.Errorf("%w: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid)
-	} else if clone := CloneName(BaseName(s.Username)); len(clone) > MaxNameBytes {
+	} else if clone := dbsecret.CloneName(dbsecret.BaseName(s.Username)); len(clone) > MaxNameBytes {
 		err = fmt.Errorf("%w: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
-			ErrInvalid, clone, len(clone), MaxNameBytes, MaxNameBytes-len(CloneSuffix))
+			ErrInvalid, clone, len(clone), MaxNameBytes, MaxNameBytes-len(dbsecret.CloneSuffix))
 	}
 	if err != nil {
 		if label != "" {
@@ -89,7 +74,7 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 	if err != nil {
 		return rotation.GenerateResponse{}, fmt.Errorf("generate password: %w", err)
 	}
-	return rotation.GenerateResponse{Changes: map[string]any{"username": alternate(cur.Username), "password": pw}}, nil
+	return rotation.GenerateResponse{Changes: map[string]any{"username": dbsecret.Other(cur.Username), "password": pw}}, nil
 }
 
 // Set makes the pending user valid with the pending password, logging in
@@ -112,10 +97,10 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err := dbsecret.CheckPending(cur, pend); err != nil {
 		return err
 	}
-	base := BaseName(cur.Username)
-	if BaseName(pend.Username) != base {
+	base := dbsecret.BaseName(cur.Username)
+	if dbsecret.BaseName(pend.Username) != base {
 		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but alternating-users rotation of %q may only use %q or %q; remove the pending version (AWSPENDING) and rotate again",
-			ErrInvalid, pend.Username, cur.Username, base, CloneName(base))
+			ErrInvalid, pend.Username, cur.Username, base, dbsecret.CloneName(base))
 	}
 	master, err := m.master(ctx, req.Secrets, cur)
 	if err != nil {
@@ -163,12 +148,12 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		if isInsufficientPrivilege(err) && tx.Rollback(ctx) == nil {
 			// Nothing was changed; say what the master lacks.
-			return explainRefusal(ctx, conn, err, master.Username, base, CloneName(base))
+			return explainRefusal(ctx, conn, err, master.Username, base, dbsecret.CloneName(base))
 		}
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit the changes to roles %q and %q: %w", base, CloneName(base), err)
+		return fmt.Errorf("commit the changes to roles %q and %q: %w", base, dbsecret.CloneName(base), err)
 	}
 	return nil
 }
@@ -183,7 +168,7 @@ func (m *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cu
 	if err != nil {
 		return nil, err
 	}
-	if base := BaseName(cur.Username); master.Username == base || master.Username == CloneName(base) {
+	if base := dbsecret.BaseName(cur.Username); master.Username == base || master.Username == dbsecret.CloneName(base) {
 		return nil, fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
 	}
 	return master, nil
@@ -236,155 +221,6 @@ func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
 	return copySettings(ctx, tx, base, clone)
 }
 
-// roleSetting is one row of pg_db_role_setting: the settings of a role,
-// for one database ("" for all databases).
-type roleSetting struct {
-	db     string
-	config []string // "name=value"
-}
-
-func readSettings(ctx context.Context, tx pgx.Tx, role string) ([]roleSetting, error) {
-	rows, err := tx.Query(ctx, `SELECT coalesce(d.datname, ''), s.setconfig FROM pg_db_role_setting s
-		JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
-		WHERE r.rolname = $1 ORDER BY 1`, role)
-	if err != nil {
-		return nil, fmt.Errorf("read the settings of role %q: %w", role, err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (roleSetting, error) {
-		var s roleSetting
-		err := row.Scan(&s.db, &s.config)
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the settings of role %q: %w", role, err)
-	}
-	return out, nil
-}
-
-// copySettings makes the clone's role-level settings (ALTER ROLE ... SET)
-// those of the base role, plus role = base so that its sessions start as
-// the base role. PostgreSQL applies the settings of the login role, not of
-// the role a session switches to, so without the copy the clone would miss
-// (say) the base user's search_path. A setting the master may not set (a
-// superuser-only parameter) is skipped and stays as it was on the clone.
-// The values are only ever SQL literals: the master's own session settings
-// are never changed.
-func copySettings(ctx context.Context, tx pgx.Tx, base, clone string) error {
-	baseSettings, err := readSettings(ctx, tx, base)
-	if err != nil {
-		return err
-	}
-	cloneSettings, err := readSettings(ctx, tx, clone)
-	if err != nil {
-		return err
-	}
-	inDB := func(db string) string {
-		if db == "" {
-			return ""
-		}
-		return " IN DATABASE " + QuoteIdentifier(db)
-	}
-	for _, s := range cloneSettings {
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+inDB(s.db)+" RESET ALL"); err != nil {
-			return fmt.Errorf("reset the settings of %q: %w", clone, err)
-		}
-	}
-	for _, s := range baseSettings {
-		for _, kv := range s.config {
-			name, value, ok := strings.Cut(kv, "=")
-			if !ok || strings.EqualFold(name, "role") || strings.EqualFold(name, "session_authorization") {
-				continue
-			}
-			if err := copySetting(ctx, tx, clone, inDB(s.db), name, value); err != nil {
-				return err
-			}
-		}
-	}
-	if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+" SET role = "+quoteLiteral(base)); err != nil {
-		return fmt.Errorf("make sessions of %q start as %q: %w", clone, base, err)
-	}
-	return nil
-}
-
-// listQuoteSettings are the parameters PostgreSQL stores as a list of
-// quoted identifiers (GUC_LIST_QUOTE): their value must be given back as
-// one literal per element.
-var listQuoteSettings = map[string]bool{
-	"search_path": true, "temp_tablespaces": true,
-	"session_preload_libraries": true, "local_preload_libraries": true, "shared_preload_libraries": true,
-}
-
-func copySetting(ctx context.Context, tx pgx.Tx, clone, inDB, name, value string) error {
-	var parts []string
-	for _, p := range strings.Split(name, ".") {
-		parts = append(parts, QuoteIdentifier(p))
-	}
-	var literals []string
-	if listQuoteSettings[strings.ToLower(name)] {
-		for _, e := range splitQuotedList(value) {
-			literals = append(literals, quoteLiteral(e))
-		}
-	} else {
-		literals = []string{quoteLiteral(value)}
-	}
-	if len(literals) == 0 {
-		literals = []string{"''"}
-	}
-	sp, err := tx.Begin(ctx) // a savepoint: a refused setting must not abort the transaction
-	if err != nil {
-		return fmt.Errorf("copy setting %s to %q: %w", name, clone, err)
-	}
-	_, err = sp.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+inDB+" SET "+strings.Join(parts, ".")+" TO "+strings.Join(literals, ", "))
-	if err == nil {
-		err = sp.Commit(ctx)
-	} else {
-		err = sp.Rollback(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("copy setting %s to %q: %w", name, clone, err)
-	}
-	return nil
-}
-
-// splitQuotedList splits a list the way PostgreSQL writes it for a
-// GUC_LIST_QUOTE parameter: elements separated by commas, each a bare word
-// or a double-quoted identifier with "" for a quote.
-func splitQuotedList(s string) []string {
-	var out []string
-	for i := 0; i < len(s); {
-		for i < len(s) && (s[i] == ' ' || s[i] == ',') {
-			i++
-		}
-		if i >= len(s) {
-			break
-		}
-		var b strings.Builder
-		if s[i] == '"' {
-			i++
-			for i < len(s) {
-				if s[i] == '"' {
-					if i+1 < len(s) && s[i+1] == '"' {
-						b.WriteByte('"')
-						i += 2
-						continue
-					}
-					i++
-					break
-				}
-				b.WriteByte(s[i])
-				i++
-			}
-		} else {
-			for i < len(s) && s[i] != ',' {
-				b.WriteByte(s[i])
-				i++
-			}
-		}
-		out = append(out, strings.TrimSpace(b.String()))
-	}
-	return out
-}
-
 // Test logs in as the pending user with the pending password and runs a query.
 func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	pend, err := parseMulti("AWSPENDING", req.Pending)
@@ -402,8 +238,8 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 // user outside the pair is not tried.
 func (m *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return m.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		if base := BaseName(cur.Username); v.Username != base && v.Username != CloneName(base) {
-			return fmt.Errorf("%w: field \"username\" is %q, outside the pair %q/%q", ErrInvalid, v.Username, base, CloneName(base))
+		if base := dbsecret.BaseName(cur.Username); v.Username != base && v.Username != dbsecret.CloneName(base) {
+			return fmt.Errorf("%w: field \"username\" is %q, outside the pair %q/%q", ErrInvalid, v.Username, base, dbsecret.CloneName(base))
 		}
 		return nil
 	})

@@ -76,15 +76,15 @@ func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 		t.Fatalf("first rotation: %v", err)
 	}
 	clone := current(t, e, arn)
-	if got := field(t, clone, "username"); got != CloneName(base) {
-		t.Fatalf("after the first rotation the user is %q, want %q", got, CloneName(base))
+	if got := field(t, clone, "username"); got != dbsecret.CloneName(base) {
+		t.Fatalf("after the first rotation the user is %q, want %q", got, dbsecret.CloneName(base))
 	}
 
 	t.Run("clone has exactly the base role's memberships and attributes", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		rows, err := f.adminConn(t).Query(ctx, `SELECT r.rolname FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid
-			JOIN pg_roles m ON m.oid = am.member WHERE m.rolname = $1`, CloneName(base))
+			JOIN pg_roles m ON m.oid = am.member WHERE m.rolname = $1`, dbsecret.CloneName(base))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 			t.Fatalf("clone is a member of %v, want only %q", memberOf, base)
 		}
 		var super, createRole, createDB, inherit bool
-		if err := f.adminConn(t).QueryRow(ctx, "SELECT rolsuper, rolcreaterole, rolcreatedb, rolinherit FROM pg_roles WHERE rolname = $1", CloneName(base)).
+		if err := f.adminConn(t).QueryRow(ctx, "SELECT rolsuper, rolcreaterole, rolcreatedb, rolinherit FROM pg_roles WHERE rolname = $1", dbsecret.CloneName(base)).
 			Scan(&super, &createRole, &createDB, &inherit); err != nil {
 			t.Fatal(err)
 		}
@@ -243,24 +243,24 @@ func testMultiUserRepairsExistingClone(t *testing.T, f *fixture, grant string) {
 	e := newEnv(t, f, NewMultiUser(f.cfg))
 	base, pw := uniqueName("rotary_repair"), newPassword(t)
 	f.createRole(t, base, pw, "")
-	f.exec(t, "CREATE ROLE "+QuoteIdentifier(CloneName(base))+" WITH LOGIN NOINHERIT PASSWORD NULL") // dropped by createRole's cleanup
+	f.exec(t, "CREATE ROLE "+QuoteIdentifier(dbsecret.CloneName(base))+" WITH LOGIN NOINHERIT PASSWORD NULL") // dropped by createRole's cleanup
 	if grant != "" {
-		f.exec(t, fmt.Sprintf(grant, QuoteIdentifier(base), QuoteIdentifier(CloneName(base))))
+		f.exec(t, fmt.Sprintf(grant, QuoteIdentifier(base), QuoteIdentifier(dbsecret.CloneName(base))))
 	}
 	schema := QuoteIdentifier(uniqueName("rotary_repair_schema"))
 	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	// The master did not create this clone: on PostgreSQL 16 and later it
 	// needs ADMIN OPTION on it as on the base user (README.md).
-	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base, CloneName(base))
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base, dbsecret.CloneName(base))
 	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 
 	if _, err := e.Rotate(t, arn); err != nil {
 		t.Fatalf("rotation to the existing clone: %v", err)
 	}
 	clone := current(t, e, arn)
-	if got := field(t, clone, "username"); got != CloneName(base) {
-		t.Fatalf("after the rotation the user is %q, want %q", got, CloneName(base))
+	if got := field(t, clone, "username"); got != dbsecret.CloneName(base) {
+		t.Fatalf("after the rotation the user is %q, want %q", got, dbsecret.CloneName(base))
 	}
 	f.as(t, clone, "SELECT * FROM "+schema+".t", "CREATE TABLE "+schema+".by_clone (id int)")
 	var owner string

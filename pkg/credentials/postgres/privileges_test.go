@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/credentials/postgres/scram"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
@@ -86,7 +87,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 	}
 	rotatesTwice := func(t *testing.T, e *rotationtest.Env, arn, base string) {
 		t.Helper()
-		for i, want := range []string{CloneName(base), base} {
+		for i, want := range []string{dbsecret.CloneName(base), base} {
 			if _, err := e.Rotate(t, arn); err != nil {
 				t.Fatalf("rotation %d: %v", i+1, err)
 			}
@@ -107,7 +108,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		arn := createSecret(t, e, old)
 		_, err := e.Rotate(t, arn)
 		refused(t, e, arn, old, err, "CREATEROLE", "ALTER ROLE "+QuoteIdentifier(admin)+" CREATEROLE")
-		if f.roleExists(t, CloneName(base)) {
+		if f.roleExists(t, dbsecret.CloneName(base)) {
 			t.Fatal("the clone was created although the rotation was refused")
 		}
 	})
@@ -125,7 +126,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		}
 		_, err := e.Rotate(t, arn)
 		refused(t, e, arn, old, err, "ADMIN OPTION on role "+`"`+base+`"`, grantAdminSQL(base, admin))
-		if f.roleExists(t, CloneName(base)) {
+		if f.roleExists(t, dbsecret.CloneName(base)) {
 			t.Fatal("the clone was created although the rotation was refused")
 		}
 	})
@@ -134,7 +135,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		e := newEnv(t, f, NewMultiUser(f.cfg))
 		base, pw := uniqueName("rotary_priv_cl"), newPassword(t)
 		f.createRole(t, base, pw, "")
-		f.exec(t, "CREATE ROLE "+QuoteIdentifier(CloneName(base))+" WITH LOGIN") // dropped by createRole's cleanup
+		f.exec(t, "CREATE ROLE "+QuoteIdentifier(dbsecret.CloneName(base))+" WITH LOGIN") // dropped by createRole's cleanup
 		admin, _, masterARN := f.masterRole(t, e.Client, "CREATEROLE", base)
 		old := f.secret(t, base, pw, map[string]any{"masterarn": masterARN})
 		arn := createSecret(t, e, old)
@@ -143,9 +144,9 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 			return
 		}
 		_, err := e.Rotate(t, arn)
-		refused(t, e, arn, old, err, "ADMIN OPTION on role "+`"`+CloneName(base)+`"`, grantAdminSQL(CloneName(base), admin))
+		refused(t, e, arn, old, err, "ADMIN OPTION on role "+`"`+dbsecret.CloneName(base)+`"`, grantAdminSQL(dbsecret.CloneName(base), admin))
 		var member bool
-		if err := f.adminConn(t).QueryRow(t.Context(), "SELECT pg_has_role($1, $2, 'MEMBER')", CloneName(base), base).Scan(&member); err != nil {
+		if err := f.adminConn(t).QueryRow(t.Context(), "SELECT pg_has_role($1, $2, 'MEMBER')", dbsecret.CloneName(base), base).Scan(&member); err != nil {
 			t.Fatal(err)
 		}
 		if member {
@@ -161,7 +162,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 		mustRotate(t, e, arn) // to the clone, made by the first master
 		// A second master (say, after the DBA replaced the first) with
 		// ADMIN OPTION on the clone but not on the base user.
-		admin, adminPW, _ := f.masterRole(t, e.Client, "CREATEROLE", CloneName(base))
+		admin, adminPW, _ := f.masterRole(t, e.Client, "CREATEROLE", dbsecret.CloneName(base))
 		f.exec(t, "GRANT pg_signal_backend TO "+QuoteIdentifier(admin))
 		masterARN := field(t, current(t, e, arn), "masterarn")
 		putValue(t, e, masterARN, f.secret(t, admin, adminPW, nil))
@@ -198,7 +199,7 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 			t.Fatal(err)
 		}
 		f.as(t, f.secret(t, admin, adminPW, nil), "CREATE ROLE "+QuoteIdentifier(base)+" WITH LOGIN PASSWORD "+quoteLiteral(v))
-		t.Cleanup(func() { f.dropRoles(t, CloneName(base), base) })
+		t.Cleanup(func() { f.dropRoles(t, dbsecret.CloneName(base), base) })
 		arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 		rotatesTwice(t, e, arn, base)
 		prev := previous(t, e, arn)

@@ -97,11 +97,11 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 	if err != nil {
 		return err
 	}
-	base, other := BaseName(cur.Username), alternate(cur.Username)
+	base, other := dbsecret.BaseName(cur.Username), dbsecret.Other(cur.Username)
 	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
-		if user != base && user != CloneName(base) {
+		if user != base && user != dbsecret.CloneName(base) {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
-				ErrInvalid, user, base, CloneName(base), user)
+				ErrInvalid, user, base, dbsecret.CloneName(base), user)
 		}
 		return nil
 	})

@@ -257,7 +257,7 @@ func testRevokeMultiUser(t *testing.T, f *fixture) {
 		mustRevoke(t, e, arn)
 		f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
 		var clones int
-		if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", CloneName(base)).Scan(&clones); err != nil {
+		if err := f.adminConn(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", dbsecret.CloneName(base)).Scan(&clones); err != nil {
 			t.Fatal(err)
 		}
 		if clones != 0 {

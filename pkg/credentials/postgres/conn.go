@@ -1,6 +1,3 @@
-// Package postgres rotates PostgreSQL passwords: one user (SingleUser) or two
-// alternating users managed by an admin secret (MultiUser), sending each new
-// password as a SCRAM-SHA-256 verifier computed in the function.
 package postgres
 
 import (
@@ -9,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,99 +15,12 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
-// MaxNameBytes is PostgreSQL's limit on a role name (NAMEDATALEN - 1).
-// Longer names are silently truncated by the server, so they are refused.
-const MaxNameBytes = 63
-
-// CloneSuffix names the alternate user of alternating-users rotation.
-const CloneSuffix = "_clone"
-
-// ErrInvalid is wrapped by every error about a secret that this type refuses
-// before it touches the database.
-var ErrInvalid = errors.New("invalid PostgreSQL secret")
-
 // ErrLogin is wrapped when no known password of the user logs in.
 var ErrLogin = errors.New("cannot log in to PostgreSQL")
 
 // ErrPasswordsNotChecked means the server let a user log in with a random
 // password, so a successful login proves nothing about a password.
 var ErrPasswordsNotChecked = errors.New("PostgreSQL does not check this user's password")
-
-// Config configures both credential types.
-type Config struct {
-	// DB holds the CA bundle and the timeouts.
-	DB dbsecret.Config
-	// NewRDS builds the RDS API client that finds the host of an RDS-managed
-	// master secret (MultiUser only). Nil refuses such master secrets.
-	NewRDS func(ctx context.Context) (dbsecret.RDSAPI, error)
-	// KeepSessionsOnRevoke leaves the open sessions of the other user of an
-	// alternating pair running when MultiUser revokes; by default they are
-	// ended, because a new password does not end a session opened with the
-	// old one.
-	KeepSessionsOnRevoke bool
-}
-
-// EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke.
-const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
-
-// ConfigFromEnv reads ROTARY_CA_BUNDLE, ROTARY_CONNECT_TIMEOUT and
-// ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv), and
-// ROTARY_REVOKE_KEEP_SESSIONS (a boolean, default false). The RDS client comes
-// from the default AWS configuration chain, so AWS_ENDPOINT_URL_RDS points it
-// at another endpoint.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	db, err := dbsecret.ConfigFromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	keep, err := dbsecret.RevokeKeepSessionsFromEnv(getenv)
-	if err != nil {
-		return Config{}, err
-	}
-	return Config{DB: db, KeepSessionsOnRevoke: keep, NewRDS: dbsecret.NewRDSClient}, nil
-}
-
-// QuoteIdentifier quotes a PostgreSQL identifier (a role name): it wraps it
-// in double quotes and doubles every double quote inside. It is the only way
-// this package puts a name into SQL text. Names with a NUL byte are refused
-// by parse before they get here.
-func QuoteIdentifier(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-}
-
-// quoteLiteral quotes a standard-conforming string literal. It is used only
-// for SCRAM verifiers and role names in ALTER ROLE ... SET role, never for a
-// password.
-func quoteLiteral(s string) string {
-	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
-}
-
-// parse decodes a version and checks what every PostgreSQL type needs.
-// label ("AWSCURRENT", ...) names the version in errors; empty when the
-// caller (the engine's Validate) already names it.
-func parse(label string, v rotation.Version) (*dbsecret.Secret, error) {
-	s, err := dbsecret.Parse(v.Value)
-	if err == nil && s.Family() != dbsecret.FamilyPostgres {
-		err = fmt.Errorf("%w: field \"engine\" is %q, a MySQL engine; use a MySQL rotation function for it, or set engine to postgres or aurora-postgresql", ErrInvalid, s.Engine)
-	}
-	if err == nil {
-		err = checkName("username", s.Username)
-	}
-	if err != nil {
-		if label != "" {
-			err = fmt.Errorf("%s version %s: %w", label, v.ID, err)
-		}
-		return nil, err
-	}
-	return s, nil
-}
-
-func checkName(field, name string) error {
-	if n := len(name); n > MaxNameBytes {
-		return fmt.Errorf("%w: field %q is %d bytes, over PostgreSQL's %d-byte limit for role names; use a shorter name", ErrInvalid, field, n, MaxNameBytes)
-	}
-	return nil
-}
 
 // connect logs in with s over TLS as s demands (no fallback to plaintext,
 // no other host), with the configured timeouts. The caller must Close the
@@ -246,11 +155,3 @@ func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(
 	}
 	return nil
 }
-
-// PublicFields names the database secret's fields that are not secret
-// (see rotation.PublicFielder).
-func (*SingleUser) PublicFields() []string { return dbsecret.PublicFields() }
-
-// PublicFields names the database secret's fields that are not secret
-// (see rotation.PublicFielder).
-func (*MultiUser) PublicFields() []string { return dbsecret.PublicFields() }
