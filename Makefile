@@ -65,10 +65,13 @@ test-infra: ## Synthesize the CDK app for real and check it (assertions, cdk-nag
 		JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(GO) test -count=1 -timeout 20m $(INFRA_TEST_PKGS); \
 	else echo "no infra packages yet"; fi
 
-lint: ## gofmt check and go vet
+lint: ## gofmt, go.mod tidy, go vet, staticcheck, errcheck (tools pinned in go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) tool errcheck -exclude .errcheck-excludes ./...
 
 bench: ## Benchmarks: engine and local Secrets Manager
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/... ./integration/...

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,18 +41,6 @@ func (d postgresDB) setLogin(ctx context.Context, users []string, login bool) er
 		if _, err := conn.Exec(ctx, "ALTER ROLE "+postgres.QuoteIdentifier(u)+" "+attr); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func (d postgresDB) execNow(ctx context.Context, sql string) error {
-	conn, err := d.c.ConnectAdmin(ctx, "")
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("superuser SQL failed: %w", err)
 	}
 	return nil
 }

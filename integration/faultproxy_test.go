@@ -97,7 +97,7 @@ func (p *dbProxy) serve() {
 		if mode == dbRefuse {
 			p.mu.Unlock()
 			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0) // a reset, not an orderly close
+				_ = tc.SetLinger(0) // a reset, not an orderly close
 			}
 			c.Close()
 			continue
@@ -119,8 +119,8 @@ func (p *dbProxy) forward(c net.Conn) {
 	}
 	defer up.Close()
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { io.Copy(c, up); c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(up, c); _ = up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); _ = c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
 	<-done
 	<-done
 }
@@ -173,7 +173,7 @@ func startSMProxy(fault func(op, secretID string) *smFault) (*smProxy, error) {
 	p := &smProxy{URL: "http://" + ln.Addr().String(), fault: fault,
 		client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32}}}
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	go p.srv.Serve(ln)
+	go func() { _ = p.srv.Serve(ln) }() // ErrServerClosed once closed
 	return p, nil
 }
 
@@ -231,7 +231,7 @@ func smError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", typ)
 	w.WriteHeader(status)
 	out, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
-	w.Write(out)
+	_, _ = w.Write(out) // the client hung up: nothing to tell it
 }
 
 // forward sends the call to the local Secrets Manager and copies its answer.
@@ -263,7 +263,7 @@ func (p *smProxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	_, _ = io.Copy(w, resp.Body) // the client hung up: nothing to tell it
 }
 
 // discardWriter swallows the answer of a call that was forwarded only for

@@ -498,7 +498,7 @@ func startMatrixStack(name string, timeout int, extraEnv ...string) (*matrixStac
 	}
 	ms.bin, err = os.MkdirTemp("", "rotary-faults-"+name+"-")
 	if err != nil {
-		ms.sm.Close()
+		_ = ms.sm.Close() // the start failed with its own error
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -535,7 +535,7 @@ func startMatrixStack(name string, timeout int, extraEnv ...string) (*matrixStac
 		},
 	})
 	if err != nil {
-		ms.sm.Close()
+		_ = ms.sm.Close() // the start failed with its own error
 		os.RemoveAll(ms.bin)
 		return nil, err
 	}

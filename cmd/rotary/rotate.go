@@ -112,10 +112,12 @@ func (c *clients) startRotation(ctx context.Context, s *secretState, function st
 	if err != nil {
 		var ir *smtypes.InvalidRequestException
 		if errors.As(err, &ir) {
+			//lint:ignore ST1005 the message starts with the service's name
 			return "", fmt.Errorf("Secrets Manager refused to rotate %s: %s", s.name, ir.ErrorMessage())
 		}
 		if msg, ok := cannotInvoke(err); ok {
 			fn := cmp.Or(function, aws.ToString(s.desc.RotationLambdaARN))
+			//lint:ignore ST1005 the message starts with the service's name
 			return "", fmt.Errorf("Secrets Manager refused to rotate %s (AccessDeniedException): %s Nothing changed. "+
 				"Check the function ARN %s: it must name a function in the secret's account and region whose resource policy "+
 				"lets secretsmanager.amazonaws.com invoke it; 'rotary local' runs only the functions it was started with "+

@@ -224,7 +224,9 @@ func newSecret(t *testing.T, value string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s.Client.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
+		if _, err := s.Client.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
+			t.Logf("cleanup: delete %s: %v", name, err)
+		}
 	})
 	return name
 }

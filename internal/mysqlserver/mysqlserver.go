@@ -221,11 +221,11 @@ func (s *Server) Close() error {
 		s.Root = nil
 	}
 	if s.cmd != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Process.Signal(syscall.SIGTERM) // it may have exited already
 		select {
 		case <-s.exited:
 		case <-time.After(20 * time.Second):
-			s.cmd.Process.Kill()
+			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
 		s.cmd = nil

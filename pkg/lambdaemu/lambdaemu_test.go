@@ -20,10 +20,9 @@ import (
 
 // Built once by TestMain for every test.
 var (
-	emulator  string // the aws-lambda-rie binary
-	echoBoot  string // testdata/echofn built as a bootstrap
-	testRoot  string // the module root
-	startTime time.Duration
+	emulator string // the aws-lambda-rie binary
+	echoBoot string // testdata/echofn built as a bootstrap
+	testRoot string // the module root
 )
 
 func TestMain(m *testing.M) {

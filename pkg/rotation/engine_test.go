@@ -239,8 +239,12 @@ func TestCreateSecretKeepsEveryFieldAndPassesRotationToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var old, cur map[string]any
-	json.Unmarshal([]byte(initial), &old)
-	json.Unmarshal([]byte(aws.ToString(out.SecretString)), &cur)
+	if err := json.Unmarshal([]byte(initial), &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &cur); err != nil {
+		t.Fatal("AWSCURRENT is not JSON")
+	}
 	for k, v := range old {
 		if k == "password" {
 			if cur[k] == v {
@@ -273,7 +277,9 @@ func TestFailuresAreScrubbedAndNamed(t *testing.T) {
 	}{
 		{"error quoting the password", func(_ context.Context, req rotation.SetRequest) error {
 			var v struct{ Password string }
-			req.Pending.Decode(&v)
+			if err := req.Pending.Decode(&v); err != nil {
+				return err
+			}
 			return errors.New("login failed with password " + v.Password + " and old " + leaky)
 		}, nil},
 		{"panic quoting the password", func(_ context.Context, req rotation.SetRequest) error {
@@ -315,7 +321,9 @@ func TestFailuresAreScrubbedAndNamed(t *testing.T) {
 				return "", aws.ToString(out.SecretString), true
 			}()
 			var pv struct{ Password string }
-			json.Unmarshal([]byte(pend), &pv)
+			if err := json.Unmarshal([]byte(pend), &pv); err != nil {
+				t.Fatal("AWSPENDING is not JSON")
+			}
 			if pv.Password == "" || strings.Contains(all, pv.Password) {
 				t.Fatal("the pending password reached the error or the logs")
 			}

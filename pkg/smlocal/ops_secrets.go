@@ -103,10 +103,6 @@ func (s *Server) putVersionLocked(sec *storedSecret, token string, str *string, 
 	return v, nil
 }
 
-type tagsIn struct {
-	Tags []tag `json:"Tags"`
-}
-
 func (s *Server) createSecret(body []byte) (any, error) {
 	var in struct {
 		Name               *string

@@ -276,8 +276,8 @@ func (s *Server) runRotation(run *rotationRun) {
 			break
 		}
 		r.Attempts = append(r.Attempts, Attempt{Number: n, Started: s.now()})
-		att := &r.Attempts[len(r.Attempts)-1]
 		s.mu.Unlock()
+		var att *Attempt
 		lastErr = nil
 		for _, step := range steps {
 			if ctx.Err() != nil {

@@ -23,7 +23,9 @@ func SilenceNodeBanner() {
 	if os.Getenv(key) != "" {
 		return
 	}
-	os.Setenv(key, "20")
+	if err := os.Setenv(key, "20"); err != nil {
+		return
+	}
 	if exe, err := os.Executable(); err == nil {
 		_ = syscall.Exec(exe, os.Args, os.Environ())
 	}

@@ -43,7 +43,11 @@ func CreateUser(t testing.TB, s *mysqlserver.Server, user, host, password string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t.Cleanup(func() { s.DropUser(context.Background(), user, host) })
+	t.Cleanup(func() {
+		if err := s.DropUser(context.Background(), user, host); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 	if err := s.CreateUser(ctx, user, host, password, grants...); err != nil {
 		t.Fatal(err)
 	}

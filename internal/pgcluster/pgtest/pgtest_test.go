@@ -135,7 +135,11 @@ func TestPrependHBARejectsAndRestores(t *testing.T) {
 	createUser(t, c, "pgcluster_hba_other", "pw")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	t.Cleanup(func() { c.PrependHBA(context.Background()) })
+	t.Cleanup(func() {
+		if err := c.PrependHBA(context.Background()); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 
 	if err := c.PrependHBA(ctx, `host all "pgcluster_hba" 127.0.0.1/32 reject`); err != nil {
 		t.Fatal(err)

@@ -265,7 +265,11 @@ func TestMultiUserGrantsReplayed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newMultiFixture(t, ts, Config{}, "%", "GRANT SELECT ON DB.*")
-			t.Cleanup(func() { ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(f.user+"_role")) })
+			t.Cleanup(func() {
+				if _, err := ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(f.user+"_role")); err != nil {
+					t.Logf("cleanup: %v", err)
+				}
+			})
 			f.sql(t, tc.setup...)
 			if tc.canLogin {
 				if err := f.rotate(t); err != nil {
@@ -293,7 +297,11 @@ func TestMultiUserGrantsReplayed(t *testing.T) {
 func TestMultiUserGrantChangesFollow(t *testing.T) {
 	ts := sharedServer(t)
 	f := newMultiFixture(t, ts, Config{}, "%", "GRANT ALL PRIVILEGES ON DB.*")
-	t.Cleanup(func() { ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(f.user+"_role")) })
+	t.Cleanup(func() {
+		if _, err := ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(f.user+"_role")); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 	f.sql(t,
 		"CREATE ROLE NAME_role",
 		"GRANT NAME_role TO MASTER WITH ADMIN OPTION",

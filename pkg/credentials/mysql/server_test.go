@@ -147,7 +147,11 @@ func (ts *testServer) createUser(t *testing.T, user, host, password string, gran
 	t.Helper()
 	acct := ts.quote(user) + "@" + ts.quote(host)
 	ts.exec(t, "CREATE USER "+acct+" IDENTIFIED BY "+ts.quote(password))
-	t.Cleanup(func() { ts.root.Exec("DROP USER IF EXISTS " + acct) })
+	t.Cleanup(func() {
+		if _, err := ts.root.Exec("DROP USER IF EXISTS " + acct); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 	for _, g := range grants {
 		ts.exec(t, g+" TO "+acct)
 	}
@@ -156,14 +160,22 @@ func (ts *testServer) createUser(t *testing.T, user, host, password string, gran
 // dropLater drops user@host in t.Cleanup (for users Rotary creates).
 func (ts *testServer) dropLater(t *testing.T, user, host string) {
 	t.Helper()
-	t.Cleanup(func() { ts.root.Exec("DROP USER IF EXISTS " + ts.quote(user) + "@" + ts.quote(host)) })
+	t.Cleanup(func() {
+		if _, err := ts.root.Exec("DROP USER IF EXISTS " + ts.quote(user) + "@" + ts.quote(host)); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 }
 
 // createDatabase creates a database dropped in t.Cleanup.
 func (ts *testServer) createDatabase(t *testing.T, name string) {
 	t.Helper()
 	ts.exec(t, "CREATE DATABASE "+quoteIdent(name))
-	t.Cleanup(func() { ts.root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(name)) })
+	t.Cleanup(func() {
+		if _, err := ts.root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(name)); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
 }
 
 // secret returns a secret value for user and password on this server.

@@ -140,7 +140,7 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction as the master user: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
 	err = ensureRoles(ctx, tx, base, pend.Username)
 	if err == nil && !pendingWorks {
 		err = setPassword(ctx, tx.Conn(), pend.Username, pend.Password)

@@ -296,15 +296,3 @@ func pendingValue(t *testing.T, e *Env, arn, id string) (string, string, bool) {
 	}
 	return aws.ToString(out.VersionId), aws.ToString(out.SecretString), true
 }
-
-func sameStages(a, b map[string][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for id, s := range a {
-		if !slices.Equal(slices.Sorted(slices.Values(s)), slices.Sorted(slices.Values(b[id]))) {
-			return false
-		}
-	}
-	return true
-}
