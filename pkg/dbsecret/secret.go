@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
 // ErrInvalidSecret is wrapped by every error about a malformed database secret.
@@ -295,3 +297,18 @@ func (s Secret) String() string {
 
 // GoString is String, for %#v.
 func (s Secret) GoString() string { return s.String() }
+
+// parseKey keys ParseVersion's result in rotation.Version.Decoded.
+type parseKey struct{}
+
+// ParseVersion is Parse of a version's value, decoded once per rotation
+// step: the engine's Validate, then Set, Test or Probe share one result (see
+// rotation.Version.Decoded). The caller must not modify the returned Secret;
+// copy it to change a field.
+func ParseVersion(v rotation.Version) (*Secret, error) {
+	x, err := v.Decoded(parseKey{}, func(value string) (any, error) { return Parse(value) })
+	if err != nil {
+		return nil, err
+	}
+	return x.(*Secret), nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/rotary-secrets/rotary/pkg/jsontext"
 	"github.com/rotary-secrets/rotary/pkg/password"
@@ -14,6 +15,54 @@ import (
 type Version struct {
 	ID    string
 	Value string
+
+	// decoded is shared by every copy of a version the engine read in one
+	// step (see Decoded); nil for a Version built by hand.
+	decoded *decodeCache
+}
+
+// NewVersion returns a version whose Decoded results are shared by its
+// copies, as the engine's are within a step. Tests and tools that build
+// versions by hand use it when they care; a plain Version{} literal works
+// too and decodes on every call.
+func NewVersion(id, value string) Version {
+	return Version{ID: id, Value: value, decoded: &decodeCache{}}
+}
+
+type decodeCache struct {
+	mu sync.Mutex
+	m  map[any]decodeResult
+}
+
+type decodeResult struct {
+	v   any
+	err error
+}
+
+// Decoded returns what decode(v.Value) returned the first time it was
+// called with this key for this version in the current step, calling it
+// only then. A credential type decodes a version once per step this way,
+// in Validate, and its Set, Test or Probe reuse the result instead of
+// decoding (and checking) the value again. The key is any comparable
+// value private to the caller, as for context.WithValue; decode must not
+// depend on anything but the value, and the caller must not modify what it
+// returns.
+func (v Version) Decoded(key any, decode func(value string) (any, error)) (any, error) {
+	if v.decoded == nil {
+		return decode(v.Value)
+	}
+	c := v.decoded
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.m[key]; ok {
+		return r.v, r.err
+	}
+	x, err := decode(v.Value)
+	if c.m == nil {
+		c.m = make(map[any]decodeResult)
+	}
+	c.m[key] = decodeResult{x, err}
+	return x, err
 }
 
 // Fields decodes the version's value as a JSON object, keeping every field's

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,6 +107,28 @@ type invocation struct {
 	restore  string                            // outcome of restoring AWSCURRENT after a failure, for the log
 	report   *recovery.Report                  // the answer of probeSecret and recoverSecret
 	current  Version                           // AWSCURRENT, read and validated by the probes
+	// decoded keeps what the credential type decoded from each version
+	// read in this step (Version.Decoded): a version's value never changes,
+	// so a second read of it (after a restore, say) shares the first's.
+	decoded   map[[2]string]*decodeCache
+	decodedMu sync.Mutex
+}
+
+// decodeCache returns the step's cache of decoded forms of v, keyed by the
+// version and its value.
+func (inv *invocation) decodeCache(v Version) *decodeCache {
+	k := [2]string{v.ID, v.Value}
+	inv.decodedMu.Lock()
+	defer inv.decodedMu.Unlock()
+	if c, ok := inv.decoded[k]; ok {
+		return c
+	}
+	if inv.decoded == nil {
+		inv.decoded = make(map[[2]string]*decodeCache)
+	}
+	c := &decodeCache{}
+	inv.decoded[k] = c
+	return c
 }
 
 // Handle runs one step of a rotation. A non-nil error fails the step, and
@@ -230,6 +253,7 @@ func (h *Handler) getVersion(ctx context.Context, inv *invocation, id, token, la
 		return Version{}, fmt.Errorf("read %s: %w", what, err)
 	}
 	v := Version{ID: aws.ToString(out.VersionId), Value: aws.ToString(out.SecretString)}
+	v.decoded = inv.decodeCache(v)
 	inv.scrub.addSecret(v.Value)
 	if out.SecretString == nil {
 		return Version{}, fmt.Errorf("%w: the %s (%s) holds a binary secret; Rotary rotates JSON secrets in SecretString", ErrInvalidSecret, what, v.ID)

@@ -35,7 +35,7 @@ func checkUsername(field, name string, limit int) error {
 
 // parseMySQL parses a version's value as a MySQL-family database secret.
 func parseMySQL(v rotation.Version) (*dbsecret.Secret, error) {
-	s, err := dbsecret.Parse(v.Value)
+	s, err := dbsecret.ParseVersion(v)
 	if err != nil {
 		return nil, fmt.Errorf("version %s: %w", v.ID, err)
 	}

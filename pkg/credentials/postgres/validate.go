@@ -20,7 +20,7 @@ var ErrInvalid = errors.New("invalid PostgreSQL secret")
 // label ("AWSCURRENT", ...) names the version in errors; empty when the
 // caller (the engine's Validate) already names it.
 func parse(label string, v rotation.Version) (*dbsecret.Secret, error) {
-	s, err := dbsecret.Parse(v.Value)
+	s, err := dbsecret.ParseVersion(v)
 	if err == nil && s.Family() != dbsecret.FamilyPostgres {
 		err = fmt.Errorf("%w: field \"engine\" is %q, a MySQL engine; use a MySQL rotation function for it, or set engine to postgres or aurora-postgresql", ErrInvalid, s.Engine)
 	}

@@ -1,0 +1,34 @@
+package dbsecret_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
+)
+
+func TestParseVersionOncePerVersion(t *testing.T) {
+	v := rotation.NewVersion("v1", `{"engine":"postgres","host":"db.example","username":"app","password":"placeholder-pw"}`)
+	a, err := dbsecret.ParseVersion(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dbsecret.ParseVersion(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Error("a second ParseVersion of the same version parsed it again")
+	}
+	if c, _ := dbsecret.ParseVersion(rotation.Version{ID: v.ID, Value: v.Value}); c == a {
+		t.Error("a hand-built copy shared the engine version's result")
+	}
+	bad := rotation.NewVersion("v2", `{"engine":"postgres"}`)
+	if _, err := dbsecret.ParseVersion(bad); !errors.Is(err, dbsecret.ErrInvalidSecret) {
+		t.Errorf("ParseVersion of a secret without host: %v, want ErrInvalidSecret", err)
+	}
+	if _, err := dbsecret.ParseVersion(bad); !errors.Is(err, dbsecret.ErrInvalidSecret) {
+		t.Errorf("second ParseVersion of a bad secret: %v, want the same error", err)
+	}
+}
