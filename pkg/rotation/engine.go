@@ -110,24 +110,33 @@ type invocation struct {
 	// decoded keeps what the credential type decoded from each version
 	// read in this step (Version.Decoded): a version's value never changes,
 	// so a second read of it (after a restore, say) shares the first's.
-	decoded   map[[2]string]*decodeCache
-	decodedMu sync.Mutex
+	decoded *stepDecodes
+}
+
+// stepDecodes maps a version (ID and value) to its decode cache.
+type stepDecodes struct {
+	mu sync.Mutex
+	m  map[[2]string]*decodeCache
 }
 
 // decodeCache returns the step's cache of decoded forms of v, keyed by the
 // version and its value.
 func (inv *invocation) decodeCache(v Version) *decodeCache {
+	d := inv.decoded
+	if d == nil {
+		return &decodeCache{}
+	}
 	k := [2]string{v.ID, v.Value}
-	inv.decodedMu.Lock()
-	defer inv.decodedMu.Unlock()
-	if c, ok := inv.decoded[k]; ok {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.m[k]; ok {
 		return c
 	}
-	if inv.decoded == nil {
-		inv.decoded = make(map[[2]string]*decodeCache)
+	if d.m == nil {
+		d.m = make(map[[2]string]*decodeCache)
 	}
 	c := &decodeCache{}
-	inv.decoded[k] = c
+	d.m[k] = c
 	return c
 }
 
@@ -143,7 +152,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) error {
 // (nil for the others, which Lambda answers with null).
 func (h *Handler) Invoke(ctx context.Context, ev Event) (*recovery.Report, error) {
 	start := h.now()
-	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber(h.public...)}
+	inv := &invocation{ev: ev, arn: ev.SecretID, scrub: newScrubber(h.public...), decoded: &stepDecodes{}}
 	ctx = withScrubber(ctx, inv.scrub)
 	err := h.handle(ctx, inv)
 	var serr *StepError
