@@ -8,7 +8,7 @@
 # installed outside the work tree (CDK_CLI_DIR), because go ./... and gofmt
 # would otherwise walk node_modules (it ships .go templates).
 
-INFRA_TEST_PKGS = ./infra/...
+INFRA_TEST_PKGS = ./...
 INFRA_CONFIG ?= rotary.example.yaml
 INFRA_OUT ?= cdk.out
 CDK_CLI_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rotary-cdk-cli
