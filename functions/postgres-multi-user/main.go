@@ -2,7 +2,7 @@
 // PostgreSQL users: the secret switches between <user> and <user>_clone, and
 // the admin secret named by masterarn creates the clone and sets passwords.
 // Its revokeSecret step gives the other user a random password and ends its
-// sessions (see the PostgreSQL section of README.md).
+// sessions (see docs/postgres.md).
 package main
 
 import (

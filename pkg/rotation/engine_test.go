@@ -172,8 +172,8 @@ func (h *harness) rotate(t *testing.T, arn string) smlocal.Rotation {
 }
 
 // TestSecretsManagerCallsPerStep pins how many Secrets Manager calls each
-// step makes, counted at the local Secrets Manager while the step runs; the
-// README states these numbers.
+// step makes, counted at the local Secrets Manager while the step runs;
+// docs/protocol.md states these numbers.
 func TestSecretsManagerCallsPerStep(t *testing.T) {
 	cfg, _ := random.ConfigFromEnv(func(string) string { return "" })
 	cred, _ := random.New(cfg)

@@ -17,7 +17,7 @@ import (
 )
 
 // secretForms are the forms a secret value takes in messages, the ones the
-// scrubber claims to hide (add's doc comment and the README): as is,
+// scrubber claims to hide (add's doc comment and docs/operations.md): as is,
 // JSON-escaped (by encoding/json, and by an encoder with HTML escaping off,
 // as the engine and log/slog write JSON), Go-quoted (%q), URL-escaped
 // (query escaping, path escaping, and the user-info escaping of a DSN such

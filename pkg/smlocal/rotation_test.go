@@ -19,7 +19,7 @@ import (
 const fnARN = "arn:aws:lambda:us-east-1:123456789012:function:rotate"
 
 // protocolFunction is an in-process rotation function that follows the
-// handler contract of PROTOCOL.md through the SDK: the new value is the
+// handler contract of docs/protocol.md through the SDK: the new value is the
 // current one with "+" appended. fail, if set, may fail a step.
 type protocolFunction struct {
 	c      *secretsmanager.Client

@@ -39,7 +39,7 @@ func corrupt(t *testing.T) func(string) string {
 }
 
 // leastPrivilegeMaster creates an admin user with only what alternating-users
-// rotation of a user holding SELECT on db needs (the privileges the README's MySQL section
+// rotation of a user holding SELECT on db needs (the privileges docs/mysql.md's "Database privileges"
 // lists), stores it in Secrets Manager as value(user, password) with tags,
 // and returns the secret's ARN.
 func leastPrivilegeMaster(t *testing.T, ts *testServer, sm *secretsmanager.Client, db string, value func(user, pw string) string, tags map[string]string) string {

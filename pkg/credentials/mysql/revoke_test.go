@@ -119,7 +119,7 @@ func alive(s *session) bool {
 }
 
 // revokeMaster creates an admin user with what alternating-users rotation
-// and revoke of a user holding SELECT on db need (README.md, MySQL section), plus,
+// and revoke of a user holding SELECT on db need (docs/mysql.md, "Database privileges"), plus,
 // when kill is set, PROCESS and CONNECTION ADMIN to kill connections; it
 // stores it in Secrets Manager and returns the secret's ARN and the user.
 func revokeMaster(t *testing.T, ts *testServer, sm *secretsmanager.Client, db string, kill bool) (string, string) {

@@ -206,7 +206,7 @@ func field(t testing.TB, value, name string) string {
 	return s
 }
 
-// masterGrants is the SQL that README.md's "Database privileges" tells a
+// masterGrants is the SQL that docs/postgres.md's "Database privileges" tells a
 // DBA to run for the master user of postgres-multi-user on PostgreSQL
 // major, beyond CREATE ROLE admin WITH LOGIN CREATEROLE, for the base user
 // app: nothing before 16; on 16 and later ADMIN OPTION on the base role,
@@ -218,7 +218,7 @@ func masterGrants(major int, admin, app string) []string {
 	return []string{"GRANT " + app + " TO " + admin + " WITH ADMIN OPTION, INHERIT FALSE, SET FALSE"}
 }
 
-// master creates an admin role with exactly the privileges README.md
+// master creates an admin role with exactly the privileges docs/postgres.md
 // gives the master user on this server's version, the least alternating
 // users need: CREATEROLE and, for each of roles (the base user, and a clone
 // the master did not create), masterGrants. It stores the master's secret

@@ -251,7 +251,7 @@ func testMultiUserRepairsExistingClone(t *testing.T, f *fixture, grant string) {
 	f.exec(t, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".t (id int); GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+QuoteIdentifier(base)+"; GRANT SELECT ON "+schema+".t TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	// The master did not create this clone: on PostgreSQL 16 and later it
-	// needs ADMIN OPTION on it as on the base user (README.md).
+	// needs ADMIN OPTION on it as on the base user (docs/postgres.md).
 	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base, dbsecret.CloneName(base))
 	arn := createSecret(t, e, f.secret(t, base, pw, map[string]any{"masterarn": masterARN}))
 

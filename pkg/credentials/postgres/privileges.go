@@ -54,7 +54,7 @@ func explainRefusal(ctx context.Context, conn *pgx.Conn, err error, master strin
 	major := serverMajor(conn)
 	var super, createRole bool
 	if qerr := conn.QueryRow(ctx, "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").Scan(&super, &createRole); qerr != nil {
-		return fmt.Errorf("%w; the master user %q needs CREATEROLE (and on PostgreSQL 16 and later ADMIN OPTION on both users of the pair; see the README's \"Database privileges\"), but its privileges could not be read: %v", err, master, qerr)
+		return fmt.Errorf("%w; the master user %q needs CREATEROLE (and on PostgreSQL 16 and later ADMIN OPTION on both users of the pair; see \"Database privileges\" in docs/postgres.md), but its privileges could not be read: %v", err, master, qerr)
 	}
 	var missing []string
 	if !super && !createRole {
@@ -69,7 +69,7 @@ func explainRefusal(ctx context.Context, conn *pgx.Conn, err error, master strin
 			noAdmin, qerr = pgx.CollectRows(rows, pgx.RowTo[string])
 		}
 		if qerr != nil {
-			return fmt.Errorf("%w; on PostgreSQL 16 and later the master user %q needs CREATEROLE and ADMIN OPTION on both users of the pair (see the README's \"Database privileges\"), but its privileges could not be read: %v", err, master, qerr)
+			return fmt.Errorf("%w; on PostgreSQL 16 and later the master user %q needs CREATEROLE and ADMIN OPTION on both users of the pair (see \"Database privileges\" in docs/postgres.md), but its privileges could not be read: %v", err, master, qerr)
 		}
 		for _, r := range noAdmin {
 			missing = append(missing, "ADMIN OPTION on role "+strconv.Quote(r)+", which on PostgreSQL 16 and later CREATEROLE no longer gives over a role the master did not create ("+grantAdminSQL(r, master)+")")

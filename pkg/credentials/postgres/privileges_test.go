@@ -56,7 +56,7 @@ func mustNotQuote(t *testing.T, err error, passwords ...string) {
 }
 
 // TestMultiUserMasterPrivileges: a master user that lacks one privilege
-// README.md's "Database privileges" lists for the server's version is
+// docs/postgres.md's "Database privileges" lists for the server's version is
 // refused before anything changes, with an error that names the privilege
 // and the SQL that grants it; before PostgreSQL 16 CREATEROLE alone
 // rotates and revokes; a master that created the base user itself needs
@@ -209,11 +209,11 @@ func testMultiUserMasterPrivileges(t *testing.T, f *fixture) {
 	})
 }
 
-// TestReadmeMasterPrivileges: README.md gives a DBA the SQL the tests grant
+// TestDocMasterPrivileges: docs/postgres.md gives a DBA the SQL the tests grant
 // the master user (masterGrants), and the error messages' grantAdminSQL
 // is that SQL too.
-func TestReadmeMasterPrivileges(t *testing.T) {
-	b, err := os.ReadFile("../../../README.md")
+func TestDocMasterPrivileges(t *testing.T) {
+	b, err := os.ReadFile("../../../docs/postgres.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestReadmeMasterPrivileges(t *testing.T) {
 	for _, major := range []int{15, 16} {
 		for _, sql := range masterGrants(major, "admin", "app") {
 			if !strings.Contains(readme, sql) {
-				t.Errorf("README.md does not give the SQL the tests run for PostgreSQL %d: %s", major, sql)
+				t.Errorf("docs/postgres.md (Database privileges) does not give the SQL the tests run for PostgreSQL %d: %s; update the page", major, sql)
 			}
 		}
 	}
@@ -230,7 +230,7 @@ func TestReadmeMasterPrivileges(t *testing.T) {
 	}
 	for _, sql := range []string{"CREATE ROLE admin WITH LOGIN CREATEROLE", "GRANT pg_signal_backend TO admin", "GRANT app_clone TO admin WITH ADMIN OPTION, INHERIT FALSE, SET FALSE"} {
 		if !strings.Contains(readme, sql) {
-			t.Errorf("README.md does not give the SQL %s", sql)
+			t.Errorf("docs/postgres.md (Database privileges) does not give the SQL %s; update the page", sql)
 		}
 	}
 }
