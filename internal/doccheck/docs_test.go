@@ -16,31 +16,42 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
-// The binaries Rotary ships: every function, the operator CLI and the CDK
-// app. The code they link is what "the code reads" means below.
-var mains = []string{"./functions/...", "./cmd/rotary", "./infra/cmd/rotary-app"}
+// mains are the programs Rotary ships, per module directory: every function
+// and the operator CLI in the root module, the CDK app in infra/ (its own
+// module). The code they link is what "the code reads" means below.
+var mains = map[string][]string{
+	".":     {"./functions/...", "./cmd/rotary"},
+	"infra": {"./cmd/rotary-app"},
+}
 
+// module prefixes the import paths of both modules.
 const module = "github.com/rotary-secrets/rotary"
 
-// productionFiles returns the non-test Go files of every package of this
-// module that the shipped binaries link.
+// productionFiles returns the non-test Go files of this repository that the
+// shipped programs link.
 func productionFiles(t *testing.T) []string {
 	t.Helper()
-	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}\t{{.Dir}}\t{{join .GoFiles \",\"}}"}, mains...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list -deps %v: %v", mains, err)
-	}
+	seen := map[string]bool{}
 	var files []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || (f[0] != module && !strings.HasPrefix(f[0], module+"/")) || f[2] == "" {
-			continue
+	for dir, pkgs := range mains {
+		args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}\t{{.Dir}}\t{{join .GoFiles \",\"}}"}, pkgs...)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = filepath.Join(root, dir)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %v in %s: %v", pkgs, dir, err)
 		}
-		for _, name := range strings.Split(f[2], ",") {
-			files = append(files, filepath.Join(f[1], name))
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Split(line, "\t")
+			if len(f) != 3 || (f[0] != module && !strings.HasPrefix(f[0], module+"/")) || f[2] == "" {
+				continue
+			}
+			for _, name := range strings.Split(f[2], ",") {
+				if p := filepath.Join(f[1], name); !seen[p] {
+					seen[p] = true
+					files = append(files, p)
+				}
+			}
 		}
 	}
 	if len(files) < 20 {

@@ -123,8 +123,7 @@ func runGo(ctx context.Context, dir string, extraEnv []string, args ...string) (
 	return stdout.String(), nil
 }
 
-// goCommand finds the go command: on PATH, else in the toolchain that built
-// this program.
+// goCommand finds the go command: on PATH, else in $GOROOT/bin.
 func goCommand() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
