@@ -18,13 +18,13 @@ const usage = `usage: rotary <command> [flags] [arguments]
 
 commands:
   status   [SECRET...] [--all] [--json]   rotation state, schedule, age; flags overdue, stuck and locked-out secrets
-           [--verify]                     probe every secret's credentials, not only stuck ones
+           [--verify | --no-probe]        probe every secret's credentials, or none (default: stuck ones)
   probe    SECRET [--version ID] [--json] which versions' credentials log in (through the rotation function)
   history  SECRET [--json]                every version with labels and dates (never values)
-  rotate   SECRET [--wait]                start a rotation; with --wait follow it step by step
+  rotate   SECRET [--wait] [--function ARN]  start a rotation; with --wait follow it step by step
   rollback SECRET [--to VERSION] [--yes]  make an earlier credential current again, downstream too
   revoke   SECRET [--yes]                 rotate, then invalidate every credential but the new one
-  unstick  SECRET [--force]               heal a failed rotation or a lockout from what the probes show
+  unstick  SECRET [--force] [--min-age D]  heal a failed rotation or a lockout from what the probes show
   local    [--state FILE] [--addr ADDR]   run the local stack (Secrets Manager + functions) until Ctrl-C
   demo                                    start the local stack and show rotations, rollback and revoke
 

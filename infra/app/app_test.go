@@ -91,10 +91,10 @@ func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 					t.Errorf("environment lacks %s from function.environment", k)
 				}
 			}
-			if tc.typ == postgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != "63" {
-				t.Errorf("USERNAME_CHARACTER_LIMIT = %v, want the per-type override 63", env["USERNAME_CHARACTER_LIMIT"])
+			if tc.typ == postgresMultiUser && env["ROTARY_REVOKE_KEEP_SESSIONS"] != "true" {
+				t.Errorf("ROTARY_REVOKE_KEEP_SESSIONS = %v, want the per-type override true", env["ROTARY_REVOKE_KEEP_SESSIONS"])
 			}
-			if tc.typ != postgresMultiUser && env["USERNAME_CHARACTER_LIMIT"] != nil {
+			if tc.typ != postgresMultiUser && env["ROTARY_REVOKE_KEEP_SESSIONS"] != nil {
 				t.Errorf("per-type override of postgres-multi-user leaked into %s", tc.typ)
 			}
 		})
