@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
@@ -172,6 +175,36 @@ func runRevoke(t *testing.T, e *Env, s Subject, seen *valuesSeen) {
 		if !s.NoDownstream {
 			e.mustBeRefused(t, "AWSPREVIOUS after the revoke", cur)
 			e.mustBeRefused(t, "the initial value after the revoke", old)
+		}
+	})
+
+	if s.NoDownstream {
+		return
+	}
+	t.Run("Revoke/RefusedWhenCurrentIsRefused", func(t *testing.T) {
+		arn, old := e.NewSecret(t)
+		seen.add(old)
+		if _, err := e.Rotate(t, arn); err != nil {
+			t.Fatal(err)
+		}
+		_, cur, _ := e.Value(t, arn, rotation.LabelCurrent)
+		seen.add(cur)
+		keep := e.working(old, cur)
+		// Someone stores as AWSCURRENT a value the downstream refuses:
+		// revoking now would leave nothing that works.
+		bad := s.Corrupt(cur)
+		seen.add(bad)
+		if _, err := e.Client.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), SecretString: aws.String(bad)}); err != nil {
+			t.Fatal(err)
+		}
+		badID, _, _ := e.Value(t, arn, rotation.LabelCurrent)
+		err := e.Revoke(arn, badID)
+		if err == nil || !strings.Contains(err.Error(), rotation.LabelCurrent) {
+			t.Fatalf("revoke with an AWSCURRENT the downstream refuses: err = %v, want an error that names AWSCURRENT", err)
+		}
+		e.mustNotQuote(t, err, seen)
+		for _, v := range keep {
+			e.mustBeValid(t, "a value that worked before the refused revoke", v)
 		}
 	})
 }
