@@ -160,7 +160,9 @@ type RevokeRequest struct {
 // has made a fresh AWSCURRENT, Revoke makes sure no other credential of the
 // secret logs in any more (for alternating users: the other user's old
 // password), and returns an error rather than revoke half-way. It must be
-// safe to call twice and must leave AWSCURRENT working.
+// safe to call twice and must leave AWSCURRENT working; when AWSCURRENT
+// itself does not work downstream it must fail, naming AWSCURRENT, and
+// change nothing. rotationtest.Run checks all of this.
 type Revoker interface {
 	Revoke(ctx context.Context, req RevokeRequest) error
 }

@@ -1,10 +1,15 @@
 package postgres
 
 import (
+	"context"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
 
@@ -20,21 +25,49 @@ func testConformanceSingleUser(t *testing.T, f *fixture) {
 		},
 		Check:   f.login,
 		Corrupt: func(v string) string { return withField(t, v, "password", field(t, v, "password")+"x") },
+		Refused: isAuthFailure,
 	})
 }
 
 func TestConformanceMultiUser(t *testing.T) { eachVersion(t, testConformanceMultiUser) }
 
+// The master has only what rotation needs (f.master), and revoke leaves
+// open sessions running, which then needs nothing more; revoke's ending of
+// sessions, which needs pg_signal_backend, is in revoke_test.go.
 func testConformanceMultiUser(t *testing.T, f *fixture) {
+	cfg := f.cfg
+	cfg.KeepSessionsOnRevoke = true
+	newSecret := func(t *testing.T, store func(user, pw string) string) string {
+		user, pw := uniqueName("rotary_multi"), newPassword(t)
+		f.createRole(t, user, pw, "")
+		masterARN := store(f.masterUser(t, user))
+		return f.secret(t, user, pw, map[string]any{"masterarn": masterARN, "unknownField": "kept"})
+	}
 	rotationtest.Run(t, rotationtest.Subject{
-		Credential: NewMultiUser(f.cfg),
+		Credential: NewMultiUser(cfg),
 		NewSecret: func(t *testing.T, sm *secretsmanager.Client) string {
-			user, pw := uniqueName("rotary_multi"), newPassword(t)
-			f.createRole(t, user, pw, "")
-			masterARN := f.master(t, sm, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, user)
-			return f.secret(t, user, pw, map[string]any{"masterarn": masterARN, "unknownField": "kept"})
+			return newSecret(t, func(user, pw string) string {
+				out, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{
+					Name: aws.String("master/" + user), SecretString: aws.String(f.secret(t, user, pw, nil)),
+				})
+				if err != nil {
+					t.Fatalf("create master secret: %v", err)
+				}
+				return aws.ToString(out.ARN)
+			})
 		},
 		Check:   f.login,
 		Corrupt: func(v string) string { return withField(t, v, "password", field(t, v, "password")+"x") },
+		Refused: isAuthFailure,
+		Master: &rotationtest.Master{
+			NewSecret: newSecret,
+			Engine:    "postgres", ClusterEngine: "aurora-postgresql",
+			Host: f.c.Host, Port: f.c.Port,
+			WithRDS: func(client *rds.Client) rotation.Credential {
+				c := cfg
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				return NewMultiUser(c)
+			},
+		},
 	})
 }

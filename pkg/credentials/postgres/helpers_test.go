@@ -226,13 +226,7 @@ func masterGrants(major int, admin, app string) []string {
 // exist.
 func (f *fixture) master(t *testing.T, sm *secretsmanager.Client, value func(user, pw string) string, tags map[string]string, roles ...string) string {
 	t.Helper()
-	user, pw := uniqueName("rotary_master"), newPassword(t)
-	f.createRole(t, user, pw, "CREATEROLE")
-	for _, role := range roles {
-		for _, sql := range masterGrants(f.c.Major, QuoteIdentifier(user), QuoteIdentifier(role)) {
-			f.exec(t, sql)
-		}
-	}
+	user, pw := f.masterUser(t, roles...)
 	in := &secretsmanager.CreateSecretInput{Name: aws.String("master/" + user), SecretString: aws.String(value(user, pw))}
 	for k, v := range tags {
 		in.Tags = append(in.Tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(v)})
@@ -242,6 +236,19 @@ func (f *fixture) master(t *testing.T, sm *secretsmanager.Client, value func(use
 		t.Fatalf("create master secret: %v", err)
 	}
 	return aws.ToString(out.ARN)
+}
+
+// masterUser creates the admin role of master and returns its name and password.
+func (f *fixture) masterUser(t *testing.T, roles ...string) (user, pw string) {
+	t.Helper()
+	user, pw = uniqueName("rotary_master"), newPassword(t)
+	f.createRole(t, user, pw, "CREATEROLE")
+	for _, role := range roles {
+		for _, sql := range masterGrants(f.c.Major, QuoteIdentifier(user), QuoteIdentifier(role)) {
+			f.exec(t, sql)
+		}
+	}
+	return user, pw
 }
 
 // adminConn connects as the superuser for checks; closed in t.Cleanup.

@@ -2,20 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rotary-secrets/rotary/internal/rdslocal"
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
@@ -152,70 +146,6 @@ func testMultiUserActsAsOneOwner(t *testing.T, f *fixture) {
 		f.as(t, prev, "SELECT * FROM "+schema+".made_by_base", "SELECT * FROM "+schema+".via_role")
 		f.mustNotLogin(t, "the base user's first password", baseValue)
 	})
-}
-
-// TestMultiUserRDSManagedMaster rotates with a master secret that RDS
-// manages (only username and password), finding the host through the RDS
-// API: the real SDK client against internal/rdslocal.
-func TestMultiUserRDSManagedMaster(t *testing.T) { eachVersion(t, testMultiUserRDSManagedMaster) }
-
-func testMultiUserRDSManagedMaster(t *testing.T, f *fixture) {
-	srv := rdslocal.New()
-	srv.AddInstance(rdslocal.Instance{Identifier: "orders", Engine: "postgres", Address: f.c.Host, Port: f.c.Port})
-	srv.AddCluster(rdslocal.Cluster{Identifier: "aurora", Engine: "aurora-postgresql", Endpoint: f.c.Host, Port: f.c.Port})
-	srv.AddInstance(rdslocal.Instance{Identifier: "elsewhere", Engine: "postgres", Address: "db.elsewhere.test", Port: f.c.Port})
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	cfg := f.cfg
-	cfg.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) {
-		return rds.New(rds.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
-			Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local", "")}), nil
-	}
-	managed := func(u, p string) string {
-		b, err := json.Marshal(map[string]string{"username": u, "password": p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	tests := []struct {
-		name, tag, arn string
-		wantErr        string
-	}{
-		{"instance tag", dbsecret.TagPrimaryDBInstanceARN, rdslocal.InstanceARN("orders"), ""},
-		{"cluster tag", dbsecret.TagPrimaryDBClusterARN, rdslocal.ClusterARN("aurora"), ""},
-		{"instance on another host", dbsecret.TagPrimaryDBInstanceARN, rdslocal.InstanceARN("elsewhere"), "same database server"},
-		{"unknown instance", dbsecret.TagPrimaryDBInstanceARN, rdslocal.InstanceARN("gone"), "DBInstanceNotFound"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, f, NewMultiUser(cfg))
-			user, pw := uniqueName("rotary_rdsm"), newPassword(t)
-			f.createRole(t, user, pw, "")
-			masterARN := f.master(t, e.Client, managed, map[string]string{tt.tag: tt.arn}, user)
-			old := f.secret(t, user, pw, map[string]any{"masterarn": masterARN})
-			arn := createSecret(t, e, old)
-			_, err := e.Rotate(t, arn)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
-				if current(t, e, arn) != old {
-					t.Fatal("AWSCURRENT changed")
-				}
-				f.mustLogin(t, "the old credential", old)
-				return
-			}
-			if err != nil {
-				t.Fatalf("rotation: %v", err)
-			}
-			f.mustLogin(t, "AWSCURRENT", current(t, e, arn))
-		})
-	}
-	calls := srv.Calls()
-	if !slices.Contains(calls, "DescribeDBInstances") || !slices.Contains(calls, "DescribeDBClusters") {
-		t.Fatalf("RDS API calls = %v, want both DescribeDBInstances and DescribeDBClusters", calls)
-	}
 }
 
 // TestMultiUserRepairsExistingClone: a clone made by hand or by AWS's

@@ -94,14 +94,7 @@ func runAbilities(t *testing.T, e *Env, s Subject, seen *valuesSeen) {
 	}
 	_, single := s.Credential.(rotation.Restorer)
 	ctx := context.Background()
-	mustBeRefused := func(t *testing.T, what, value string) {
-		t.Helper()
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := s.Check(cctx, value); err == nil {
-			t.Fatalf("%s (%s) still works downstream; a single-user type must refuse it", what, Fingerprint(value))
-		}
-	}
+	mustBeRefused := e.mustBeRefused
 	// A second handler on the same local Secrets Manager whose testSecret
 	// fails after a real setSecret.
 	failing, err := rotation.NewHandler(withFailingTest(s.Credential), rotation.Options{

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/password"
@@ -43,8 +44,56 @@ type Subject struct {
 	// Corrupt returns a copy of value that Check must refuse (a wrong
 	// password, say), proving that Check can fail.
 	Corrupt func(value string) string
+	// Refused, when set, tells whether an error of Check is the downstream
+	// refusing the credential (a wrong password, a login not allowed)
+	// rather than failing to answer (network, TLS, a value that does not
+	// parse). Every check that a value must be refused uses it, so that an
+	// unreachable server cannot pass for a refusal; nil means any error of
+	// Check counts as a refusal.
+	Refused func(err error) bool
+	// NoDownstream says that nothing but the secret holds the type's values
+	// (random API keys, which only their consumers keep): Check can judge a
+	// value only by its form, so the suite cannot expect an older value to
+	// be refused after a revoke, and proves instead that AWSCURRENT keeps
+	// working and nothing else changes.
+	NoDownstream bool
+	// Master, for an alternating-users type whose secret names a master
+	// (admin) secret in masterarn, lets the suite choose the master
+	// secret's form: with it, Run also rotates (and, for a Revoker,
+	// revokes) with a master secret that RDS manages. nil skips those cases.
+	Master *Master
 	// Passwords is the engine's password policy; nil means the default.
 	Passwords *password.Policy
+}
+
+// Master is the master-secret hook of Subject, for types whose secret
+// names a master secret that acts for the rotated users (masterarn).
+//
+// Run uses it to rotate with a master secret like the one RDS manages for
+// a database: only username and password, with no host, and a tag
+// aws:rds:primaryDBInstanceArn (or aws:rds:primaryDBClusterArn) naming the
+// instance (cluster) that RDS's API, a local one (internal/rdslocal), says
+// listens at Host:Port. The type must find the server through the RDS API
+// client WithRDS gives it, and must refuse, before any change downstream,
+// a master whose instance is elsewhere (the error saying "same database
+// server") or unknown (the error passing on RDS's DBInstanceNotFound).
+type Master struct {
+	// NewSecret is Subject.NewSecret with the master secret left to the
+	// suite: it prepares the users downstream, among them a master user
+	// with the privileges the type's documentation asks for, calls store
+	// with the master's user name and password, and returns the initial
+	// AWSCURRENT value with masterarn set to the ARN store returned.
+	NewSecret func(t *testing.T, store func(user, password string) (masterARN string)) string
+	// Engine and ClusterEngine are the RDS engine names of an instance and
+	// of an Aurora cluster of the type ("postgres", "aurora-postgresql").
+	Engine, ClusterEngine string
+	// Host and Port are where the database server listens, which the RDS
+	// API reports as the instance's and the cluster's endpoint.
+	Host string
+	Port int
+	// WithRDS returns the credential type, configured as Subject.Credential
+	// but finding the host of an RDS-managed master secret through client.
+	WithRDS func(client *rds.Client) rotation.Credential
 }
 
 // FunctionARN is the rotation function ARN the suite gives RotateSecret.
@@ -212,6 +261,21 @@ func (e *Env) Step(arn, step, token string) error {
 func Fingerprint(value string) string {
 	sum := sha256.Sum256([]byte(value))
 	return "sha256:" + hex.EncodeToString(sum[:4])
+}
+
+// mustBeRefused proves that the downstream refuses value: Check fails,
+// and when the subject says which errors are refusals, with one of those.
+func (e *Env) mustBeRefused(t *testing.T, what, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := e.subject.Check(ctx, value)
+	if err == nil {
+		t.Fatalf("%s (%s) still works downstream; it must be refused", what, Fingerprint(value))
+	}
+	if e.subject.Refused != nil && !e.subject.Refused(err) {
+		t.Fatalf("%s (%s): want the downstream to refuse it, got %v", what, Fingerprint(value), err)
+	}
 }
 
 func (e *Env) mustBeValid(t *testing.T, what, value string) {

@@ -248,6 +248,8 @@ func Run(t *testing.T, s Subject) {
 	})
 
 	runAbilities(t, e, s, &seen)
+	runRevoke(t, e, s, &seen)
+	runMaster(t, s, &seen)
 
 	t.Run("NoSecretInLogs", func(t *testing.T) {
 		logs := e.Logs()
