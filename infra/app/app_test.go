@@ -91,11 +91,8 @@ func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 					t.Errorf("environment lacks %s from function.environment", k)
 				}
 			}
-			if tc.typ == postgresMultiUser && env["ROTARY_REVOKE_KEEP_SESSIONS"] != "true" {
-				t.Errorf("ROTARY_REVOKE_KEEP_SESSIONS = %v, want the per-type override true", env["ROTARY_REVOKE_KEEP_SESSIONS"])
-			}
-			if tc.typ != postgresMultiUser && env["ROTARY_REVOKE_KEEP_SESSIONS"] != nil {
-				t.Errorf("per-type override of postgres-multi-user leaked into %s", tc.typ)
+			if want := map[bool]string{true: "60s", false: "30s"}[tc.typ == postgresMultiUser]; env["ROTARY_STATEMENT_TIMEOUT"] != want {
+				t.Errorf("ROTARY_STATEMENT_TIMEOUT = %v, want %s (postgres-multi-user overrides function.environment)", env["ROTARY_STATEMENT_TIMEOUT"], want)
 			}
 		})
 	}

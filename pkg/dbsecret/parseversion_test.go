@@ -18,8 +18,17 @@ func TestParseVersionOncePerVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a != b {
-		t.Error("a second ParseVersion of the same version parsed it again")
+	if a == b || *a != *b {
+		t.Error("a second ParseVersion of the same version did not return an equal copy")
+	}
+	a.Username = "changed"
+	if c, _ := dbsecret.ParseVersion(v); c.Username != "app" {
+		t.Error("changing one ParseVersion result changed what the next call returns")
+	}
+	w := v
+	w.Value = `{"engine":"postgres","host":"other.example","username":"other","password":"placeholder-pw"}`
+	if c, err := dbsecret.ParseVersion(w); err != nil || c.Host != "other.example" {
+		t.Errorf("a copy of the version with another value parsed as the original (host %v, err %v)", c, err)
 	}
 	if c, _ := dbsecret.ParseVersion(rotation.Version{ID: v.ID, Value: v.Value}); c == a {
 		t.Error("a hand-built copy shared the engine version's result")

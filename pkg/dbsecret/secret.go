@@ -303,12 +303,17 @@ type parseKey struct{}
 
 // ParseVersion is Parse of a version's value, decoded once per rotation
 // step: the engine's Validate, then Set, Test or Probe share one result (see
-// rotation.Version.Decoded). The caller must not modify the returned Secret;
-// copy it to change a field.
+// rotation.Version.Decoded). Each call returns its own copy, so a caller
+// may change it without changing what the step's other calls see.
 func ParseVersion(v rotation.Version) (*Secret, error) {
 	x, err := v.Decoded(parseKey{}, func(value string) (any, error) { return Parse(value) })
 	if err != nil {
 		return nil, err
 	}
-	return x.(*Secret), nil
+	cp := *x.(*Secret)
+	if cp.SSL != nil {
+		ssl := *cp.SSL
+		cp.SSL = &ssl
+	}
+	return &cp, nil
 }

@@ -26,12 +26,15 @@ type Version struct {
 // versions by hand use it when they care; a plain Version{} literal works
 // too and decodes on every call.
 func NewVersion(id, value string) Version {
-	return Version{ID: id, Value: value, decoded: &decodeCache{}}
+	return Version{ID: id, Value: value, decoded: &decodeCache{value: value}}
 }
 
+// decodeCache holds the decoded forms of one value. A copy of a Version
+// whose Value was changed no longer matches it and decodes afresh.
 type decodeCache struct {
-	mu sync.Mutex
-	m  map[any]decodeResult
+	value string
+	mu    sync.Mutex
+	m     map[any]decodeResult
 }
 
 type decodeResult struct {
@@ -45,10 +48,12 @@ type decodeResult struct {
 // in Validate, and its Set, Test or Probe reuse the result instead of
 // decoding (and checking) the value again. The key is any comparable
 // value private to the caller, as for context.WithValue; decode must not
-// depend on anything but the value, and the caller must not modify what it
-// returns.
+// depend on anything but the value. Every caller gets the same result, so
+// a caller that hands out something mutable must copy it (as
+// dbsecret.ParseVersion does). A Version whose Value was changed after the
+// engine read it decodes afresh.
 func (v Version) Decoded(key any, decode func(value string) (any, error)) (any, error) {
-	if v.decoded == nil {
+	if v.decoded == nil || v.decoded.value != v.Value {
 		return decode(v.Value)
 	}
 	c := v.decoded

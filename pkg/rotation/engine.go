@@ -124,7 +124,7 @@ type stepDecodes struct {
 func (inv *invocation) decodeCache(v Version) *decodeCache {
 	d := inv.decoded
 	if d == nil {
-		return &decodeCache{}
+		return &decodeCache{value: v.Value}
 	}
 	k := [2]string{v.ID, v.Value}
 	d.mu.Lock()
@@ -135,7 +135,7 @@ func (inv *invocation) decodeCache(v Version) *decodeCache {
 	if d.m == nil {
 		d.m = make(map[[2]string]*decodeCache)
 	}
-	c := &decodeCache{}
+	c := &decodeCache{value: v.Value}
 	d.m[k] = c
 	return c
 }
