@@ -140,8 +140,9 @@ func revokeMaster(t *testing.T, ts *testServer, sm *secretsmanager.Client, db st
 }
 
 // TestRevokeSingleUserRefuses: an AWSPREVIOUS that single-user revoke cannot
-// handle, or an AWSCURRENT that does not log in, is refused clearly and
-// changes nothing: the user's working password and a bystander's stay.
+// handle is refused clearly and changes nothing: the user's working password
+// and a bystander's stay (an AWSCURRENT that does not log in is the
+// conformance suite's Revoke/RefusedWhenCurrentIsRefused).
 func TestRevokeSingleUserRefuses(t *testing.T) {
 	ts := sharedServer(t)
 	su := NewSingleUser(Config{})

@@ -101,8 +101,9 @@ func mustRevoke(t *testing.T, e *rotationtest.Env, arn string) {
 }
 
 // TestRevokeSingleUserRefuses: an AWSPREVIOUS that single-user revoke cannot
-// handle, or an AWSCURRENT that does not log in, is refused clearly and the
-// user's working password stays.
+// handle is refused clearly and the user's working password stays (an
+// AWSCURRENT that does not log in is the conformance suite's
+// Revoke/RefusedWhenCurrentIsRefused).
 func TestRevokeSingleUserRefuses(t *testing.T) { eachVersion(t, testRevokeSingleUserRefuses) }
 
 func testRevokeSingleUserRefuses(t *testing.T, f *fixture) {

@@ -199,11 +199,18 @@ func runRevoke(t *testing.T, e *Env, s Subject, seen *valuesSeen) {
 			t.Fatal(err)
 		}
 		badID, _, _ := e.Value(t, arn, rotation.LabelCurrent)
+		before := e.Versions(t, arn)
 		err := e.Revoke(arn, badID)
 		if err == nil || !strings.Contains(err.Error(), rotation.LabelCurrent) {
 			t.Fatalf("revoke with an AWSCURRENT the downstream refuses: err = %v, want an error that names AWSCURRENT", err)
 		}
 		e.mustNotQuote(t, err, seen)
+		if after := e.Versions(t, arn); !sameStages(before, after) {
+			t.Fatalf("a revoke refused for an AWSCURRENT that does not work changed the labels: %v -> %v", before, after)
+		}
+		if id, now, _ := e.Value(t, arn, rotation.LabelCurrent); id != badID || now != bad {
+			t.Fatalf("a revoke refused for an AWSCURRENT that does not work moved AWSCURRENT to version %s", id)
+		}
 		for _, v := range keep {
 			e.mustBeValid(t, "a value that worked before the refused revoke", v)
 		}

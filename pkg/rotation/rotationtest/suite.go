@@ -2,6 +2,7 @@ package rotationtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -249,6 +250,15 @@ func Run(t *testing.T, s Subject) {
 
 	runAbilities(t, e, s, &seen)
 	runRevoke(t, e, s, &seen)
+	if s.Master == nil {
+		t.Run("MasterHookGiven", func(t *testing.T) {
+			_, value := e.NewSecret(t)
+			var fields map[string]json.RawMessage
+			if json.Unmarshal([]byte(value), &fields) == nil && fields["masterarn"] != nil {
+				t.Fatal("the type's secret names a master secret (masterarn), but Subject.Master is nil: set it, so the RDS-managed-master cases run for this type")
+			}
+		})
+	}
 	runMaster(t, s, &seen)
 
 	t.Run("NoSecretInLogs", func(t *testing.T) {
