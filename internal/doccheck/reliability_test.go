@@ -39,7 +39,9 @@ func tableCases(t *testing.T, file string) int {
 	n := 0
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)
-		if !ok || !strings.HasPrefix(fn.Name.Name, "Test") {
+		// Test functions and the per-version bodies they run
+		// (TestX calls eachVersion(t, testX)).
+		if !ok || !strings.HasPrefix(strings.ToLower(fn.Name.Name), "test") {
 			continue
 		}
 		ast.Inspect(fn.Body, func(node ast.Node) bool {

@@ -189,7 +189,7 @@ func (mu *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, c
 	if err != nil {
 		return nil, err
 	}
-	if base, clone := dbsecret.Pair(cur.Username); master.Username == base || master.Username == clone {
+	if dbsecret.InPair(cur.Username, master.Username) {
 		return nil, fmt.Errorf("%w: the master secret %s logs in as %q, one of the users this secret rotates; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
 	}
 	return master, nil
@@ -405,7 +405,8 @@ func (mu *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 // user outside the pair is not tried.
 func (mu *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return mu.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		if base, clone := dbsecret.Pair(cur.Username); v.Username != base && v.Username != clone {
+		if !dbsecret.InPair(cur.Username, v.Username) {
+			base, clone := dbsecret.Pair(cur.Username)
 			return fmt.Errorf("field \"username\" is %q, outside the pair %q/%q", v.Username, base, clone)
 		}
 		return nil

@@ -123,7 +123,7 @@ func (mu *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) err
 	base, clone := dbsecret.Pair(cur.Username)
 	otherUser := dbsecret.Other(cur.Username)
 	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
-		if user != base && user != clone {
+		if !dbsecret.InPair(cur.Username, user) {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords, so it changes nothing: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
 				dbsecret.ErrInvalidSecret, user, base, clone, user)
 		}

@@ -97,10 +97,9 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err := dbsecret.CheckPending(cur, pend); err != nil {
 		return err
 	}
-	base := dbsecret.BaseName(cur.Username)
-	if dbsecret.BaseName(pend.Username) != base {
-		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but alternating-users rotation of %q may only use %q or %q; remove the pending version (AWSPENDING) and rotate again",
-			ErrInvalid, pend.Username, cur.Username, base, dbsecret.CloneName(base))
+	if next := dbsecret.Other(cur.Username); pend.Username != next {
+		return fmt.Errorf("%w: field \"username\" of the pending version is %q, but after %q comes %q; remove the pending version (AWSPENDING) and rotate again",
+			ErrInvalid, pend.Username, cur.Username, next)
 	}
 	master, err := m.master(ctx, req.Secrets, cur)
 	if err != nil {
@@ -141,6 +140,7 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 		return fmt.Errorf("begin transaction as the master user: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
+	base, clone := dbsecret.Pair(cur.Username)
 	err = ensureRoles(ctx, tx, base, pend.Username)
 	if err == nil && !pendingWorks {
 		err = setPassword(ctx, tx.Conn(), pend.Username, pend.Password)
@@ -148,7 +148,7 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		if isInsufficientPrivilege(err) && tx.Rollback(ctx) == nil {
 			// Nothing was changed; say what the master lacks.
-			return explainRefusal(ctx, conn, err, master.Username, base, dbsecret.CloneName(base))
+			return explainRefusal(ctx, conn, err, master.Username, base, clone)
 		}
 		return err
 	}
@@ -168,7 +168,7 @@ func (m *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cu
 	if err != nil {
 		return nil, err
 	}
-	if base := dbsecret.BaseName(cur.Username); master.Username == base || master.Username == dbsecret.CloneName(base) {
+	if dbsecret.InPair(cur.Username, master.Username) {
 		return nil, fmt.Errorf("%w: the master secret's user %q is one of the rotated users; use a separate admin user in the master secret", ErrInvalid, master.Username)
 	}
 	return master, nil
@@ -238,8 +238,9 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 // user outside the pair is not tried.
 func (m *MultiUser) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return m.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		if base := dbsecret.BaseName(cur.Username); v.Username != base && v.Username != dbsecret.CloneName(base) {
-			return fmt.Errorf("%w: field \"username\" is %q, outside the pair %q/%q", ErrInvalid, v.Username, base, dbsecret.CloneName(base))
+		if !dbsecret.InPair(cur.Username, v.Username) {
+			base, clone := dbsecret.Pair(cur.Username)
+			return fmt.Errorf("%w: field \"username\" is %q, outside the pair %q/%q", ErrInvalid, v.Username, base, clone)
 		}
 		return nil
 	})

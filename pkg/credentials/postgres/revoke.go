@@ -97,11 +97,12 @@ func (m *MultiUser) Revoke(ctx context.Context, req rotation.RevokeRequest) erro
 	if err != nil {
 		return err
 	}
-	base, other := dbsecret.BaseName(cur.Username), dbsecret.Other(cur.Username)
+	base, clone := dbsecret.Pair(cur.Username)
+	other := dbsecret.Other(cur.Username)
 	probe, err := dbsecret.PreviousCredential(ctx, req.Previous, cur, func(user string) error {
-		if user != base && user != dbsecret.CloneName(base) {
+		if !dbsecret.InPair(cur.Username, user) {
 			return fmt.Errorf("%w: field \"username\" of AWSPREVIOUS is %q, outside the pair %q/%q; revoke changes only the pair's passwords: change %q's password by hand, then remove the AWSPREVIOUS label and revoke again",
-				ErrInvalid, user, base, dbsecret.CloneName(base), user)
+				ErrInvalid, user, base, clone, user)
 		}
 		return nil
 	})
