@@ -9,14 +9,62 @@ import (
 	"testing"
 )
 
-// deps lists the packages pkg links, itself included.
+const module = "github.com/rotary-secrets/rotary/"
+
+// deps lists the packages pkg links, itself included, as the release build
+// makes the functions (make build: linux/arm64, -tags lambda.norpc).
 func deps(t *testing.T, pkg string) []string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", pkg)
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list -deps %s: %v", pkg, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// ours lists the packages of this module that pkg links, pkg excluded.
+func ours(t *testing.T, pkg string) []string {
+	var out []string
+	for _, p := range deps(t, pkg) {
+		if strings.HasPrefix(p, module) && p != pkg {
+			out = append(out, strings.TrimPrefix(p, module))
+		}
+	}
+	return out
+}
+
+// TestEngineImportsOnlyLeafPackages: the engine links, of this module, only
+// the leaf packages, and they link only each other (docs/architecture.md).
+func TestEngineImportsOnlyLeafPackages(t *testing.T) {
+	leaves := []string{"pkg/password", "pkg/recovery", "pkg/jsontext", "pkg/envflag"}
+	got := ours(t, module+"pkg/rotation")
+	if len(got) == 0 {
+		t.Fatal("pkg/rotation links no package of this module: the check proves nothing")
+	}
+	for _, p := range got {
+		if !slices.Contains(leaves, p) {
+			t.Errorf("pkg/rotation links %s, which is not a leaf package (%v): move what it needs into one, or the dependency the other way", p, leaves)
+		}
+	}
+	for _, leaf := range leaves {
+		for _, p := range ours(t, module+leaf) {
+			if !slices.Contains(leaves, p) {
+				t.Errorf("the leaf package %s links %s: a leaf imports only other leaves of Rotary", leaf, p)
+			}
+		}
+	}
+}
+
+// TestRegistryImportsNothing: pkg/registry links only the standard
+// library, so every layer, the CDK app's module included, may read it.
+func TestRegistryImportsNothing(t *testing.T) {
+	for _, p := range deps(t, module+"pkg/registry") {
+		if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") && p != module+"pkg/registry" {
+			t.Errorf("pkg/registry links %s; it may import only the standard library", p)
+		}
+	}
 }
 
 // TestProductionBinariesDoNotLinkTesting: no function and not the operator

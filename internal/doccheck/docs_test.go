@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -436,6 +437,25 @@ func cliCommands(t *testing.T) (cmds map[string][]string, shared map[string][]st
 // in docs/cli.md that names each of its flags, every section is for a
 // command that exists, the usage text lists every command, and the flags
 // every AWS command takes are in docs/cli.md's table of them.
+// docFlag is a command-line flag as the docs write it: --name, ending
+// where the name does (so --to is not --token).
+var docFlag = regexp.MustCompile(`(?:^|[^A-Za-z0-9-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)`)
+
+// crossReference returns the command a flag mention belongs to when the
+// text just before it names that command ("rotate --wait", "rotary unstick
+// SECRET --force"): another command's flag, cited in passing.
+func crossReference(before, flag string, cmds map[string][]string) string {
+	if len(before) > 40 {
+		before = before[len(before)-40:]
+	}
+	for name, flags := range cmds {
+		if slices.Contains(flags, flag) && regexp.MustCompile(`\b`+name+`\b[^.\n]*$`).MatchString(before) {
+			return name
+		}
+	}
+	return ""
+}
+
 func TestCLICommandsDocumented(t *testing.T) {
 	const doc = "docs/cli.md"
 	text := readDoc(t, doc)
@@ -466,10 +486,25 @@ func TestCLICommandsDocumented(t *testing.T) {
 			continue
 		}
 		body := section(t, doc, text, "## `rotary "+name)
+		mentioned := map[string]bool{}
+		for _, m := range docFlag.FindAllStringSubmatchIndex(body, -1) {
+			fl := body[m[2]:m[3]]
+			if other := crossReference(body[:m[2]], fl, cmds); other != "" && other != name {
+				continue // "rotary unstick SECRET --force" in another command's section
+			}
+			mentioned[fl] = true
+		}
 		for _, fl := range cmds[name] {
-			if !strings.Contains(body, "--"+fl) {
+			if !mentioned[fl] {
 				t.Errorf("%s's section on 'rotary %s' does not mention its flag --%s: document what it does", doc, name, fl)
 			}
+			delete(mentioned, fl)
+		}
+		for _, fl := range shared["addAWSFlags"] {
+			delete(mentioned, fl)
+		}
+		for fl := range mentioned {
+			t.Errorf("%s's section on 'rotary %s' mentions --%s, which the command does not have: remove it or add the flag", doc, name, fl)
 		}
 	}
 	aws := shared["addAWSFlags"]
@@ -595,7 +630,7 @@ func TestDocLinks(t *testing.T) {
 // TestReadmeForNewcomers: README.md stays short, and states the two
 // commands a newcomer runs on a fresh machine.
 func TestReadmeForNewcomers(t *testing.T) {
-	const maxLines = 200
+	const maxLines = 150
 	readme := readDoc(t, "README.md")
 	if n := strings.Count(readme, "\n"); n > maxLines {
 		t.Errorf("README.md has %d lines, more than %d: move the detail to a page under docs/ and link it", n, maxLines)
@@ -604,5 +639,70 @@ func TestReadmeForNewcomers(t *testing.T) {
 		if !strings.Contains(readme, "`"+cmd+"`") && !regexp.MustCompile(`(?m)^`+cmd+`\b`).MatchString(readme) {
 			t.Errorf("README.md does not state %q, a command a newcomer runs first: say what it does", cmd)
 		}
+	}
+}
+
+// TestReadmeListsFunctionsAndCommands: the README's table of functions has
+// a row for every functions/ directory and none for anything else, and its
+// layout line for cmd/rotary names every command.
+func TestReadmeListsFunctionsAndCommands(t *testing.T) {
+	readme := readDoc(t, "README.md")
+	dirs, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9-]+)` \\|").FindAllStringSubmatch(readme, -1) {
+		rows[m[1]] = true
+	}
+	for _, d := range dirs {
+		if d.IsDir() && !rows[d.Name()] {
+			t.Errorf("README.md's table of functions has no row for functions/%s: add \"| `%s` | what it does | its page |\"", d.Name(), d.Name())
+		}
+		delete(rows, d.Name())
+	}
+	for name := range rows {
+		t.Errorf("README.md's table of functions has a row for %s, which is not a directory under functions/: remove the row", name)
+	}
+	layout := regexp.MustCompile(`(?m)^cmd/rotary/\s+.*$`).FindString(readme)
+	if layout == "" {
+		t.Fatal("README.md's layout has no line for cmd/rotary/: add one listing its commands")
+	}
+	cmds, _ := cliCommands(t)
+	for name := range cmds {
+		if !regexp.MustCompile(`\b` + name + `\b`).MatchString(layout) {
+			t.Errorf("README.md's layout line for cmd/rotary/ does not name the command %s: add it", name)
+		}
+	}
+}
+
+// TestTypePagesEnvironmentVariables: every environment variable a credential
+// type's page lists in a table is one the code reads (a row of
+// docs/operations.md's table, which TestEnvironmentVariablesDocumented
+// checks against the code).
+func TestTypePagesEnvironmentVariables(t *testing.T) {
+	const ops = "docs/operations.md"
+	text := readDoc(t, ops)
+	known := tableNames(section(t, ops, text, "## Environment variables"))
+	// And those the SDK reads, which operations.md names in prose.
+	for _, m := range regexp.MustCompile("`(AWS_[A-Z0-9_]+)`").FindAllStringSubmatch(section(t, ops, text, "### Read by the AWS SDK"), -1) {
+		known[m[1]] = true
+	}
+	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]*[A-Z0-9])` \\|")
+	pages := map[string]bool{}
+	for _, ty := range registry.All() {
+		pages[ty.Doc] = true
+	}
+	n := 0
+	for page := range pages {
+		for _, m := range row.FindAllStringSubmatch(readDoc(t, page), -1) {
+			n++
+			if !known[m[1]] {
+				t.Errorf("%s lists the environment variable %s, which is not in %s's table of what the code reads: fix the name, or remove the row if nothing reads it", page, m[1], ops)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("found only %d environment variables in the type pages' tables: the check proves nothing", n)
 	}
 }
