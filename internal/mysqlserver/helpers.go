@@ -57,8 +57,15 @@ func StartTLS(ctx context.Context, opts Options) (*Server, string, error) {
 // password are quoted for the default sql_mode. An error never holds the
 // password (nor the server's message, which can quote the statement).
 func (s *Server) CreateUser(ctx context.Context, user, host, password string, grants ...string) error {
-	acct := literal(user) + "@" + literal(host)
-	if _, err := s.Root.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+literal(password)); err != nil {
+	return CreateUser(ctx, s.Root, literal, user, host, password, grants...)
+}
+
+// CreateUser is Server.CreateUser on any server: db is an admin
+// connection, and quote makes a string literal for the server's sql_mode
+// (with or without NO_BACKSLASH_ESCAPES).
+func CreateUser(ctx context.Context, db *sql.DB, quote func(string) string, user, host, password string, grants ...string) error {
+	acct := quote(user) + "@" + quote(host)
+	if _, err := db.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+quote(password)); err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) {
 			return fmt.Errorf("create user %s: server error %d (SQLSTATE %s)", user, me.Number, me.SQLState)
@@ -66,7 +73,7 @@ func (s *Server) CreateUser(ctx context.Context, user, host, password string, gr
 		return fmt.Errorf("create user %s: %T", user, err)
 	}
 	for _, g := range grants {
-		if _, err := s.Root.ExecContext(ctx, g+" TO "+acct); err != nil {
+		if _, err := db.ExecContext(ctx, g+" TO "+acct); err != nil {
 			return fmt.Errorf("%s TO %s: %w", g, user, err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rotary-secrets/rotary/internal/mysqlserver"
 	"github.com/rotary-secrets/rotary/pkg/password"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
@@ -146,14 +147,15 @@ func (ts *testServer) quote(s string) string { return quoteString(s, ts.noBacksl
 func (ts *testServer) createUser(t *testing.T, user, host, password string, grants ...string) {
 	t.Helper()
 	acct := ts.quote(user) + "@" + ts.quote(host)
-	ts.exec(t, "CREATE USER "+acct+" IDENTIFIED BY "+ts.quote(password))
 	t.Cleanup(func() {
 		if _, err := ts.root.Exec("DROP USER IF EXISTS " + acct); err != nil {
 			t.Logf("cleanup: %v", err)
 		}
 	})
-	for _, g := range grants {
-		ts.exec(t, g+" TO "+acct)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := mysqlserver.CreateUser(ctx, ts.root, ts.quote, user, host, password, grants...); err != nil {
+		t.Fatal(err)
 	}
 }
 
