@@ -72,7 +72,7 @@ func startFixtures() (stop func()) {
 	return func() {
 		mariaTB.close()
 		pgTB.close()
-		if err := pg.Stop(); err != nil {
+		if err := pg.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "integration: stop the PostgreSQL cluster: %v\n", err)
 		}
 		rds.Close()
@@ -82,7 +82,8 @@ func startFixtures() (stop func()) {
 func startPostgres(tb testing.TB) { pgCAFile = pg.Get(tb).CAFile }
 
 func startMariaDB(tb testing.TB) {
-	srv, caFile := mysqltest.StartTLS(tb, mysqlserver.Options{})
+	srv := mysqltest.Start(tb, mysqlserver.Options{TestCA: true})
+	caFile := srv.CAFile
 	for _, q := range []string{"CREATE DATABASE orders", "CREATE TABLE orders.t (id INT)", "INSERT INTO orders.t VALUES (1)"} {
 		if _, err := srv.Root.Exec(q); err != nil {
 			tb.Fatalf("set up database orders: %v", err)

@@ -59,7 +59,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 		case err != nil:
 			fmt.Fprintf(out, "  no PostgreSQL here (%v)\n  so the demo runs the same story on the random-secret type instead.\n\n", err)
 		default:
-			defer c.Stop()
+			defer c.Close()
 			fmt.Fprintf(out, "  PostgreSQL 15 on %s:%d\n", c.Host, c.Port)
 			if subject, err = postgresSubject(ctx, c); err != nil {
 				return err

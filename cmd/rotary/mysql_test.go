@@ -22,7 +22,8 @@ import (
 func TestRollbackAndRevokeMariaDB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	db, caFile := mysqltest.StartTLS(t, mysqlserver.Options{})
+	db := mysqltest.Start(t, mysqlserver.Options{TestCA: true})
+	caFile := db.CAFile
 	s, err := localstack.Start(ctx, localstack.Config{
 		Functions: []string{"mysql-single-user"},
 		Env:       []string{"ROTARY_CA_BUNDLE=" + caFile},

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 		shared.stack.Close()
 	}
 	if shared.cluster != nil {
-		shared.cluster.Stop()
+		shared.cluster.Close()
 	}
 	os.Exit(code)
 }

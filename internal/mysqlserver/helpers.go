@@ -19,36 +19,29 @@ import (
 	"github.com/rotary-secrets/rotary/internal/testpki"
 )
 
-// StartTLS starts a server with TLS on and a certificate for the name
-// "localhost" only, from a fresh test CA. It returns the server and the CA
-// file (PEM) that verifies it, removed by Close. Secrets for it should name
-// host "localhost".
-func StartTLS(ctx context.Context, opts Options) (*Server, string, error) {
+// withTestCA writes a fresh test CA and a certificate for the name
+// "localhost" only into a new directory, and returns opts with TLS on from
+// them, the CA file, and the directory to remove with the server.
+func withTestCA(opts Options) (Options, string, string, error) {
 	ca, err := testpki.NewCA("rotary mysqlserver test CA")
 	if err != nil {
-		return nil, "", err
+		return opts, "", "", err
 	}
 	cert, err := ca.Issue("localhost")
 	if err != nil {
-		return nil, "", err
+		return opts, "", "", err
 	}
 	dir, err := os.MkdirTemp("", "rotary-mariadb-pki-")
 	if err != nil {
-		return nil, "", err
+		return opts, "", "", err
 	}
 	files, err := testpki.WriteFiles(dir, ca, cert)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", err
+		return opts, "", "", err
 	}
 	opts.CAFile, opts.CertFile, opts.KeyFile = files.CA, files.Cert, files.Key
-	s, err := Start(ctx, opts)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, "", err
-	}
-	s.cleanup = append(s.cleanup, func() { os.RemoveAll(dir) })
-	return s, files.CA, nil
+	return opts, files.CA, dir, nil
 }
 
 // CreateUser creates user@host with password and runs each grant (a GRANT

@@ -30,6 +30,10 @@ type Options struct {
 	SQLMode string
 	// Args are extra mariadbd options, such as "--general-log".
 	Args []string
+	// TestCA turns TLS on with a certificate for the name "localhost" only,
+	// from a fresh test CA (Server.CAFile); secrets for the server then
+	// name host "localhost". It replaces CAFile, CertFile and KeyFile.
+	TestCA bool
 }
 
 // Server is a running throwaway MariaDB server on 127.0.0.1. The caller
@@ -44,6 +48,9 @@ type Server struct {
 	Root *sql.DB
 	// Dir holds the server's files (data/, error.log, ...); removed by Close.
 	Dir string
+	// CAFile is the PEM file of the CA that verifies the server's
+	// certificate, with Options.TestCA; removed by Close.
+	CAFile string
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -98,6 +105,13 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
+	if opts.TestCA {
+		var pki string
+		if opts, s.CAFile, pki, err = withTestCA(opts); err != nil {
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, func() { os.RemoveAll(pki) })
+	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -69,7 +69,8 @@ func TestStartWithTLS(t *testing.T) {
 // TestLogin: Login accepts the right password over verified TLS and refuses
 // a wrong one, a wrong host name and an untrusted CA.
 func TestLogin(t *testing.T) {
-	s, caFile := mysqltest.StartTLS(t, mysqlserver.Options{})
+	s := mysqltest.Start(t, mysqlserver.Options{TestCA: true})
+	caFile := s.CAFile
 	mysqltest.CreateUser(t, s, "login_user", "%", `pa'ss\word`)
 	other, _ := testpki.NewCA("another CA")
 	otherFile := t.TempDir() + "/other.pem"

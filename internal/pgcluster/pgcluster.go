@@ -73,7 +73,7 @@ type Cluster struct {
 }
 
 // Start initialises and starts a cluster in a new temporary directory. The
-// caller must call Stop, in tests with t.Cleanup(func() { c.Stop() }), or the
+// caller must call Close, in tests with t.Cleanup(func() { c.Close() }), or the
 // server keeps running and its directory stays on disk.
 //
 // Run as root, the server runs as the postgres OS user (PostgreSQL refuses
@@ -82,7 +82,7 @@ type Cluster struct {
 // cluster's own unix socket, whose directory only the server's user can enter.
 //
 // Start first stops and removes clusters whose starting process has died
-// without calling Stop (see sweep), so a killed test run leaves nothing
+// without calling Close (see sweep), so a killed test run leaves nothing
 // running for long.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	bin := opts.BinDir
@@ -118,7 +118,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	defer func() {
 		if err != nil {
-			c.Stop()
+			c.Close()
 			c = nil
 		}
 	}()
@@ -214,9 +214,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return nil, fmt.Errorf("start postgres cluster: %w", lastErr)
 }
 
-// Stop stops the server at once and removes its directory. It is safe to call
+// Close stops the server at once and removes its directory. It is safe to call
 // twice and on a nil cluster.
-func (c *Cluster) Stop() error {
+func (c *Cluster) Close() error {
 	if c == nil || c.dir == "" {
 		return nil
 	}
@@ -343,7 +343,7 @@ func tail(path string) string {
 }
 
 // sweep stops and removes clusters left behind by test processes that died
-// without calling Stop (a test binary killed by its -timeout, say): those
+// without calling Close (a test binary killed by its -timeout, say): those
 // whose owner process no longer exists. Clusters of running processes are
 // left alone.
 func sweep(ctx context.Context, bin string, cred *syscall.Credential) {
@@ -362,7 +362,7 @@ func sweep(ctx context.Context, bin string, cred *syscall.Credential) {
 			staleBin = string(b) // its own pg_ctl, which knows its data directory's version
 		}
 		stale := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: staleBin, cred: cred}
-		_ = stale.Stop()
+		_ = stale.Close()
 	}
 }
 

@@ -29,7 +29,7 @@ func start(t *testing.T, ctx context.Context, opts Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Stop() })
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -42,14 +42,14 @@ func TestStopRemovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := c.dir
-	if err := c.Stop(); err != nil {
+	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("cluster directory still exists after Stop: %v", err)
+		t.Fatalf("cluster directory still exists after Close: %v", err)
 	}
-	if err := c.Stop(); err != nil {
-		t.Fatalf("second Stop() = %v, want nil", err)
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close() = %v, want nil", err)
 	}
 }
 

@@ -25,18 +25,6 @@ func Start(t testing.TB, opts mysqlserver.Options) *mysqlserver.Server {
 	return s
 }
 
-// StartTLS starts a server with TLS (see mysqlserver.StartTLS), closed in
-// t.Cleanup, and returns it with the CA file that verifies it.
-func StartTLS(t testing.TB, opts mysqlserver.Options) (*mysqlserver.Server, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, ca, err := mysqlserver.StartTLS(ctx, opts)
-	must(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s, ca
-}
-
 // CreateUser creates user@host with password and grants (see
 // Server.CreateUser), dropped in t.Cleanup.
 func CreateUser(t testing.TB, s *mysqlserver.Server, user, host, password string, grants ...string) {

@@ -21,7 +21,7 @@ import (
 //
 //	var cluster = pgtest.NewShared(pgcluster.Options{TLS: true})
 //
-//	func TestMain(m *testing.M) { code := m.Run(); cluster.Stop(); os.Exit(code) }
+//	func TestMain(m *testing.M) { code := m.Run(); cluster.Close(); os.Exit(code) }
 //
 //	func TestX(t *testing.T) { c := cluster.Get(t); ... }
 type Shared struct {
@@ -52,16 +52,16 @@ func (s *Shared) Get(t testing.TB) *pgcluster.Cluster {
 	return s.c
 }
 
-// Stop stops the cluster if it was started.
-func (s *Shared) Stop() error {
+// Close stops the cluster if it was started.
+func (s *Shared) Close() error {
 	if s.c == nil {
 		return nil
 	}
-	return s.c.Stop()
+	return s.c.Close()
 }
 
 // Matrix is one Shared cluster per PostgreSQL version, each started on
-// first use and stopped by Stop (in TestMain). Clusters with the same bin
+// first use and stopped by Close (in TestMain). Clusters with the same bin
 // directory are one, so Default and Get(t, 15) share Debian's cluster.
 type Matrix struct {
 	opts   pgcluster.Options
@@ -149,13 +149,13 @@ func (m *Matrix) Run(t *testing.T, f func(t *testing.T, c *pgcluster.Cluster)) {
 	}
 }
 
-// Stop stops every cluster that was started.
-func (m *Matrix) Stop() error {
+// Close stops every cluster that was started.
+func (m *Matrix) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
 	for _, s := range m.shared {
-		errs = append(errs, s.Stop())
+		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -22,7 +22,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if err := errors.Join(cluster.Stop(), versions.Stop()); err != nil {
+	if err := errors.Join(cluster.Close(), versions.Close()); err != nil {
 		println(err.Error())
 	}
 	os.Exit(code)

@@ -31,7 +31,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if err := errors.Join(clusters.Stop(), plainCluster.Stop()); err != nil {
+	if err := errors.Join(clusters.Close(), plainCluster.Close()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
