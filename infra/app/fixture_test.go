@@ -16,6 +16,7 @@ import (
 	"github.com/rotary-secrets/rotary/infra/config"
 	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
 	"github.com/rotary-secrets/rotary/infra/rotary"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
 // Each synth costs seconds of jsii start-up and synthesis, so every fixture
@@ -50,15 +51,15 @@ func tempDir() (string, error) {
 }
 
 // fakeDist writes a dist directory with a dummy <type>.zip (holding a
-// `bootstrap`) for each type, as `make build` would.
+// `bootstrap`) for each type, and watch.zip, as `make build` would.
 func fakeDist(types ...rotary.FunctionType) (string, error) {
 	dir, err := tempDir()
 	if err != nil {
 		return "", err
 	}
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = string(t)
+	names := []string{registry.Watch.Name}
+	for _, t := range types {
+		names = append(names, string(t))
 	}
 	return dir, cdktest.WriteFakeDist(dir, names...)
 }
@@ -281,3 +282,34 @@ func canonSet(vs []any) []string {
 
 func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
 func getAtt(id, a string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, a}} }
+
+// watchFunctionID is the logical ID of the watch function.
+func (f *fixture) watchFunctionID(t *testing.T) string {
+	t.Helper()
+	return f.only(t, "AWS::Lambda::Function", func(p map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(p["Description"]), "Rotary watch: ")
+	})
+}
+
+// watchRoleID is the logical ID of the role the watch runs as.
+func (f *fixture) watchRoleID(t *testing.T) string {
+	t.Helper()
+	fn := f.resources("AWS::Lambda::Function")[f.watchFunctionID(t)]
+	return props(fn)["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+}
+
+// schedulerRoleID is the logical ID of the role the watch's schedules use.
+func (f *fixture) schedulerRoleID(t *testing.T) string {
+	t.Helper()
+	var ids []string
+	for _, s := range f.resources("AWS::Scheduler::Schedule") {
+		id := props(s)["Target"].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+		if len(ids) == 0 || ids[0] != id {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("want one scheduler role for the watch's schedules, got %v", ids)
+	}
+	return ids[0]
+}
