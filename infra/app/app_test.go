@@ -285,7 +285,7 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 // TestNoWildcardGrants is the negative check: no Secrets Manager or KMS
 // action on Resource "*", no action wildcards, no Deny-less "*:*".
 func TestNoWildcardGrants(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			stmts := f.allStatements()
@@ -685,7 +685,7 @@ func TestAlertsReachTheEncryptedTLSOnlyTopic(t *testing.T) {
 }
 
 func TestCdkNagReportsNoUnsuppressedFindings(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			for _, level := range []struct {
@@ -864,7 +864,7 @@ func TestStaleRotationIsReportedThroughAWSConfig(t *testing.T) {
 // resources depend on each other in a circle (e.g. a key policy naming a
 // role whose policy names the key), and synth does not catch it.
 func TestTemplateHasNoDependencyCycles(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			res := f.json["Resources"].(map[string]any)

@@ -125,11 +125,17 @@ var example = &lazyFixture{load: func() (*fixture, error) {
 }}
 
 // minimalYAML has no endpoint, no created secret for a database type, no
-// multi-user type and no alarm emails.
+// multi-user type and no alarm emails; its watch has every option set.
 const minimalYAML = `
 account: "444455556666"
 region: us-east-2
 stackName: RotaryMinimal
+watch:
+  interval: 5m
+  repair: true
+  repairAfter: 30m
+  overdueAfter: 2h
+  perSecretAlarms: true
 vpc:
   id: vpc-11112222333344445
   subnets:
@@ -146,10 +152,54 @@ secrets:
     arn: arn:aws:secretsmanager:us-east-2:444455556666:secret:app/db-AbCdEf
     database: app
     schedule: rate(1 day)
+    repair: false
 `
 
 var minimal = &lazyFixture{load: func() (*fixture, error) {
 	cfg, err := config.Parse([]byte(minimalYAML), ".")
+	if err != nil {
+		return nil, err
+	}
+	return synthesize(cfg)
+}}
+
+// fleetSize secrets need two watch schedules (at most 100 secrets each).
+const fleetSize = 102
+
+// fleetYAML is a fleet: fleetSize-2 postgres-single-user secrets on six
+// hosts, staggered, and two random-secret secrets (no host).
+func fleetYAML() string {
+	var b strings.Builder
+	b.WriteString(`
+account: "777788889999"
+region: eu-central-1
+stackName: RotaryFleet
+stagger: host
+vpc:
+  id: vpc-77778888999900001
+  subnets: [{id: subnet-77778888999900001, availabilityZone: eu-central-1a}]
+databases:
+  - {name: fleet-pg, securityGroupId: sg-77778888999900001, port: 5432}
+secrets:
+`)
+	for i := range fleetSize - 2 {
+		schedule, window := "rate(30 days)", "1h"
+		switch i % 10 {
+		case 3:
+			schedule = "cron(15 4 ? * MON *)"
+		case 7:
+			schedule, window = "rate(7 days)", "2h"
+		}
+		fmt.Fprintf(&b, "  - {name: app-%03d, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-central-1:777788889999:secret:app-%03d-Ab12Cd', database: fleet-pg, host: db%d.example.internal, schedule: '%s', window: %s}\n",
+			i, i, i%6, schedule, window)
+	}
+	b.WriteString("  - {name: token-a, type: random-secret, create: {}, schedule: rate(1 day), repair: true}\n")
+	b.WriteString("  - {name: token-b, type: random-secret, create: {}, schedule: rate(1 day)}\n")
+	return b.String()
+}
+
+var fleet = &lazyFixture{load: func() (*fixture, error) {
+	cfg, err := config.Parse([]byte(fleetYAML()), ".")
 	if err != nil {
 		return nil, err
 	}
