@@ -152,16 +152,25 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		secrets[s.Name] = sec
 	}
 
+	staggered, err := cfg.StaggeredSchedules()
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.Secrets {
 		hours, _ := config.WindowHours(s.Window) // validated
+		schedule := s.Schedule
+		if moved, ok := staggered[s.Name]; ok {
+			schedule = moved
+		}
 		rp := &rotary.RotateSecretProps{
 			Secret:                    secrets[s.Name],
 			SecretName:                jsii.String(secretName(s)),
 			EncryptionKey:             keys[s.Name],
 			Type:                      rotary.FunctionType(s.Type),
-			Schedule:                  jsii.String(s.Schedule),
+			Schedule:                  jsii.String(schedule),
 			Window:                    awscdk.Duration_Hours(jsii.Number(float64(hours))),
 			RotateImmediatelyOnUpdate: s.RotateImmediately,
+			Repair:                    s.Repair,
 		}
 		if s.MasterSecret != "" {
 			rp.MasterSecret = secrets[s.MasterSecret]
@@ -178,6 +187,23 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		if _, err := suite.RotateSecret(jsii.String("Rotation-"+s.Name), rp); err != nil {
 			return nil, fmt.Errorf("secrets entry %s: %w", s.Name, err)
 		}
+	}
+
+	if cfg.WatchEnabled() {
+		w, err := suite.NewWatch(jsii.String("Watch"), &rotary.WatchProps{
+			Interval:        duration(cfg.Watch.Interval),
+			Repair:          jsii.Bool(cfg.Watch.Repair),
+			RepairAfter:     duration(cfg.Watch.RepairAfter),
+			OverdueAfter:    duration(cfg.Watch.OverdueAfter),
+			PerSecretAlarms: jsii.Bool(cfg.Watch.PerSecretAlarms),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+		awscdk.NewCfnOutput(stack, jsii.String("WatchFunctionName"), &awscdk.CfnOutputProps{
+			Value:       w.Function.FunctionName(),
+			Description: jsii.String("Name of the watch function, which checks the secrets every watch.interval"),
+		})
 	}
 
 	awscdk.NewCfnOutput(stack, jsii.String("AlarmTopicArn"), &awscdk.CfnOutputProps{

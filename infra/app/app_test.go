@@ -51,9 +51,9 @@ func (f *fixture) secretsKey(t *testing.T) string {
 
 func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 	f := example.get(t)
-	check(t, "five functions", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(5)) })
+	check(t, "five rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(6)) })
 	check(t, "log groups with retention", func() {
-		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(5))
+		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(6))
 		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
 	})
 	tests := []struct {
@@ -186,26 +186,39 @@ func TestOneRolePerFunctionAndNoManagedPolicies(t *testing.T) {
 	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
-			roles := map[string]rotary.FunctionType{}
+			roles := map[string]string{}
 			for _, typ := range f.stack.Suite.Functions() {
 				role := f.roleID(t, typ.Type)
 				if other, dup := roles[role]; dup {
 					t.Errorf("%s and %s share role %s", typ.Type, other, role)
 				}
-				roles[role] = typ.Type
+				roles[role] = string(typ.Type)
 			}
-			check(t, "one role per function", func() {
-				f.template.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(float64(len(roles))))
+			watchRole := f.watchRoleID(t)
+			if other, dup := roles[watchRole]; dup {
+				t.Errorf("the watch shares role %s with %s", watchRole, other)
+			}
+			roles[watchRole] = "watch"
+			scheduler := f.schedulerRoleID(t)
+			check(t, "one role per function, and the scheduler's", func() {
+				f.template.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(float64(len(roles)+1)))
 			})
 			check(t, "no managed policies", func() {
-				f.template.AllResourcesProperties(jsii.String("AWS::IAM::Role"), &map[string]any{
-					"ManagedPolicyArns": assertions.Match_Absent(),
-					"AssumeRolePolicyDocument": assertions.Match_ObjectLike(&map[string]any{"Statement": []any{
-						map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}},
-					}}),
-				})
+				f.template.AllResourcesProperties(jsii.String("AWS::IAM::Role"), &map[string]any{"ManagedPolicyArns": assertions.Match_Absent()})
 				f.template.ResourceCountIs(jsii.String("AWS::IAM::ManagedPolicy"), jsii.Number(0))
 			})
+			lambda := []any{map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}}}
+			for id, r := range f.resources("AWS::IAM::Role") {
+				got := canon(props(r)["AssumeRolePolicyDocument"].(map[string]any)["Statement"])
+				want := canon(lambda)
+				if id == scheduler {
+					want = canon([]any{map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "scheduler.amazonaws.com"},
+						"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": f.cfg.Account}}}})
+				}
+				if got != want {
+					t.Errorf("role %s may be assumed by %s, want %s", id, got, want)
+				}
+			}
 		})
 	}
 }
@@ -269,7 +282,7 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 // TestNoWildcardGrants is the negative check: no Secrets Manager or KMS
 // action on Resource "*", no action wildcards, no Deny-less "*:*".
 func TestNoWildcardGrants(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			stmts := f.allStatements()
@@ -669,7 +682,7 @@ func TestAlertsReachTheEncryptedTLSOnlyTopic(t *testing.T) {
 }
 
 func TestCdkNagReportsNoUnsuppressedFindings(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			for _, level := range []struct {
@@ -848,7 +861,7 @@ func TestStaleRotationIsReportedThroughAWSConfig(t *testing.T) {
 // resources depend on each other in a circle (e.g. a key policy naming a
 // role whose policy names the key), and synth does not catch it.
 func TestTemplateHasNoDependencyCycles(t *testing.T) {
-	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal} {
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
 			f := lf.get(t)
 			res := f.json["Resources"].(map[string]any)

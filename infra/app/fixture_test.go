@@ -16,6 +16,7 @@ import (
 	"github.com/rotary-secrets/rotary/infra/config"
 	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
 	"github.com/rotary-secrets/rotary/infra/rotary"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
 // Each synth costs seconds of jsii start-up and synthesis, so every fixture
@@ -50,15 +51,15 @@ func tempDir() (string, error) {
 }
 
 // fakeDist writes a dist directory with a dummy <type>.zip (holding a
-// `bootstrap`) for each type, as `make build` would.
+// `bootstrap`) for each type, and watch.zip, as `make build` would.
 func fakeDist(types ...rotary.FunctionType) (string, error) {
 	dir, err := tempDir()
 	if err != nil {
 		return "", err
 	}
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = string(t)
+	names := []string{registry.Watch.Name}
+	for _, t := range types {
+		names = append(names, string(t))
 	}
 	return dir, cdktest.WriteFakeDist(dir, names...)
 }
@@ -124,11 +125,17 @@ var example = &lazyFixture{load: func() (*fixture, error) {
 }}
 
 // minimalYAML has no endpoint, no created secret for a database type, no
-// multi-user type and no alarm emails.
+// multi-user type and no alarm emails; its watch has every option set.
 const minimalYAML = `
 account: "444455556666"
 region: us-east-2
 stackName: RotaryMinimal
+watch:
+  interval: 5m
+  repair: true
+  repairAfter: 30m
+  overdueAfter: 2h
+  perSecretAlarms: true
 vpc:
   id: vpc-11112222333344445
   subnets:
@@ -145,10 +152,54 @@ secrets:
     arn: arn:aws:secretsmanager:us-east-2:444455556666:secret:app/db-AbCdEf
     database: app
     schedule: rate(1 day)
+    repair: false
 `
 
 var minimal = &lazyFixture{load: func() (*fixture, error) {
 	cfg, err := config.Parse([]byte(minimalYAML), ".")
+	if err != nil {
+		return nil, err
+	}
+	return synthesize(cfg)
+}}
+
+// fleetSize secrets need two watch schedules (at most 100 secrets each).
+const fleetSize = 102
+
+// fleetYAML is a fleet: fleetSize-2 postgres-single-user secrets on six
+// hosts, staggered, and two random-secret secrets (no host).
+func fleetYAML() string {
+	var b strings.Builder
+	b.WriteString(`
+account: "777788889999"
+region: eu-central-1
+stackName: RotaryFleet
+stagger: host
+vpc:
+  id: vpc-77778888999900001
+  subnets: [{id: subnet-77778888999900001, availabilityZone: eu-central-1a}]
+databases:
+  - {name: fleet-pg, securityGroupId: sg-77778888999900001, port: 5432}
+secrets:
+`)
+	for i := range fleetSize - 2 {
+		schedule, window := "rate(30 days)", "1h"
+		switch i % 10 {
+		case 3:
+			schedule = "cron(15 4 ? * MON *)"
+		case 7:
+			schedule, window = "rate(7 days)", "2h"
+		}
+		fmt.Fprintf(&b, "  - {name: app-%03d, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-central-1:777788889999:secret:app-%03d-Ab12Cd', database: fleet-pg, host: db%d.example.internal, schedule: '%s', window: %s}\n",
+			i, i, i%6, schedule, window)
+	}
+	b.WriteString("  - {name: token-a, type: random-secret, create: {}, schedule: rate(1 day), repair: true}\n")
+	b.WriteString("  - {name: token-b, type: random-secret, create: {}, schedule: rate(1 day)}\n")
+	return b.String()
+}
+
+var fleet = &lazyFixture{load: func() (*fixture, error) {
+	cfg, err := config.Parse([]byte(fleetYAML()), ".")
 	if err != nil {
 		return nil, err
 	}
@@ -281,3 +332,34 @@ func canonSet(vs []any) []string {
 
 func ref(id string) map[string]any       { return map[string]any{"Ref": id} }
 func getAtt(id, a string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, a}} }
+
+// watchFunctionID is the logical ID of the watch function.
+func (f *fixture) watchFunctionID(t *testing.T) string {
+	t.Helper()
+	return f.only(t, "AWS::Lambda::Function", func(p map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(p["Description"]), "Rotary watch: ")
+	})
+}
+
+// watchRoleID is the logical ID of the role the watch runs as.
+func (f *fixture) watchRoleID(t *testing.T) string {
+	t.Helper()
+	fn := f.resources("AWS::Lambda::Function")[f.watchFunctionID(t)]
+	return props(fn)["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+}
+
+// schedulerRoleID is the logical ID of the role the watch's schedules use.
+func (f *fixture) schedulerRoleID(t *testing.T) string {
+	t.Helper()
+	var ids []string
+	for _, s := range f.resources("AWS::Scheduler::Schedule") {
+		id := props(s)["Target"].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+		if len(ids) == 0 || ids[0] != id {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("want one scheduler role for the watch's schedules, got %v", ids)
+	}
+	return ids[0]
+}

@@ -46,6 +46,13 @@ type Config struct {
 	Databases []DatabaseConfig `yaml:"databases"`
 	// Alarms configures where notifications go.
 	Alarms AlarmsConfig `yaml:"alarms"`
+	// Watch configures the watch function that checks the secrets' health
+	// on a schedule (docs/watch.md).
+	Watch WatchConfig `yaml:"watch"`
+	// Stagger spreads the rotation windows of the secrets of one database
+	// host so that no two of them rotate in the same hour: "host", or
+	// "none" (the default).
+	Stagger string `yaml:"stagger"`
 	// Secrets to rotate.
 	Secrets []SecretConfig `yaml:"secrets"`
 	// Tags are added to every resource of the stack.
@@ -107,6 +114,36 @@ type AlarmsConfig struct {
 	StaleRotationCheck bool `yaml:"staleRotationCheck"`
 }
 
+// WatchConfig configures the watch function.
+type WatchConfig struct {
+	// Enabled deploys the watch (default true: the config has secrets).
+	Enabled *bool `yaml:"enabled"`
+	// Interval between two runs, a Go duration of whole minutes from 5m to
+	// 12h (default 15m).
+	Interval string `yaml:"interval"`
+	// Repair lets the watch heal stuck rotations (default false); a
+	// secret's own repair overrides it.
+	Repair bool `yaml:"repair"`
+	// RepairAfter is how old a stuck rotation must be before the watch
+	// repairs it (Go duration, at least 5m, default 1h).
+	RepairAfter string `yaml:"repairAfter"`
+	// OverdueAfter is how long after its window a rotation that has not
+	// happened counts as overdue (Go duration, default 1h).
+	OverdueAfter string `yaml:"overdueAfter"`
+	// PerSecretAlarms alarms per secret (SecretName and FunctionName)
+	// instead of per rotation function, for small fleets (default false).
+	PerSecretAlarms bool `yaml:"perSecretAlarms"`
+}
+
+// StaggerHost is the value of Config.Stagger that spreads each host's rotation windows.
+const StaggerHost = "host"
+
+// MaxPerSecretAlarmSecrets is the largest fleet watch.perSecretAlarms
+// accepts: up to four alarms per secret, next to the four resources every
+// secret already has, must stay well below CloudFormation's 500 resources
+// per stack.
+const MaxPerSecretAlarmSecrets = 50
+
 // SecretConfig is one secret to rotate: an existing one (ARN) or one the app creates (Create).
 type SecretConfig struct {
 	// Name identifies the entry; for a created secret it is also the secret name.
@@ -130,6 +167,12 @@ type SecretConfig struct {
 	Schedule          string `yaml:"schedule"`
 	Window            string `yaml:"window"`
 	RotateImmediately *bool  `yaml:"rotateImmediatelyOnUpdate"`
+	// Repair overrides watch.repair for this secret (optional).
+	Repair *bool `yaml:"repair"`
+	// Host is the database server the secret's user is on, the group
+	// stagger: host spreads (optional; default: the database entry, taken
+	// as one host).
+	Host string `yaml:"host"`
 }
 
 // CreateConfig describes a secret the app creates.
@@ -197,6 +240,41 @@ func (c *Config) applyDefaults() {
 			c.Secrets[i].Window = "2h"
 		}
 	}
+	if c.Watch.Enabled == nil {
+		c.Watch.Enabled = ptr(len(c.Secrets) > 0)
+	}
+	if c.Watch.Interval == "" {
+		c.Watch.Interval = "15m"
+	}
+	if c.Watch.RepairAfter == "" {
+		c.Watch.RepairAfter = "1h"
+	}
+	if c.Watch.OverdueAfter == "" {
+		c.Watch.OverdueAfter = "1h"
+	}
+	if c.Stagger == "" {
+		c.Stagger = "none"
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// WatchEnabled reports whether the app deploys the watch: watch.enabled,
+// which defaults to true when the config has secrets.
+func (c *Config) WatchEnabled() bool {
+	if c.Watch.Enabled == nil {
+		return len(c.Secrets) > 0
+	}
+	return *c.Watch.Enabled && len(c.Secrets) > 0
+}
+
+// HostOf is the group stagger: host spreads the secret in: its host, else
+// its database entry ("" for types without a database).
+func HostOf(s SecretConfig) string {
+	if s.Host != "" {
+		return s.Host
+	}
+	return s.Database
 }
 
 // DistPath is DistDir resolved against the config file's directory.
@@ -292,6 +370,7 @@ var (
 	rateRe       = regexp.MustCompile(`^rate\((\d+) (hour|hours|day|days)\)$`)
 	cronRe       = regexp.MustCompile(`^cron\(([^ ()]+ ){5}[^ ()]+\)$`)
 	envNameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	hostRe       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$`)
 	reservedEnvs = map[string]bool{"AWS_REGION": true, "AWS_DEFAULT_REGION": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true}
 )
 
@@ -378,6 +457,12 @@ func (c *Config) Validate() error {
 	if len(c.Secrets) == 0 {
 		v.addf("field secrets: no secrets to rotate; add at least one entry")
 	}
+	c.validateWatch(v)
+	switch c.Stagger {
+	case "none", StaggerHost:
+	default:
+		v.addf("field stagger: %q is not a stagger mode; use host (no two secrets of one database host rotate in the same hour) or none", c.Stagger)
+	}
 	names := map[string]bool{}
 	arns := map[string]string{} // ARN -> entry name
 	for i, s := range c.Secrets {
@@ -391,10 +476,46 @@ func (c *Config) Validate() error {
 			arns[s.ARN] = s.Name
 		}
 	}
+	if len(v.errs) == 0 && c.Stagger == StaggerHost {
+		if _, err := c.StaggeredSchedules(); err != nil {
+			v.errs = append(v.errs, err)
+		}
+	}
 	if len(v.errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(v.errs...))
+}
+
+// Bounds of the watch's durations.
+const (
+	MinWatchInterval    = 5 * time.Minute
+	MaxWatchInterval    = 12 * time.Hour
+	MinWatchRepairAfter = 5 * time.Minute
+)
+
+func (c *Config) validateWatch(v *validator) {
+	w := c.Watch
+	if d, err := time.ParseDuration(w.Interval); err != nil || d%time.Minute != 0 || d < MinWatchInterval || d > MaxWatchInterval {
+		v.addf("field watch.interval: %q must be a whole number of minutes between 5m and 12h, as a Go duration such as 15m (the alarm that the watch stopped waits two intervals, and CloudWatch evaluates at most a day)", w.Interval)
+	}
+	if d, err := time.ParseDuration(w.RepairAfter); err != nil {
+		v.addf("field watch.repairAfter: %q is not a Go duration such as 1h", w.RepairAfter)
+	} else if d < MinWatchRepairAfter {
+		v.addf("field watch.repairAfter: %q is shorter than 5m: a rotation that young may still be running; set at least 5m", w.RepairAfter)
+	}
+	if d, err := time.ParseDuration(w.OverdueAfter); err != nil || d < 0 {
+		v.addf("field watch.overdueAfter: %q is not a non-negative Go duration such as 1h", w.OverdueAfter)
+	}
+	enabled := w.Enabled == nil || *w.Enabled
+	if enabled && w.PerSecretAlarms && len(c.Secrets) > MaxPerSecretAlarmSecrets {
+		v.addf("field watch.perSecretAlarms: %d secrets would get up to %d alarms, too many for one stack (CloudFormation allows 500 resources) and for one inbox; it is for fleets of at most %d secrets: remove it to get one alarm per rotation function and metric", len(c.Secrets), 4*len(c.Secrets), MaxPerSecretAlarmSecrets)
+	}
+	for i, s := range c.Secrets {
+		if s.Repair != nil && !enabled {
+			v.addf("secrets[%d] (%s): field repair: the watch is off (watch.enabled: false), so nothing repairs; remove repair or enable the watch", i, s.Name)
+		}
+	}
 }
 
 func (c *Config) validateVpc(v *validator) {
@@ -502,6 +623,13 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 		}
 	} else if s.MasterSecret != "" || s.MasterSecretARN != "" || s.MasterKmsKeyARN != "" {
 		v.addf("%s: field masterSecret: type %s uses no master secret; remove masterSecret/masterSecretArn/masterKmsKeyArn", where, s.Type)
+	}
+	if s.Host != "" {
+		if !IsDatabaseType(s.Type) {
+			v.addf("%s: field host: type %s reaches no database host; remove host", where, s.Type)
+		} else if !hostRe.MatchString(s.Host) {
+			v.addf("%s: field host: %q must be a host name (letters, digits, '.', '-', '_', ':', at most 253)", where, s.Host)
+		}
 	}
 	if err := ValidateSchedule(s.Schedule); err != nil {
 		v.addf("%s: field schedule: %w", where, err)

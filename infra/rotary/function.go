@@ -58,7 +58,7 @@ type Function struct {
 }
 
 func (s *Suite) newFunction(t FunctionType) (*Function, error) {
-	zip, err := s.zipPath(t)
+	zip, err := s.zipPath(string(t))
 	if err != nil {
 		return nil, err
 	}

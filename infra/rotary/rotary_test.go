@@ -16,6 +16,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/rotary-secrets/rotary/infra/internal/cdktest"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
 func TestMain(m *testing.M) {
@@ -37,9 +38,9 @@ var check = cdktest.Check
 func fakeDist(t *testing.T, types ...FunctionType) string {
 	t.Helper()
 	dir := t.TempDir()
-	names := make([]string, len(types))
-	for i, typ := range types {
-		names[i] = string(typ)
+	names := []string{registry.Watch.Name}
+	for _, typ := range types {
+		names = append(names, string(typ))
 	}
 	if err := cdktest.WriteFakeDist(dir, names...); err != nil {
 		t.Fatal(err)

@@ -97,6 +97,9 @@ type RotateSecretProps struct {
 	MasterEncryptionKey awskms.IKey
 	// Database the function connects to. Required for database types.
 	Database *DatabaseTarget
+	// Repair overrides WatchProps.Repair for this secret: whether the
+	// watch may heal its stuck rotations. Default: the watch's setting.
+	Repair *bool
 }
 
 // Rotation is the rotation of one secret.
@@ -115,6 +118,9 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	where := "rotary suite: RotateSecret " + *id
 	if props == nil || props.Secret == nil {
 		return nil, fmt.Errorf("%s: field Secret is required", where)
+	}
+	if s.watch != nil {
+		return nil, fmt.Errorf("%s: the suite's watch was created already and checks only the secrets rotated before it: call RotateSecret for every secret before NewWatch", where)
 	}
 	if first, ok := s.rotated[*props.Secret.SecretArn()]; ok {
 		return nil, fmt.Errorf("%s: field Secret: the secret is already rotated by RotateSecret %s; a secret has one rotation schedule, so rotate it once", where, first)
@@ -151,6 +157,7 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	}
 	arn := props.Secret.SecretArn()
 	s.rotated[*arn] = *id
+	s.watched = append(s.watched, watchedSecret{id: *id, arn: arn, name: props.SecretName, fn: fn, repair: props.Repair})
 	fn.allowRotate(arn)
 	if key := firstKey(props.EncryptionKey, props.Secret.EncryptionKey()); key != nil {
 		fn.allowKey(key.KeyArn())

@@ -170,6 +170,9 @@ type Suite struct {
 	dbRules map[string]bool
 	// rotated maps each rotated secret's ARN (or token) to its RotateSecret id.
 	rotated map[string]string
+	// watched lists the rotated secrets in RotateSecret order, for the watch.
+	watched []watchedSecret
+	watch   *Watch
 }
 
 // NewSuite creates the suite's shared resources: the alarm topic (unless
@@ -343,8 +346,8 @@ func (s *Suite) Function(t FunctionType) (*Function, error) {
 }
 
 // zipPath checks that the function package exists.
-func (s *Suite) zipPath(t FunctionType) (string, error) {
-	p := filepath.Join(*s.props.DistDir, string(t)+".zip")
+func (s *Suite) zipPath(t string) (string, error) {
+	p := filepath.Join(*s.props.DistDir, t+".zip")
 	st, err := os.Stat(p)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s not found: run make build (it builds functions/%s into dist/%s.zip), or point distDir at the directory that holds it: %w", ErrMissingPackage, p, t, t, err)
@@ -364,6 +367,21 @@ func (s *Suite) alarm(scope constructs.Construct, id, description string, m awsc
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.topic))
+	return a
+}
+
+// alarmBelow creates an alarm that fires when the metric is < 1 and notifies the topic.
+func (s *Suite) alarmBelow(scope constructs.Construct, id, description string, m awscloudwatch.IMetric, missing awscloudwatch.TreatMissingData, periods float64) awscloudwatch.Alarm {
+	a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{
+		Metric:             m,
+		AlarmDescription:   jsii.String(description),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(periods),
+		DatapointsToAlarm:  jsii.Number(periods),
+		TreatMissingData:   missing,
 	})
 	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.topic))
 	return a
