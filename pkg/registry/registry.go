@@ -74,3 +74,17 @@ func Lookup(name string) (Type, bool) {
 
 // List is Names joined for messages: "random-secret, postgres-single-user, ...".
 func List() string { return strings.Join(Names(), ", ") }
+
+// Function is a Lambda function of the suite that is not a credential type.
+type Function struct {
+	// Name names the function: functions/<Name>/main.go and dist/<Name>.zip.
+	Name string
+	// Summary says in one line what it does.
+	Summary string
+	// Doc is its page, relative to the repository root.
+	Doc string
+}
+
+// Watch checks the health of the suite's secrets on a schedule and, when
+// enabled, repairs stuck rotations (docs/watch.md). It rotates nothing.
+var Watch = Function{Name: "watch", Summary: "checks every rotated secret on a schedule (overdue, stuck, drifted, locked out) and repairs stuck rotations when enabled", Doc: "docs/watch.md"}
