@@ -169,6 +169,12 @@ type Duration time.Duration
 
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
 // Result is one run over an event's secrets, in the event's order.
 type Result struct {
 	Time      time.Time `json:"time"`
