@@ -113,9 +113,19 @@ func (w watchSecret) target(repair *bool) watch.Target {
 func runWatch(t *testing.T, s *localstack.Stack, ahead time.Duration, targets ...watch.Target) *watch.Result {
 	t.Helper()
 	ev := watch.Event{Time: s.SM.Now().Add(ahead).Format(time.RFC3339Nano), Secrets: targets}
+	summary := `"msg":"` + watch.MsgSummary + `"`
+	before := strings.Count(watchEnv.logs.String(), summary)
 	res, err := s.RunWatch(within(t, 3*time.Minute), ev)
 	if err != nil {
 		t.Fatalf("run the watch: %v", err)
+	}
+	// The function's output reaches the log after its answer: wait for the
+	// run's summary, its last line.
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(watchEnv.logs.String(), summary) == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch's summary line never reached the log")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if len(res.Secrets) != len(targets) {
 		t.Fatalf("the watch answered for %d secrets, want %d", len(res.Secrets), len(targets))
