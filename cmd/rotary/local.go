@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,8 +29,8 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	state := fs.String("state", filepath.Join(".rotary", "local-state.json"), "file that keeps the local Secrets Manager's state across restarts")
 	addr := fs.String("addr", "127.0.0.1:4597", "loopback address to serve on (port 0 picks a free one)")
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
-	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due")
-	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry)")
+	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
+	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, and the watch)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
 	pos, err := parseArgs(fs, args, out)
@@ -94,8 +95,13 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	} {
 		fmt.Fprintf(out, "export %s=%s\n", kv[0], kv[1])
 	}
-	fmt.Fprintf(out, "\nScheduled rotations run every %s when due. Press Ctrl-C to stop.\n", *tick)
-	go stack.SM.RunScheduler(ctx, *tick)
+	watching := slices.Contains(functions, registry.Watch.Name)
+	if watching {
+		fmt.Fprintf(out, "\nEvery %s the watch checks every secret rotated by a local function (its lines go to the log), then scheduled rotations that are due start. Press Ctrl-C to stop.\n", *tick)
+	} else {
+		fmt.Fprintf(out, "\nScheduled rotations run every %s when due. Press Ctrl-C to stop.\n", *tick)
+	}
+	go runTicks(ctx, stack, *tick, watching, logFile)
 	<-ctx.Done()
 	fmt.Fprintln(out, "Stopping the local stack...")
 	if err := stack.Close(); err != nil {
@@ -105,10 +111,43 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
+// runTicks is the local stack's schedule: at every tick the watch (when
+// the stack runs it) checks every secret with a local rotation function at
+// the local Secrets Manager's time, then the rotations that are due start.
+// The watch runs first, so that a rotation it sees unfinished had a whole
+// tick to finish.
+func runTicks(ctx context.Context, stack *localstack.Stack, tick time.Duration, watching bool, log io.Writer) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		if watching {
+			if err := localWatch(ctx, stack); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(log, "{\"msg\":\"rotary local: the watch did not run\",\"error\":%q}\n", err.Error())
+			}
+		}
+		stack.SM.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// localWatch runs the watch once over the stack's secrets.
+func localWatch(ctx context.Context, stack *localstack.Stack) error {
+	ev, err := stack.WatchEvent(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = stack.RunWatch(ctx, ev)
+	return err
+}
+
 // localFunctions lists the functions to run: every credential type of the
-// registry, or those named by only.
+// registry and the watch, or those named by only.
 func localFunctions(root, only string) ([]string, error) {
-	all := registry.Names()
+	all := append(registry.Names(), registry.Watch.Name)
 	for _, name := range all {
 		if _, err := os.Stat(filepath.Join(root, "functions", name, "main.go")); err != nil {
 			return nil, fmt.Errorf("the registry names function %s, but %s has no functions/%s/main.go: %w", name, root, name, err)
@@ -124,7 +163,7 @@ func localFunctions(root, only string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if _, ok := registry.Lookup(name); !ok {
+		if _, ok := registry.Lookup(name); !ok && name != registry.Watch.Name {
 			return nil, fmt.Errorf("%w: --functions: no function %q; the functions are %s", errUsage, name, strings.Join(all, ", "))
 		}
 		picked = append(picked, name)

@@ -94,29 +94,9 @@ func (c *clients) unfinished(ctx context.Context, s *secretState, pending string
 	return fmt.Errorf("%w: %s. %s. %s", errUnfinished, msg, capitalize(r.Summary), advice(s, r))
 }
 
-// advice is the one command that fixes what a probe found.
-func advice(s *secretState, r *recovery.Report) string {
-	switch r.Plan {
-	case recovery.PlanComplete:
-		return fmt.Sprintf("Applications reading AWSCURRENT cannot log in: run 'rotary unstick %s' to complete the rotation (if none is still running)", s.name)
-	case recovery.PlanRestore:
-		return fmt.Sprintf("Applications reading AWSCURRENT cannot log in: run 'rotary unstick %s' to make version %s AWSCURRENT again", s.name, r.PlanVersion)
-	case recovery.PlanClearPending:
-		return fmt.Sprintf("If no rotation is still running, run 'rotary unstick %s' to clear it, fix the cause and rotate again", s.name)
-	}
-	switch r.State {
-	case recovery.StateLoginDisabled:
-		return fmt.Sprintf("Let the user log in again (PostgreSQL: ALTER ROLE ... LOGIN, or the pg_hba.conf rule that rejects it; MySQL/MariaDB: ALTER USER ... ACCOUNT UNLOCK), then run 'rotary unstick %s'", s.name)
-	case recovery.StateDrifted:
-		return fmt.Sprintf("No command can fix this from the secret alone: store the password the server has as AWSCURRENT ('aws secretsmanager put-secret-value'), or set a new one on the server by hand and store that; then 'rotary unstick %s'", s.name)
-	case recovery.StateUnknown:
-		return fmt.Sprintf("Fix what the probes report, then 'rotary probe %s' again", s.name)
-	}
-	if r.SingleCredential && len(r.StillValid) > 0 {
-		return fmt.Sprintf("An older credential still logs in: run 'rotary revoke %s'", s.name)
-	}
-	return "Nothing needs fixing"
-}
+// advice is the one command that fixes what a probe found
+// (recovery.Advice, which the watch prints too).
+func advice(s *secretState, r *recovery.Report) string { return recovery.Advice(s.name, r) }
 
 // runProbe asks the rotation function which versions' credentials log in,
 // changing nothing.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
+	"github.com/rotary-secrets/rotary/pkg/snslocal"
 )
 
 // RotationsPath is the stack's rotations feed: GET RotationsPath?secretId=ID
@@ -69,7 +70,13 @@ func (s *Stack) listen(addr string) error {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
-	s.mux.Handle("/", s.SM)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if snslocal.IsRequest(r) {
+			s.SNS.ServeHTTP(w, r)
+			return
+		}
+		s.SM.ServeHTTP(w, r)
+	})
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.httpSrv = srv
@@ -80,7 +87,7 @@ func (s *Stack) listen(addr string) error {
 }
 
 // ServeHTTP serves the stack's endpoint: the Secrets Manager API (POST /
-// with X-Amz-Target), the Lambda Invoke API (POST
+// with X-Amz-Target), the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
 // /2015-03-31/functions/{name or ARN}/invocations, RequestResponse only) for
 // the stack's functions, and the rotations feed at RotationsPath.
 func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -20,7 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
+	"github.com/rotary-secrets/rotary/pkg/snslocal"
 )
 
 // Where the local stack's ARNs say it runs.
@@ -72,6 +74,9 @@ type Stack struct {
 	Endpoint string
 	// Client is an SDK client for the local Secrets Manager.
 	Client *secretsmanager.Client
+	// SNS is the local SNS, served at Endpoint too (form-encoded POSTs),
+	// with the watch's topic (WatchTopicARN) created.
+	SNS *snslocal.Server
 
 	httpSrv *http.Server
 	mux     *http.ServeMux
@@ -121,7 +126,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID)}
+	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
+		return nil, err
+	}
 	httpInvoker := &smlocal.HTTPInvoker{Resolve: s.resolve, Client: &http.Client{}}
 	// The emulator runs one invocation at a time and refuses a second with
 	// HTTP 400, as one Lambda execution environment would; Lambda would run
@@ -168,13 +176,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
-		env := append([]string{
+		env := []string{
 			"SECRETS_MANAGER_ENDPOINT=" + s.Endpoint,
 			"AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID,
 			"AWS_SECRET_ACCESS_KEY=" + smlocal.LocalSecretAccessKey,
 			"AWS_REGION=" + Region,
 			"AWS_EC2_METADATA_DISABLED=true",
-		}, cfg.Env...)
+		}
+		if name == registry.Watch.Name {
+			env = append(env, s.watchEnv()...)
+		}
+		env = append(env, cfg.Env...)
 		env = append(env, cfg.FunctionEnv[name]...)
 		fn, err := lambdaemu.Start(ctx, lambdaemu.Config{
 			Name: "rotary-" + name, Bootstrap: bootstrap, Emulator: rie, Env: env, Log: cfg.Log,

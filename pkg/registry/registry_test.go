@@ -10,7 +10,8 @@ import (
 )
 
 // TestEveryFunctionIsRegistered: functions/<name>/main.go exists for every
-// registered type, and every function directory is registered.
+// registered type and for the watch, and every function directory is a
+// registered type or the watch (which is not a credential type).
 func TestEveryFunctionIsRegistered(t *testing.T) {
 	dirs, err := os.ReadDir("../../functions")
 	if err != nil {
@@ -33,8 +34,14 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}
 	}
+	if _, err := os.Stat(filepath.Join("../../functions", registry.Watch.Name, "main.go")); err != nil {
+		t.Errorf("registry.Watch names functions/%s/main.go, which is missing", registry.Watch.Name)
+	}
+	if _, ok := registry.Lookup(registry.Watch.Name); ok {
+		t.Errorf("%s is registered as a credential type too; it rotates nothing", registry.Watch.Name)
+	}
 	for _, name := range found {
-		if _, ok := registry.Lookup(name); !ok {
+		if _, ok := registry.Lookup(name); !ok && name != registry.Watch.Name {
 			t.Errorf("functions/%s is not in the registry (pkg/registry): add its entry", name)
 		}
 	}

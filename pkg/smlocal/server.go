@@ -303,3 +303,7 @@ func ts(t time.Time) *epoch {
 	e := epoch(t)
 	return &e
 }
+
+// Now is the server's clock (Options.Clock, in UTC): the time its
+// rotations, versions and schedules are stamped with.
+func (s *Server) Now() time.Time { return s.now() }

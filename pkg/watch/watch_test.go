@@ -1,0 +1,411 @@
+package watch_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/rotary-secrets/rotary/pkg/recovery"
+	"github.com/rotary-secrets/rotary/pkg/smlocal"
+	"github.com/rotary-secrets/rotary/pkg/watch"
+)
+
+const fnARN = "arn:aws:lambda:us-east-1:123456789012:function:rotary-random-secret"
+
+// clock is a settable clock for the local Secrets Manager.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeFunction answers probeSecret and recoverSecret as a rotation function
+// would, from the labels the real local Secrets Manager holds: state says
+// what its probes would find, per secret name.
+type fakeFunction struct {
+	sm    *secretsmanager.Client
+	mu    sync.Mutex
+	state map[string]string // secret name -> recovery state
+	calls []string          // "step name"
+	block chan struct{}     // when set, invocations wait for it or ctx
+}
+
+func (f *fakeFunction) Invoke(ctx context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
+	var ev struct{ Step, SecretId, ClientRequestToken string }
+	if err := json.Unmarshal(in.Payload, &ev); err != nil {
+		return nil, err
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	d, err := f.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: &ev.SecretId})
+	if err != nil {
+		return nil, err
+	}
+	name := aws.ToString(d.Name)
+	f.mu.Lock()
+	f.calls = append(f.calls, ev.Step+" "+name)
+	state := f.state[name]
+	f.mu.Unlock()
+	if state == "error" {
+		return &lambda.InvokeOutput{FunctionError: aws.String("Unhandled"), Payload: []byte(`{"errorMessage":"probeSecret failed: [REDACTED] refused"}`)}, nil
+	}
+	r := recovery.Report{SecretARN: ev.SecretId, SingleCredential: true}
+	for id, labels := range d.VersionIdsToStages {
+		for _, l := range labels {
+			switch l {
+			case "AWSCURRENT":
+				r.CurrentVersion = id
+			case "AWSPENDING":
+				r.PendingVersion = id
+			}
+		}
+	}
+	if r.PendingVersion == r.CurrentVersion {
+		r.PendingVersion = ""
+	}
+	cur := recovery.OutcomeLogsIn
+	pend := recovery.OutcomeRefused
+	switch state {
+	case recovery.StateDrifted:
+		cur = recovery.OutcomeRefused
+	case recovery.StateLockedOut:
+		cur, pend = recovery.OutcomeRefused, recovery.OutcomeLogsIn
+	case recovery.StateUnknown:
+		cur = recovery.OutcomeUnreachable
+	}
+	r.Versions = append(r.Versions, recovery.VersionProbe{VersionID: r.CurrentVersion, Labels: []string{"AWSCURRENT"}, Outcome: cur})
+	if r.PendingVersion != "" {
+		r.Versions = append(r.Versions, recovery.VersionProbe{VersionID: r.PendingVersion, Labels: []string{"AWSPENDING"}, Outcome: pend})
+	}
+	recovery.Decide(&r)
+	if ev.Step == watch.StepRecover && r.Plan == recovery.PlanComplete {
+		// Complete the rotation as the function would.
+		if _, err := f.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &ev.SecretId, VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: &r.PendingVersion, RemoveFromVersionId: &r.CurrentVersion}); err != nil {
+			return nil, err
+		}
+		if _, err := f.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &ev.SecretId, VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: &r.PendingVersion}); err != nil {
+			return nil, err
+		}
+		r.Action, r.Changed = "completed the rotation", true
+		f.mu.Lock()
+		f.state[name] = recovery.StateHealthy
+		f.mu.Unlock()
+	}
+	b, _ := json.Marshal(r)
+	return &lambda.InvokeOutput{Payload: b}, nil
+}
+
+type recorder struct {
+	mu sync.Mutex
+	ns []watch.Notification
+}
+
+func (r *recorder) Notify(_ context.Context, n watch.Notification) error {
+	r.mu.Lock()
+	r.ns = append(r.ns, n)
+	r.mu.Unlock()
+	return nil
+}
+
+type env struct {
+	clk  *clock
+	sm   *secretsmanager.Client
+	fn   *fakeFunction
+	note *recorder
+	logs *bytes.Buffer
+	w    *watch.Watcher
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	srv, err := smlocal.New(smlocal.Options{Clock: clk.now, CanInvoke: func(string) error { return nil }, Invoker: smlocal.InvokerFunc(func(context.Context, string, smlocal.Event) error { return fmt.Errorf("no rotations in this test") })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	sm := smlocal.NewClient(hs.URL)
+	e := &env{clk: clk, sm: sm, fn: &fakeFunction{sm: sm, state: map[string]string{}}, note: &recorder{}, logs: &bytes.Buffer{}}
+	e.w = &watch.Watcher{SM: sm, Lambda: e.fn, Notifier: e.note, Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Config: watch.Config{RepairAfter: time.Hour, OverdueAfter: time.Hour}}
+	return e
+}
+
+// secret creates a secret with rotation on (every day, 2h window) by
+// putting the rules on directly: a version, then rotation configured
+// without rotating.
+func (e *env) secret(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	out, err := e.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(`{"password":"not-checked-here"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: out.ARN, RotationLambdaARN: aws.String(fnARN),
+		RotationRules: &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(1), Duration: aws.String("2h")}, RotateImmediately: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	// RotateImmediately=false runs testSecret, which fails here; drop the
+	// pending version it leaves.
+	e.clearPending(t, *out.ARN)
+	return *out.ARN
+}
+
+func (e *env) clearPending(t *testing.T, arn string) {
+	t.Helper()
+	d, err := e.sm.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: &arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, labels := range d.VersionIdsToStages {
+		for _, l := range labels {
+			if l == "AWSPENDING" && len(labels) == 1 {
+				if _, err := e.sm.UpdateSecretVersionStage(context.Background(), &secretsmanager.UpdateSecretVersionStageInput{SecretId: &arn, VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: aws.String(id)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// pending leaves a stuck rotation: a new version labelled AWSPENDING only.
+func (e *env) pending(t *testing.T, arn string) string {
+	t.Helper()
+	tok := strings.Repeat("p", 32) + fmt.Sprint(time.Now().UnixNano())
+	if _, err := e.sm.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: &arn, ClientRequestToken: &tok, SecretString: aws.String(`{"password":"pending-not-checked"}`), VersionStages: []string{"AWSPENDING"}}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) run(t *testing.T, targets ...watch.Target) *watch.Result {
+	t.Helper()
+	res, err := e.w.Run(context.Background(), watch.Event{Time: e.clk.now().Format(time.RFC3339), Secrets: targets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// lines decodes the watch's log lines with message msg.
+func (e *env) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %v", err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestStatesAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	ok := e.secret(t, "app/ok")
+	drift := e.secret(t, "app/drifted")
+	e.fn.state["app/drifted"] = recovery.StateDrifted
+	unk := e.secret(t, "app/unknown")
+	e.fn.state["app/unknown"] = recovery.StateUnknown
+	failing := e.secret(t, "app/failing")
+	e.fn.state["app/failing"] = "error"
+	off := e.secret(t, "app/off")
+	if _, err := e.sm.CancelRotateSecret(context.Background(), &secretsmanager.CancelRotateSecretInput{SecretId: &off}); err != nil {
+		t.Fatal(err)
+	}
+	missing := "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/missing-AbCdEf"
+	res := e.run(t, watch.Target{ARN: ok}, watch.Target{ARN: drift}, watch.Target{ARN: unk}, watch.Target{ARN: failing, Function: fnARN}, watch.Target{ARN: off}, watch.Target{ARN: missing})
+	want := []string{watch.StateOK, watch.StateDrifted, watch.StateUnverified, watch.StateUnverified, watch.StateRotationDisabled, watch.StateError}
+	for i, c := range res.Secrets {
+		if c.State != want[i] {
+			t.Errorf("%s: state %s (%v), want %s", c.SecretARN, c.State, c.Problems, want[i])
+		}
+		if c.Advice == "" {
+			t.Errorf("%s: no advice", c.SecretARN)
+		}
+	}
+	if res.Checked != 6 || res.Unhealthy != 5 {
+		t.Errorf("checked %d, unhealthy %d; want 6 and 5", res.Checked, res.Unhealthy)
+	}
+	lines := e.lines(t, watch.MsgCheck)
+	if len(lines) != 6 {
+		t.Fatalf("%d check lines, want 6", len(lines))
+	}
+	metric := func(i int, name string) any { return lines[i][name] }
+	if metric(0, "CurrentLogsIn") != 1.0 || metric(0, "Overdue") != 0.0 || metric(0, "Stuck") != 0.0 || metric(0, "FunctionName") != "rotary-random-secret" || metric(0, "SecretName") != "app/ok" {
+		t.Errorf("healthy line: %v", lines[0])
+	}
+	if metric(1, "CurrentLogsIn") != 0.0 {
+		t.Errorf("drifted line: CurrentLogsIn %v, want 0", metric(1, "CurrentLogsIn"))
+	}
+	for _, i := range []int{2, 3} { // could not tell: no CurrentLogsIn at all
+		if v, ok := lines[i]["CurrentLogsIn"]; ok {
+			t.Errorf("%s: CurrentLogsIn %v, want it omitted", lines[i]["SecretName"], v)
+		}
+		if dir := fmt.Sprint(lines[i]["_aws"]); strings.Contains(dir, "CurrentLogsIn") {
+			t.Errorf("%s: the directive names CurrentLogsIn, which the line omits", lines[i]["SecretName"])
+		}
+	}
+	if !strings.Contains(fmt.Sprint(lines[3]["probeError"]), "[REDACTED]") {
+		t.Errorf("the function's (scrubbed) error is not kept: %v", lines[3]["probeError"])
+	}
+	if _, ok := lines[5]["_aws"]; ok {
+		t.Errorf("an error line has metrics: %v", lines[5])
+	}
+	sum := e.lines(t, watch.MsgSummary)
+	if len(sum) != 1 || sum[0]["SecretsChecked"] != 6.0 || sum[0]["SecretsUnhealthy"] != 5.0 {
+		t.Errorf("summary: %v", sum)
+	}
+	if len(e.note.ns) != 0 {
+		t.Errorf("notifications without any repair: %v", e.note.ns)
+	}
+}
+
+func TestOverdue(t *testing.T) {
+	e := newEnv(t)
+	arn := e.secret(t, "app/overdue")
+	d, _ := e.sm.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: &arn})
+	next := aws.ToTime(d.NextRotationDate)
+	// Due at next + 2h window + 1h grace: a second before, not overdue.
+	e.clk.t = next.Add(3*time.Hour - time.Second)
+	if c := e.run(t, watch.Target{ARN: arn}).Secrets[0]; c.Overdue || c.State != watch.StateOK {
+		t.Fatalf("a second before the grace ends: overdue %v, state %s", c.Overdue, c.State)
+	}
+	e.clk.add(2 * time.Second)
+	c := e.run(t, watch.Target{ARN: arn}).Secrets[0]
+	if !c.Overdue || c.State != watch.StateOverdue || !strings.Contains(c.Advice, "rotary rotate app/overdue") {
+		t.Fatalf("a second after: overdue %v, state %s, advice %q", c.Overdue, c.State, c.Advice)
+	}
+	if l := e.lines(t, watch.MsgCheck); l[len(l)-1]["Overdue"] != 1.0 {
+		t.Fatalf("Overdue metric %v, want 1", l[len(l)-1]["Overdue"])
+	}
+}
+
+func TestRepair(t *testing.T) {
+	e := newEnv(t)
+	locked := e.secret(t, "app/locked")
+	e.fn.state["app/locked"] = recovery.StateLockedOut
+	young := e.secret(t, "app/young")
+	e.fn.state["app/young"] = recovery.StateLockedOut
+	e.pending(t, locked)
+	e.clk.add(2 * time.Hour)
+	e.pending(t, young)
+	e.clk.add(time.Minute)
+
+	// Repair off: both reported, nothing changed, one refusal each (locked out).
+	res := e.run(t, watch.Target{ARN: locked}, watch.Target{ARN: young})
+	for _, c := range res.Secrets {
+		if c.State != watch.StateLockedOut || c.Repaired || c.Repair != watch.RepairDisabled {
+			t.Errorf("repair off: %s is %s, repair %q", c.SecretName, c.State, c.Repair)
+		}
+	}
+	if len(e.note.ns) != 2 {
+		t.Fatalf("repair off: %d notifications, want 2 refusals", len(e.note.ns))
+	}
+	e.note.ns = nil
+
+	// Repair on for one secret by the event: the old stuck rotation is
+	// completed, the young one refused.
+	on := true
+	res = e.run(t, watch.Target{ARN: locked, Repair: &on}, watch.Target{ARN: young, Repair: &on})
+	if c := res.Secrets[0]; !c.Repaired || c.State != watch.StateOK || c.StateBefore != watch.StateLockedOut || c.Stuck {
+		t.Errorf("old stuck rotation: repaired %v, state %s (was %s), stuck %v: %s", c.Repaired, c.State, c.StateBefore, c.Stuck, c.RepairDetail)
+	}
+	if c := res.Secrets[1]; c.Repaired || c.Repair != watch.RepairTooYoung || c.State != watch.StateLockedOut {
+		t.Errorf("young stuck rotation: repaired %v, repair %q, state %s", c.Repaired, c.Repair, c.State)
+	}
+	if len(e.note.ns) != 2 || e.note.ns[0].Outcome == e.note.ns[1].Outcome {
+		t.Fatalf("notifications %+v, want one repair and one refusal", e.note.ns)
+	}
+	lines := e.lines(t, watch.MsgCheck)
+	if last := lines[len(lines)-2]; last["Repaired"] != 1.0 || last["CurrentLogsIn"] != 1.0 || last["Stuck"] != 0.0 {
+		t.Errorf("repaired line: %v", last)
+	}
+	if n := len(e.lines(t, watch.MsgRepair)); n != 4 {
+		t.Errorf("%d repair lines, want 4 (one per repair or refusal)", n)
+	}
+}
+
+// TestDeadline: a function that never answers does not hold the run past
+// its deadline; the secrets it did not reach are reported unchecked.
+func TestDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.fn.block = make(chan struct{})
+	e.w.Config.Concurrency = 2
+	var targets []watch.Target
+	for i := range 5 {
+		targets = append(targets, watch.Target{ARN: e.secret(t, fmt.Sprintf("app/slow-%d", i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	res, err := e.w.Run(ctx, watch.Event{Time: e.clk.now().Format(time.RFC3339), Secrets: targets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 600*time.Millisecond {
+		t.Fatalf("the run took %s past a 500ms deadline", d)
+	}
+	unchecked := 0
+	for _, c := range res.Secrets {
+		switch c.State {
+		case watch.StateUnchecked:
+			unchecked++
+		case watch.StateUnverified: // probed, and the probe timed out
+		default:
+			t.Errorf("%s: %s", c.SecretARN, c.State)
+		}
+	}
+	if unchecked < 3 || res.Unchecked != unchecked || res.Unhealthy != 5 {
+		t.Fatalf("unchecked %d (result %d), unhealthy %d: want the 3 never started unchecked and all 5 unhealthy", unchecked, res.Unchecked, res.Unhealthy)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	c, err := watch.ConfigFromEnv(func(string) string { return "" })
+	if err != nil || c.Repair || c.RepairAfter != time.Hour || c.OverdueAfter != time.Hour || c.Concurrency != 8 || c.TopicARN != "" {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	good := map[string]string{"ROTARY_WATCH_REPAIR": "yes", "ROTARY_WATCH_REPAIR_AFTER": "5m", "ROTARY_WATCH_OVERDUE_AFTER": "30m", "ROTARY_WATCH_CONCURRENCY": "64", "ROTARY_WATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+	c, err = watch.ConfigFromEnv(func(k string) string { return good[k] })
+	if err != nil || !c.Repair || c.RepairAfter != 5*time.Minute || c.OverdueAfter != 30*time.Minute || c.Concurrency != 64 || c.TopicARN != good["ROTARY_WATCH_TOPIC_ARN"] {
+		t.Fatalf("set: %+v, %v", c, err)
+	}
+	for k, v := range map[string]string{"ROTARY_WATCH_REPAIR": "maybe", "ROTARY_WATCH_REPAIR_AFTER": "4m59s", "ROTARY_WATCH_OVERDUE_AFTER": "-1h", "ROTARY_WATCH_CONCURRENCY": "65", "ROTARY_WATCH_TOPIC_ARN": "alarms"} {
+		if _, err := watch.ConfigFromEnv(func(key string) string {
+			if key == k {
+				return v
+			}
+			return ""
+		}); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: %v, want an error naming the variable", k, v, err)
+		}
+	}
+}
