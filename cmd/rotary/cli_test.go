@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres/scram"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 )
 
@@ -342,7 +343,9 @@ func TestStatusAllShowsSecretsItCannotRead(t *testing.T) {
 // TestStatusOf checks the flags from a described secret.
 func TestStatusOf(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	past, future, created := now.Add(-time.Hour), now.Add(time.Hour), now.Add(-50*time.Hour)
+	// Overdue means past the next rotation date, its 2h window and the
+	// watch's 1h grace (pkg/watch.Due).
+	past, late, future, created := now.Add(-time.Hour), now.Add(-3*time.Hour-time.Minute), now.Add(time.Hour), now.Add(-50*time.Hour)
 	tests := []struct {
 		name          string
 		enabled       bool
@@ -351,8 +354,9 @@ func TestStatusOf(t *testing.T) {
 		stuck, overdo bool
 	}{
 		{"healthy", true, &future, map[string][]string{"v1": {labelCurrent}}, false, false},
-		{"overdue", true, &past, map[string][]string{"v1": {labelCurrent}}, false, true},
-		{"off is never overdue", false, &past, map[string][]string{"v1": {labelCurrent}}, false, false},
+		{"overdue", true, &late, map[string][]string{"v1": {labelCurrent}}, false, true},
+		{"due, within its window and the grace", true, &past, map[string][]string{"v1": {labelCurrent}}, false, false},
+		{"off is never overdue", false, &late, map[string][]string{"v1": {labelCurrent}}, false, false},
 		{"stuck", true, &future, map[string][]string{"v1": {labelCurrent}, "v2": {labelPending}}, true, false},
 		{"pending on current is not stuck", true, &future, map[string][]string{"v1": {labelCurrent, labelPending}}, false, false},
 	}
@@ -812,4 +816,43 @@ func TestUnstickRestoresADeprecatedLiveCredential(t *testing.T) {
 		t.Fatalf("probe after unstick:\n%s", probe.out)
 	}
 	noSecretIn(t, u.out+v.out+p.out+probe.out, initial, cur, now)
+}
+
+// TestStatusVerifyFindsDrift: someone changes the user's password on the
+// server behind Secrets Manager's back. Plain status cannot see it;
+// status --verify (the watch's check) says DRIFTED, names no command that
+// would make it worse, and exits 1.
+func TestStatusVerifyFindsDrift(t *testing.T) {
+	c := cluster(t)
+	user, initial := pgRole(t, c, "", "")
+	name := newSecret(t, initial)
+	mustRotary(t, "rotate", name, "--wait", "--function", localstack.FunctionARN("postgres-single-user"))
+	if v := rotary(t, "status", name, "--verify"); v.code != 0 || !strings.Contains(v.out, " ok") {
+		t.Fatalf("status --verify of a healthy secret: exit %d\n%s\n%s", v.code, v.out, v.errOut)
+	}
+	_, cur := currentOf(t, name)
+	// The new password goes over as a SCRAM verifier, so no statement
+	// (nor a failure message quoting it) holds it.
+	other := "Changed-by-hand-" + unique("pw")
+	verifier, err := scram.Verifier(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant(t, c, "ALTER ROLE "+user+" PASSWORD '"+verifier+"'")
+	if err := login(c, cur); err == nil {
+		t.Fatal("the test is void: AWSCURRENT still logs in after the password was changed on the server")
+	}
+	if s := rotary(t, "status", name); s.code != 0 || strings.Contains(s.out, "DRIFTED") {
+		t.Fatalf("plain status probes nothing, so it cannot tell: exit %d\n%s", s.code, s.out)
+	}
+	v := rotary(t, "status", name, "--verify")
+	if v.code != 1 || !strings.Contains(v.out, "DRIFTED") || !strings.Contains(v.out, "put-secret-value") {
+		t.Fatalf("status --verify of a drifted secret: exit %d\n%s\n%s", v.code, v.out, v.errOut)
+	}
+	j := rotary(t, "status", name, "--verify", "--json")
+	var sts []secretStatus
+	if err := json.Unmarshal([]byte(j.out), &sts); err != nil || len(sts) != 1 || sts[0].State != "drifted" || j.code != 1 {
+		t.Fatalf("status --verify --json: exit %d, %+v (%v); want state drifted", j.code, sts, err)
+	}
+	noSecretIn(t, v.out+j.out, initial, cur)
 }

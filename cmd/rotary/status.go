@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/recovery"
+	"github.com/rotary-secrets/rotary/pkg/watch"
 )
 
 // secretStatus is one secret's line in `rotary status` (and its --json).
@@ -32,9 +33,12 @@ type secretStatus struct {
 	PendingVersion  string     `json:"pendingVersion,omitempty"`
 	Stuck           bool       `json:"stuck"`
 	Overdue         bool       `json:"overdue"`
-	// State is the probe's diagnosis of a stuck secret (healthy, stuck,
-	// locked-out, drifted, unknown); empty when nothing was probed.
-	State string `json:"state,omitempty"`
+	// State is what the watch's check found (pkg/watch: ok, locked-out,
+	// drifted, login-disabled, stuck, rotation-disabled, overdue,
+	// unverified, error); empty when the secret was not probed (not stuck,
+	// without --verify). Problems lists every finding, worst first.
+	State    string   `json:"state,omitempty"`
+	Problems []string `json:"problems,omitempty"`
 	// Probe is the rotation function's report; ProbeError says why there is none.
 	Probe      *recovery.Report `json:"probe,omitempty"`
 	ProbeError string           `json:"probeError,omitempty"`
@@ -77,6 +81,9 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	now := time.Now()
+	// The watch's check (repair off): the same states, overdue rule and
+	// advice as the watch function's.
+	w := &watch.Watcher{SM: c.sm, Lambda: c.lambda, Config: watch.Config{OverdueAfter: watch.DefaultOverdueAfter}}
 	statuses := make([]secretStatus, 0, len(ids))
 	failed := 0
 	for i, id := range ids {
@@ -91,7 +98,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		default:
 			st := statusOf(s, now)
 			if *verify || (st.Stuck && !*noProbe) {
-				c.diagnose(ctx, s, &st)
+				diagnose(ctx, w, &st, now)
 			}
 			statuses = append(statuses, st)
 		}
@@ -103,7 +110,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	if *verify && errFailed == nil {
 		unhealthy := 0
 		for _, st := range statuses {
-			if st.State != recovery.StateHealthy {
+			if st.State != watch.StateOK {
 				unhealthy++
 			}
 		}
@@ -153,22 +160,13 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		if st.Error != "" {
 			fmt.Fprintf(out, "\n%s: %s\n", st.Name, st.Error)
 		}
-		if !st.Stuck && st.Probe != nil && st.Probe.State != recovery.StateHealthy {
-			fmt.Fprintf(out, "\n%s: %s. %s.\n", st.Name, capitalize(st.Probe.Summary), st.Advice)
-		}
-		if !st.Stuck && st.ProbeError != "" {
-			fmt.Fprintf(out, "\n%s: its credentials could not be probed: %s\n", st.Name, st.ProbeError)
-		}
-		if st.Stuck {
-			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed.", st.Name, st.PendingVersion)
-			switch {
-			case st.Probe != nil:
-				fmt.Fprintf(out, " %s. %s.\n", capitalize(st.Probe.Summary), st.Advice)
-			case st.ProbeError != "":
-				fmt.Fprintf(out, " Its credentials could not be probed (%s); if no rotation is running, run 'rotary unstick %s'.\n", st.ProbeError, st.Name)
-			default:
-				fmt.Fprintf(out, " If none is running, run 'rotary unstick %s' (it probes which version logs in first).\n", st.Name)
-			}
+		switch {
+		case st.Error != "":
+		case st.State != "" && (st.State != watch.StateOK || len(st.Problems) > 0):
+			// What the check found, worst first, and the one command that fixes it.
+			fmt.Fprintf(out, "\n%s: %s. %s.\n", st.Name, capitalize(strings.Join(st.Problems, "; ")), st.Advice)
+		case st.Stuck:
+			fmt.Fprintf(out, "\n%s: AWSPENDING is on version %s, not on AWSCURRENT: a rotation is running or failed. If none is running, run 'rotary unstick %s' (it probes which version logs in first).\n", st.Name, st.PendingVersion, st.Name)
 		}
 	}
 	return errFailed
@@ -180,15 +178,17 @@ func flags(st secretStatus) string {
 	}
 	var f []string
 	switch {
-	case st.State == recovery.StateLockedOut:
+	case st.State == watch.StateLockedOut:
 		f = append(f, "LOCKED-OUT")
-	case st.State == recovery.StateDrifted:
+	case st.State == watch.StateDrifted:
 		f = append(f, "DRIFTED")
-	case st.State == recovery.StateLoginDisabled:
+	case st.State == watch.StateLoginDisabled:
 		f = append(f, "LOGIN-DISABLED")
 	case st.Stuck:
 		f = append(f, "STUCK")
-	case st.State == recovery.StateUnknown || st.ProbeError != "":
+	case st.State == watch.StateRotationDisabled:
+		f = append(f, "ROTATION-OFF")
+	case st.State == watch.StateUnverified:
 		f = append(f, "UNVERIFIED")
 	}
 	if st.Overdue {
@@ -225,7 +225,8 @@ func statusOf(s *secretState, now time.Time) secretStatus {
 		st.CurrentAgeSecs = int64(now.Sub(*v.CreatedDate) / time.Second)
 	}
 	st.Stuck = st.PendingVersion != ""
-	st.Overdue = st.RotationEnabled && d.NextRotationDate != nil && d.NextRotationDate.Before(now)
+	_, due := watch.Due(d, watch.DefaultOverdueAfter)
+	st.Overdue = due != nil && now.After(*due)
 	return st
 }
 
@@ -278,17 +279,14 @@ func runHistory(ctx context.Context, args []string, out io.Writer) error {
 	return tw.Flush()
 }
 
-// diagnose fills in what the rotation function's probes say about a
-// secret: its state and the one command that fixes it.
-func (c *clients) diagnose(ctx context.Context, s *secretState, st *secretStatus) {
-	token := st.PendingVersion
-	if token == "" {
-		token = st.CurrentVersion
+// diagnose runs the watch's check of the secret (its rotation function
+// probes the versions; nothing is repaired) and takes its findings.
+func diagnose(ctx context.Context, w *watch.Watcher, st *secretStatus, now time.Time) {
+	chk := w.Check(ctx, watch.Target{ARN: st.ARN}, now)
+	st.State, st.Problems, st.Advice = chk.State, chk.Problems, chk.Advice
+	st.Probe, st.ProbeError = chk.Probe, chk.ProbeError
+	st.Overdue, st.Stuck = chk.Overdue, chk.Stuck
+	if chk.Error != "" {
+		st.Error = chk.Error
 	}
-	r, err := c.probe(ctx, s, token)
-	if err != nil {
-		st.ProbeError = err.Error()
-		return
-	}
-	st.Probe, st.State, st.Advice = r, r.State, advice(s, r)
 }

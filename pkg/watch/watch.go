@@ -346,6 +346,24 @@ func (w *Watcher) listVersions(ctx context.Context, arn string) ([]smtypes.Secre
 	return out, nil
 }
 
+// Due returns a secret's rotation window (RotationRules.Duration, else
+// DefaultWindow) and the time after which it is overdue: its
+// NextRotationDate plus the window plus grace; nil when rotation is off or
+// no rotation is scheduled. The watch and `rotary status` share this rule.
+func Due(desc *secretsmanager.DescribeSecretOutput, grace time.Duration) (window time.Duration, due *time.Time) {
+	window = DefaultWindow
+	if r := desc.RotationRules; r != nil && aws.ToString(r.Duration) != "" {
+		if d, err := time.ParseDuration(aws.ToString(r.Duration)); err == nil && d > 0 {
+			window = d
+		}
+	}
+	if aws.ToBool(desc.RotationEnabled) && desc.NextRotationDate != nil {
+		t := desc.NextRotationDate.Add(window + grace)
+		due = &t
+	}
+	return window, due
+}
+
 // health fills in what Secrets Manager alone tells: rotation on, the
 // schedule, overdue, the labels and their ages.
 func (w *Watcher) health(c *Check, t Target, desc *secretsmanager.DescribeSecretOutput, versions []smtypes.SecretVersionsListEntry, now time.Time) {
@@ -366,19 +384,10 @@ func (w *Watcher) health(c *Check, t Target, desc *secretsmanager.DescribeSecret
 	c.FunctionName = functionName(c.Function)
 	c.RotationEnabled = aws.ToBool(desc.RotationEnabled)
 	c.LastRotated, c.NextRotation = desc.LastRotatedDate, desc.NextRotationDate
-	window := DefaultWindow
-	if r := desc.RotationRules; r != nil && aws.ToString(r.Duration) != "" {
-		if d, err := time.ParseDuration(aws.ToString(r.Duration)); err == nil && d > 0 {
-			window = d
-		}
-	}
+	window, due := Due(desc, w.Config.overdueAfter())
 	c.Window = window.String()
-	if c.RotationEnabled && c.NextRotation != nil {
-		due := c.NextRotation.Add(window + w.Config.overdueAfter())
-		if now.After(due) {
-			c.Overdue = true
-			c.OverdueSince = &due
-		}
+	if due != nil && now.After(*due) {
+		c.Overdue, c.OverdueSince = true, due
 	}
 	stages := desc.VersionIdsToStages
 	created := map[string]*time.Time{}
