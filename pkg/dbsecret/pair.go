@@ -36,3 +36,17 @@ func BaseName(username string) string {
 	base, _ := Pair(username)
 	return base
 }
+
+// CloneTooLong checks the pair's names against a server's limit on user
+// names, as count measures a name (bytes on PostgreSQL, characters on
+// MySQL and MariaDB). When the clone of username's pair is longer than
+// limit it returns the clone, its length and the longest base name that
+// fits; ok is false then.
+func CloneTooLong(username string, limit int, count func(string) int) (clone string, n, maxBase int, ok bool) {
+	_, clone = Pair(username)
+	n = count(clone)
+	return clone, n, limit - count(CloneSuffix), n <= limit
+}
+
+// Bytes counts a name's bytes, as PostgreSQL limits role names.
+func Bytes(s string) int { return len(s) }

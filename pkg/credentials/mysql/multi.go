@@ -72,12 +72,12 @@ func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int, 
 	if mu.cfg.UsernameLimit > 0 && mu.cfg.UsernameLimit < limit {
 		limit, source = mu.cfg.UsernameLimit, EnvUsernameLimit
 	}
-	base, clone := dbsecret.Pair(s.Username)
+	base, _ := dbsecret.Pair(s.Username)
 	if err := checkUsername("username", base, limit); err != nil {
 		return fmt.Errorf("version %s: %w", id, err)
 	}
-	if n := utf8.RuneCountInString(clone); n > limit {
-		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, limit-len(dbsecret.CloneSuffix))
+	if clone, n, maxBase, ok := dbsecret.CloneTooLong(s.Username, limit, utf8.RuneCountInString); !ok {
+		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, maxBase)
 	}
 	return nil
 }

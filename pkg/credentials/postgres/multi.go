@@ -44,9 +44,9 @@ func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 		err = fmt.Errorf("%w: field \"username\" is just %q; the base user of an alternating pair needs a name", ErrInvalid, dbsecret.CloneSuffix)
 	} else if strings.TrimSpace(s.MasterARN) == "" {
 		err = fmt.Errorf("%w: field \"masterarn\" is missing; alternating-users rotation needs the ARN of the admin secret in masterarn", ErrInvalid)
-	} else if clone := dbsecret.CloneName(dbsecret.BaseName(s.Username)); len(clone) > MaxNameBytes {
+	} else if clone, n, maxBase, ok := dbsecret.CloneTooLong(s.Username, MaxNameBytes, dbsecret.Bytes); !ok {
 		err = fmt.Errorf("%w: field \"username\": the alternate user %q would be %d bytes, over PostgreSQL's %d-byte limit for role names; use a username of at most %d bytes",
-			ErrInvalid, clone, len(clone), MaxNameBytes, MaxNameBytes-len(dbsecret.CloneSuffix))
+			ErrInvalid, clone, n, MaxNameBytes, maxBase)
 	}
 	if err != nil {
 		if label != "" {
