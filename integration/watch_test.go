@@ -320,6 +320,14 @@ func TestWatch(t *testing.T) {
 		if n := notificationsFor(s, ws); len(n) != 1 || !strings.Contains(n[0], "did not repair") {
 			t.Fatalf("repair off: notifications %q, want one refusal", n)
 		}
+		// A run an interval (15m) later refuses again, but notifies once
+		// only: the Stuck alarm follows the state from then on.
+		if c := runWatch(t, s, 25*time.Minute, ws.target(&off)).Secrets[0]; c.Repair != watch.RepairDisabled {
+			t.Fatalf("repair off, later: repair %q", c.Repair)
+		}
+		if n := notificationsFor(s, ws); len(n) != 1 {
+			t.Fatalf("repair off, later: notifications %q, want still the one refusal", n)
+		}
 
 		// Repair on, but AWSPENDING is younger than ROTARY_WATCH_REPAIR_AFTER.
 		res = runWatch(t, s, time.Minute, ws.target(&on))
@@ -327,8 +335,8 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("too young: repaired %v, repair %q", c.Repaired, c.Repair)
 		}
 		unchanged("too young")
-		if n := notificationsFor(s, ws); len(n) != 2 {
-			t.Fatalf("too young: notifications %q, want a second refusal", n)
+		if n := notificationsFor(s, ws); len(n) != 1 {
+			t.Fatalf("too young: notifications %q, want none new (a rotation this young may be running)", n)
 		}
 
 		// Repair on, and old enough: the watch completes the rotation.
@@ -346,8 +354,8 @@ func TestWatch(t *testing.T) {
 		mustMetric(t, ws.arn, watch.MetricCurrentLogsIn, 1)
 		mustMetric(t, ws.arn, watch.MetricStuck, 0)
 		n := notificationsFor(s, ws)
-		if len(n) != 3 || !strings.HasPrefix(n[2], "Rotary repaired") {
-			t.Fatalf("notifications %q, want a third one saying it was repaired", n)
+		if len(n) != 2 || !strings.HasPrefix(n[1], "Rotary repaired") {
+			t.Fatalf("notifications %q, want a second one saying it was repaired", n)
 		}
 	})
 
@@ -360,8 +368,9 @@ func TestWatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Just before NextRotationDate + the 2h window + the 1h grace: not yet.
-		moveWatchClock(aws.ToTime(d.NextRotationDate).Sub(s.SM.Now()) + 3*time.Hour - time.Minute)
+		// Just before NextRotationDate (the end of the window, as AWS
+		// reports it) + the 1h grace: not yet.
+		moveWatchClock(aws.ToTime(d.NextRotationDate).Sub(s.SM.Now()) + time.Hour - time.Minute)
 		if c := runWatch(t, s, 0, due.target(nil)).Secrets[0]; c.Overdue || c.State != watch.StateOK {
 			t.Fatalf("before the grace ended: overdue %v, state %s", c.Overdue, c.State)
 		}

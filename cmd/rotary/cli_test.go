@@ -343,9 +343,9 @@ func TestStatusAllShowsSecretsItCannotRead(t *testing.T) {
 // TestStatusOf checks the flags from a described secret.
 func TestStatusOf(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	// Overdue means past the next rotation date, its 2h window and the
-	// watch's 1h grace (pkg/watch.Due).
-	past, late, future, created := now.Add(-time.Hour), now.Add(-3*time.Hour-time.Minute), now.Add(time.Hour), now.Add(-50*time.Hour)
+	// Overdue means past the next rotation date (the end of its window)
+	// and the watch's 1h grace (pkg/watch.Due).
+	past, late, future, created := now.Add(-30*time.Minute), now.Add(-time.Hour-time.Minute), now.Add(time.Hour), now.Add(-50*time.Hour)
 	tests := []struct {
 		name          string
 		enabled       bool
@@ -355,7 +355,7 @@ func TestStatusOf(t *testing.T) {
 	}{
 		{"healthy", true, &future, map[string][]string{"v1": {labelCurrent}}, false, false},
 		{"overdue", true, &late, map[string][]string{"v1": {labelCurrent}}, false, true},
-		{"due, within its window and the grace", true, &past, map[string][]string{"v1": {labelCurrent}}, false, false},
+		{"due, within the grace", true, &past, map[string][]string{"v1": {labelCurrent}}, false, false},
 		{"off is never overdue", false, &late, map[string][]string{"v1": {labelCurrent}}, false, false},
 		{"stuck", true, &future, map[string][]string{"v1": {labelCurrent}, "v2": {labelPending}}, true, false},
 		{"pending on current is not stuck", true, &future, map[string][]string{"v1": {labelCurrent, labelPending}}, false, false},

@@ -16,6 +16,7 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
+	"github.com/rotary-secrets/rotary/pkg/watch"
 )
 
 // listFlag is a repeatable string flag.
@@ -69,7 +70,9 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	t0 := time.Now()
 	stack, err := localstack.Start(ctx, localstack.Config{
 		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile,
-		Retry: smlocal.DefaultRetryPolicy(),
+		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
+		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
+		Retry:       smlocal.DefaultRetryPolicy(),
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)

@@ -34,8 +34,8 @@ func TestWatchFunctionRunsOutsideTheVpc(t *testing.T) {
 		lf  *lazyFixture
 		env map[string]any
 	}{
-		"example": {example, map[string]any{"ROTARY_WATCH_REPAIR": "false", "ROTARY_WATCH_REPAIR_AFTER": "1h0m0s", "ROTARY_WATCH_OVERDUE_AFTER": "1h0m0s"}},
-		"minimal": {minimal, map[string]any{"ROTARY_WATCH_REPAIR": "true", "ROTARY_WATCH_REPAIR_AFTER": "30m0s", "ROTARY_WATCH_OVERDUE_AFTER": "2h0m0s"}},
+		"example": {example, map[string]any{"ROTARY_WATCH_REPAIR": "false", "ROTARY_WATCH_REPAIR_AFTER": "1h0m0s", "ROTARY_WATCH_OVERDUE_AFTER": "1h0m0s", "ROTARY_WATCH_INTERVAL": "15m0s"}},
+		"minimal": {minimal, map[string]any{"ROTARY_WATCH_REPAIR": "true", "ROTARY_WATCH_REPAIR_AFTER": "30m0s", "ROTARY_WATCH_OVERDUE_AFTER": "2h0m0s", "ROTARY_WATCH_INTERVAL": "5m0s"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := tc.lf.get(t)
@@ -269,29 +269,35 @@ func TestWatchAlarmsOnItsMetrics(t *testing.T) {
 		lf        *lazyFixture
 		perSecret bool
 		period    int
+		// stuckRuns: Stuck must be seen on every run for longer than
+		// repairAfter (ceil(repairAfter/interval)+1 runs), so a rotation
+		// caught in flight does not alarm.
+		stuckRuns int
 	}{
-		"example: per function": {example, false, 900},
-		"minimal: per secret":   {minimal, true, 300},
+		"example: per function": {example, false, 900, 5}, // 1h / 15m + 1
+		"minimal: per secret":   {minimal, true, 300, 7},  // 30m / 5m + 1
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := tc.lf.get(t)
 			topic := ref(f.only(t, "AWS::SNS::Topic", func(map[string]any) bool { return true }))
 			health := func(typ rotary.FunctionType, dims []any) []string {
 				rt, _ := registry.Lookup(string(typ))
-				at := func(metric, stat, op string) string {
+				at := func(metric, stat, op string, runs int) string {
 					a := map[string]any{"Namespace": "Rotary", "MetricName": metric, "Dimensions": dims, "Statistic": stat, "ComparisonOperator": op,
-						"Threshold": 1, "Period": tc.period, "EvaluationPeriods": 1, "TreatMissingData": "notBreaching"}
-					if op == "LessThanThreshold" {
-						a["DatapointsToAlarm"] = 1
+						"Threshold": 1, "Period": tc.period, "EvaluationPeriods": runs, "TreatMissingData": "notBreaching"}
+					if op == "LessThanThreshold" || runs > 1 {
+						a["DatapointsToAlarm"] = runs
 					}
 					return alarmKey(a)
 				}
-				out := []string{at("Overdue", "Maximum", "GreaterThanOrEqualToThreshold"), at("Stuck", "Maximum", "GreaterThanOrEqualToThreshold")}
+				out := []string{at("Overdue", "Maximum", "GreaterThanOrEqualToThreshold", 1), at("Stuck", "Maximum", "GreaterThanOrEqualToThreshold", tc.stuckRuns)}
 				if rt.Database() {
-					out = append(out, at("CurrentLogsIn", "Minimum", "LessThanThreshold"))
+					// Two runs in a row: one run may catch a single-user
+					// rotation between setSecret and finishSecret.
+					out = append(out, at("CurrentLogsIn", "Minimum", "LessThanThreshold", 2))
 				}
 				if rt.Database() && !rt.Master {
-					out = append(out, at("PreviousRefused", "Minimum", "LessThanThreshold"))
+					out = append(out, at("PreviousRefused", "Minimum", "LessThanThreshold", 1))
 				}
 				return out
 			}
@@ -335,6 +341,13 @@ func TestWatchAlarmsOnItsMetrics(t *testing.T) {
 					"Namespace": "Rotary", "MetricName": rotary.MetricSecretsChecked, "Dimensions": assertions.Match_Absent(),
 					"Statistic": "Sum", "ComparisonOperator": "LessThanThreshold", "Threshold": 1, "Period": tc.period,
 					"EvaluationPeriods": 2, "DatapointsToAlarm": 2, "TreatMissingData": "breaching", "AlarmActions": []any{topic},
+				})
+			})
+			check(t, "the watch runs blind: SecretsUnverified on two runs", func() {
+				f.template.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), &map[string]any{
+					"Namespace": "Rotary", "MetricName": rotary.MetricSecretsUnverified, "Dimensions": assertions.Match_Absent(),
+					"Statistic": "Minimum", "ComparisonOperator": "GreaterThanOrEqualToThreshold", "Threshold": 1, "Period": tc.period,
+					"EvaluationPeriods": 2, "DatapointsToAlarm": 2, "TreatMissingData": "notBreaching", "AlarmActions": []any{topic},
 				})
 			})
 			check(t, "the watch failed: Lambda Errors", func() {

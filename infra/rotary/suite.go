@@ -372,6 +372,22 @@ func (s *Suite) alarm(scope constructs.Construct, id, description string, m awsc
 	return a
 }
 
+// alarmRuns is alarm over several periods: it fires when the metric is >= 1
+// in each of them.
+func (s *Suite) alarmRuns(scope constructs.Construct, id, description string, m awscloudwatch.IMetric, periods float64) awscloudwatch.Alarm {
+	a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{
+		Metric:             m,
+		AlarmDescription:   jsii.String(description),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(periods),
+		DatapointsToAlarm:  jsii.Number(periods),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.topic))
+	return a
+}
+
 // alarmBelow creates an alarm that fires when the metric is < 1 and notifies the topic.
 func (s *Suite) alarmBelow(scope constructs.Construct, id, description string, m awscloudwatch.IMetric, missing awscloudwatch.TreatMissingData, periods float64) awscloudwatch.Alarm {
 	a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{

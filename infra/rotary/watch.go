@@ -30,12 +30,14 @@ const (
 	WatchVarOverdueAfter = "ROTARY_WATCH_OVERDUE_AFTER"
 	WatchVarTopicArn     = "ROTARY_WATCH_TOPIC_ARN"
 	WatchVarConcurrency  = "ROTARY_WATCH_CONCURRENCY"
+	WatchVarInterval     = "ROTARY_WATCH_INTERVAL"
 
-	MetricOverdue         = "Overdue"
-	MetricStuck           = "Stuck"
-	MetricCurrentLogsIn   = "CurrentLogsIn"
-	MetricPreviousRefused = "PreviousRefused"
-	MetricSecretsChecked  = "SecretsChecked"
+	MetricOverdue           = "Overdue"
+	MetricStuck             = "Stuck"
+	MetricCurrentLogsIn     = "CurrentLogsIn"
+	MetricPreviousRefused   = "PreviousRefused"
+	MetricSecretsChecked    = "SecretsChecked"
+	MetricSecretsUnverified = "SecretsUnverified"
 
 	// WatchSecretsPerSchedule is the most secrets one schedule sends the
 	// watch; a larger fleet gets several schedules.
@@ -217,6 +219,7 @@ func (s *Suite) NewWatch(id *string, props *WatchProps) (*Watch, error) {
 		WatchVarRepairAfter:  jsii.String(repairAfter.String()),
 		WatchVarOverdueAfter: jsii.String(overdueAfter.String()),
 		WatchVarTopicArn:     s.topic.TopicArn(),
+		WatchVarInterval:     jsii.String((time.Duration(interval) * time.Minute).String()),
 	}
 	if props.Concurrency != nil {
 		env[WatchVarConcurrency] = jsii.String(strconv.Itoa(int(*props.Concurrency)))
@@ -261,7 +264,7 @@ func (s *Suite) NewWatch(id *string, props *WatchProps) (*Watch, error) {
 	if err := w.schedule(s, interval); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	w.alarm(s, interval, overdueAfter, perSecret)
+	w.alarm(s, interval, overdueAfter, repairAfter, perSecret)
 	s.watch = w
 	return w, nil
 }
@@ -319,7 +322,13 @@ func (w *Watch) schedule(s *Suite, interval int) error {
 
 // alarm creates the alarms on the watch's metrics: per rotation function
 // (or per secret), and the watch's own health.
-func (w *Watch) alarm(s *Suite, interval int, overdueAfter time.Duration, perSecret bool) {
+//
+// A single-user rotation caught between setSecret and finishSecret looks
+// stuck, and locked out, for one run: so Stuck alarms only when every run
+// for longer than repairAfter saw it (the watch repairs it then, when
+// repair is on), and CurrentLogsIn only after two runs in a row.
+func (w *Watch) alarm(s *Suite, interval int, overdueAfter, repairAfter time.Duration, perSecret bool) {
+	stuckRuns := float64(int(math.Ceil(repairAfter.Minutes()/float64(interval))) + 1)
 	period := awscdk.Duration_Minutes(jsii.Number(float64(interval)))
 	metric := func(name, stat string, dims map[string]*string) awscloudwatch.Metric {
 		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
@@ -335,11 +344,11 @@ func (w *Watch) alarm(s *Suite, interval int, overdueAfter time.Duration, perSec
 		w.Alarms = append(w.Alarms,
 			s.alarm(scope, "OverdueAlarm", fmt.Sprintf("Rotary watch: %s is overdue: its scheduled rotation has not happened %v after its window (Rotary/%s >= 1). See rotary status --verify and docs/watch.md.", subject, overdueAfter, MetricOverdue),
 				metric(MetricOverdue, "Maximum", dims)),
-			s.alarm(scope, "StuckAlarm", fmt.Sprintf("Rotary watch: %s has an unfinished rotation (AWSPENDING on another version than AWSCURRENT; Rotary/%s >= 1). rotary unstick heals it, or the watch with repair on. See docs/watch.md.", subject, MetricStuck),
-				metric(MetricStuck, "Maximum", dims)))
+			s.alarmRuns(scope, "StuckAlarm", fmt.Sprintf("Rotary watch: %s has had an unfinished rotation for longer than %v (AWSPENDING on another version than AWSCURRENT; Rotary/%s >= 1 on %d runs in a row). rotary unstick heals it, or the watch with repair on. See docs/watch.md.", subject, repairAfter, MetricStuck, int(stuckRuns)),
+				metric(MetricStuck, "Maximum", dims), stuckRuns))
 		if t.Database() {
 			w.Alarms = append(w.Alarms, s.alarmBelow(scope, "CurrentLogsInAlarm", fmt.Sprintf("Rotary watch: AWSCURRENT of %s no longer logs in to its database (drifted: the password was changed or the user dropped behind Secrets Manager's back; Rotary/%s < 1). See docs/watch.md.", subject, MetricCurrentLogsIn),
-				metric(MetricCurrentLogsIn, "Minimum", dims), awscloudwatch.TreatMissingData_NOT_BREACHING, 1))
+				metric(MetricCurrentLogsIn, "Minimum", dims), awscloudwatch.TreatMissingData_NOT_BREACHING, 2))
 		}
 		if t.Database() && !t.Master {
 			w.Alarms = append(w.Alarms, s.alarmBelow(scope, "PreviousRefusedAlarm", fmt.Sprintf("Rotary watch: the database still accepts AWSPREVIOUS of %s, which rotation should have replaced (Rotary/%s < 1). See docs/watch.md.", subject, MetricPreviousRefused),
@@ -368,6 +377,8 @@ func (w *Watch) alarm(s *Suite, interval int, overdueAfter time.Duration, perSec
 	w.Alarms = append(w.Alarms,
 		s.alarmBelow(w.Construct, "StoppedAlarm", fmt.Sprintf("Rotary watch: the watch checked no secret in two intervals of %d minutes (Rotary/%s missing or 0: not scheduled, failing or throttled). Nothing watches the secrets until it runs again.", interval, MetricSecretsChecked),
 			checked, awscloudwatch.TreatMissingData_BREACHING, 2),
+		s.alarmRuns(w.Construct, "UnverifiedAlarm", fmt.Sprintf("Rotary watch: on two runs in a row the watch could not check some secrets through (Rotary/%s >= 1: a secret it may not describe, a rotation function it may not invoke, a probe that could not tell, or the deadline). Their lines in the watch's log group say why.", MetricSecretsUnverified),
+			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String(MetricNamespace), MetricName: jsii.String(MetricSecretsUnverified), Statistic: jsii.String("Minimum"), Period: period}), 2),
 		s.alarm(w.Construct, "ErrorsAlarm", fmt.Sprintf("Rotary watch: the watch function failed (Lambda Errors >= 1 in %d minutes); see its log group", interval),
 			w.Function.MetricErrors(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")})))
 }

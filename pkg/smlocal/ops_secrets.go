@@ -208,7 +208,7 @@ func (s *Server) entryLocked(sec *storedSecret) secretEntry {
 	}
 	// The reference: both are null if rotation isn't configured or is disabled.
 	if sec.RotationEnabled != nil && *sec.RotationEnabled {
-		e.NextRotationDate = ts(sec.NextRotation)
+		e.NextRotationDate = ts(windowEnd(sec.Rules, sec.NextRotation))
 		e.LastRotatedDate = ts(sec.LastRotated)
 	}
 	return e

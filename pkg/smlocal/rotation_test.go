@@ -174,7 +174,8 @@ func TestRotateSecretRunsFourStepsAndPromotesPending(t *testing.T) {
 	if d.LastRotatedDate == nil || !d.LastRotatedDate.Equal(clk.Now()) {
 		t.Fatalf("LastRotatedDate = %v, want %v", d.LastRotatedDate, clk.Now())
 	}
-	if want := time.Date(2026, 4, 9, 0, 0, 0, 0, time.UTC); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
+	// The end of the window (no Duration: the UTC day), as AWS reports it.
+	if want := time.Date(2026, 4, 9, 23, 59, 59, 0, time.UTC); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
 		t.Fatalf("NextRotationDate = %v, want %v", d.NextRotationDate, want)
 	}
 }
@@ -423,7 +424,8 @@ func TestSchedulerStartsDueRotations(t *testing.T) {
 		t.Fatalf("%d invocations, want testSecret then four steps", n)
 	}
 	d, _ := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("sched")})
-	if want := clk.Now().Add(6 * time.Hour); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
+	// The window opening 6 hours on closes an hour later (rate in hours, no Duration).
+	if want := clk.Now().Add(7 * time.Hour); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
 		t.Fatalf("NextRotationDate = %v, want %v", d.NextRotationDate, want)
 	}
 	if started := srv.Tick(ctx); len(started) != 0 {
@@ -497,7 +499,7 @@ func TestManualUpdateCountsAsRotationForAutomaticallyAfterDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := dayOf(clk.Now()).AddDate(0, 0, 10); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
+	if want := dayOf(clk.Now()).AddDate(0, 0, 11).Add(-time.Second); d.NextRotationDate == nil || !d.NextRotationDate.Equal(want) {
 		t.Fatalf("NextRotationDate = %v, want %v (10 days after the manual update)", d.NextRotationDate, want)
 	}
 }

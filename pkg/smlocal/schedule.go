@@ -139,7 +139,32 @@ func parseScheduleExpression(expr string) (schedule, error) {
 	return nil, errorf(excInvalidParameter, "ScheduleExpression %q is invalid; use rate(N hours|days) or cron(minutes hours day-of-month month day-of-week year), in UTC", expr)
 }
 
-// nextRotation computes NextRotationDate from the secret's rules and the
+// windowEnd is what DescribeSecret reports as NextRotationDate for a window
+// that opens at start: as AWS documents it, "the latest date that rotation
+// will occur", the end of the rotation window. The window is
+// RotationRules.Duration; without one it closes an hour after it opens for
+// a schedule in hours, and at the end of the UTC day otherwise (AWS shows
+// 23:59:59). Rotations start when the window opens (Tick).
+func windowEnd(r *rotationRules, start time.Time) time.Time {
+	if start.IsZero() || r == nil {
+		return start
+	}
+	if r.Duration != nil {
+		if m := durationRE.FindStringSubmatch(*r.Duration); m != nil {
+			if h, err := strconv.Atoi(m[1]); err == nil {
+				return start.Add(time.Duration(h) * time.Hour)
+			}
+		}
+	}
+	if sched, err := parseRules(r); err == nil {
+		if _, hours := sched.(hoursSchedule); hours {
+			return start.Add(time.Hour)
+		}
+	}
+	return dayOf(start).Add(24*time.Hour - time.Second)
+}
+
+// nextRotation computes the start of the next rotation window from the secret's rules and the
 // time its schedule was last anchored: the later of its last rotation and the
 // time rotation was configured (or, for AutomaticallyAfterDays, the value was
 // last updated by hand).

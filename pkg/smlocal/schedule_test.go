@@ -183,3 +183,23 @@ func TestCronHugeStep(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowEnd: DescribeSecret's NextRotationDate is the end of the
+// rotation window ("the latest date that rotation will occur").
+func TestWindowEnd(t *testing.T) {
+	start := time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		rules rotationRules
+		want  time.Time
+	}{
+		{"days, no duration: end of the UTC day", rotationRules{AutomaticallyAfterDays: aws.Int64(30)}, time.Date(2026, 3, 10, 23, 59, 59, 0, time.UTC)},
+		{"hours, no duration: an hour", rotationRules{ScheduleExpression: aws.String("rate(4 hours)")}, start.Add(time.Hour)},
+		{"duration", rotationRules{ScheduleExpression: aws.String("rate(4 hours)"), Duration: aws.String("3h")}, start.Add(3 * time.Hour)},
+		{"cron, no duration: end of the UTC day", rotationRules{ScheduleExpression: aws.String("cron(0 4 * * ? *)")}, time.Date(2026, 3, 10, 23, 59, 59, 0, time.UTC)},
+	} {
+		if got := windowEnd(&tc.rules, start); !got.Equal(tc.want) {
+			t.Errorf("%s: windowEnd = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ const (
 	EnvOverdueAfter = "ROTARY_WATCH_OVERDUE_AFTER"
 	EnvTopicARN     = "ROTARY_WATCH_TOPIC_ARN"
 	EnvConcurrency  = "ROTARY_WATCH_CONCURRENCY"
+	EnvInterval     = "ROTARY_WATCH_INTERVAL"
 )
 
 // Defaults and bounds of the settings.
@@ -25,6 +26,7 @@ const (
 	DefaultOverdueAfter = time.Hour
 	DefaultConcurrency  = 8
 	MaxConcurrency      = 64
+	DefaultInterval     = 15 * time.Minute
 	// DefaultWindow is the rotation window when RotationRules.Duration is
 	// unset.
 	DefaultWindow = 24 * time.Hour
@@ -48,6 +50,13 @@ type Config struct {
 	Concurrency int
 	// TopicARN is where the SNS notifier publishes; empty: no notifications.
 	TopicARN string
+	// Interval is how often the schedule runs the watch (zero means
+	// DefaultInterval). A refusal to repair, or a failed repair, of a stuck
+	// rotation is notified once: on the first run after the rotation
+	// became old enough to repair (its AWSPENDING age within
+	// [RepairAfter, RepairAfter+Interval)); after that the Stuck alarm
+	// speaks for it, on each change of state rather than on every run.
+	Interval time.Duration
 }
 
 // ConfigFromEnv reads the watch function's settings. An error names the
@@ -85,6 +94,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Concurrency = n
 	}
+	if v := strings.TrimSpace(getenv(EnvInterval)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute || d > 24*time.Hour {
+			return c, fmt.Errorf("%s=%q: want the schedule's interval, a Go duration from 1m to 24h (such as 15m)", EnvInterval, v)
+		}
+		c.Interval = d
+	}
 	c.TopicARN = strings.TrimSpace(getenv(EnvTopicARN))
 	if c.TopicARN != "" && !strings.HasPrefix(c.TopicARN, "arn:") {
 		return c, fmt.Errorf("%s=%q: want an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", EnvTopicARN, c.TopicARN)
@@ -107,6 +123,13 @@ func (c Config) overdueAfter() time.Duration {
 		return DefaultOverdueAfter
 	}
 	return c.OverdueAfter
+}
+
+func (c Config) interval() time.Duration {
+	if c.Interval <= 0 {
+		return DefaultInterval
+	}
+	return c.Interval
 }
 
 func (c Config) concurrency() int {

@@ -18,6 +18,11 @@ const (
 	MetricRepaired         = "Repaired"
 	MetricSecretsChecked   = "SecretsChecked"
 	MetricSecretsUnhealthy = "SecretsUnhealthy"
+	// MetricSecretsUnverified counts the secrets the run could not check
+	// through: not described, not probed, the probe could not tell, or cut
+	// off by the deadline. A watch that lost its permissions reports them
+	// here, not as checked.
+	MetricSecretsUnverified = "SecretsUnverified"
 )
 
 // Log messages of the watch's lines.
@@ -155,11 +160,12 @@ func (w *Watcher) logSummary(ctx context.Context, res *Result) {
 		slog.Int("secrets", len(res.Secrets)),
 		slog.Int(MetricSecretsChecked, res.Checked),
 		slog.Int(MetricSecretsUnhealthy, res.Unhealthy),
+		slog.Int(MetricSecretsUnverified, res.Unverified),
 		slog.Int("secretsUnchecked", res.Unchecked),
 		slog.Int("secretsRepaired", res.Repaired),
 		slog.Any("_aws", emfDirective{Timestamp: res.Time.UnixMilli(), CloudWatchMetrics: []emfMetricSet{{
 			Namespace: MetricNamespace, Dimensions: [][]string{{}},
-			Metrics: []emfMetric{{Name: MetricSecretsChecked, Unit: "None"}, {Name: MetricSecretsUnhealthy, Unit: "None"}},
+			Metrics: []emfMetric{{Name: MetricSecretsChecked, Unit: "None"}, {Name: MetricSecretsUnhealthy, Unit: "None"}, {Name: MetricSecretsUnverified, Unit: "None"}},
 		}}}),
 	)
 }
@@ -187,17 +193,40 @@ func (w *Watcher) reportRepair(ctx context.Context, c *Check) {
 	if c.Repaired {
 		level = slog.LevelInfo
 	}
-	if w.Notifier != nil {
-		if err := w.Notifier.Notify(ctx, n); err != nil {
+	switch {
+	case !w.notifies(c):
+		attrs = append(attrs, slog.String("notification", "none (notified once already, or nothing to act on yet; the alarms follow the state)"))
+	case w.Notifier != nil:
+		// A short context of its own: the run's may be at its deadline.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := w.Notifier.Notify(nctx, n)
+		cancel()
+		if err != nil {
 			level = slog.LevelError
 			attrs = append(attrs, slog.String("notification", "failed"), slog.String("notificationError", err.Error()))
 		} else {
 			attrs = append(attrs, slog.String("notification", "sent"))
 		}
-	} else {
+	default:
 		attrs = append(attrs, slog.String("notification", "none (no topic)"))
 	}
 	w.logger().LogAttrs(ctx, level, MsgRepair, attrs...)
+}
+
+// notifies says whether a repair outcome is notified: every repair; a
+// refusal or failure of a stuck rotation once, on the first run after it
+// became old enough to repair; never a rotation too young to repair (it
+// may be running) nor a lockout with nothing pending (the CurrentLogsIn
+// alarm reports it when it changes).
+func (w *Watcher) notifies(c *Check) bool {
+	switch c.Repair {
+	case RepairDone:
+		return true
+	case RepairTooYoung, RepairNotStuck:
+		return false
+	}
+	age, after := time.Duration(c.PendingAge), w.Config.repairAfter()
+	return c.PendingCreated != nil && age >= after && age < after+w.Config.interval()
 }
 
 func b2f(b bool) float64 {

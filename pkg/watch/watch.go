@@ -153,6 +153,12 @@ type Check struct {
 // Healthy reports whether the secret needs nothing.
 func (c *Check) Healthy() bool { return c.State == StateOK }
 
+// verified reports whether the check went through: the secret was
+// described and its rotation function's probe told its state.
+func (c *Check) verified() bool {
+	return c.State != StateError && c.State != StateUnchecked && c.Probe != nil && c.Probe.State != recovery.StateUnknown
+}
+
 // Repair outcomes: one repaired, or why not.
 const (
 	RepairDone       = "repaired"
@@ -177,12 +183,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // Result is one run over an event's secrets, in the event's order.
 type Result struct {
-	Time      time.Time `json:"time"`
-	Checked   int       `json:"secretsChecked"`
-	Unhealthy int       `json:"secretsUnhealthy"`
-	Unchecked int       `json:"secretsUnchecked"`
-	Repaired  int       `json:"secretsRepaired"`
-	Secrets   []Check   `json:"secrets"`
+	Time time.Time `json:"time"`
+	// Checked counts the secrets checked through (described and probed,
+	// the probe telling); Unverified the others.
+	Checked    int     `json:"secretsChecked"`
+	Unverified int     `json:"secretsUnverified"`
+	Unhealthy  int     `json:"secretsUnhealthy"`
+	Unchecked  int     `json:"secretsUnchecked"`
+	Repaired   int     `json:"secretsRepaired"`
+	Secrets    []Check `json:"secrets"`
 }
 
 // ErrBadEvent is returned for an event the watch cannot run.
@@ -231,15 +240,16 @@ func (w *Watcher) Run(ctx context.Context, ev Event) (*Result, error) {
 	for i := range res.Secrets {
 		c := &res.Secrets[i]
 		w.logCheck(ctx, c, now)
-		switch {
-		case c.State == StateUnchecked:
+		if c.State == StateUnchecked {
 			res.Unchecked++
-			res.Unhealthy++
-		case !c.Healthy():
+		}
+		if c.verified() {
 			res.Checked++
+		} else {
+			res.Unverified++
+		}
+		if !c.Healthy() {
 			res.Unhealthy++
-		default:
-			res.Checked++
 		}
 		if c.Repaired {
 			res.Repaired++
@@ -347,9 +357,11 @@ func (w *Watcher) listVersions(ctx context.Context, arn string) ([]smtypes.Secre
 }
 
 // Due returns a secret's rotation window (RotationRules.Duration, else
-// DefaultWindow) and the time after which it is overdue: its
-// NextRotationDate plus the window plus grace; nil when rotation is off or
-// no rotation is scheduled. The watch and `rotary status` share this rule.
+// DefaultWindow; for the record only) and the time after which it is
+// overdue: its NextRotationDate, which AWS documents as "the latest date
+// that rotation will occur" (the end of the window; in the past after a
+// rotation failed), plus grace; nil when rotation is off or no rotation is
+// scheduled. The watch and `rotary status` share this rule.
 func Due(desc *secretsmanager.DescribeSecretOutput, grace time.Duration) (window time.Duration, due *time.Time) {
 	window = DefaultWindow
 	if r := desc.RotationRules; r != nil && aws.ToString(r.Duration) != "" {
@@ -358,7 +370,7 @@ func Due(desc *secretsmanager.DescribeSecretOutput, grace time.Duration) (window
 		}
 	}
 	if aws.ToBool(desc.RotationEnabled) && desc.NextRotationDate != nil {
-		t := desc.NextRotationDate.Add(window + grace)
+		t := desc.NextRotationDate.Add(grace)
 		due = &t
 	}
 	return window, due
@@ -562,7 +574,7 @@ func (c *Check) decide() {
 		fs = append(fs, finding{StateRotationDisabled, "rotation is off, although the suite manages the secret"})
 	}
 	if c.Overdue {
-		fs = append(fs, finding{StateOverdue, fmt.Sprintf("the next rotation was due %s and has not happened within its window (%s) and the grace", fmtTime(c.NextRotation), c.Window)})
+		fs = append(fs, finding{StateOverdue, fmt.Sprintf("the rotation due by %s (the end of its window) has not happened, nor within the grace after it", fmtTime(c.NextRotation))})
 	}
 	switch {
 	case r == nil:

@@ -251,8 +251,11 @@ func TestStatesAndMetrics(t *testing.T) {
 			t.Errorf("%s: no advice", c.SecretARN)
 		}
 	}
-	if res.Checked != 6 || res.Unhealthy != 5 {
-		t.Errorf("checked %d, unhealthy %d; want 6 and 5", res.Checked, res.Unhealthy)
+	// Checked through: ok, drifted, rotation off (its probe told). Not:
+	// the probe that could not tell, the failing probe, the missing secret
+	// (a watch that lost its permissions must not count them as checked).
+	if res.Checked != 3 || res.Unverified != 3 || res.Unhealthy != 5 {
+		t.Errorf("checked %d, unverified %d, unhealthy %d; want 3, 3 and 5", res.Checked, res.Unverified, res.Unhealthy)
 	}
 	lines := e.lines(t, watch.MsgCheck)
 	if len(lines) != 6 {
@@ -280,7 +283,7 @@ func TestStatesAndMetrics(t *testing.T) {
 		t.Errorf("an error line has metrics: %v", lines[5])
 	}
 	sum := e.lines(t, watch.MsgSummary)
-	if len(sum) != 1 || sum[0]["SecretsChecked"] != 6.0 || sum[0]["SecretsUnhealthy"] != 5.0 {
+	if len(sum) != 1 || sum[0]["SecretsChecked"] != 3.0 || sum[0]["SecretsUnverified"] != 3.0 || sum[0]["SecretsUnhealthy"] != 5.0 {
 		t.Errorf("summary: %v", sum)
 	}
 	if len(e.note.ns) != 0 {
@@ -293,8 +296,10 @@ func TestOverdue(t *testing.T) {
 	arn := e.secret(t, "app/overdue")
 	d, _ := e.sm.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: &arn})
 	next := aws.ToTime(d.NextRotationDate)
-	// Due at next + 2h window + 1h grace: a second before, not overdue.
-	e.clk.t = next.Add(3*time.Hour - time.Second)
+	// NextRotationDate is the end of the window (AWS: "the latest date
+	// that rotation will occur"), so due at next + 1h grace: a second
+	// before, not overdue.
+	e.clk.t = next.Add(time.Hour - time.Second)
 	if c := e.run(t, watch.Target{ARN: arn}).Secrets[0]; c.Overdue || c.State != watch.StateOK {
 		t.Fatalf("a second before the grace ends: overdue %v, state %s", c.Overdue, c.State)
 	}
@@ -315,21 +320,29 @@ func TestRepair(t *testing.T) {
 	young := e.secret(t, "app/young")
 	e.fn.state["app/young"] = recovery.StateLockedOut
 	e.pending(t, locked)
-	e.clk.add(2 * time.Hour)
+	e.clk.add(time.Hour + 4*time.Minute)
 	e.pending(t, young)
 	e.clk.add(time.Minute)
 
-	// Repair off: both reported, nothing changed, one refusal each (locked out).
+	// Repair off: both reported, nothing changed. The old one (1h5m, just
+	// past RepairAfter) is notified as refused; the young one is not yet.
 	res := e.run(t, watch.Target{ARN: locked}, watch.Target{ARN: young})
 	for _, c := range res.Secrets {
 		if c.State != watch.StateLockedOut || c.Repaired || c.Repair != watch.RepairDisabled {
 			t.Errorf("repair off: %s is %s, repair %q", c.SecretName, c.State, c.Repair)
 		}
 	}
-	if len(e.note.ns) != 2 {
-		t.Fatalf("repair off: %d notifications, want 2 refusals", len(e.note.ns))
+	if len(e.note.ns) != 1 || e.note.ns[0].SecretName != "app/locked" {
+		t.Fatalf("repair off: notifications %+v, want one refusal for app/locked", e.note.ns)
 	}
 	e.note.ns = nil
+	// The next run, an interval later: the refusal was notified once, the
+	// Stuck alarm speaks for it now.
+	e.clk.add(watch.DefaultInterval)
+	e.run(t, watch.Target{ARN: locked}, watch.Target{ARN: young})
+	if len(e.note.ns) != 0 {
+		t.Fatalf("the run after: notifications %+v, want none (notified once already)", e.note.ns)
+	}
 
 	// Repair on for one secret by the event: the old stuck rotation is
 	// completed, the young one refused.
@@ -341,15 +354,15 @@ func TestRepair(t *testing.T) {
 	if c := res.Secrets[1]; c.Repaired || c.Repair != watch.RepairTooYoung || c.State != watch.StateLockedOut {
 		t.Errorf("young stuck rotation: repaired %v, repair %q, state %s", c.Repaired, c.Repair, c.State)
 	}
-	if len(e.note.ns) != 2 || e.note.ns[0].Outcome == e.note.ns[1].Outcome {
-		t.Fatalf("notifications %+v, want one repair and one refusal", e.note.ns)
+	if len(e.note.ns) != 1 || e.note.ns[0].Outcome != watch.RepairDone {
+		t.Fatalf("notifications %+v, want the repair only (a rotation too young to repair may be running)", e.note.ns)
 	}
 	lines := e.lines(t, watch.MsgCheck)
 	if last := lines[len(lines)-2]; last["Repaired"] != 1.0 || last["CurrentLogsIn"] != 1.0 || last["Stuck"] != 0.0 {
 		t.Errorf("repaired line: %v", last)
 	}
-	if n := len(e.lines(t, watch.MsgRepair)); n != 4 {
-		t.Errorf("%d repair lines, want 4 (one per repair or refusal)", n)
+	if n := len(e.lines(t, watch.MsgRepair)); n != 6 {
+		t.Errorf("%d repair lines, want 6 (one per repair or refusal, notified or not)", n)
 	}
 }
 
@@ -393,12 +406,12 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil || c.Repair || c.RepairAfter != time.Hour || c.OverdueAfter != time.Hour || c.Concurrency != 8 || c.TopicARN != "" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
-	good := map[string]string{"ROTARY_WATCH_REPAIR": "yes", "ROTARY_WATCH_REPAIR_AFTER": "5m", "ROTARY_WATCH_OVERDUE_AFTER": "30m", "ROTARY_WATCH_CONCURRENCY": "64", "ROTARY_WATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+	good := map[string]string{"ROTARY_WATCH_REPAIR": "yes", "ROTARY_WATCH_REPAIR_AFTER": "5m", "ROTARY_WATCH_OVERDUE_AFTER": "30m", "ROTARY_WATCH_CONCURRENCY": "64", "ROTARY_WATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "ROTARY_WATCH_INTERVAL": "5m"}
 	c, err = watch.ConfigFromEnv(func(k string) string { return good[k] })
-	if err != nil || !c.Repair || c.RepairAfter != 5*time.Minute || c.OverdueAfter != 30*time.Minute || c.Concurrency != 64 || c.TopicARN != good["ROTARY_WATCH_TOPIC_ARN"] {
+	if err != nil || !c.Repair || c.RepairAfter != 5*time.Minute || c.OverdueAfter != 30*time.Minute || c.Concurrency != 64 || c.TopicARN != good["ROTARY_WATCH_TOPIC_ARN"] || c.Interval != 5*time.Minute {
 		t.Fatalf("set: %+v, %v", c, err)
 	}
-	for k, v := range map[string]string{"ROTARY_WATCH_REPAIR": "maybe", "ROTARY_WATCH_REPAIR_AFTER": "4m59s", "ROTARY_WATCH_OVERDUE_AFTER": "-1h", "ROTARY_WATCH_CONCURRENCY": "65", "ROTARY_WATCH_TOPIC_ARN": "alarms"} {
+	for k, v := range map[string]string{"ROTARY_WATCH_REPAIR": "maybe", "ROTARY_WATCH_REPAIR_AFTER": "4m59s", "ROTARY_WATCH_OVERDUE_AFTER": "-1h", "ROTARY_WATCH_CONCURRENCY": "65", "ROTARY_WATCH_TOPIC_ARN": "alarms", "ROTARY_WATCH_INTERVAL": "30s"} {
 		if _, err := watch.ConfigFromEnv(func(key string) string {
 			if key == k {
 				return v
