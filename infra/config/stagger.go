@@ -159,6 +159,38 @@ func capacityError(host string, slots []slot, failed slot) error {
 		host, failed.index, failed.name, failed.window, where, need, strings.Join(parts, ", "))
 }
 
+// StaggerDays returns the cron() (with %d for the hour) that stagger uses
+// for rate(n days), and so the gaps between rotations it gives:
+//
+//	n = 1          every day
+//	2 <= n <= 6    every day (a cron cannot repeat every n days; daily keeps the age under n)
+//	7 <= n <= 13   every week, on Sunday (7 days)
+//	14 <= n <= 27  on the 1st and the 15th of each month (13 to 17 days)
+//	28 <= n <= 59  on the 1st of each month (28 to 31 days)
+//	n >= 60        on the 1st of every k-th month, k the largest of 2, 3, 4, 6, 12 with 30k <= n (59 to 62 days for k = 2 ... 365 or 366 for k = 12)
+func StaggerDays(n int) string {
+	switch {
+	case n < 7:
+		return "cron(0 %d * * ? *)"
+	case n < 14:
+		return "cron(0 %d ? * 1 *)"
+	case n < 28:
+		return "cron(0 %d 1,15 * ? *)"
+	case n < 60:
+		return "cron(0 %d 1 * ? *)"
+	}
+	k := 2
+	for _, m := range []int{3, 4, 6, 12} {
+		if 30*m <= n {
+			k = m
+		}
+	}
+	if k == 12 {
+		return "cron(0 %d 1 1 ? *)"
+	}
+	return "cron(0 %d 1 1/" + strconv.Itoa(k) + " ? *)"
+}
+
 // staggerSlot reads how a secret's schedule can be moved.
 func staggerSlot(s SecretConfig) (slot, error) {
 	w, err := WindowHours(s.Window)
@@ -183,19 +215,11 @@ func staggerSlot(s SecretConfig) (slot, error) {
 				return sl, nil
 			}
 		}
-		switch {
-		case n == 1:
-			sl.expr = func(h int) string { return fmt.Sprintf("cron(0 %d * * ? *)", h) }
-		case n <= 31:
-			sl.expr = func(h int) string { return fmt.Sprintf("cron(0 %d 1/%d * ? *)", h, n) }
-		default:
-			k := min(n/31, 12)
-			if k == 12 {
-				sl.expr = func(h int) string { return fmt.Sprintf("cron(0 %d 1 1 ? *)", h) }
-			} else {
-				sl.expr = func(h int) string { return fmt.Sprintf("cron(0 %d 1 1/%d ? *)", h, k) }
-			}
-		}
+		// A cron cannot say "every N days": the calendar form closest to
+		// it whose gaps stay even (never a 1-day gap at a month's end, as
+		// 1/N in day-of-month would give): see StaggerDays.
+		days := StaggerDays(n)
+		sl.expr = func(h int) string { return fmt.Sprintf(days, h) }
 		return sl, nil
 	}
 	fields := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(s.Schedule, "cron("), ")"))

@@ -141,13 +141,13 @@ func TestStaggerSpreadsEachHostsWindows(t *testing.T) {
 		// longest window (d, 3h) at the first free hours 1-3, ...
 		"c": "cron(0 0/4 * * ? *)",
 		"d": "cron(0 1 ? * SUN *)",
-		"a": "cron(0 5 1/30 * ? *)",
-		"b": "cron(0 9 1/30 * ? *)",
+		"a": "cron(0 5 1 * ? *)", // rate(30 days): monthly (StaggerDays)
+		"b": "cron(0 9 1 * ? *)",
 		"e": "cron(0 7 * * ? *)",
-		"f": "cron(0 11 1 1/2 ? *)",
-		"g": "cron(0 0 1/7 * ? *)",
-		"h": "cron(0 2 1/7 * ? *)",
-		"x": "cron(0 0 1/14 * ? *)",
+		"f": "cron(0 11 1 1/3 ? *)", // rate(90 days): every third month
+		"g": "cron(0 0 ? * 1 *)",    // rate(7 days): every Sunday
+		"h": "cron(0 2 ? * 1 *)",
+		"x": "cron(0 0 1,15 * ? *)", // rate(14 days): the 1st and the 15th
 		"y": "cron(0 4 1 1 ? *)",
 		// "alone" is the only secret of db3: its schedule stays.
 	}
