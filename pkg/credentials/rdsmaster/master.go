@@ -428,3 +428,57 @@ func (m *Master) modify(ctx context.Context, client API, s *dbsecret.Secret, pw 
 	}
 	return fmt.Errorf("set the master password of %s with the RDS API: %w; allow rds:ModifyDBInstance (rds:ModifyDBCluster) on it", what, err)
 }
+
+var _ rotation.Revoker = WithLogin{}
+
+// Revoke makes sure only AWSCURRENT's password logs in (see
+// rotation.Revoker). The master has one password, so after a rotation
+// AWSPREVIOUS's is normally refused already; if it still logs in, Revoke
+// sets AWSCURRENT's password again through the RDS API and proves
+// AWSPREVIOUS refused. It refuses, changing nothing, when AWSCURRENT does
+// not log in. Only with a network path: without one, nothing can be proven.
+func (w WithLogin) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
+	cur, err := parse(rotation.LabelCurrent, req.Current)
+	if err != nil {
+		return err
+	}
+	client, err := w.client(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := w.waitApplied(ctx, client, cur); err != nil {
+		return err
+	}
+	probeCur := rotation.ProbeRequest{SecretARN: req.SecretARN, Version: req.Current, Current: req.Current}
+	if err := w.probe(ctx, probeCur); err != nil {
+		return fmt.Errorf("AWSCURRENT does not log in, so nothing is revoked: %w", err)
+	}
+	if req.Previous == nil {
+		return nil
+	}
+	prev, ok, err := req.Previous(ctx)
+	if err != nil {
+		return fmt.Errorf("read AWSPREVIOUS: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	probePrev := rotation.ProbeRequest{SecretARN: req.SecretARN, Version: prev, Current: req.Current}
+	err = w.probe(ctx, probePrev)
+	switch {
+	case errors.Is(err, rotation.ErrRefused), errors.Is(err, rotation.ErrOtherTarget):
+		return nil
+	case err != nil:
+		return fmt.Errorf("log in with AWSPREVIOUS to see whether it still works: %w", err)
+	}
+	if err := w.modify(ctx, client, cur, cur.Password); err != nil {
+		return err
+	}
+	if _, err := w.waitApplied(ctx, client, cur); err != nil {
+		return fmt.Errorf("RDS accepted AWSCURRENT's password again but %w", err)
+	}
+	if err := w.probe(ctx, probePrev); !errors.Is(err, rotation.ErrRefused) {
+		return fmt.Errorf("AWSPREVIOUS's password still logs in after RDS set AWSCURRENT's again (%v): the server does not check the master's password", err)
+	}
+	return w.probe(ctx, probeCur)
+}
