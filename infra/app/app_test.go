@@ -53,9 +53,9 @@ func (f *fixture) secretsKey(t *testing.T) string {
 
 func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 	f := example.get(t)
-	check(t, "five rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(6)) })
+	check(t, "six rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(7)) })
 	check(t, "log groups with retention", func() {
-		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(6))
+		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(7))
 		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
 	})
 	tests := []struct {
@@ -527,6 +527,7 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		{billingAppARN, mySQLSingleUser, "rate(7 days)", "2h", false},
 		{billingRepARN, mySQLMultiUser, "rate(14 days)", "2h", false},
 		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret, "rate(90 days)", "2h", false},
+		{ordersMasterARN, rdsMaster, "rate(30 days)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
