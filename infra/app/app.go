@@ -184,6 +184,9 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		if s.Database != "" {
 			rp.Database = dbs[s.Database]
 		}
+		if s.RDSDatabaseARN != "" {
+			rp.RDSDatabaseArn = jsii.String(s.RDSDatabaseARN)
+		}
 		if _, err := suite.RotateSecret(jsii.String("Rotation-"+s.Name), rp); err != nil {
 			return nil, fmt.Errorf("secrets entry %s: %w", s.Name, err)
 		}

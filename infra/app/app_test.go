@@ -24,15 +24,17 @@ import (
 )
 
 const (
-	exampleAccount = "111122223333"
-	exampleRegion  = "eu-west-1"
-	ordersAdminARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-admin-Ab12Cd"
-	ordersAdminKey = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-1111-2222-3333-444455556666"
-	billingAppARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-app-Ef34Gh"
-	billingRepARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-reporting-Ij56Kl"
-	billingMstARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
-	ordersPgSG     = "sg-0a1b2c3d4e5f60101"
-	billingMySQLSG = "sg-0a1b2c3d4e5f60102"
+	exampleAccount   = "111122223333"
+	exampleRegion    = "eu-west-1"
+	ordersAdminARN   = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-admin-Ab12Cd"
+	ordersAdminKey   = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-1111-2222-3333-444455556666"
+	billingAppARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-app-Ef34Gh"
+	billingRepARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-reporting-Ij56Kl"
+	ordersMasterARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-master-Qr90St"
+	ordersClusterARN = "arn:aws:rds:eu-west-1:111122223333:cluster:orders"
+	billingMstARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
+	ordersPgSG       = "sg-0a1b2c3d4e5f60101"
+	billingMySQLSG   = "sg-0a1b2c3d4e5f60102"
 )
 
 // createdSecret is the logical ID of the secret the app created with name.
@@ -51,9 +53,9 @@ func (f *fixture) secretsKey(t *testing.T) string {
 
 func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 	f := example.get(t)
-	check(t, "five rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(6)) })
+	check(t, "six rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(7)) })
 	check(t, "log groups with retention", func() {
-		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(6))
+		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(7))
 		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
 	})
 	tests := []struct {
@@ -414,6 +416,9 @@ func TestKMSIsUsedOnlyThroughSecretsManager(t *testing.T) {
 func TestRDSReadOnlyForMultiUserTypes(t *testing.T) {
 	f := example.get(t)
 	for _, typ := range rotary.FunctionTypes() {
+		if typ.NeedsRDSMasterPassword() {
+			continue // TestRDSMasterPasswordOnItsDatabaseOnly
+		}
 		t.Run(string(typ), func(t *testing.T) {
 			stmts := f.statements(t, f.roleID(t, typ))
 			var rds []map[string]any
@@ -441,6 +446,38 @@ func TestRDSReadOnlyForMultiUserTypes(t *testing.T) {
 	}
 }
 
+// TestRDSMasterPasswordOnItsDatabaseOnly: the rds-master function may
+// describe and modify the one cluster its secret names, nothing else in
+// RDS, and runs outside the VPC with time to wait for RDS.
+func TestRDSMasterPasswordOnItsDatabaseOnly(t *testing.T) {
+	f := example.get(t)
+	var rds []map[string]any
+	for _, s := range f.statements(t, f.roleID(t, rdsMaster)) {
+		if strings.Contains(canon(s["Action"]), "rds:") {
+			rds = append(rds, s)
+		}
+	}
+	if len(rds) != 1 {
+		t.Fatalf("want one RDS statement, got %d: %s", len(rds), canon(rds))
+	}
+	if got := canonSet(list(rds[0]["Action"])); !reflect.DeepEqual(got, canonSet([]any{"rds:DescribeDBClusters", "rds:ModifyDBCluster"})) {
+		t.Errorf("RDS actions %v, want DescribeDBClusters and ModifyDBCluster", got)
+	}
+	if r := canon(rds[0]["Resource"]); r != canon(ordersClusterARN) {
+		t.Errorf("RDS resource %s, want only the secret's cluster %s", r, ordersClusterARN)
+	}
+	if e := rds[0]["Effect"]; e != "Allow" {
+		t.Errorf("effect %v", e)
+	}
+	p := props(f.resources("AWS::Lambda::Function")[f.functionID(t, rdsMaster)])
+	if _, inVPC := p["VpcConfig"]; inVPC {
+		t.Error("rds-master runs in the VPC; it logs in to nothing")
+	}
+	if p["Timeout"] != float64(900) {
+		t.Errorf("rds-master timeout %v, want 900 seconds", p["Timeout"])
+	}
+}
+
 func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 	f := example.get(t)
 	tests := []struct {
@@ -452,6 +489,7 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		{billingAppARN, mySQLSingleUser},
 		{billingRepARN, mySQLMultiUser},
 		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret},
+		{ordersMasterARN, rdsMaster},
 	}
 	check(t, "one permission per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
@@ -489,6 +527,7 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		{billingAppARN, mySQLSingleUser, "rate(7 days)", "2h", false},
 		{billingRepARN, mySQLMultiUser, "rate(14 days)", "2h", false},
 		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret, "rate(90 days)", "2h", false},
+		{ordersMasterARN, rdsMaster, "rate(30 days)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))

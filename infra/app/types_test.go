@@ -9,4 +9,5 @@ const (
 	postgresMultiUser  rotary.FunctionType = "postgres-multi-user"
 	mySQLSingleUser    rotary.FunctionType = "mysql-single-user"
 	mySQLMultiUser     rotary.FunctionType = "mysql-multi-user"
+	rdsMaster          rotary.FunctionType = "rds-master"
 )

@@ -159,6 +159,10 @@ type SecretConfig struct {
 	Create *CreateConfig `yaml:"create"`
 	// Database names an entry of databases (required for database types).
 	Database string `yaml:"database"`
+	// RDSDatabaseARN is the ARN of the RDS DB instance or cluster whose
+	// master password the secret holds (required for rds-master, refused
+	// for other types): the function may describe and modify it only.
+	RDSDatabaseARN string `yaml:"rdsDatabaseArn"`
 	// MasterSecret names another entry of secrets; MasterSecretARN names an
 	// existing secret. Multi-user types need exactly one of them.
 	MasterSecret      string `yaml:"masterSecret"`
@@ -367,6 +371,7 @@ var (
 	entryNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	secretArnRe  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	kmsArnRe     = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$`)
+	rdsArnRe     = regexp.MustCompile(`^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:(db|cluster):[a-zA-Z][a-zA-Z0-9-]*$`)
 	rateRe       = regexp.MustCompile(`^rate\((\d+) (hour|hours|day|days)\)$`)
 	cronRe       = regexp.MustCompile(`^cron\(([^ ()]+ ){5}[^ ()]+\)$`)
 	envNameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
@@ -600,6 +605,15 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 		}
 	} else if s.Database != "" {
 		v.addf("%s: field database: type %s reaches no database; remove database", where, s.Type)
+	}
+	if t, ok := registry.Lookup(s.Type); ok && t.RDSMasterPassword {
+		if s.RDSDatabaseARN == "" {
+			v.addf("%s: field rdsDatabaseArn: required for type %s; set the ARN of the DB instance (arn:aws:rds:<region>:<account>:db:<id>) or cluster (...:cluster:<id>) whose master password the secret holds", where, s.Type)
+		} else if !rdsArnRe.MatchString(s.RDSDatabaseARN) {
+			v.addf("%s: field rdsDatabaseArn: %q is not the ARN of an RDS DB instance (arn:aws:rds:<region>:<account>:db:<id>) or cluster (...:cluster:<id>)", where, s.RDSDatabaseARN)
+		}
+	} else if s.RDSDatabaseARN != "" {
+		v.addf("%s: field rdsDatabaseArn: type %s sets no master password through the RDS API; remove rdsDatabaseArn", where, s.Type)
 	}
 	if IsMultiUserType(s.Type) {
 		switch {

@@ -2,6 +2,7 @@ package rotary
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -16,13 +17,17 @@ import (
 // Statement IDs of the function roles' policy, stable so that tests and
 // auditors can find each grant.
 const (
-	SidWriteLogs          = "WriteOwnLogGroup"
-	SidRotateSecrets      = "RotateOwnSecrets"
-	SidReadMasterSecrets  = "ReadMasterSecrets"
-	SidUseKeys            = "UseSecretKeysViaSecretsManager"
-	SidDescribeENIs       = "DescribeVpcNetworkInterfaces"
-	SidManageENIs         = "ManageVpcNetworkInterfaces"
-	SidReadRDSTopology    = "ReadRdsTopology"
+	SidWriteLogs         = "WriteOwnLogGroup"
+	SidRotateSecrets     = "RotateOwnSecrets"
+	SidReadMasterSecrets = "ReadMasterSecrets"
+	SidUseKeys           = "UseSecretKeysViaSecretsManager"
+	SidDescribeENIs      = "DescribeVpcNetworkInterfaces"
+	SidManageENIs        = "ManageVpcNetworkInterfaces"
+	SidReadRDSTopology   = "ReadRdsTopology"
+	// SidRDSMasterPassword prefixes the statements (one per database,
+	// numbered from 1) that let an rds-master function set its database's
+	// master password.
+	SidRDSMasterPassword  = "SetRdsMasterPassword"
 	SidKeyPolicyFunctions = "AllowRotationFunctionsViaSecretsManager"
 )
 
@@ -54,6 +59,7 @@ type Function struct {
 	kms    awsiam.PolicyStatement
 
 	secrets, masters, keys map[string]bool
+	rdsMasters             map[string]bool
 	keyPolicyDone          bool
 }
 
@@ -78,6 +84,10 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 	timeout := s.props.Timeout
 	if opts.Timeout != nil {
 		timeout = opts.Timeout
+	} else if t.NeedsRDSMasterPassword() {
+		// Each step may wait for RDS to apply a password change
+		// (ROTARY_RDS_WAIT_TIMEOUT, 10 minutes by default).
+		timeout = awscdk.Duration_Minutes(jsii.Number(15))
 	}
 
 	scope := constructs.NewConstruct(s.Construct, jsii.String(t.constructID()))
@@ -214,6 +224,43 @@ func (f *Function) allowRotate(secretArn *string) {
 		f.Role.AddToPrincipalPolicy(f.rotate)
 	}
 	f.rotate.AddResources(secretArn)
+}
+
+// RDSResourceKind returns "db" or "cluster" for the ARN of an RDS DB
+// instance or cluster, and "" for anything else.
+func RDSResourceKind(arn string) string {
+	m := rdsArnRe.FindStringSubmatch(arn)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+var rdsArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:(db|cluster):[a-zA-Z][a-zA-Z0-9-]*$`)
+
+// RDSMasterActions are what an rds-master function may do on its
+// database, by kind of ARN.
+var RDSMasterActions = map[string][]string{
+	"db":      {"rds:DescribeDBInstances", "rds:ModifyDBInstance"},
+	"cluster": {"rds:DescribeDBClusters", "rds:ModifyDBCluster"},
+}
+
+// allowRDSMasterPassword lets the function describe the RDS instance or
+// cluster arn and set its master password: one statement per database,
+// on its ARN only.
+func (f *Function) allowRDSMasterPassword(arn string) {
+	if f.rdsMasters[arn] {
+		return
+	}
+	if f.rdsMasters == nil {
+		f.rdsMasters = map[string]bool{}
+	}
+	f.rdsMasters[arn] = true
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(fmt.Sprintf("%s%d", SidRDSMasterPassword, len(f.rdsMasters))),
+		Actions:   jsii.Strings(RDSMasterActions[RDSResourceKind(arn)]...),
+		Resources: jsii.Strings(arn),
+	}))
 }
 
 // allowReadMaster lets the function read a master secret.

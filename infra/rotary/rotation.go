@@ -97,6 +97,12 @@ type RotateSecretProps struct {
 	MasterEncryptionKey awskms.IKey
 	// Database the function connects to. Required for database types.
 	Database *DatabaseTarget
+	// RDSDatabaseArn is the ARN of the RDS instance (arn:...:db:<id>) or
+	// cluster (arn:...:cluster:<id>) whose master password the secret
+	// holds, for types that set it through the RDS API (rds-master): the
+	// function may describe and modify that database only. Required for
+	// them, refused for others.
+	RDSDatabaseArn *string
 	// Repair overrides WatchProps.Repair for this secret: whether the
 	// watch may heal its stuck rotations. Default: the watch's setting.
 	Repair *bool
@@ -137,6 +143,15 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if !props.Type.NeedsMaster() && props.MasterSecret != nil {
 		return nil, fmt.Errorf("%s: field MasterSecret: type %s reads no master secret; remove it", where, props.Type)
 	}
+	if props.Type.NeedsRDSMasterPassword() != (props.RDSDatabaseArn != nil) {
+		if props.RDSDatabaseArn == nil {
+			return nil, fmt.Errorf("%s: field RDSDatabaseArn is required for type %s: the ARN of the DB instance or cluster whose master password the secret holds", where, props.Type)
+		}
+		return nil, fmt.Errorf("%s: field RDSDatabaseArn: type %s sets no master password through the RDS API; remove it", where, props.Type)
+	}
+	if props.RDSDatabaseArn != nil && RDSResourceKind(*props.RDSDatabaseArn) == "" {
+		return nil, fmt.Errorf("%s: field RDSDatabaseArn: %q is not the ARN of an RDS DB instance (arn:aws:rds:<region>:<account>:db:<id>) or cluster (...:cluster:<id>)", where, *props.RDSDatabaseArn)
+	}
 	if props.Type.NeedsDatabase() && (props.Database == nil || props.Database.SecurityGroup == nil || props.Database.Port == nil) {
 		return nil, fmt.Errorf("%s: field Database (SecurityGroup and Port) is required for type %s", where, props.Type)
 	}
@@ -174,6 +189,9 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	}
 	if props.Database != nil && props.Type.NeedsDatabase() {
 		s.allowDatabase(fn, props.Database)
+	}
+	if props.RDSDatabaseArn != nil {
+		fn.allowRDSMasterPassword(*props.RDSDatabaseArn)
 	}
 
 	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}

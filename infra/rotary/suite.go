@@ -68,6 +68,13 @@ func (t FunctionType) NeedsRDSRead() bool {
 	return ok && r.RDSRead
 }
 
+// NeedsRDSMasterPassword reports whether this type sets the master
+// password of an RDS instance or cluster through the RDS API (rds-master).
+func (t FunctionType) NeedsRDSMasterPassword() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.RDSMasterPassword
+}
+
 // constructID turns "postgres-single-user" into "PostgresSingleUser".
 func (t FunctionType) constructID() string {
 	var b strings.Builder

@@ -1,10 +1,20 @@
-// Package rdslocal is a local stand-in for the two RDS API calls Rotary makes,
-// DescribeDBInstances and DescribeDBClusters, speaking the AWS query protocol
+// Package rdslocal is a local stand-in for the RDS API calls Rotary makes,
+// DescribeDBInstances and DescribeDBClusters, and ModifyDBInstance and
+// ModifyDBCluster with MasterUserPassword, speaking the AWS query protocol
 // (form-encoded requests, XML responses) so the real aws-sdk-go-v2 RDS client
 // can talk to it in tests and the demo.
+//
+// A master password change is applied as RDS applies it: asynchronously.
+// ModifyDBInstance (ModifyDBCluster) answers at once with the status
+// "resetting-master-credentials" and PendingModifiedValues.MasterUserPassword
+// "****"; after the server's apply delay the stand-in really changes the
+// password on the database server (Instance.SetMasterPassword, which the
+// tests point at a throwaway PostgreSQL or MariaDB server), and the
+// instance is "available" again with nothing pending.
 package rdslocal
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
@@ -13,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 const xmlns = "http://rds.amazonaws.com/doc/2014-10-31/"
@@ -26,6 +37,15 @@ type Instance struct {
 	Port              int    // Endpoint.Port
 	ClusterIdentifier string // DBClusterIdentifier for Aurora instances
 	MasterUsername    string
+	// MasterUserSecretARN, when set, says RDS manages the master password
+	// (ManageMasterUserPassword): DescribeDBInstances reports MasterUserSecret,
+	// and ModifyDBInstance with MasterUserPassword is refused.
+	MasterUserSecretARN string
+	// SetMasterPassword changes the master user's password on the database
+	// server; the stand-in calls it when a ModifyDBInstance with
+	// MasterUserPassword is applied. Nil refuses such a ModifyDBInstance
+	// (the stand-in has no server to act on).
+	SetMasterPassword func(ctx context.Context, password string) error
 }
 
 // Cluster is a DB cluster as DescribeDBClusters reports it.
@@ -37,6 +57,10 @@ type Cluster struct {
 	ReaderEndpoint string
 	Port           int
 	MasterUsername string
+	// MasterUserSecretARN and SetMasterPassword are as for Instance, for
+	// ModifyDBCluster.
+	MasterUserSecretARN string
+	SetMasterPassword   func(ctx context.Context, password string) error
 }
 
 // InstanceARN is the ARN the stand-in gives an instance without one.
@@ -52,12 +76,73 @@ type Server struct {
 	mu        sync.Mutex
 	instances map[string]Instance
 	clusters  map[string]Cluster
-	calls     []string
+	// state is the modification state of each instance ("db:<id>") and
+	// cluster ("cluster:<id>").
+	state      map[string]*modState
+	calls      []string
+	applyDelay time.Duration
+	applies    sync.WaitGroup
+	applyErrs  []error
 }
+
+// modState is an instance's or cluster's master password modification.
+type modState struct {
+	pending bool  // a MasterUserPassword modification is being applied
+	applied int   // how many were applied
+	err     error // the last apply's error
+}
+
+// DefaultApplyDelay is how long the stand-in takes to apply a master
+// password change unless SetApplyDelay says otherwise. RDS takes from
+// seconds to minutes.
+const DefaultApplyDelay = 200 * time.Millisecond
+
+// StatusResetting is the status of an instance or cluster while a new
+// master password is being applied.
+const StatusResetting = "resetting-master-credentials"
 
 // New returns a Server with no instances or clusters.
 func New() *Server {
-	return &Server{instances: map[string]Instance{}, clusters: map[string]Cluster{}}
+	return &Server{instances: map[string]Instance{}, clusters: map[string]Cluster{}, state: map[string]*modState{}, applyDelay: DefaultApplyDelay}
+}
+
+// SetApplyDelay sets how long a master password change takes to apply.
+func (s *Server) SetApplyDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyDelay = d
+}
+
+// Wait waits until every master password change in flight is applied and
+// returns the errors of those whose SetMasterPassword failed so far.
+func (s *Server) Wait() []error {
+	s.applies.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]error(nil), s.applyErrs...)
+}
+
+// Applied returns how many master password changes were applied to the
+// instance (or cluster) id.
+func (s *Server) Applied(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range []string{"db:" + id, "cluster:" + id} {
+		if st := s.state[k]; st != nil {
+			n += st.applied
+		}
+	}
+	return n
+}
+
+func (s *Server) stateOf(key string) *modState {
+	st := s.state[key]
+	if st == nil {
+		st = &modState{}
+		s.state[key] = st
+	}
+	return st
 }
 
 // AddInstance adds or replaces an instance.
@@ -92,26 +177,54 @@ type endpoint struct {
 	Port    int    `xml:"Port"`
 }
 
+type pendingValues struct {
+	MasterUserPassword string `xml:"MasterUserPassword,omitempty"`
+}
+
+type masterUserSecret struct {
+	SecretArn    string `xml:"SecretArn"`
+	SecretStatus string `xml:"SecretStatus"`
+	KmsKeyID     string `xml:"KmsKeyId"`
+}
+
 type xmlInstance struct {
-	DBInstanceIdentifier string    `xml:"DBInstanceIdentifier"`
-	DBInstanceArn        string    `xml:"DBInstanceArn"`
-	Engine               string    `xml:"Engine"`
-	DBInstanceStatus     string    `xml:"DBInstanceStatus"`
-	MasterUsername       string    `xml:"MasterUsername,omitempty"`
-	Endpoint             *endpoint `xml:"Endpoint"`
-	DbInstancePort       int       `xml:"DbInstancePort"`
-	DBClusterIdentifier  string    `xml:"DBClusterIdentifier,omitempty"`
+	DBInstanceIdentifier  string            `xml:"DBInstanceIdentifier"`
+	DBInstanceArn         string            `xml:"DBInstanceArn"`
+	Engine                string            `xml:"Engine"`
+	DBInstanceStatus      string            `xml:"DBInstanceStatus"`
+	MasterUsername        string            `xml:"MasterUsername,omitempty"`
+	Endpoint              *endpoint         `xml:"Endpoint"`
+	DbInstancePort        int               `xml:"DbInstancePort"`
+	DBClusterIdentifier   string            `xml:"DBClusterIdentifier,omitempty"`
+	PendingModifiedValues *pendingValues    `xml:"PendingModifiedValues"`
+	MasterUserSecret      *masterUserSecret `xml:"MasterUserSecret,omitempty"`
 }
 
 type xmlCluster struct {
-	DBClusterIdentifier string `xml:"DBClusterIdentifier"`
-	DBClusterArn        string `xml:"DBClusterArn"`
-	Engine              string `xml:"Engine"`
-	Status              string `xml:"Status"`
-	MasterUsername      string `xml:"MasterUsername,omitempty"`
-	Endpoint            string `xml:"Endpoint"`
-	ReaderEndpoint      string `xml:"ReaderEndpoint,omitempty"`
-	Port                int    `xml:"Port"`
+	DBClusterIdentifier   string            `xml:"DBClusterIdentifier"`
+	DBClusterArn          string            `xml:"DBClusterArn"`
+	Engine                string            `xml:"Engine"`
+	Status                string            `xml:"Status"`
+	MasterUsername        string            `xml:"MasterUsername,omitempty"`
+	Endpoint              string            `xml:"Endpoint"`
+	ReaderEndpoint        string            `xml:"ReaderEndpoint,omitempty"`
+	Port                  int               `xml:"Port"`
+	PendingModifiedValues *pendingValues    `xml:"PendingModifiedValues,omitempty"`
+	MasterUserSecret      *masterUserSecret `xml:"MasterUserSecret,omitempty"`
+}
+
+type modifyInstanceResponse struct {
+	XMLName  xml.Name         `xml:"ModifyDBInstanceResponse"`
+	Xmlns    string           `xml:"xmlns,attr"`
+	Result   xmlInstance      `xml:"ModifyDBInstanceResult>DBInstance"`
+	Metadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type modifyClusterResponse struct {
+	XMLName  xml.Name         `xml:"ModifyDBClusterResponse"`
+	Xmlns    string           `xml:"xmlns,attr"`
+	Result   xmlCluster       `xml:"ModifyDBClusterResult>DBCluster"`
+	Metadata responseMetadata `xml:"ResponseMetadata"`
 }
 
 type responseMetadata struct {
@@ -164,8 +277,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.describeInstances(w, r.PostForm.Get("DBInstanceIdentifier"))
 	case "DescribeDBClusters":
 		s.describeClusters(w, r.PostForm.Get("DBClusterIdentifier"))
+	case "ModifyDBInstance":
+		s.modifyInstance(w, r.PostForm)
+	case "ModifyDBCluster":
+		s.modifyCluster(w, r.PostForm)
 	default:
-		writeError(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("the action %q is not valid for this web service; the local RDS stand-in serves DescribeDBInstances and DescribeDBClusters", action))
+		writeError(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("the action %q is not valid for this web service; the local RDS stand-in serves DescribeDBInstances, DescribeDBClusters, ModifyDBInstance and ModifyDBCluster", action))
 	}
 }
 
@@ -184,13 +301,11 @@ func (s *Server) describeInstances(w http.ResponseWriter, id string) {
 	}
 	sort.Slice(found, func(a, b int) bool { return found[a].Identifier < found[b].Identifier })
 	resp := describeInstancesResponse{Xmlns: xmlns, Metadata: responseMetadata{RequestID: requestID()}}
+	s.mu.Lock()
 	for _, i := range found {
-		resp.Result = append(resp.Result, xmlInstance{
-			DBInstanceIdentifier: i.Identifier, DBInstanceArn: i.ARN, Engine: i.Engine, DBInstanceStatus: "available",
-			MasterUsername: i.MasterUsername, Endpoint: &endpoint{Address: i.Address, Port: i.Port},
-			DbInstancePort: 0, DBClusterIdentifier: i.ClusterIdentifier,
-		})
+		resp.Result = append(resp.Result, s.instanceXML(i))
 	}
+	s.mu.Unlock()
 	writeXML(w, http.StatusOK, resp)
 }
 
@@ -209,12 +324,11 @@ func (s *Server) describeClusters(w http.ResponseWriter, id string) {
 	}
 	sort.Slice(found, func(a, b int) bool { return found[a].Identifier < found[b].Identifier })
 	resp := describeClustersResponse{Xmlns: xmlns, Metadata: responseMetadata{RequestID: requestID()}}
+	s.mu.Lock()
 	for _, c := range found {
-		resp.Result = append(resp.Result, xmlCluster{
-			DBClusterIdentifier: c.Identifier, DBClusterArn: c.ARN, Engine: c.Engine, Status: "available",
-			MasterUsername: c.MasterUsername, Endpoint: c.Endpoint, ReaderEndpoint: c.ReaderEndpoint, Port: c.Port,
-		})
+		resp.Result = append(resp.Result, s.clusterXML(c))
 	}
+	s.mu.Unlock()
 	writeXML(w, http.StatusOK, resp)
 }
 

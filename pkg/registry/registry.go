@@ -34,6 +34,13 @@ type Type struct {
 	// RDSRead is true when the function may call rds:DescribeDBInstances
 	// and rds:DescribeDBClusters.
 	RDSRead bool
+	// RDSMasterPassword is true when the function sets the master password
+	// of the secret's RDS instance or cluster through the RDS API: it needs
+	// rds:ModifyDBInstance and rds:DescribeDBInstances (rds:ModifyDBCluster
+	// and rds:DescribeDBClusters) on that database's ARN only, which the
+	// CDK app's configuration names for each secret. It logs in to nothing
+	// unless configured to (docs/rds-master.md), so it needs no VPC.
+	RDSMasterPassword bool
 	// Doc is the type's page, relative to the repository root.
 	Doc string
 }
@@ -48,6 +55,7 @@ var types = []Type{
 	{Name: "postgres-multi-user", Summary: "alternating PostgreSQL users <user> and <user>_clone, managed by a master secret", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/postgres.md"},
 	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
 	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
+	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
 }
 
 // All returns every type, in a stable order.

@@ -30,6 +30,9 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 		if ty.Database() != (ty.Port != 0) {
 			t.Errorf("%s: a database type needs its default port, and only a database type has one", ty.Name)
 		}
+		if ty.RDSMasterPassword && (ty.Master || ty.RDSRead) {
+			t.Errorf("%s: a type that sets a master password through the RDS API reads no master secret", ty.Name)
+		}
 		if ty.RDSRead && !ty.Master {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}

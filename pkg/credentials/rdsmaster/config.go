@@ -1,0 +1,112 @@
+package rdsmaster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/envflag"
+)
+
+// Environment variables read by ConfigFromEnv, besides dbsecret's.
+const (
+	// EnvLogin, when true, says the function has a network path to the
+	// database: testSecret then also logs in with the new password, and
+	// the probe and recovery steps work.
+	EnvLogin = "ROTARY_RDS_MASTER_LOGIN"
+	// EnvWaitTimeout bounds each wait for RDS to apply a password change.
+	EnvWaitTimeout = "ROTARY_RDS_WAIT_TIMEOUT"
+)
+
+// Wait bounds and defaults.
+const (
+	DefaultWaitTimeout  = 10 * time.Minute
+	MinWaitTimeout      = 10 * time.Second
+	MaxWaitTimeout      = 14 * time.Minute
+	DefaultPollInterval = 5 * time.Second
+)
+
+// API is the part of the RDS API client (*rds.Client) the type calls.
+type API interface {
+	dbsecret.RDSAPI
+	ModifyDBInstance(ctx context.Context, in *rds.ModifyDBInstanceInput, optFns ...func(*rds.Options)) (*rds.ModifyDBInstanceOutput, error)
+	ModifyDBCluster(ctx context.Context, in *rds.ModifyDBClusterInput, optFns ...func(*rds.Options)) (*rds.ModifyDBClusterOutput, error)
+}
+
+// Config configures the type.
+type Config struct {
+	// DB holds the CA bundle and timeouts of the logins (Login only).
+	DB dbsecret.Config
+	// NewRDS builds the RDS API client.
+	NewRDS func(ctx context.Context) (API, error)
+	// Login says the function can reach the database: testSecret logs in
+	// with the pending password once RDS has applied it, Set and Restore
+	// first check by logging in whether anything needs changing, and the
+	// type can probe (rotary status, unstick). Without it the type trusts
+	// what RDS reports.
+	Login bool
+	// WaitTimeout bounds each wait for RDS to apply a change (also bounded
+	// by the invocation's deadline); 0 means DefaultWaitTimeout.
+	WaitTimeout time.Duration
+	// PollInterval is the time between two DescribeDBInstances
+	// (DescribeDBClusters) calls while waiting; 0 means DefaultPollInterval.
+	PollInterval time.Duration
+}
+
+func (c Config) waitTimeout() time.Duration {
+	if c.WaitTimeout <= 0 {
+		return DefaultWaitTimeout
+	}
+	return c.WaitTimeout
+}
+
+func (c Config) pollInterval() time.Duration {
+	if c.PollInterval <= 0 {
+		return DefaultPollInterval
+	}
+	return c.PollInterval
+}
+
+// ConfigFromEnv reads dbsecret's settings (ROTARY_CA_BUNDLE,
+// ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT), ROTARY_RDS_MASTER_LOGIN
+// (a boolean, default false) and ROTARY_RDS_WAIT_TIMEOUT (a Go duration
+// from 10s to 14m, default 10m). The RDS client comes from the default AWS
+// configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	db, err := dbsecret.ConfigFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{DB: db, NewRDS: NewRDSClient, WaitTimeout: DefaultWaitTimeout}
+	if v := strings.TrimSpace(getenv(EnvLogin)); v != "" {
+		if c.Login, err = envflag.ParseBool(v); err != nil {
+			return Config{}, fmt.Errorf("%w: %s is %q, not a boolean; use true when the function has a network path to the database, else false", dbsecret.ErrConfig, EnvLogin, v)
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvWaitTimeout)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%w: %s %q is not a duration; use a value such as 5m", dbsecret.ErrConfig, EnvWaitTimeout, v)
+		}
+		if d < MinWaitTimeout || d > MaxWaitTimeout {
+			return Config{}, fmt.Errorf("%w: %s %s is out of range; use a value from %s to %s (and a function timeout longer than it)", dbsecret.ErrConfig, EnvWaitTimeout, d, MinWaitTimeout, MaxWaitTimeout)
+		}
+		c.WaitTimeout = d
+	}
+	return c, nil
+}
+
+// NewRDSClient builds the RDS API client from the default AWS
+// configuration chain.
+func NewRDSClient(ctx context.Context) (API, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load the AWS configuration for the RDS API: %w", err)
+	}
+	return rds.NewFromConfig(cfg), nil
+}
