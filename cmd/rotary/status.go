@@ -97,7 +97,10 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 			statuses = append(statuses, secretStatus{Name: names[i], ARN: id, Error: err.Error()})
 		default:
 			st := statusOf(s, now)
-			if *verify || (st.Stuck && !*noProbe) {
+			// A secret that never had a rotation function is not one
+			// Rotary rotates: listed, not checked (status --all --verify
+			// over an account's other secrets stays meaningful).
+			if (*verify || (st.Stuck && !*noProbe)) && st.Function != "" {
 				diagnose(ctx, w, &st, now)
 			}
 			statuses = append(statuses, st)
@@ -110,7 +113,7 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	if *verify && errFailed == nil {
 		unhealthy := 0
 		for _, st := range statuses {
-			if st.State != watch.StateOK {
+			if st.Function != "" && st.State != watch.StateOK {
 				unhealthy++
 			}
 		}

@@ -422,3 +422,56 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestLinesAreEMFRecords: every check and summary line is a valid
+// CloudWatch embedded-metric-format record: a millisecond Timestamp, and
+// for each directive every dimension key and every metric present at the
+// top level (a metric as a number).
+func TestLinesAreEMFRecords(t *testing.T) {
+	e := newEnv(t)
+	ok := e.secret(t, "app/emf-ok")
+	drift := e.secret(t, "app/emf-drifted")
+	e.fn.state["app/emf-drifted"] = recovery.StateDrifted
+	e.run(t, watch.Target{ARN: ok}, watch.Target{ARN: drift})
+	lines := append(e.lines(t, watch.MsgCheck), e.lines(t, watch.MsgSummary)...)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 2 checks and a summary", len(lines))
+	}
+	for _, l := range lines {
+		dir, isMap := l["_aws"].(map[string]any)
+		if !isMap {
+			t.Fatalf("line without an _aws directive: %v", l)
+		}
+		ts, _ := dir["Timestamp"].(float64)
+		if ts < 1e12 || ts > 1e14 {
+			t.Errorf("Timestamp %v is not in milliseconds", dir["Timestamp"])
+		}
+		sets, _ := dir["CloudWatchMetrics"].([]any)
+		if len(sets) == 0 {
+			t.Fatalf("no CloudWatchMetrics in %v", dir)
+		}
+		for _, set := range sets {
+			m := set.(map[string]any)
+			if m["Namespace"] != watch.MetricNamespace {
+				t.Errorf("namespace %v", m["Namespace"])
+			}
+			for _, dims := range m["Dimensions"].([]any) {
+				for _, d := range dims.([]any) {
+					if v, ok := l[d.(string)].(string); !ok || v == "" {
+						t.Errorf("dimension %v missing from the line %v", d, l["msg"])
+					}
+				}
+			}
+			metrics := m["Metrics"].([]any)
+			if len(metrics) == 0 {
+				t.Errorf("a directive with no metrics: %v", m)
+			}
+			for _, mt := range metrics {
+				name := mt.(map[string]any)["Name"].(string)
+				if _, ok := l[name].(float64); !ok {
+					t.Errorf("metric %s named in the directive is not a number on the line (%v)", name, l[name])
+				}
+			}
+		}
+	}
+}
