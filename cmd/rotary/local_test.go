@@ -18,6 +18,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
+	"github.com/rotary-secrets/rotary/pkg/watch"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -42,13 +43,14 @@ var exportRE = regexp.MustCompile(`export AWS_ENDPOINT_URL_SECRETS_MANAGER=(\S+)
 
 // startLocal runs `rotary local` until the returned stop is called, and
 // returns the endpoint it printed.
-func startLocal(t *testing.T, state string) (endpoint string, stop localRun) {
+func startLocal(t *testing.T, state string, extra ...string) (endpoint string, stop localRun) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
+	args := append([]string{"local", "--state", state, "--addr", "127.0.0.1:0", "--functions", "random-secret"}, extra...)
 	go func() {
-		done <- run(ctx, []string{"local", "--state", state, "--addr", "127.0.0.1:0", "--functions", "random-secret"}, &out, &errOut)
+		done <- run(ctx, args, &out, &errOut)
 	}()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -186,5 +188,43 @@ func TestLocal(t *testing.T) {
 	}
 	if !reflect.DeepEqual(again.VersionIdsToStages, cur.VersionIdsToStages) || !aws.ToBool(again.RotationEnabled) {
 		t.Fatalf("after a restart: versions %v, want %v with rotation on", again.VersionIdsToStages, cur.VersionIdsToStages)
+	}
+}
+
+// TestLocalRunsTheWatchOnItsTick: rotary local runs the watch at every
+// tick, at the local Secrets Manager's time, over the secrets its functions
+// rotate; its lines go to the log file.
+func TestLocalRunsTheWatchOnItsTick(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "local.log")
+	endpoint, stop := startLocal(t, filepath.Join(dir, "state.json"), "--functions", "random-secret,watch", "--tick", "1s", "--log", logPath)
+	defer stop.stop()
+	if !strings.Contains(stop.output(), "the watch checks every secret") {
+		t.Fatalf("rotary local does not say it runs the watch:\n%s", stop.output())
+	}
+	sm := smlocal.NewClient(endpoint)
+	if _, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String("local/watched"), SecretString: aws.String(`{"apiKey":"watched-initial-key"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := rotaryAt(t, endpoint, "rotate", "local/watched", "--wait", "--function", localstack.FunctionARN("random-secret")); r.code != 0 {
+		t.Fatalf("rotate on rotary local: exit %d: %s", r.code, r.errOut)
+	}
+	check := regexp.MustCompile(`"msg":"` + watch.MsgCheck + `".*"SecretName":"local/watched"`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if line := check.Find(b); line != nil {
+			if !strings.Contains(string(b), `"msg":"`+watch.MsgSummary+`"`) {
+				t.Fatal("a check line without the run's summary line")
+			}
+			if strings.Contains(string(b), "watched-initial-key") {
+				t.Fatal("the log holds the secret's initial value")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no watch check of local/watched in the log after 2 minutes of 1s ticks:\n%s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
