@@ -43,7 +43,10 @@ func dial(ctx context.Context, cfg Config, sec *Secret, user, password string) (
 		ContextTimeoutEnabled: true,
 	})
 	s := &session{c: c, user: user, addr: sec.Addr()}
-	err = c.Ping(ctx).Err()
+	// The connection, the TLS handshake and the login, bounded together.
+	pctx, cancel := context.WithTimeout(ctx, cfg.DB.Connect())
+	defer cancel()
+	err = c.Ping(pctx).Err()
 	switch {
 	case err == nil, isCode(err, "NOPERM"):
 		return s, nil
