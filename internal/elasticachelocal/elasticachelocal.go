@@ -36,7 +36,9 @@ const (
 )
 
 // UserARN returns the ARN of the user id.
-func UserARN(id string) string { return "arn:aws:elasticache:" + Region + ":" + Account + ":user:" + id }
+func UserARN(id string) string {
+	return "arn:aws:elasticache:" + Region + ":" + Account + ":user:" + id
+}
 
 // User is an RBAC user.
 type User struct {
