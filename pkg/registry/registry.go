@@ -14,6 +14,8 @@ import (
 const (
 	FamilyPostgres = "postgres"
 	FamilyMySQL    = "mysql"
+	// FamilyRedis is Redis OSS and Valkey, self-managed or ElastiCache.
+	FamilyRedis = "redis"
 )
 
 // Type is one credential type and its rotation function.
@@ -25,7 +27,7 @@ type Type struct {
 	Summary string
 	// Family is the database family it logs in to; empty for none.
 	Family string
-	// Port is the family's default port (5432, 3306); 0 without a database.
+	// Port is the family's default port (5432, 3306, 6379); 0 without a database.
 	Port int
 	// Master is true when the secret names an admin secret (masterarn)
 	// that the function reads; such a master may be one RDS manages, whose
@@ -56,6 +58,8 @@ var types = []Type{
 	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
 	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
 	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
+	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, Doc: "docs/redis.md"},
+	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, Doc: "docs/redis.md"},
 }
 
 // All returns every type, in a stable order.

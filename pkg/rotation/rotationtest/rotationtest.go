@@ -62,6 +62,10 @@ type Subject struct {
 	// secret's form: with it, Run also rotates (and, for a Revoker,
 	// revokes) with a master secret that RDS manages. nil skips those cases.
 	Master *Master
+	// MasterNotRDS says that the type's master secret (masterarn) can never
+	// be one RDS manages (a Redis admin user), so Master is nil on purpose
+	// and the RDS-managed-master cases do not apply.
+	MasterNotRDS bool
 	// Passwords is the engine's password policy; nil means the default.
 	Passwords *password.Policy
 }

@@ -250,7 +250,7 @@ func Run(t *testing.T, s Subject) {
 
 	runAbilities(t, e, s, &seen)
 	runRevoke(t, e, s, &seen)
-	if s.Master == nil {
+	if s.Master == nil && !s.MasterNotRDS {
 		t.Run("MasterHookGiven", func(t *testing.T) {
 			_, value := e.NewSecret(t)
 			var fields map[string]json.RawMessage
