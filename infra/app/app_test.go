@@ -35,6 +35,10 @@ const (
 	billingMstARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
 	ordersPgSG       = "sg-0a1b2c3d4e5f60101"
 	billingMySQLSG   = "sg-0a1b2c3d4e5f60102"
+	sessionsRedisSG  = "sg-0a1b2c3d4e5f60103"
+	ordersCacheSG    = "sg-0a1b2c3d4e5f60104"
+	sessionsCacheARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:sessions-cache-Yz34Ab"
+	ordersCacheARN   = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-cache-Uv12Wx"
 )
 
 // createdSecret is the logical ID of the secret the app created with name.
@@ -53,9 +57,10 @@ func (f *fixture) secretsKey(t *testing.T) string {
 
 func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 	f := example.get(t)
-	check(t, "six rotation functions and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(7)) })
+	n := float64(len(f.cfg.TypesInUse()) + 1)
+	check(t, "one function per rotation type in use, and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(n)) })
 	check(t, "log groups with retention", func() {
-		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(7))
+		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(n))
 		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
 	})
 	tests := []struct {
@@ -490,6 +495,8 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		{billingRepARN, mySQLMultiUser},
 		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret},
 		{ordersMasterARN, rdsMaster},
+		{sessionsCacheARN, redisACL},
+		{ordersCacheARN, elastiCacheUser},
 	}
 	check(t, "one permission per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
@@ -528,6 +535,8 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		{billingRepARN, mySQLMultiUser, "rate(14 days)", "2h", false},
 		{ref(f.createdSecret(t, "webhook-signing-key")), randomSecret, "rate(90 days)", "2h", false},
 		{ordersMasterARN, rdsMaster, "rate(30 days)", "2h", false},
+		{sessionsCacheARN, redisACL, "rate(30 days)", "2h", false},
+		{ordersCacheARN, elastiCacheUser, "rate(30 days)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
@@ -582,6 +591,7 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 	dbOf := map[rotary.FunctionType][2]any{
 		postgresSingleUser: {ordersPgSG, 5432}, postgresMultiUser: {ordersPgSG, 5432},
 		mySQLSingleUser: {billingMySQLSG, 3306}, mySQLMultiUser: {billingMySQLSG, 3306},
+		redisACL: {sessionsRedisSG, 6379}, elastiCacheUser: {ordersCacheSG, 6379},
 	}
 	for sg, typ := range fnSGs {
 		db := dbOf[typ]

@@ -10,4 +10,6 @@ const (
 	mySQLSingleUser    rotary.FunctionType = "mysql-single-user"
 	mySQLMultiUser     rotary.FunctionType = "mysql-multi-user"
 	rdsMaster          rotary.FunctionType = "rds-master"
+	redisACL           rotary.FunctionType = "redis-acl"
+	elastiCacheUser    rotary.FunctionType = "elasticache-user"
 )
