@@ -212,7 +212,7 @@ func rotatePeak(b *testing.B, bootstrap, name string, newValue func(*testing.B, 
 	client := smlocal.NewClient(hs.URL)
 	e := append(env(b, name, hs.URL), extraEnv...)
 	ctx := context.Background()
-	var hwm, took []float64
+	var hwm, took, anon, file []float64
 	i := 0
 	for b.Loop() {
 		i++
@@ -242,9 +242,14 @@ func rotatePeak(b *testing.B, bootstrap, name string, newValue func(*testing.B, 
 			b.Fatal(err)
 		}
 		hwm = append(hwm, float64(h)/(1<<20))
+		an, _ := p.Status("RssAnon")
+		fi, _ := p.Status("RssFile")
+		anon, file = append(anon, float64(an)/(1<<20)), append(file, float64(fi)/(1<<20))
 		_ = p.Close()
 	}
 	b.ReportMetric(median(hwm), "hwm-MB")
+	b.ReportMetric(median(anon), "anon-MB")
+	b.ReportMetric(median(file), "file-MB")
 	b.ReportMetric(median(took), "rotation-ms")
 	b.ReportMetric(0, "ns/op")
 }

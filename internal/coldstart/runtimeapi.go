@@ -185,18 +185,22 @@ func Start(ctx context.Context, bootstrap string, env []string, out io.Writer) (
 func (p *Process) ReadyIn() time.Duration { return p.Ready.Sub(p.Started) }
 
 // PeakRSS returns the process's VmHWM (peak resident set) in bytes.
-func (p *Process) PeakRSS() (int64, error) {
+func (p *Process) PeakRSS() (int64, error) { return p.Status("VmHWM") }
+
+// Status returns a size field of /proc/<pid>/status (VmHWM, RssAnon,
+// RssFile, ...) in bytes.
+func (p *Process) Status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc status")
+	return 0, errors.New("no " + field + " in /proc status")
 }
 
 // Close kills the process and stops its Runtime API.

@@ -2,12 +2,14 @@ package mysql
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -147,6 +149,69 @@ func TestRotationBudget(t *testing.T) {
 			} else {
 				multiWarmBudget.Check(t, "mysql-multi-user "+mode, costs[1:])
 			}
+		})
+	}
+}
+
+// benchLogins counts the logins of the benchmarks and times them.
+var benchLogins struct {
+	once sync.Once
+	mu   sync.Mutex
+	n    int
+	took time.Duration
+}
+
+func loginClock() rotationtest.LoginClock {
+	benchLogins.once.Do(func() {
+		loginObserver = func(d time.Duration) {
+			benchLogins.mu.Lock()
+			benchLogins.n++
+			benchLogins.took += d
+			benchLogins.mu.Unlock()
+		}
+	})
+	return func() (int, time.Duration) {
+		benchLogins.mu.Lock()
+		defer benchLogins.mu.Unlock()
+		return benchLogins.n, benchLogins.took
+	}
+}
+
+// BenchmarkRotationSteps times each step of rotations against a throwaway
+// MariaDB server that checks passwords, on a warm instance and on a new one
+// per rotation, with each step's share and the logins' share
+// (rotationtest.BenchSteps).
+func BenchmarkRotationSteps(b *testing.B) {
+	s := mysqltest.Start(b, mysqlserver.Options{})
+	ctx := context.Background()
+	const pw = "Bench-passw0rd-0000000000000000"
+	value := func(user, pw string, extra map[string]any) string {
+		m := map[string]any{"engine": "mariadb", "host": s.Host, "port": s.Port, "username": user, "password": pw, "ssl": false}
+		for k, v := range extra {
+			m[k] = v
+		}
+		bs, _ := json.Marshal(m)
+		return string(bs)
+	}
+	for _, cold := range []bool{false, true} {
+		mode := map[bool]string{false: "warm", true: "cold"}[cold]
+		b.Run("mysql-single-user/"+mode, func(b *testing.B) {
+			rotationtest.BenchSteps(b, func() rotation.Credential { return NewSingleUser(Config{}) }, cold, func(b testing.TB, _ *secretsmanager.Client) string {
+				user := uniqueName("rt_bench_")
+				mysqltest.CreateUser(b, s, user, "%", pw)
+				return value(user, pw, nil)
+			}, loginClock())
+		})
+		b.Run("mysql-multi-user/"+mode, func(b *testing.B) {
+			rotationtest.BenchSteps(b, func() rotation.Credential { return NewMultiUser(Config{}) }, cold, func(b testing.TB, sm *secretsmanager.Client) string {
+				user := uniqueName("rt_bench_")
+				mysqltest.CreateUser(b, s, user, "%", pw)
+				out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("master/" + user), SecretString: aws.String(value(s.AdminUser, s.AdminPassword, nil))})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return value(user, pw, map[string]any{"masterarn": aws.ToString(out.ARN)})
+			}, loginClock())
 		})
 	}
 }

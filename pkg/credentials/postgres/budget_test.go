@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -132,6 +134,86 @@ func TestRotationBudget(t *testing.T) {
 			} else {
 				multiWarmBudget.Check(t, "postgres-multi-user "+mode, costs[1:])
 			}
+		})
+	}
+}
+
+// benchLogins counts the logins of the benchmarks and times them.
+var benchLogins struct {
+	once sync.Once
+	mu   sync.Mutex
+	n    int
+	took time.Duration
+}
+
+func loginClock() rotationtest.LoginClock {
+	benchLogins.once.Do(func() {
+		loginObserver = func(d time.Duration) {
+			benchLogins.mu.Lock()
+			benchLogins.n++
+			benchLogins.took += d
+			benchLogins.mu.Unlock()
+		}
+	})
+	return func() (int, time.Duration) {
+		benchLogins.mu.Lock()
+		defer benchLogins.mu.Unlock()
+		return benchLogins.n, benchLogins.took
+	}
+}
+
+// BenchmarkRotationSteps times each step of rotations against the
+// throwaway PostgreSQL cluster (verified TLS, scram-sha-256), on a warm
+// instance and on a new one per rotation, with each step's share and the
+// logins' share (rotationtest.BenchSteps).
+func BenchmarkRotationSteps(b *testing.B) {
+	c := clusters.Default(b)
+	f := newFixture(c)
+	ctx := context.Background()
+	role := func(b testing.TB, attrs string) (string, string) {
+		user, pw := uniqueName("rotary_bench"), "Bench-passw0rd-0000000000000000"
+		if err := c.CreateRole(ctx, user, pw, attrs); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.DropRoles(context.Background(), user, user+"_clone") })
+		return user, pw
+	}
+	value := func(user, pw string, extra map[string]any) string {
+		m := map[string]any{"engine": "postgres", "host": c.Host, "port": c.Port, "username": user, "password": pw, "dbname": "postgres"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		bs, _ := json.Marshal(m)
+		return string(bs)
+	}
+	for _, cold := range []bool{false, true} {
+		mode := map[bool]string{false: "warm", true: "cold"}[cold]
+		b.Run("postgres-single-user/"+mode, func(b *testing.B) {
+			rotationtest.BenchSteps(b, func() rotation.Credential { return NewSingleUser(f.cfg) }, cold, func(b testing.TB, _ *secretsmanager.Client) string {
+				user, pw := role(b, "")
+				return value(user, pw, nil)
+			}, loginClock())
+		})
+		b.Run("postgres-multi-user/"+mode, func(b *testing.B) {
+			rotationtest.BenchSteps(b, func() rotation.Credential { return NewMultiUser(f.cfg) }, cold, func(b testing.TB, sm *secretsmanager.Client) string {
+				user, pw := role(b, "")
+				mUser, mPW := role(b, "CREATEROLE")
+				conn, err := c.ConnectAdmin(ctx, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, q := range masterGrants(c.Major, QuoteIdentifier(mUser), QuoteIdentifier(user)) {
+					if _, err := conn.Exec(ctx, q); err != nil {
+						b.Fatal(err)
+					}
+				}
+				_ = conn.Close(ctx)
+				out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("master/" + user), SecretString: aws.String(value(mUser, mPW, nil))})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return value(user, pw, map[string]any{"masterarn": aws.ToString(out.ARN)})
+			}, loginClock())
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,10 +23,16 @@ var ErrLogin = errors.New("cannot log in to PostgreSQL")
 // password, so a successful login proves nothing about a password.
 var ErrPasswordsNotChecked = errors.New("PostgreSQL does not check this user's password")
 
+// loginObserver, when set (by benchmarks), is told how long each login took.
+var loginObserver func(time.Duration)
+
 // connect logs in with s over TLS as s demands (no fallback to plaintext,
 // no other host), with the configured timeouts. The caller must Close the
 // connection.
 func (c Config) connect(ctx context.Context, s *dbsecret.Secret) (*pgx.Conn, error) {
+	if loginObserver != nil {
+		defer func(start time.Time) { loginObserver(time.Since(start)) }(time.Now())
+	}
 	tlsConfig, err := c.DB.TLS(s)
 	if err != nil {
 		return nil, err
