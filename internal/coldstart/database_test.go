@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func name(prefix string) string { return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid()%100000, seq.Add(1)) }
+func name(prefix string) string {
+	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid()%100000, seq.Add(1))
+}
 
 func value(t testing.TB, m map[string]any) string {
 	b, err := json.Marshal(m)

@@ -217,3 +217,44 @@ func BenchmarkRotationSteps(b *testing.B) {
 		})
 	}
 }
+
+// TestProofDoesNotOutliveTrust: a warm instance that proved the server
+// checks a user's password (and so skips testSecret's random-password
+// login) still catches a server that stops checking it: the next
+// rotation's pending password logs in before it was set, and setSecret
+// proves with a random password whatever the instance remembers.
+func TestProofDoesNotOutliveTrust(t *testing.T) {
+	f := setup(t)
+	for _, multi := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single", true: "multi"}[multi], func(t *testing.T) {
+			user, pw := uniqueName("rotary_prooftrust"), newPassword(t)
+			f.createRole(t, user, pw, "")
+			extra := map[string]any(nil)
+			e := newEnv(t, f, NewSingleUser(f.cfg))
+			if multi {
+				e = newEnv(t, f, NewMultiUser(f.cfg))
+				mu, mpw := f.masterUser(t, user)
+				out, err := e.Client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+					Name: aws.String(uniqueName("master")), SecretString: aws.String(f.secret(t, mu, mpw, nil)),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				extra = map[string]any{"masterarn": aws.ToString(out.ARN)}
+			}
+			arn := createSecret(t, e, f.secret(t, user, pw, extra))
+			for i := 0; i < 2; i++ { // for multi: to the clone and back to the base user
+				mustRotate(t, e, arn)
+			}
+			f.trustUsers(t, uniqueName("rotary_trust_probe"), user, user+"_clone")
+			before := current(t, e, arn)
+			_, err := e.Rotate(t, arn)
+			if err == nil || !strings.Contains(err.Error(), "logs in with a random password") {
+				t.Fatalf("rotation after the server stopped checking passwords: err = %v, want a refusal saying the server accepts a random password", err)
+			}
+			if current(t, e, arn) != before {
+				t.Fatal("AWSCURRENT moved although the rotation could not be proven")
+			}
+		})
+	}
+}

@@ -79,8 +79,9 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 }
 
 // Set makes the pending user valid with the pending password, logging in
-// with the master secret once AWSCURRENT has proven that it logs in (always,
-// even when the pending password already works). It
+// with the master secret once AWSCURRENT has proven that it logs in (even
+// when the pending password already works; an instance whose testSecret
+// proved that version in the previous rotation does not log in again). It
 // creates the clone on the first rotation and makes sure, on every rotation
 // to the clone, that it is a member of the base role, has the base role's
 // settings and starts its sessions as the base role. It is safe to repeat:
