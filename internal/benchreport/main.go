@@ -39,6 +39,15 @@ var (
 
 const dataStart, dataEnd = "<!-- benchreport data", "-->"
 
+// baselines pairs a figure with the figure of the same package that is its
+// baseline, measured in the same run. A figure whose rows include one named
+// baseline... is read against that row instead.
+var baselines = map[string]string{
+	"BenchmarkRotation":                   "BenchmarkBaselineGetSecretValue",
+	"BenchmarkRandomSecretRotation":       "BenchmarkBaselineInvoke",
+	"BenchmarkPostgresSingleUserRotation": "BenchmarkBaselinePostgresLogin",
+}
+
 func main() {
 	out := flag.String("out", "docs/benchmarks.md", "the report to write (its previous figures are read first)")
 	echo := flag.Bool("echo", true, "copy the input to standard output as it is read")
@@ -251,14 +260,22 @@ func render(results map[string]*result, order []string, prev map[string]map[stri
 	}
 	data := map[string]map[string]float64{}
 	for _, f := range figs {
-		fmt.Fprintf(&b, "\n## %s\n\n`%s`\n\n", f.name, f.pkg)
-		// The baseline row of the figure, or a Baseline* figure of the package.
+		short := f.pkg[strings.LastIndex(f.pkg, "/")+1:]
+		fmt.Fprintf(&b, "\n## %s: %s\n\n`%s`", short, f.name, f.pkg)
+		// The baseline row of the figure, or the figure's baseline figure.
 		var base *result
 		for _, k := range f.keys {
 			if _, row := figure(results[k].name); strings.HasPrefix(strings.ToLower(row), "baseline") {
 				base = results[k]
 			}
 		}
+		if bf, ok := baselines[f.name]; ok && base == nil {
+			base = results[f.pkg+" "+bf]
+		}
+		if base != nil {
+			fmt.Fprintf(&b, "; baseline: `%s`", base.name)
+		}
+		fmt.Fprintf(&b, "\n\n")
 		fmt.Fprintf(&b, "| benchmark | metric | min | median | max | x baseline | x previous |\n|---|---|---|---|---|---|---|\n")
 		for _, k := range f.keys {
 			r := results[k]

@@ -30,45 +30,46 @@ var functions = []string{"random-secret", "postgres-single-user", "postgres-mult
 const baseline = "baseline-echofn"
 
 var (
-	buildOnce sync.Once
-	built     map[string]string
-	buildErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
 )
 
-// bootstraps builds every function as the release does (static, stripped,
-// -tags lambda.norpc), for the host.
-func bootstraps(tb testing.TB) map[string]string {
+// bootstraps builds the named functions (all of them and the baseline when
+// none is named) as the release does (static, stripped, -tags
+// lambda.norpc), for the host, once per test binary.
+func bootstraps(tb testing.TB, names ...string) map[string]string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		root, err := lambdaemu.ModuleRoot()
-		if err != nil {
-			buildErr = err
-			return
+	if len(names) == 0 {
+		names = append([]string{baseline}, functions...)
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	root, err := lambdaemu.ModuleRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if buildDir == "" {
+		if buildDir, err = os.MkdirTemp("", "rotary-coldstart-"); err != nil {
+			tb.Fatal(err)
 		}
-		dir, err := os.MkdirTemp("", "rotary-coldstart-")
-		if err != nil {
-			buildErr = err
-			return
+	}
+	for _, name := range names {
+		if built[name] != "" {
+			continue
 		}
-		built = map[string]string{}
-		pkgs := map[string]string{baseline: "./pkg/lambdaemu/testdata/echofn"}
-		for _, f := range functions {
-			pkgs[f] = "./functions/" + f
+		pkg := "./functions/" + name
+		if name == baseline {
+			pkg = "./pkg/lambdaemu/testdata/echofn"
 		}
-		for name, pkg := range pkgs {
-			out := filepath.Join(dir, name)
-			cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v: %s", pkg, err, b)
-				return
-			}
-			built[name] = out
+		out := filepath.Join(buildDir, name)
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("build %s: %v: %s", pkg, err, b)
 		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
+		built[name] = out
 	}
 	return built
 }
@@ -95,7 +96,7 @@ func env(tb testing.TB, name, endpoint string) []string {
 var trivial = []byte(`{"Step":"coldstartProbe","SecretId":"arn:aws:secretsmanager:us-east-1:123456789012:secret:coldstart","ClientRequestToken":"00000000-0000-0000-0000-000000000000"}`)
 
 func TestRuntimeAPIStartsAndInvokes(t *testing.T) {
-	bins := bootstraps(t)
+	bins := bootstraps(t, baseline, "random-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, name := range []string{baseline, "random-secret"} {

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if err := pg.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
 }
 
