@@ -82,8 +82,17 @@ lint: ## gofmt, go.mod tidy, go vet, staticcheck, errcheck, in both modules
 			(cd $$m && $$sc ./... && $$ec -exclude $(CURDIR)/.errcheck-excludes ./...) || exit 1; \
 		done
 
-bench: ## Benchmarks: engine and local Secrets Manager
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/... ./integration/...
+# Every benchmark, BENCHCOUNT runs of each, one package at a time (-p 1: no
+# benchmark shares the two cores with another), into docs/benchmarks.md
+# (internal/benchreport: min/median/max, ratios to the same run's baseline
+# and to the previous report). BENCH selects benchmarks (a -bench pattern).
+BENCHCOUNT ?= 5
+BENCHTIME ?= 1s
+BENCH ?= .
+BENCH_PKGS := ./pkg/... ./internal/coldstart/... ./integration/...
+bench: ## Every benchmark, BENCHCOUNT runs each; writes docs/benchmarks.md
+	ROTARY_PG_MAJORS=15 $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m $(BENCH_PKGS) \
+		| $(GO) run ./internal/benchreport -out docs/benchmarks.md
 
 # Every Fuzz function in the tree must be listed in FUZZ_TARGETS, so that no
 # target is left out. A crasher is written to the package's testdata/fuzz/

@@ -46,7 +46,13 @@ type target struct {
 // open logs in to the target's server over TLS with full verification
 // unless its secret says "ssl": false; there is no fallback to plaintext.
 // The error wraps ErrLogin when the server refused the credential.
+// loginObserver, when set (by benchmarks), is told how long each login took.
+var loginObserver func(time.Duration)
+
 func open(ctx context.Context, cfg dbsecret.Config, t target) (*session, error) {
+	if loginObserver != nil {
+		defer func(start time.Time) { loginObserver(time.Since(start)) }(time.Now())
+	}
 	connectTimeout, stmtTimeout := cfg.Connect(), cfg.Statement() // the defaults for a zero Config
 	tlsConfig, err := cfg.TLS(t.secret)
 	if err != nil {

@@ -201,17 +201,24 @@ func (su *SingleUser) Test(ctx context.Context, req rotation.TestRequest) error 
 // testLogin logs in as the secret's user, checks the server matched that
 // user's own account and runs a query.
 func testLogin(ctx context.Context, cfg Config, sec *dbsecret.Secret) error {
+	_, err := testLoginHost(ctx, cfg, sec)
+	return err
+}
+
+// testLoginHost is testLogin, returning the host of the account the server
+// matched.
+func testLoginHost(ctx context.Context, cfg Config, sec *dbsecret.Secret) (string, error) {
 	s, err := open(ctx, cfg.DB, ownAccount(sec))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer s.Close()
 	if s.user != sec.Username {
-		return fmt.Errorf("logging in as %q matched the account %q@%q instead of the user's own; drop the anonymous account", sec.Username, s.user, s.host)
+		return "", fmt.Errorf("logging in as %q matched the account %q@%q instead of the user's own; drop the anonymous account", sec.Username, s.user, s.host)
 	}
 	var one int
 	if err := s.queryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("run a query as %q: %w", sec.Username, err)
+		return "", fmt.Errorf("run a query as %q: %w", sec.Username, err)
 	}
-	return nil
+	return s.host, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,10 +23,16 @@ var ErrLogin = errors.New("cannot log in to PostgreSQL")
 // password, so a successful login proves nothing about a password.
 var ErrPasswordsNotChecked = errors.New("PostgreSQL does not check this user's password")
 
+// loginObserver, when set (by benchmarks), is told how long each login took.
+var loginObserver func(time.Duration)
+
 // connect logs in with s over TLS as s demands (no fallback to plaintext,
 // no other host), with the configured timeouts. The caller must Close the
 // connection.
 func (c Config) connect(ctx context.Context, s *dbsecret.Secret) (*pgx.Conn, error) {
+	if loginObserver != nil {
+		defer func(start time.Time) { loginObserver(time.Since(start)) }(time.Now())
+	}
 	tlsConfig, err := c.DB.TLS(s)
 	if err != nil {
 		return nil, err
@@ -75,7 +82,8 @@ func (c Config) check(ctx context.Context, s *dbsecret.Secret) error {
 // user, so that a login with the pending password means something: behind a
 // trust (or ldap, pam, radius) rule in pg_hba.conf, or a pooler that does
 // not check passwords, any password "works".
-func (c Config) checkPasswordsEnforced(ctx context.Context, s *dbsecret.Secret) error {
+// A refusal is recorded in proofs (which may be nil).
+func (c Config) checkPasswordsEnforced(ctx context.Context, s *dbsecret.Secret, proofs *dbsecret.Proofs) error {
 	wrong := *s
 	wrong.Password = rand.Text()
 	conn, err := c.connect(ctx, &wrong)
@@ -84,9 +92,21 @@ func (c Config) checkPasswordsEnforced(ctx context.Context, s *dbsecret.Secret) 
 		return fmt.Errorf("%w: %q on %s:%d logs in with a random password (a trust, ldap, pam or radius rule in pg_hba.conf, or a pooler that does not check passwords); make the server demand the password (scram-sha-256) so that rotation can prove it", ErrPasswordsNotChecked, s.Username, s.Host, s.Port)
 	}
 	if isAuthFailure(err) {
+		notePasswordRefused(err, s, proofs)
 		return nil
 	}
 	return fmt.Errorf("check that %s:%d refuses a wrong password: %w", s.Host, s.Port, err)
+}
+
+// notePasswordRefused records in proofs that the server checks s's user's
+// password when err is the server refusing the password as wrong
+// (invalid_password, 28P01): not a role that may not log in (28000), which
+// a server refuses whatever the password.
+func notePasswordRefused(err error, s *dbsecret.Secret, proofs *dbsecret.Proofs) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "28P01" {
+		proofs.SetPasswordsChecked(s)
+	}
 }
 
 // isAuthFailure reports whether err is the server refusing the password or
@@ -147,7 +167,7 @@ func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(
 		}
 		return err
 	}
-	if err := c.checkPasswordsEnforced(ctx, &try); err != nil {
+	if err := c.checkPasswordsEnforced(ctx, &try, nil); err != nil {
 		if errors.Is(err, ErrPasswordsNotChecked) {
 			return fmt.Errorf("%w: %w", rotation.ErrUnproven, err)
 		}

@@ -23,7 +23,8 @@ import (
 // and objects created by either user are owned by the base role, so both can
 // use and alter them.
 type MultiUser struct {
-	cfg Config
+	cfg    Config
+	proofs *dbsecret.Proofs // what this instance's logins proved (see dbsecret.Proofs)
 }
 
 var (
@@ -33,7 +34,7 @@ var (
 )
 
 // NewMultiUser returns the alternating-users credential type.
-func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
+func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg, proofs: dbsecret.NewProofs()} }
 
 func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 	s, err := parse(label, v)
@@ -78,8 +79,9 @@ func (m *MultiUser) Generate(_ context.Context, req rotation.GenerateRequest) (r
 }
 
 // Set makes the pending user valid with the pending password, logging in
-// with the master secret once AWSCURRENT has proven that it logs in (always,
-// even when the pending password already works). It
+// with the master secret once AWSCURRENT has proven that it logs in (even
+// when the pending password already works; an instance whose testSecret
+// proved that version in the previous rotation does not log in again). It
 // creates the clone on the first rotation and makes sure, on every rotation
 // to the clone, that it is a member of the base role, has the base role's
 // settings and starts its sessions as the base role. It is safe to repeat:
@@ -117,18 +119,26 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	// never changes AWSCURRENT's password), and also when the pending
 	// password already works: knowing the clone's password proves nothing
 	// about the base user.
-	if err := m.cfg.check(ctx, cur); err != nil {
-		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
+	// A version this instance's testSecret proved (the previous rotation's
+	// pending version) need not log in again: its value never changes.
+	if _, proven := m.proofs.VersionLoggedIn(req.SecretARN, req.Current.ID); !proven {
+		if err := m.cfg.check(ctx, cur); err != nil {
+			return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
+		}
 	}
 	pendingWorks := false
 	if err := m.cfg.check(ctx, pend); err == nil {
 		// A retry, if the server checks the password (else testSecret fails).
-		if err := m.cfg.checkPasswordsEnforced(ctx, pend); err != nil {
+		if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
 			return err
 		}
 		pendingWorks = true
 	} else if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
+	} else {
+		// Refused as a wrong password: the server checks the pending
+		// user's password, which testSecret then need not prove again.
+		notePasswordRefused(err, pend, m.proofs)
 	}
 	conn, err := m.cfg.connect(ctx, &admin)
 	if err != nil {
@@ -230,7 +240,14 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err := m.cfg.check(ctx, pend); err != nil {
 		return err
 	}
-	return m.cfg.checkPasswordsEnforced(ctx, pend)
+	if !m.proofs.PasswordsChecked(pend) {
+		if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
+			return err
+		}
+	}
+	// The next rotation's setSecret may take this version as proven.
+	m.proofs.SetVersionLoggedIn(req.SecretARN, req.Pending.ID, "")
+	return nil
 }
 
 // Probe logs in as the version's user of the pair with its password over

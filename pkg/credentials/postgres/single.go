@@ -13,7 +13,8 @@ import (
 // SingleUser rotates the password of the secret's own user, logging in as
 // that user: no admin secret is needed.
 type SingleUser struct {
-	cfg Config
+	cfg    Config
+	proofs *dbsecret.Proofs // what this instance's logins proved (see dbsecret.Proofs)
 }
 
 var (
@@ -24,7 +25,9 @@ var (
 )
 
 // NewSingleUser returns the single-user credential type.
-func NewSingleUser(cfg Config) *SingleUser { return &SingleUser{cfg: cfg} }
+func NewSingleUser(cfg Config) *SingleUser {
+	return &SingleUser{cfg: cfg, proofs: dbsecret.NewProofs()}
+}
 
 // Validate checks that v is a PostgreSQL database secret.
 func (s *SingleUser) Validate(_ context.Context, v rotation.Version) error {
@@ -64,11 +67,14 @@ func (s *SingleUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	err = s.cfg.check(ctx, pend)
 	if err == nil {
 		// A retry: the password is already set, if the server checks it.
-		return s.cfg.checkPasswordsEnforced(ctx, pend)
+		return s.cfg.checkPasswordsEnforced(ctx, pend, s.proofs)
 	}
 	if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
 	}
+	// Refused as a wrong password: the server checks this user's password,
+	// which testSecret then need not prove with a login of its own.
+	notePasswordRefused(err, pend, s.proofs)
 	conn, _, err := s.loginOld(ctx, cur, []dbsecret.Try{dbsecret.Known(rotation.LabelCurrent, cur), s.previous(req.Previous, cur)})
 	if err != nil {
 		if !isAuthFailure(err) {
@@ -145,7 +151,10 @@ func (s *SingleUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err := s.cfg.check(ctx, pend); err != nil {
 		return err
 	}
-	return s.cfg.checkPasswordsEnforced(ctx, pend)
+	if s.proofs.PasswordsChecked(pend) {
+		return nil // setSecret's refused login with this password proved it
+	}
+	return s.cfg.checkPasswordsEnforced(ctx, pend, s.proofs)
 }
 
 // sameUser refuses a version that names another user or server than cur.
