@@ -11,6 +11,12 @@ import (
 // retries, short enough that a reconfigured server is proven again.
 const ProofTTL = 15 * time.Minute
 
+// CheckedTTL is how long a refused wrong password counts as proof that the
+// server checks a user's passwords: a single-user rotation's setSecret and
+// testSecret run seconds apart; a server reconfigured to trust in between
+// is missed only within this window.
+const CheckedTTL = 2 * time.Minute
+
 // maxProofs bounds each of the Proofs maps: a function serving a fleet keeps
 // at most this many entries, and starts over when it is full.
 const maxProofs = 4096
@@ -52,9 +58,9 @@ func checkedKey(s *Secret) string {
 	return s.Engine + "\x00" + s.Host + "\x00" + strconv.Itoa(s.Port) + "\x00" + s.Database() + "\x00" + s.Username + "\x00" + strconv.FormatBool(s.PlaintextAllowed())
 }
 
-func (p *Proofs) get(m map[string]time.Time, k string) bool {
+func (p *Proofs) get(m map[string]time.Time, k string, ttl time.Duration) bool {
 	at, ok := m[k]
-	return ok && p.now().Sub(at) < ProofTTL
+	return ok && p.now().Sub(at) < ttl
 }
 
 func (p *Proofs) put(m *map[string]time.Time, k string) {
@@ -65,14 +71,14 @@ func (p *Proofs) put(m *map[string]time.Time, k string) {
 }
 
 // PasswordsChecked reports whether the server of s refused a wrong password
-// for s's user (on s's database and TLS setting) within ProofTTL.
+// for s's user (on s's database and TLS setting) within CheckedTTL.
 func (p *Proofs) PasswordsChecked(s *Secret) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.get(p.checked, checkedKey(s))
+	return p.get(p.checked, checkedKey(s), CheckedTTL)
 }
 
 // SetPasswordsChecked records that the server of s refused a password that

@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -282,4 +285,78 @@ func testMultiUserPendingAloneProvesNothing(t *testing.T, f *fixture) {
 		t.Fatal("AWSCURRENT changed")
 	}
 	f.mustLogin(t, "the base user's real credential", f.secret(t, base, basePW, nil))
+}
+
+// TestMultiUserProvesPasswordsAfterTheGrant: pg_hba.conf can match a role
+// by membership (+group), so a server that refused a wrong password for the
+// clone before the master granted it the base role may accept any password
+// after. testSecret proves it after the grant: a rotation onto a clone the
+// server trusts fails, and AWSCURRENT stays.
+func TestMultiUserProvesPasswordsAfterTheGrant(t *testing.T) {
+	eachVersion(t, testMultiUserProvesPasswordsAfterTheGrant)
+}
+
+func testMultiUserProvesPasswordsAfterTheGrant(t *testing.T, f *fixture) {
+	e := newEnv(t, f, NewMultiUser(f.cfg))
+	base, basePW := uniqueName("rotary_grp"), newPassword(t)
+	f.createRole(t, base, basePW, "")
+	group := uniqueName("rotary_grp_members")
+	f.createRole(t, group, newPassword(t), "") // a login role is a group too
+	f.exec(t, "GRANT "+QuoteIdentifier(group)+" TO "+QuoteIdentifier(base))
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
+	old := f.secret(t, base, basePW, map[string]any{"masterarn": masterARN})
+	arn := createSecret(t, e, old)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.c.PrependHBA(ctx, "host all +"+group+" 127.0.0.1/32 trust"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.c.PrependHBA(context.Background()); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	pending := f.secret(t, dbsecret.CloneName(base), newPassword(t), map[string]any{"masterarn": masterARN})
+	err := rotateTo(t, e, arn, pending)
+	if !errors.Is(err, ErrPasswordsNotChecked) {
+		t.Fatalf("rotation onto a clone the server trusts after the grant: err = %v, want ErrPasswordsNotChecked", err)
+	}
+	if current(t, e, arn) != old {
+		t.Fatal("AWSCURRENT moved to a credential that proves nothing")
+	}
+}
+
+// TestMultiUserWarmInstanceProvesAHandWrittenCurrent: an instance that
+// proved the versions of earlier rotations (dbsecret.Proofs) must still
+// prove an AWSCURRENT written by hand: a value for the other user of the
+// pair with a guessed password is refused before the master acts, and the
+// users' real passwords stay.
+func TestMultiUserWarmInstanceProvesAHandWrittenCurrent(t *testing.T) {
+	eachVersion(t, testMultiUserWarmInstanceProvesAHandWrittenCurrent)
+}
+
+func testMultiUserWarmInstanceProvesAHandWrittenCurrent(t *testing.T, f *fixture) {
+	e := newEnv(t, f, NewMultiUser(f.cfg)) // one instance for every rotation: warm
+	base, basePW := uniqueName("rotary_warm"), newPassword(t)
+	f.createRole(t, base, basePW, "")
+	masterARN := f.master(t, e.Client, func(u, p string) string { return f.secret(t, u, p, nil) }, nil, base)
+	arn := createSecret(t, e, f.secret(t, base, basePW, map[string]any{"masterarn": masterARN}))
+	for i := range 2 {
+		if _, err := e.Rotate(t, arn); err != nil {
+			t.Fatalf("rotation %d: %v", i+1, err)
+		}
+	}
+	real := current(t, e, arn)
+	guessed := withField(t, withField(t, real, "username", dbsecret.Other(field(t, real, "username"))), "password", newPassword(t))
+	if _, err := e.Client.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+		SecretId: &arn, SecretString: &guessed, VersionStages: []string{"AWSCURRENT"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Rotate(t, arn)
+	if err == nil || !strings.Contains(err.Error(), "AWSCURRENT does not log in") {
+		t.Fatalf("rotation after AWSCURRENT was written by hand with a guessed password: err = %v, want one containing %q", err, "AWSCURRENT does not log in")
+	}
+	f.mustLogin(t, "the credential AWSCURRENT held before it was written by hand", real)
 }

@@ -240,10 +240,12 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err := m.cfg.check(ctx, pend); err != nil {
 		return err
 	}
-	if !m.proofs.PasswordsChecked(pend) {
-		if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
-			return err
-		}
+	// Always prove here that the server refuses a wrong password for the
+	// pending user: a refusal setSecret saw came before the master created
+	// the clone and granted it the base role, and pg_hba.conf can match on
+	// role membership (+group, samerole), so it proves nothing now.
+	if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
+		return err
 	}
 	// The next rotation's setSecret may take this version as proven.
 	m.proofs.SetVersionLoggedIn(req.SecretARN, req.Pending.ID, "")
