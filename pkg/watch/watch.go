@@ -168,6 +168,7 @@ const (
 	RepairPlanNone   = "refused-plan-none"   // recoverSecret found nothing it may safely change
 	RepairFailed     = "failed"              // recoverSecret failed or could not be invoked
 	RepairNoFunction = "refused-no-function" // no rotation function to recover with
+	RepairNoTime     = "refused-no-time"     // too little of the run left to wait for recoverSecret
 )
 
 // Duration is a time.Duration that encodes as Go's text ("1h2m3s").
@@ -510,7 +511,16 @@ func (w *Watcher) repair(ctx context.Context, c *Check, t Target, now time.Time)
 	}
 }
 
+// MinRecoverTime is the least time a run must have left to start a
+// recoverSecret: one the watch stops waiting for would be reported failed
+// while the function may still finish it. The next run tries again.
+const MinRecoverTime = 2 * time.Minute
+
 func (w *Watcher) recover(ctx context.Context, c *Check, now time.Time) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < MinRecoverTime {
+		c.refuse(RepairNoTime, fmt.Sprintf("less than %s of the watch's run is left, too little to wait for recoverSecret; the next run repairs it", MinRecoverTime))
+		return
+	}
 	before := c.stateNow()
 	r, err := w.report(ctx, c.Function, c.SecretARN, StepRecover, c.PendingVersion)
 	if err != nil {
@@ -638,7 +648,14 @@ func (w *Watcher) report(ctx context.Context, function, arn, step, token string)
 	if err != nil {
 		return nil, err
 	}
-	out, err := w.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload})
+	var opts []func(*lambda.Options)
+	if step == StepRecover {
+		// recoverSecret moves labels: the SDK must not send it twice (a
+		// retry after a slow first answer would find the labels moved and
+		// report a failure for a repair that succeeded).
+		opts = append(opts, func(o *lambda.Options) { o.RetryMaxAttempts = 1 })
+	}
+	out, err := w.Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(function), Payload: payload}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("invoke %s for %s: %v; check that the watch may call lambda:InvokeFunction on it", function, step, err)
 	}

@@ -475,3 +475,24 @@ func TestLinesAreEMFRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRepairWithoutTime: a run with less than MinRecoverTime left does
+// not start a recoverSecret it could not wait for; it says so.
+func TestNoRepairWithoutTime(t *testing.T) {
+	e := newEnv(t)
+	arn := e.secret(t, "app/late")
+	e.fn.state["app/late"] = recovery.StateLockedOut
+	e.pending(t, arn)
+	e.clk.add(2 * time.Hour)
+	on := true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := e.w.CheckAndRepair(ctx, watch.Target{ARN: arn, Repair: &on}, e.clk.now())
+	if c.Repaired || c.Repair != watch.RepairNoTime || !c.Stuck {
+		t.Fatalf("with a minute left: repaired %v, repair %q, stuck %v", c.Repaired, c.Repair, c.Stuck)
+	}
+	c = e.w.CheckAndRepair(context.Background(), watch.Target{ARN: arn, Repair: &on}, e.clk.now())
+	if !c.Repaired {
+		t.Fatalf("with time left: repaired %v, repair %q (%s)", c.Repaired, c.Repair, c.RepairDetail)
+	}
+}
