@@ -194,7 +194,7 @@ func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
 			return fmt.Errorf("check whether the pending password already works: %w", err)
 		}
 	}
-	return m.modify(ctx, client, pend, pend.Password)
+	return m.setPassword(ctx, client, pend, pend.Password)
 }
 
 // Test waits (bounded) until RDS reports the change applied: the instance
@@ -243,28 +243,29 @@ func (m *Master) Restore(ctx context.Context, req rotation.RestoreRequest) (bool
 	if err != nil {
 		return false, err
 	}
-	if _, err := m.waitApplied(ctx, client, cur); err != nil {
+	// Only a change in flight must end first (RDS refuses another); the
+	// database's status otherwise does not matter (backing-up, say).
+	if _, err := m.waitNoPending(ctx, client, cur); err != nil {
 		return false, err
 	}
 	probeCur := rotation.ProbeRequest{SecretARN: req.SecretARN, Version: req.Current, Current: req.Current}
 	if m.cfg.Login {
-		err := m.probe(ctx, probeCur)
-		if err == nil {
+		// Skip the change only on proof that AWSCURRENT logs in; a login
+		// that cannot tell (the database unreachable, as it may be when
+		// testSecret failed) is no reason to leave the pending password.
+		if err := m.probe(ctx, probeCur); err == nil {
 			return false, nil
 		}
-		if !errors.Is(err, rotation.ErrRefused) {
-			return false, fmt.Errorf("log in with AWSCURRENT to see whether it needs restoring: %w", err)
-		}
 	}
-	if err := m.modify(ctx, client, cur, cur.Password); err != nil {
+	if err := m.setPassword(ctx, client, cur, cur.Password); err != nil {
 		return false, err
 	}
-	if _, err := m.waitApplied(ctx, client, cur); err != nil {
-		return false, fmt.Errorf("RDS accepted AWSCURRENT's password but %w", err)
+	if _, err := m.waitNoPending(ctx, client, cur); err != nil {
+		return true, fmt.Errorf("RDS accepted AWSCURRENT's password but %w", err)
 	}
 	if m.cfg.Login {
-		if err := m.probe(ctx, probeCur); err != nil {
-			return false, fmt.Errorf("RDS applied AWSCURRENT's password, but it does not log in: %w", err)
+		if err := m.probe(ctx, probeCur); errors.Is(err, rotation.ErrRefused) {
+			return true, fmt.Errorf("RDS applied AWSCURRENT's password, but the database refuses it: %w", err)
 		}
 	}
 	return true, nil
@@ -382,6 +383,17 @@ func check(s *dbsecret.Secret, t target) error {
 // change being applied and the status available, bounded by WaitTimeout
 // and ctx.
 func (m *Master) waitApplied(ctx context.Context, client API, s *dbsecret.Secret) (target, error) {
+	return m.wait(ctx, client, s, true)
+}
+
+// waitNoPending is waitApplied without the status: a database that is
+// backing up or modifying something else still takes a master password,
+// and a restore must not wait hours for an unrelated change.
+func (m *Master) waitNoPending(ctx context.Context, client API, s *dbsecret.Secret) (target, error) {
+	return m.wait(ctx, client, s, false)
+}
+
+func (m *Master) wait(ctx context.Context, client API, s *dbsecret.Secret, needAvailable bool) (target, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.waitTimeout())
 	defer cancel()
 	start := time.Now()
@@ -390,7 +402,7 @@ func (m *Master) waitApplied(ctx context.Context, client API, s *dbsecret.Secret
 		if err != nil {
 			return t, err
 		}
-		if !t.pending && t.status == "available" {
+		if !t.pending && (t.status == "available" || !needAvailable) {
 			return t, nil
 		}
 		select {
@@ -403,6 +415,29 @@ func (m *Master) waitApplied(ctx context.Context, client API, s *dbsecret.Secret
 		case <-time.After(m.cfg.pollInterval()):
 		}
 	}
+}
+
+// errBusy marks a ModifyDB* refused because the database is applying
+// another change (perhaps this step's own, sent before a lost answer).
+var errBusy = errors.New("database busy")
+
+// setPassword asks RDS to set the master password, and when RDS answers
+// that the database is busy (a change in flight, perhaps the one this step
+// sent before its answer was lost), waits until nothing is pending and
+// asks again: setting the same password twice is harmless, and a change
+// RDS took must not be left half-known.
+func (m *Master) setPassword(ctx context.Context, client API, s *dbsecret.Secret, pw string) error {
+	err := m.modify(ctx, client, s, pw)
+	for range 3 {
+		if !errors.Is(err, errBusy) {
+			return err
+		}
+		if _, werr := m.waitNoPending(ctx, client, s); werr != nil {
+			return fmt.Errorf("%w; then %w", err, werr)
+		}
+		err = m.modify(ctx, client, s, pw)
+	}
+	return err
 }
 
 // modify asks RDS to set the master password, applied immediately.
@@ -424,6 +459,8 @@ func (m *Master) modify(ctx context.Context, client API, s *dbsecret.Secret, pw 
 			return fmt.Errorf("%w: RDS refused the master password for %s: %w; set PASSWORD_LENGTH and EXCLUDE_CHARACTERS so that passwords meet RDS's rules", ErrInvalid, what, err)
 		case "InvalidParameterCombination":
 			return fmt.Errorf("%w: RDS refused to set the master password of %s: %w", ErrInvalid, what, err)
+		case "InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault":
+			return fmt.Errorf("%w: %s is applying another change, so RDS did not take the master password now: %w", errBusy, what, err)
 		}
 	}
 	return fmt.Errorf("set the master password of %s with the RDS API: %w; allow rds:ModifyDBInstance (rds:ModifyDBCluster) on it", what, err)
