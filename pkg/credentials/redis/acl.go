@@ -66,7 +66,8 @@ func (a *ACLUser) pair(cur, pend rotation.Version) (*Secret, *Secret, error) {
 // Set makes the user's passwords exactly AWSCURRENT's and AWSPENDING's:
 // it adds the pending one and removes every other (the one AWSPREVIOUS
 // held before this rotation among them). AWSCURRENT's is kept, never
-// added back. Run twice, the second call changes nothing.
+// added back: when the server does not have it (drift), Set refuses and
+// changes nothing. Run twice, the second call changes nothing.
 func (a *ACLUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	cur, pend, err := a.pair(req.Current, req.Pending)
 	if err != nil {
@@ -86,6 +87,11 @@ func (a *ACLUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	u, err := a.user(ctx, s, cur)
 	if err != nil {
 		return err
+	}
+	if !u.hasPassword(hashHex(cur.Password)) {
+		// Drift: the password in use (set by hand, say) is not AWSCURRENT's.
+		// Removing "every other" password would cut off whoever uses it.
+		return fmt.Errorf("AWSCURRENT's password is not one of %q's passwords on %s (changed by hand?), and setSecret would remove the one in use; store the server's password as AWSCURRENT, or add AWSCURRENT's to the user, then rotate again; nothing changed", cur.Username, cur.Addr())
 	}
 	keep := map[string]bool{hashHex(cur.Password): true, hashHex(pend.Password): true}
 	var mods []string

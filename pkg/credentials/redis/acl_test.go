@@ -243,3 +243,39 @@ func (s store) Current(ctx context.Context, id string) (rotation.Version, error)
 func (s store) Tags(context.Context, string) (map[string]string, error) {
 	return nil, fmt.Errorf("no tags")
 }
+
+// TestACLUserRefusesDrift: when AWSCURRENT's password is no longer the
+// user's (changed by hand), setSecret refuses and changes nothing: removing
+// "every other" password would cut off whoever uses the one set by hand.
+func TestACLUserRefusesDrift(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t, redisserver.Options{})
+	// With a master (without one, the user cannot even log in to change
+	// itself): the master could remove every password.
+	admin, adminPW := uniqueName("admin_"), randomPassword(t)
+	redistest.CreateUser(t, s, admin, adminPW, "+ping", "+acl|getuser", "+acl|setuser", "+acl|save")
+	user := uniqueName("app_")
+	first := randomPassword(t)
+	redistest.CreateUser(t, s, user, first, selfRules...)
+	e := aclEnv(t, s, func(t *testing.T, sm *secretsmanager.Client) string {
+		arn := storeMaster(t, sm, jsonOf(map[string]any{"username": admin, "password": adminPW}))
+		return secretFor(s, user, first, map[string]any{"masterarn": arn})
+	})
+	arn, _ := e.NewSecret(t)
+	byHand := randomPassword(t)
+	ctx := context.Background()
+	if err := s.Admin.Do(ctx, "ACL", "SETUSER", user, "resetpass", ">"+byHand).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := hashes(t, s, user)
+	_, err := e.Rotate(t, arn)
+	if err == nil {
+		t.Fatal("a rotation whose AWSCURRENT the server no longer has succeeded")
+	}
+	if after := hashes(t, s, user); !reflect.DeepEqual(after, before) {
+		t.Fatalf("the refused rotation changed the user's passwords (%d before, %d after)", len(before), len(after))
+	}
+	if err := redisserver.Login(ctx, secretFor(s, user, byHand, nil), ""); err != nil {
+		t.Fatalf("the password set by hand no longer logs in: %v", err)
+	}
+}
