@@ -187,6 +187,12 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		if s.RDSDatabaseARN != "" {
 			rp.RDSDatabaseArn = jsii.String(s.RDSDatabaseARN)
 		}
+		if s.ElastiCacheUserARN != "" {
+			rp.ElastiCacheUserArn = jsii.String(s.ElastiCacheUserARN)
+		}
+		if s.ReplicationGroupARN != "" {
+			rp.ReplicationGroupArn = jsii.String(s.ReplicationGroupARN)
+		}
 		if _, err := suite.RotateSecret(jsii.String("Rotation-"+s.Name), rp); err != nil {
 			return nil, fmt.Errorf("secrets entry %s: %w", s.Name, err)
 		}

@@ -39,6 +39,8 @@ const (
 	ordersCacheSG    = "sg-0a1b2c3d4e5f60104"
 	sessionsCacheARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:sessions-cache-Yz34Ab"
 	ordersCacheARN   = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-cache-Uv12Wx"
+	ordersCacheUser  = "arn:aws:elasticache:eu-west-1:111122223333:user:orders-app-id"
+	ordersCacheGroup = "arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders"
 )
 
 // createdSecret is the logical ID of the secret the app created with name.
@@ -308,7 +310,7 @@ func TestNoWildcardGrants(t *testing.T) {
 					if strings.Contains(act, "*") {
 						t.Errorf("action wildcard %s in %s", act, canon(s))
 					}
-					if star && (strings.HasPrefix(act, "secretsmanager:") || strings.HasPrefix(act, "kms:") || strings.HasPrefix(act, "rds:") || strings.HasPrefix(act, "logs:")) {
+					if star && (strings.HasPrefix(act, "secretsmanager:") || strings.HasPrefix(act, "kms:") || strings.HasPrefix(act, "rds:") || strings.HasPrefix(act, "elasticache:") || strings.HasPrefix(act, "logs:")) {
 						t.Errorf("%s granted on Resource \"*\": %s", act, canon(s))
 					}
 					if star && !strings.HasPrefix(act, "ec2:") {
@@ -483,6 +485,37 @@ func TestRDSMasterPasswordOnItsDatabaseOnly(t *testing.T) {
 	}
 }
 
+// TestElastiCacheUserOnItsUserAndGroupOnly: the elasticache-user function
+// may describe and modify the one user its secret names and describe that
+// user's replication group, each on its ARN only; no other function may
+// call ElastiCache.
+func TestElastiCacheUserOnItsUserAndGroupOnly(t *testing.T) {
+	f := example.get(t)
+	for _, typ := range rotary.FunctionTypes() {
+		t.Run(string(typ), func(t *testing.T) {
+			var ec []map[string]any
+			for _, s := range f.statements(t, f.roleID(t, typ)) {
+				if strings.Contains(canon(s["Action"]), "elasticache:") {
+					ec = append(ec, s)
+				}
+			}
+			if typ != elastiCacheUser {
+				if len(ec) != 0 {
+					t.Errorf("%s may call ElastiCache: %s", typ, canon(ec))
+				}
+				return
+			}
+			want := []map[string]any{
+				{"Sid": rotary.SidElastiCacheUser + "1", "Effect": "Allow", "Action": []any{"elasticache:DescribeUsers", "elasticache:ModifyUser"}, "Resource": ordersCacheUser},
+				{"Sid": rotary.SidElastiCacheReplicationGroup + "1", "Effect": "Allow", "Action": "elasticache:DescribeReplicationGroups", "Resource": ordersCacheGroup},
+			}
+			if canon(ec) != canon(want) {
+				t.Errorf("ElastiCache statements\n got %s\nwant %s", canon(ec), canon(want))
+			}
+		})
+	}
+}
+
 func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 	f := example.get(t)
 	tests := []struct {
@@ -617,24 +650,33 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		gotEgress[canon([]any{p["GroupId"], p["DestinationSecurityGroupId"], p["FromPort"]})] = true
 	}
 	// A function group's inline egress is empty (all rules are separate),
-	// except HTTPS to the RDS API for multi-user types: the endpoint serves
-	// Secrets Manager only, and an RDS-managed master secret's host comes
-	// from DescribeDBInstances/DescribeDBClusters.
+	// except HTTPS to the RDS API for multi-user types and to the
+	// ElastiCache API for elasticache-user: the endpoint serves Secrets
+	// Manager only, an RDS-managed master secret's host comes from
+	// DescribeDBInstances/DescribeDBClusters, and elasticache-user calls
+	// ModifyUser.
 	for sg, typ := range fnSGs {
 		e := list(props(f.resources("AWS::EC2::SecurityGroup")[sg])["SecurityGroupEgress"])
-		if !typ.NeedsMaster() {
+		api := ""
+		switch {
+		case typ.NeedsMaster():
+			api = "RDS API"
+		case typ == elastiCacheUser:
+			api = "ElastiCache API"
+		}
+		if api == "" {
 			if len(e) != 0 {
 				t.Errorf("function security group %s (%s) has extra egress %s", sg, typ, canon(e))
 			}
 			continue
 		}
 		if len(e) != 1 {
-			t.Errorf("function security group %s (%s) egress %s; want only HTTPS to the RDS API", sg, typ, canon(e))
+			t.Errorf("function security group %s (%s) egress %s; want only HTTPS to the %s", sg, typ, canon(e), api)
 			continue
 		}
 		r := e[0].(map[string]any)
-		if r["CidrIp"] != "0.0.0.0/0" || fmt.Sprint(r["FromPort"]) != "443" || fmt.Sprint(r["ToPort"]) != "443" || r["IpProtocol"] != "tcp" {
-			t.Errorf("function security group %s (%s) egress %s; want only tcp 443 (RDS API)", sg, typ, canon(r))
+		if r["CidrIp"] != "0.0.0.0/0" || fmt.Sprint(r["FromPort"]) != "443" || fmt.Sprint(r["ToPort"]) != "443" || r["IpProtocol"] != "tcp" || !strings.HasPrefix(fmt.Sprint(r["Description"]), api) {
+			t.Errorf("function security group %s (%s) egress %s; want only tcp 443 (%s)", sg, typ, canon(r), api)
 		}
 	}
 	if !reflect.DeepEqual(gotIngress, wantIngress) {

@@ -163,6 +163,13 @@ type SecretConfig struct {
 	// master password the secret holds (required for rds-master, refused
 	// for other types): the function may describe and modify it only.
 	RDSDatabaseARN string `yaml:"rdsDatabaseArn"`
+	// ElastiCacheUserARN is the ARN of the ElastiCache user whose passwords
+	// the secret holds, and ReplicationGroupARN the ARN of the replication
+	// group its host belongs to (both required for elasticache-user,
+	// refused for other types): the function may describe and modify that
+	// user and describe that group only.
+	ElastiCacheUserARN  string `yaml:"elasticacheUserArn"`
+	ReplicationGroupARN string `yaml:"replicationGroupArn"`
 	// MasterSecret names another entry of secrets; MasterSecretARN names an
 	// existing secret. Multi-user types need exactly one of them.
 	MasterSecret      string `yaml:"masterSecret"`
@@ -372,6 +379,8 @@ var (
 	secretArnRe  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	kmsArnRe     = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$`)
 	rdsArnRe     = regexp.MustCompile(`^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:(db|cluster):[a-zA-Z][a-zA-Z0-9-]*$`)
+	ecUserArnRe  = regexp.MustCompile(`^arn:aws[a-z-]*:elasticache:[a-z0-9-]+:\d{12}:user:[a-zA-Z][a-zA-Z0-9-]*$`)
+	ecGroupArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:elasticache:[a-z0-9-]+:\d{12}:replicationgroup:[a-zA-Z][a-zA-Z0-9-]*$`)
 	rateRe       = regexp.MustCompile(`^rate\((\d+) (hour|hours|day|days)\)$`)
 	cronRe       = regexp.MustCompile(`^cron\(([^ ()]+ ){5}[^ ()]+\)$`)
 	envNameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
@@ -615,6 +624,19 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 	} else if s.RDSDatabaseARN != "" {
 		v.addf("%s: field rdsDatabaseArn: type %s sets no master password through the RDS API; remove rdsDatabaseArn", where, s.Type)
 	}
+	if t, ok := registry.Lookup(s.Type); ok && t.ElastiCacheUser {
+		c.validateElastiCacheArn(v, where, s.Type, "elasticacheUserArn", s.ElastiCacheUserARN, ecUserArnRe,
+			"an ElastiCache user (arn:aws:elasticache:<region>:<account>:user:<user id>)", "the secret's user_arn, the user whose passwords it holds")
+		c.validateElastiCacheArn(v, where, s.Type, "replicationGroupArn", s.ReplicationGroupARN, ecGroupArnRe,
+			"an ElastiCache replication group (arn:aws:elasticache:<region>:<account>:replicationgroup:<id>)", "the group of the secret's replication_group_id")
+	} else {
+		if s.ElastiCacheUserARN != "" {
+			v.addf("%s: field elasticacheUserArn: type %s changes no ElastiCache user through the ElastiCache API; remove elasticacheUserArn", where, s.Type)
+		}
+		if s.ReplicationGroupARN != "" {
+			v.addf("%s: field replicationGroupArn: type %s changes no ElastiCache user through the ElastiCache API; remove replicationGroupArn", where, s.Type)
+		}
+	}
 	if IsMultiUserType(s.Type) {
 		switch {
 		case s.MasterSecret == "" && s.MasterSecretARN == "":
@@ -737,4 +759,20 @@ func allowedRetentions() string {
 func knownType(t string) bool {
 	_, ok := registry.Lookup(t)
 	return ok
+}
+
+// validateElastiCacheArn checks field (value) of an elasticache-user
+// secret: set, of the form re, and in the stack's account and region,
+// since the function calls the ElastiCache API of its own region.
+func (c *Config) validateElastiCacheArn(v *validator, where, typ, field, value string, re *regexp.Regexp, kind, which string) {
+	switch {
+	case value == "":
+		v.addf("%s: field %s: required for type %s; set the ARN of %s: %s", where, field, typ, kind, which)
+	case !re.MatchString(value):
+		v.addf("%s: field %s: %q is not the ARN of %s", where, field, value, kind)
+	default:
+		if parts := strings.Split(value, ":"); parts[3] != c.Region || parts[4] != c.Account {
+			v.addf("%s: field %s: %q is in %s/%s but the stack deploys to %s/%s; the function calls the ElastiCache API of its own account and region", where, field, value, parts[4], parts[3], c.Account, c.Region)
+		}
+	}
 }

@@ -228,3 +228,70 @@ func TestValidateSchedule(t *testing.T) {
 		})
 	}
 }
+
+// elastiCacheYAML adds an elasticache-user secret to validYAML.
+const elastiCacheYAML = validYAML + `  - name: cache
+    type: elasticache-user
+    arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:cache-Ab12Cd
+    database: pg
+    elasticacheUserArn: arn:aws:elasticache:eu-west-1:111122223333:user:app-id
+    replicationGroupArn: arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders
+    schedule: rate(30 days)
+`
+
+// TestElastiCacheArns: elasticache-user needs the ARNs of its user and
+// replication group, in the stack's account and region; other types
+// refuse them.
+func TestElastiCacheArns(t *testing.T) {
+	c, err := Parse([]byte(elastiCacheYAML), ".")
+	if err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	s, _ := c.Secret("cache")
+	if s.ElastiCacheUserARN != "arn:aws:elasticache:eu-west-1:111122223333:user:app-id" || s.ReplicationGroupARN != "arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders" {
+		t.Errorf("ARNs not parsed: %+v", s)
+	}
+	const userLine = "    elasticacheUserArn: arn:aws:elasticache:eu-west-1:111122223333:user:app-id\n"
+	const groupLine = "    replicationGroupArn: arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders\n"
+	tests := []struct {
+		name    string
+		replace [2]string
+		want    string // the whole error line
+	}{
+		{"no user arn", [2]string{userLine, ""},
+			"secrets[2] (cache): field elasticacheUserArn: required for type elasticache-user; set the ARN of an ElastiCache user (arn:aws:elasticache:<region>:<account>:user:<user id>): the secret's user_arn, the user whose passwords it holds"},
+		{"no group arn", [2]string{groupLine, ""},
+			"secrets[2] (cache): field replicationGroupArn: required for type elasticache-user; set the ARN of an ElastiCache replication group (arn:aws:elasticache:<region>:<account>:replicationgroup:<id>): the group of the secret's replication_group_id"},
+		{"user arn is a group", [2]string{":user:app-id", ":replicationgroup:orders"},
+			`secrets[2] (cache): field elasticacheUserArn: "arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders" is not the ARN of an ElastiCache user (arn:aws:elasticache:<region>:<account>:user:<user id>)`},
+		{"group arn is a user", [2]string{":replicationgroup:orders", ":user:app-id"},
+			`secrets[2] (cache): field replicationGroupArn: "arn:aws:elasticache:eu-west-1:111122223333:user:app-id" is not the ARN of an ElastiCache replication group (arn:aws:elasticache:<region>:<account>:replicationgroup:<id>)`},
+		{"user id only", [2]string{"arn:aws:elasticache:eu-west-1:111122223333:user:app-id", "app-id"},
+			`secrets[2] (cache): field elasticacheUserArn: "app-id" is not the ARN of an ElastiCache user`},
+		{"group in another region", [2]string{"elasticache:eu-west-1:111122223333:replicationgroup", "elasticache:us-east-1:111122223333:replicationgroup"},
+			`secrets[2] (cache): field replicationGroupArn: "arn:aws:elasticache:us-east-1:111122223333:replicationgroup:orders" is in 111122223333/us-east-1 but the stack deploys to 111122223333/eu-west-1; the function calls the ElastiCache API of its own account and region`},
+		{"user in another account", [2]string{"elasticache:eu-west-1:111122223333:user", "elasticache:eu-west-1:444455556666:user"},
+			`secrets[2] (cache): field elasticacheUserArn: "arn:aws:elasticache:eu-west-1:444455556666:user:app-id" is in 444455556666/eu-west-1`},
+		{"user arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n  - name: app", "    database: pg\n" + userLine + "    schedule: rate(30 days)\n  - name: app"},
+			"secrets[0] (admin): field elasticacheUserArn: type postgres-single-user changes no ElastiCache user through the ElastiCache API; remove elasticacheUserArn"},
+		{"group arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n  - name: app", "    database: pg\n" + groupLine + "    schedule: rate(30 days)\n  - name: app"},
+			"secrets[0] (admin): field replicationGroupArn: type postgres-single-user changes no ElastiCache user through the ElastiCache API; remove replicationGroupArn"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(elastiCacheYAML, tc.replace[0]) {
+				t.Fatalf("test setup: %q not in the config", tc.replace[0])
+			}
+			_, err := Parse([]byte(strings.Replace(elastiCacheYAML, tc.replace[0], tc.replace[1], 1)), ".")
+			if err == nil {
+				t.Fatal("config accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\ndoes not say %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -27,8 +27,14 @@ const (
 	// SidRDSMasterPassword prefixes the statements (one per database,
 	// numbered from 1) that let an rds-master function set its database's
 	// master password.
-	SidRDSMasterPassword  = "SetRdsMasterPassword"
-	SidKeyPolicyFunctions = "AllowRotationFunctionsViaSecretsManager"
+	SidRDSMasterPassword = "SetRdsMasterPassword"
+	// SidElastiCacheUser prefixes the statements (one per user, numbered
+	// from 1) that let an elasticache-user function describe its user and
+	// set its passwords; SidElastiCacheReplicationGroup those (one per
+	// replication group) that let it describe the user's replication group.
+	SidElastiCacheUser             = "ModifyElastiCacheUser"
+	SidElastiCacheReplicationGroup = "DescribeElastiCacheReplicationGroup"
+	SidKeyPolicyFunctions          = "AllowRotationFunctionsViaSecretsManager"
 )
 
 // RotateActions are what a function may do on a secret it rotates: the
@@ -60,6 +66,7 @@ type Function struct {
 
 	secrets, masters, keys map[string]bool
 	rdsMasters             map[string]bool
+	ecUsers, ecGroups      map[string]bool
 	keyPolicyDone          bool
 }
 
@@ -149,7 +156,13 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 				// RDS-managed master secret comes from the RDS API
 				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
 				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for RDS-managed master secrets (through the VPC's NAT)"), nil)
+			} else if t.NeedsElastiCacheUser() {
+				// Nor does it serve ElastiCache: the function changes the
+				// user's passwords through the ElastiCache API.
+				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("ElastiCache API over HTTPS for ModifyUser (through the VPC's NAT)"), nil)
 			}
+		} else if t.NeedsElastiCacheUser() {
+			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and ElastiCache public endpoints over HTTPS (through the VPC's NAT)"), nil)
 		} else {
 			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager (and RDS) public endpoints over HTTPS (through the VPC's NAT)"), nil)
 		}
@@ -261,6 +274,53 @@ func (f *Function) allowRDSMasterPassword(arn string) {
 		Actions:   jsii.Strings(RDSMasterActions[RDSResourceKind(arn)]...),
 		Resources: jsii.Strings(arn),
 	}))
+}
+
+// ElastiCacheUserActions are what an elasticache-user function may do on
+// its user; ElastiCacheReplicationGroupActions on the user's replication
+// group.
+var (
+	ElastiCacheUserActions             = []string{"elasticache:DescribeUsers", "elasticache:ModifyUser"}
+	ElastiCacheReplicationGroupActions = []string{"elasticache:DescribeReplicationGroups"}
+)
+
+// ElastiCacheUserArnOK reports whether arn is the ARN of an ElastiCache
+// user (arn:aws:elasticache:<region>:<account>:user:<id>).
+func ElastiCacheUserArnOK(arn string) bool { return ecUserArnRe.MatchString(arn) }
+
+// ReplicationGroupArnOK reports whether arn is the ARN of an ElastiCache
+// replication group (arn:aws:elasticache:<region>:<account>:replicationgroup:<id>).
+func ReplicationGroupArnOK(arn string) bool { return ecGroupArnRe.MatchString(arn) }
+
+var (
+	ecUserArnRe  = regexp.MustCompile(`^arn:aws[a-z-]*:elasticache:[a-z0-9-]+:[0-9]{12}:user:[a-zA-Z][a-zA-Z0-9-]*$`)
+	ecGroupArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:elasticache:[a-z0-9-]+:[0-9]{12}:replicationgroup:[a-zA-Z][a-zA-Z0-9-]*$`)
+)
+
+// allowElastiCacheUser lets the function describe the ElastiCache user
+// userArn and set its passwords, and describe the replication group
+// groupArn: one statement per user and one per group, each on its ARN
+// only.
+func (f *Function) allowElastiCacheUser(userArn, groupArn string) {
+	if f.ecUsers == nil {
+		f.ecUsers, f.ecGroups = map[string]bool{}, map[string]bool{}
+	}
+	if !f.ecUsers[userArn] {
+		f.ecUsers[userArn] = true
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(fmt.Sprintf("%s%d", SidElastiCacheUser, len(f.ecUsers))),
+			Actions:   jsii.Strings(ElastiCacheUserActions...),
+			Resources: jsii.Strings(userArn),
+		}))
+	}
+	if !f.ecGroups[groupArn] {
+		f.ecGroups[groupArn] = true
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(fmt.Sprintf("%s%d", SidElastiCacheReplicationGroup, len(f.ecGroups))),
+			Actions:   jsii.Strings(ElastiCacheReplicationGroupActions...),
+			Resources: jsii.Strings(groupArn),
+		}))
+	}
 }
 
 // allowReadMaster lets the function read a master secret.

@@ -29,6 +29,9 @@ const (
 	secretA  = "arn:aws:secretsmanager:us-west-2:210987654321:secret:svc/a-AAAAAA"
 	secretB  = "arn:aws:secretsmanager:us-west-2:210987654321:secret:svc/b-BBBBBB"
 	dbSG     = "sg-0123456789abcdef0"
+	// ecUserARN and ecGroupARN are an ElastiCache user and replication group.
+	ecUserARN  = "arn:aws:elasticache:us-west-2:210987654321:user:svc-a"
+	ecGroupARN = "arn:aws:elasticache:us-west-2:210987654321:replicationgroup:svc"
 )
 
 // check turns a panicking CDK assertion into a test error with its message.
@@ -185,6 +188,21 @@ func TestConstructRejectsBadProps(t *testing.T) {
 		{"schedule not an expression", func(e env, s *Suite) *RotateSecretProps {
 			return &RotateSecretProps{Secret: imported(e, secretA), Type: RandomSecret, Schedule: jsii.String("daily")}
 		}, "field Schedule"},
+		{"elasticache-user without user arn", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: ElastiCacheUser, Schedule: jsii.String("rate(1 day)"), Database: target(e), ReplicationGroupArn: jsii.String(ecGroupARN)}
+		}, "field ElastiCacheUserArn is required"},
+		{"elasticache-user without group arn", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: ElastiCacheUser, Schedule: jsii.String("rate(1 day)"), Database: target(e), ElastiCacheUserArn: jsii.String(ecUserARN)}
+		}, "field ReplicationGroupArn is required"},
+		{"elasticache-user with a group arn as user arn", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: ElastiCacheUser, Schedule: jsii.String("rate(1 day)"), Database: target(e), ElastiCacheUserArn: jsii.String(ecGroupARN), ReplicationGroupArn: jsii.String(ecGroupARN)}
+		}, "field ElastiCacheUserArn: \"" + ecGroupARN + "\" is not the ARN of an ElastiCache user"},
+		{"elasticache-user with a user arn as group arn", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: ElastiCacheUser, Schedule: jsii.String("rate(1 day)"), Database: target(e), ElastiCacheUserArn: jsii.String(ecUserARN), ReplicationGroupArn: jsii.String(ecUserARN)}
+		}, "field ReplicationGroupArn: \"" + ecUserARN + "\" is not the ARN of an ElastiCache replication group"},
+		{"elasticache arns on another type", func(e env, s *Suite) *RotateSecretProps {
+			return &RotateSecretProps{Secret: imported(e, secretA), Type: MySQLSingleUser, Schedule: jsii.String("rate(1 day)"), Database: target(e), ElastiCacheUserArn: jsii.String(ecUserARN), ReplicationGroupArn: jsii.String(ecGroupARN)}
+		}, "type mysql-single-user changes no ElastiCache user"},
 		{"no secret", func(e env, s *Suite) *RotateSecretProps {
 			return &RotateSecretProps{Type: RandomSecret, Schedule: jsii.String("rate(1 day)")}
 		}, "field Secret"},

@@ -103,6 +103,15 @@ type RotateSecretProps struct {
 	// function may describe and modify that database only. Required for
 	// them, refused for others.
 	RDSDatabaseArn *string
+	// ElastiCacheUserArn is the ARN of the ElastiCache user
+	// (arn:...:elasticache:<region>:<account>:user:<id>) whose passwords
+	// the secret holds, and ReplicationGroupArn the ARN of its replication
+	// group (arn:...:replicationgroup:<id>), for types that change the user
+	// through the ElastiCache API (elasticache-user): the function may
+	// describe and modify that user and describe that group only. Both
+	// required for them, refused for others.
+	ElastiCacheUserArn  *string
+	ReplicationGroupArn *string
 	// Repair overrides WatchProps.Repair for this secret: whether the
 	// watch may heal its stuck rotations. Default: the watch's setting.
 	Repair *bool
@@ -152,6 +161,22 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if props.RDSDatabaseArn != nil && RDSResourceKind(*props.RDSDatabaseArn) == "" {
 		return nil, fmt.Errorf("%s: field RDSDatabaseArn: %q is not the ARN of an RDS DB instance (arn:aws:rds:<region>:<account>:db:<id>) or cluster (...:cluster:<id>)", where, *props.RDSDatabaseArn)
 	}
+	if props.Type.NeedsElastiCacheUser() {
+		if props.ElastiCacheUserArn == nil {
+			return nil, fmt.Errorf("%s: field ElastiCacheUserArn is required for type %s: the ARN of the ElastiCache user whose passwords the secret holds", where, props.Type)
+		}
+		if !ElastiCacheUserArnOK(*props.ElastiCacheUserArn) {
+			return nil, fmt.Errorf("%s: field ElastiCacheUserArn: %q is not the ARN of an ElastiCache user (arn:aws:elasticache:<region>:<account>:user:<id>)", where, *props.ElastiCacheUserArn)
+		}
+		if props.ReplicationGroupArn == nil {
+			return nil, fmt.Errorf("%s: field ReplicationGroupArn is required for type %s: the ARN of the replication group the secret's host belongs to", where, props.Type)
+		}
+		if !ReplicationGroupArnOK(*props.ReplicationGroupArn) {
+			return nil, fmt.Errorf("%s: field ReplicationGroupArn: %q is not the ARN of an ElastiCache replication group (arn:aws:elasticache:<region>:<account>:replicationgroup:<id>)", where, *props.ReplicationGroupArn)
+		}
+	} else if props.ElastiCacheUserArn != nil || props.ReplicationGroupArn != nil {
+		return nil, fmt.Errorf("%s: field ElastiCacheUserArn/ReplicationGroupArn: type %s changes no ElastiCache user through the ElastiCache API; remove them", where, props.Type)
+	}
 	if props.Type.NeedsDatabase() && (props.Database == nil || props.Database.SecurityGroup == nil || props.Database.Port == nil) {
 		return nil, fmt.Errorf("%s: field Database (SecurityGroup and Port) is required for type %s", where, props.Type)
 	}
@@ -192,6 +217,9 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	}
 	if props.RDSDatabaseArn != nil {
 		fn.allowRDSMasterPassword(*props.RDSDatabaseArn)
+	}
+	if props.ElastiCacheUserArn != nil {
+		fn.allowElastiCacheUser(*props.ElastiCacheUserArn, *props.ReplicationGroupArn)
 	}
 
 	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}

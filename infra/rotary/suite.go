@@ -75,6 +75,13 @@ func (t FunctionType) NeedsRDSMasterPassword() bool {
 	return ok && r.RDSMasterPassword
 }
 
+// NeedsElastiCacheUser reports whether this type changes an ElastiCache
+// user's passwords through the ElastiCache API (elasticache-user).
+func (t FunctionType) NeedsElastiCacheUser() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.ElastiCacheUser
+}
+
 // constructID turns "postgres-single-user" into "PostgresSingleUser".
 func (t FunctionType) constructID() string {
 	var b strings.Builder

@@ -7,4 +7,5 @@ const (
 	PostgresMultiUser  FunctionType = "postgres-multi-user"
 	MySQLSingleUser    FunctionType = "mysql-single-user"
 	MySQLMultiUser     FunctionType = "mysql-multi-user"
+	ElastiCacheUser    FunctionType = "elasticache-user"
 )

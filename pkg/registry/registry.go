@@ -43,6 +43,13 @@ type Type struct {
 	// CDK app's configuration names for each secret. It logs in to nothing
 	// unless configured to (docs/rds-master.md), so it needs no VPC.
 	RDSMasterPassword bool
+	// ElastiCacheUser is true when the function changes the passwords of
+	// an ElastiCache RBAC user through the ElastiCache API: it needs
+	// elasticache:DescribeUsers and elasticache:ModifyUser on that user's
+	// ARN, elasticache:DescribeReplicationGroups on its replication
+	// group's ARN (both named by the CDK app's configuration for each
+	// secret), and HTTPS to the ElastiCache API from the VPC.
+	ElastiCacheUser bool
 	// Doc is the type's page, relative to the repository root.
 	Doc string
 }
@@ -59,7 +66,7 @@ var types = []Type{
 	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
 	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
 	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, Doc: "docs/redis.md"},
-	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, Doc: "docs/redis.md"},
+	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, ElastiCacheUser: true, Doc: "docs/redis.md"},
 }
 
 // All returns every type, in a stable order.

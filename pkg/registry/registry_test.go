@@ -33,6 +33,9 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 		if ty.RDSMasterPassword && (ty.Master || ty.RDSRead) {
 			t.Errorf("%s: a type that sets a master password through the RDS API reads no master secret", ty.Name)
 		}
+		if ty.ElastiCacheUser && (ty.Family != registry.FamilyRedis || ty.Master || ty.RDSRead || ty.RDSMasterPassword) {
+			t.Errorf("%s: a type that changes an ElastiCache user through the ElastiCache API is a Redis type with no master secret and no RDS permissions", ty.Name)
+		}
 		if ty.RDSRead && !ty.Master {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}
