@@ -383,8 +383,8 @@ func TestDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > 600*time.Millisecond {
-		t.Fatalf("the run took %s past a 500ms deadline", d)
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("the run took %s with a 500ms deadline; a function that never answers must not hold it (the bound leaves room for a loaded machine)", d)
 	}
 	unchecked := 0
 	for _, c := range res.Secrets {
