@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/rotary-secrets/rotary/pkg/emf"
 )
 
 // Metric names of the embedded-metric-format record each step writes.
@@ -13,29 +15,10 @@ const (
 	MetricStepFailed = "StepFailed"
 )
 
-// emfDirective is the "_aws" member that makes a JSON log line a CloudWatch
-// embedded-metric-format record: CloudWatch Logs extracts the step's
-// duration and failure count as metrics, per function and per step.
-type emfDirective struct {
-	Timestamp         int64          `json:"Timestamp"`
-	CloudWatchMetrics []emfMetricSet `json:"CloudWatchMetrics"`
-}
-
-type emfMetricSet struct {
-	Namespace  string      `json:"Namespace"`
-	Dimensions [][]string  `json:"Dimensions"`
-	Metrics    []emfMetric `json:"Metrics"`
-}
-
-type emfMetric struct {
-	Name string `json:"Name"`
-	Unit string `json:"Unit"`
-}
-
-var emfMetrics = []emfMetricSet{{
+var emfMetrics = []emf.MetricSet{{
 	Namespace:  MetricNamespace,
 	Dimensions: [][]string{{"FunctionName"}, {"FunctionName", "step"}},
-	Metrics:    []emfMetric{{Name: MetricDuration, Unit: "Milliseconds"}, {Name: MetricStepFailed, Unit: "Count"}},
+	Metrics:    []emf.Metric{{Name: MetricDuration, Unit: "Milliseconds"}, {Name: MetricStepFailed, Unit: "Count"}},
 }}
 
 // logStep writes the step's one log line: secret ARN, step, version token,
@@ -56,7 +39,7 @@ func (h *Handler) logStep(ctx context.Context, inv *invocation, start time.Time,
 		slog.Float64(MetricDuration, ms),
 		slog.Int(MetricStepFailed, failed),
 		slog.String("FunctionName", h.function),
-		slog.Any("_aws", emfDirective{Timestamp: end.UnixMilli(), CloudWatchMetrics: emfMetrics}),
+		slog.Any("_aws", emf.Directive{Timestamp: end.UnixMilli(), CloudWatchMetrics: emfMetrics}),
 	}
 	if inv.note != "" {
 		attrs = append(attrs, slog.String("note", inv.note))

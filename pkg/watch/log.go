@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/rotary-secrets/rotary/pkg/emf"
 )
 
 // Metric names of the watch's embedded-metric-format records.
@@ -31,22 +33,6 @@ const (
 	MsgRepair  = "watch repair"
 	MsgSummary = "watch run"
 )
-
-type emfDirective struct {
-	Timestamp         int64          `json:"Timestamp"`
-	CloudWatchMetrics []emfMetricSet `json:"CloudWatchMetrics"`
-}
-
-type emfMetricSet struct {
-	Namespace  string      `json:"Namespace"`
-	Dimensions [][]string  `json:"Dimensions"`
-	Metrics    []emfMetric `json:"Metrics"`
-}
-
-type emfMetric struct {
-	Name string `json:"Name"`
-	Unit string `json:"Unit"`
-}
 
 func (w *Watcher) logger() *slog.Logger {
 	if w.Log == nil {
@@ -134,14 +120,14 @@ func (w *Watcher) logCheck(ctx context.Context, c *Check, now time.Time) {
 		attrs = append(attrs, slog.String("error", c.Error))
 	}
 	if m := c.Metrics(); m != nil {
-		var ms []emfMetric
+		var ms []emf.Metric
 		for _, name := range metricOrder {
 			if v, ok := m[name]; ok {
 				attrs = append(attrs, slog.Float64(name, v))
-				ms = append(ms, emfMetric{Name: name, Unit: "None"})
+				ms = append(ms, emf.Metric{Name: name, Unit: "None"})
 			}
 		}
-		attrs = append(attrs, slog.Any("_aws", emfDirective{Timestamp: now.UnixMilli(), CloudWatchMetrics: []emfMetricSet{{
+		attrs = append(attrs, slog.Any("_aws", emf.Directive{Timestamp: now.UnixMilli(), CloudWatchMetrics: []emf.MetricSet{{
 			Namespace: MetricNamespace, Dimensions: [][]string{{"SecretName", "FunctionName"}, {"FunctionName"}}, Metrics: ms,
 		}}}))
 	}
@@ -163,9 +149,9 @@ func (w *Watcher) logSummary(ctx context.Context, res *Result) {
 		slog.Int(MetricSecretsUnverified, res.Unverified),
 		slog.Int("secretsUnchecked", res.Unchecked),
 		slog.Int("secretsRepaired", res.Repaired),
-		slog.Any("_aws", emfDirective{Timestamp: res.Time.UnixMilli(), CloudWatchMetrics: []emfMetricSet{{
+		slog.Any("_aws", emf.Directive{Timestamp: res.Time.UnixMilli(), CloudWatchMetrics: []emf.MetricSet{{
 			Namespace: MetricNamespace, Dimensions: [][]string{{}},
-			Metrics: []emfMetric{{Name: MetricSecretsChecked, Unit: "None"}, {Name: MetricSecretsUnhealthy, Unit: "None"}, {Name: MetricSecretsUnverified, Unit: "None"}},
+			Metrics: []emf.Metric{{Name: MetricSecretsChecked, Unit: "None"}, {Name: MetricSecretsUnhealthy, Unit: "None"}, {Name: MetricSecretsUnverified, Unit: "None"}},
 		}}}),
 	)
 }
