@@ -210,10 +210,11 @@ func TestWatchSchedulesSendTheConfiguredSecrets(t *testing.T) {
 		lf        *lazyFixture
 		expr      string
 		schedules int
+		window    int // minutes of the flexible window
 	}{
-		"example": {example, "rate(15 minutes)", 1},
-		"minimal": {minimal, "rate(5 minutes)", 1},
-		"fleet":   {fleet, "rate(15 minutes)", 2},
+		"example": {example, "rate(15 minutes)", 1, 7},
+		"minimal": {minimal, "rate(5 minutes)", 1, 2},
+		"fleet":   {fleet, "rate(15 minutes)", 2, 7},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := tc.lf.get(t)
@@ -231,8 +232,8 @@ func TestWatchSchedulesSendTheConfiguredSecrets(t *testing.T) {
 			}
 			var got []any
 			for i, p := range scheds {
-				if p["ScheduleExpression"] != tc.expr || canon(p["FlexibleTimeWindow"]) != canon(map[string]any{"Mode": "OFF"}) || p["State"] != "ENABLED" {
-					t.Errorf("schedule %d: %s %s %v, want %s, no flexible window, enabled", i, p["ScheduleExpression"], canon(p["FlexibleTimeWindow"]), p["State"], tc.expr)
+				if p["ScheduleExpression"] != tc.expr || canon(p["FlexibleTimeWindow"]) != canon(map[string]any{"Mode": "FLEXIBLE", "MaximumWindowInMinutes": tc.window}) || p["State"] != "ENABLED" {
+					t.Errorf("schedule %d: %s %s %v, want %s, a flexible window of %d minutes (half the interval), enabled", i, p["ScheduleExpression"], canon(p["FlexibleTimeWindow"]), p["State"], tc.expr, tc.window)
 				}
 				target := p["Target"].(map[string]any)
 				if canon(target["Arn"]) != canon(getAtt(f.watchFunctionID(t), "Arn")) || canon(target["RoleArn"]) != canon(getAtt(f.schedulerRoleID(t), "Arn")) {

@@ -300,7 +300,11 @@ func (w *Watch) schedule(s *Suite, interval int) error {
 		sched := awsscheduler.NewCfnSchedule(w.Construct, jsii.String(fmt.Sprintf("Schedule%d", i)), &awsscheduler.CfnScheduleProps{
 			Description:        jsii.String(desc),
 			ScheduleExpression: jsii.String(expr),
-			FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
+			// A fleet's schedules would all fire at once (one per 100
+			// secrets): a flexible window of half the interval spreads
+			// them, and keeps every gap between runs under two intervals,
+			// so the stopped alarm (two empty periods) does not fire.
+			FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("FLEXIBLE"), MaximumWindowInMinutes: jsii.Number(float64(max(interval/2, 1)))},
 			State:              jsii.String("ENABLED"),
 			Target: &awsscheduler.CfnSchedule_TargetProperty{
 				Arn:     w.Function.FunctionArn(),
