@@ -2,7 +2,6 @@
 package dbsecret
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,148 +94,63 @@ func Parse(value string) (*Secret, error) {
 	if raw, ok := m["password"]; ok {
 		_ = json.Unmarshal(raw, &pw)
 	}
+	f := Fields{M: m, Err: ErrInvalidSecret}
 	s := &Secret{}
 	var err error
-	if s.Engine, err = requiredString(m, "engine"); err != nil {
+	if s.Engine, err = f.Required("engine"); err != nil {
 		return nil, err
 	}
 	if _, ok := engines[s.Engine]; !ok {
 		return nil, valueError("engine", s.Engine, "is not a supported engine; use postgres, aurora-postgresql, mysql, aurora-mysql or mariadb", pw)
 	}
-	if s.Host, err = requiredString(m, "host"); err != nil {
+	if s.Host, err = f.Required("host"); err != nil {
 		return nil, err
 	}
 	if strings.IndexFunc(s.Host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) >= 0 {
 		return nil, valueError("host", s.Host, "is not a host name or address; remove spaces, slashes and control characters", pw)
 	}
-	if s.Username, err = requiredString(m, "username"); err != nil {
+	if s.Username, err = f.Required("username"); err != nil {
 		return nil, err
 	}
 	if strings.IndexFunc(s.Username, unicode.IsControl) >= 0 {
 		return nil, fieldError("username", "contains a control character (such as a NUL byte or newline); use printable characters only")
 	}
-	if s.Password, err = requiredString(m, "password"); err != nil {
+	if s.Password, err = f.Required("password"); err != nil {
 		return nil, err
 	}
 	if strings.ContainsRune(s.Password, 0) {
 		return nil, fieldError("password", "contains a NUL byte, which no database accepts; set a password without it")
 	}
-	if s.Port, err = port(m, DefaultPort(s.Family()), pw); err != nil {
+	if s.Port, err = f.Port(DefaultPort(s.Family()), pw); err != nil {
 		return nil, err
 	}
-	if s.DBName, err = optionalString(m, "dbname"); err != nil {
+	if s.DBName, err = f.Optional("dbname"); err != nil {
 		return nil, err
 	}
 	if strings.ContainsRune(s.DBName, 0) {
 		return nil, fieldError("dbname", "contains a NUL byte; set a database name without it")
 	}
-	if s.SSL, err = sslField(m); err != nil {
+	if s.SSL, err = f.SSL(); err != nil {
 		return nil, err
 	}
-	if s.MasterARN, err = optionalString(m, "masterarn"); err != nil {
+	if s.MasterARN, err = f.Optional("masterarn"); err != nil {
 		return nil, err
 	}
-	if s.DBInstanceIdentifier, err = optionalString(m, "dbInstanceIdentifier"); err != nil {
+	if s.DBInstanceIdentifier, err = f.Optional("dbInstanceIdentifier"); err != nil {
 		return nil, err
 	}
-	if s.DBClusterIdentifier, err = optionalString(m, "dbClusterIdentifier"); err != nil {
+	if s.DBClusterIdentifier, err = f.Optional("dbClusterIdentifier"); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 func fieldError(field, format string, args ...any) error {
-	return fmt.Errorf("%w: field %q %s", ErrInvalidSecret, field, fmt.Sprintf(format, args...))
+	return Fields{Err: ErrInvalidSecret}.Error(field, format, args...)
 }
 
-// valueError is fieldError quoting the field's value before rest, unless
-// the message would then show the password (4 characters or more, as is or
-// Go-quoted): a password pasted into the wrong field must not reach a log.
 func valueError(field, value, rest, password string) error {
-	err := fieldError(field, "%q %s", value, rest)
-	if len(password) >= 4 {
-		q := strconv.Quote(password)
-		if msg := err.Error(); strings.Contains(msg, password) || strings.Contains(msg, q[1:len(q)-1]) {
-			return fieldError(field, "%s (the value is not shown: it holds the password)", rest)
-		}
-	}
-	return err
-}
-
-func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
-
-func requiredString(m map[string]json.RawMessage, field string) (string, error) {
-	raw, ok := m[field]
-	if !ok || isNull(raw) {
-		return "", fieldError(field, "is missing; add it to the secret")
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldError(field, "must be a JSON string")
-	}
-	if strings.TrimSpace(s) == "" {
-		return "", fieldError(field, "is empty; set it")
-	}
-	return s, nil
-}
-
-func optionalString(m map[string]json.RawMessage, field string) (string, error) {
-	raw, ok := m[field]
-	if !ok || isNull(raw) {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldError(field, "must be a JSON string")
-	}
-	return s, nil
-}
-
-// port accepts a JSON number or a numeric string; absent means def. An
-// error never shows password.
-func port(m map[string]json.RawMessage, def int, password string) (int, error) {
-	raw, ok := m["port"]
-	if !ok || isNull(raw) {
-		return def, nil
-	}
-	var text string
-	if err := json.Unmarshal(raw, &text); err != nil {
-		var n json.Number
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&n); err != nil {
-			return 0, fieldError("port", "must be a number or a numeric string, such as 5432")
-		}
-		text = n.String()
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, valueError("port", text, "is not a port; use a whole number from 1 to 65535", password)
-	}
-	return p, nil
-}
-
-// sslField accepts true/false or "true"/"false" (any case).
-func sslField(m map[string]json.RawMessage) (*bool, error) {
-	raw, ok := m["ssl"]
-	if !ok || isNull(raw) {
-		return nil, nil
-	}
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
-		return &b, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		switch strings.ToLower(strings.TrimSpace(s)) {
-		case "true":
-			b = true
-			return &b, nil
-		case "false":
-			return &b, nil
-		}
-	}
-	return nil, fieldError("ssl", "must be true or false (a JSON boolean or the string \"true\" or \"false\"); remove it to require TLS with full verification")
+	return Fields{Err: ErrInvalidSecret}.ValueError(field, value, rest, password)
 }
 
 // CheckSameTarget refuses a pending value that points the rotation at another

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -165,18 +166,19 @@ func (a *ACLUser) master(ctx context.Context, secrets rotation.SecretStore, cur 
 	if err != nil {
 		return nil, fmt.Errorf("the master secret %s: %w", cur.MasterARN, err)
 	}
+	f := dbsecret.Fields{M: fields, Err: ErrInvalidSecret}
 	m := &Secret{}
-	if m.Username, err = requiredString(fields, "username"); err != nil {
+	if m.Username, err = f.Required("username"); err != nil {
 		return nil, fmt.Errorf("the master secret %s: %w", cur.MasterARN, err)
 	}
-	if m.Password, err = requiredString(fields, "password"); err != nil {
+	if m.Password, err = f.Required("password"); err != nil {
 		return nil, fmt.Errorf("the master secret %s: %w", cur.MasterARN, err)
 	}
-	if h, _ := optionalString(fields, "host"); h != "" && !strings.EqualFold(h, cur.Host) {
+	if h, _ := f.Optional("host"); h != "" && !strings.EqualFold(h, cur.Host) {
 		return nil, fmt.Errorf("%w: the master secret %s is for host %q, not %q; name a master secret of the same server in \"masterarn\"", ErrInvalidSecret, cur.MasterARN, h, cur.Host)
 	}
 	if _, ok := fields["port"]; ok {
-		if p, err := port(fields); err != nil || p != cur.Port {
+		if p, err := f.Port(DefaultPort, m.Password); err != nil || p != cur.Port {
 			return nil, fmt.Errorf("%w: the master secret %s is not for port %d; name a master secret of the same server in \"masterarn\"", ErrInvalidSecret, cur.MasterARN, cur.Port)
 		}
 	}

@@ -42,7 +42,7 @@ func TestValidateHostile(t *testing.T) {
 		{"missing password", withField(t, base, "password", nil), `"password" is missing`},
 		{"password a number", withField(t, base, "password", 12345678), `"password" must be a JSON string`},
 		{"port text", withField(t, base, "port", leak), `"port" is not a port`},
-		{"port too big", withField(t, base, "port", 70000), `"port" is not a port`},
+		{"port too big", withField(t, base, "port", 70000), `"port" "70000" is not a port`},
 		{"port an object", withField(t, base, "port", map[string]any{}), `"port" must be a number`},
 		{"ssl maybe", withField(t, base, "ssl", "maybe"), `"ssl" must be true or false`},
 		{"masterarn a number", withField(t, base, "masterarn", 1), `"masterarn" must be a JSON string`},

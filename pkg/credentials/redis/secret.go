@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,36 +74,41 @@ func Parse(value string) (*Secret, error) {
 	if err := json.Unmarshal([]byte(value), &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%w: the secret value is not a JSON object; store a JSON object with host, port, username and password", ErrInvalidSecret)
 	}
+	f := dbsecret.Fields{M: m, Err: ErrInvalidSecret}
+	var pw string
+	if raw, ok := m["password"]; ok {
+		_ = json.Unmarshal(raw, &pw) // only to keep it out of a port error
+	}
 	s := &Secret{}
 	var err error
-	if s.Host, err = requiredString(m, "host"); err != nil {
+	if s.Host, err = f.Required("host"); err != nil {
 		return nil, err
 	}
 	if strings.IndexFunc(s.Host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) >= 0 {
 		return nil, fieldError("host", "is not a host name or address; remove spaces, slashes and control characters")
 	}
-	if s.Username, err = requiredString(m, "username"); err != nil {
+	if s.Username, err = f.Required("username"); err != nil {
 		return nil, err
 	}
 	if strings.IndexFunc(s.Username, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return nil, fieldError("username", "contains a space or a control character, which a Redis ACL user name cannot hold; fix the user name")
 	}
-	if s.Password, err = requiredString(m, "password"); err != nil {
+	if s.Password, err = f.Required("password"); err != nil {
 		return nil, err
 	}
-	if s.Port, err = port(m); err != nil {
+	if s.Port, err = f.Port(DefaultPort, pw); err != nil {
 		return nil, err
 	}
-	if s.SSL, err = sslField(m); err != nil {
+	if s.SSL, err = f.SSL(); err != nil {
 		return nil, err
 	}
-	if s.MasterARN, err = optionalString(m, "masterarn"); err != nil {
+	if s.MasterARN, err = f.Optional("masterarn"); err != nil {
 		return nil, err
 	}
-	if s.UserARN, err = optionalString(m, "user_arn"); err != nil {
+	if s.UserARN, err = f.Optional("user_arn"); err != nil {
 		return nil, err
 	}
-	if s.ReplicationGroupID, err = optionalString(m, "replication_group_id"); err != nil {
+	if s.ReplicationGroupID, err = f.Optional("replication_group_id"); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -155,80 +159,5 @@ func pendingDiff(field string, a, b any) error {
 }
 
 func fieldError(field, format string, args ...any) error {
-	return fmt.Errorf("%w: field %q %s", ErrInvalidSecret, field, fmt.Sprintf(format, args...))
-}
-
-func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
-
-func requiredString(m map[string]json.RawMessage, field string) (string, error) {
-	raw, ok := m[field]
-	if !ok || isNull(raw) {
-		return "", fieldError(field, "is missing; add it to the secret")
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldError(field, "must be a JSON string")
-	}
-	if strings.TrimSpace(s) == "" {
-		return "", fieldError(field, "is empty; set it")
-	}
-	return s, nil
-}
-
-func optionalString(m map[string]json.RawMessage, field string) (string, error) {
-	raw, ok := m[field]
-	if !ok || isNull(raw) {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldError(field, "must be a JSON string")
-	}
-	return s, nil
-}
-
-// port accepts a JSON number or a numeric string; absent means 6379. The
-// value is never quoted: it may be a pasted password.
-func port(m map[string]json.RawMessage) (int, error) {
-	raw, ok := m["port"]
-	if !ok || isNull(raw) {
-		return DefaultPort, nil
-	}
-	var text string
-	if err := json.Unmarshal(raw, &text); err != nil {
-		var n json.Number
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&n); err != nil {
-			return 0, fieldError("port", "must be a number or a numeric string, such as 6379")
-		}
-		text = n.String()
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, fieldError("port", "is not a port; use a whole number from 1 to 65535, such as 6379")
-	}
-	return p, nil
-}
-
-func sslField(m map[string]json.RawMessage) (*bool, error) {
-	raw, ok := m["ssl"]
-	if !ok || isNull(raw) {
-		return nil, nil
-	}
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
-		return &b, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		switch strings.ToLower(strings.TrimSpace(s)) {
-		case "true":
-			b = true
-			return &b, nil
-		case "false":
-			return &b, nil
-		}
-	}
-	return nil, fieldError("ssl", "must be true or false (a JSON boolean or the string \"true\" or \"false\"); remove it to require TLS with full verification")
+	return dbsecret.Fields{Err: ErrInvalidSecret}.Error(field, format, args...)
 }
