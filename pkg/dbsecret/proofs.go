@@ -6,40 +6,28 @@ import (
 	"time"
 )
 
-// ProofTTL is how long a warm function instance trusts what a login proved
-// (see Proofs): long enough for the four steps of a rotation and its
-// retries, short enough that a reconfigured server is proven again.
-const ProofTTL = 15 * time.Minute
-
 // CheckedTTL is how long a refused wrong password counts as proof that the
 // server checks a user's passwords: a single-user rotation's setSecret and
 // testSecret run seconds apart; a server reconfigured to trust in between
 // is missed only within this window.
 const CheckedTTL = 2 * time.Minute
 
-// maxProofs bounds each of the Proofs maps: a function serving a fleet keeps
+// maxProofs bounds the Proofs map: a function serving a fleet keeps
 // at most this many entries, and starts over when it is full.
 const maxProofs = 4096
 
-// Proofs remembers, for one warm function instance, facts that a login
-// proved, so that the steps of a rotation do not log in again to prove them:
+// Proofs remembers, for one warm function instance, that the server
+// refused a wrong password for a user (it checks passwords): a login with
+// the pending password that the server refused as a wrong password before
+// setSecret set it proves it as well as a random one would, so a single
+// user's testSecret need not log in with a random password again.
 //
-//   - that the server refused a wrong password for a user (checked
-//     passwords): a login with the pending password that the server
-//     refused as a wrong password before setSecret set it proves it as well
-//     as a random one would;
-//   - that a version of a secret logged in (testSecret proved it), so that
-//     the next rotation's setSecret need not log in with it again to prove
-//     that whoever wrote AWSCURRENT knew the password: a version's value
-//     never changes.
-//
-// It keeps no secret: only the server, port, database and user of a proof,
-// and a secret's ARN and version ID. Every entry expires after ProofTTL. A
-// nil *Proofs remembers nothing, so every check logs in.
+// It keeps no secret: only the server, port, database and user of a proof.
+// Every entry expires after CheckedTTL. A nil *Proofs remembers nothing, so
+// every check logs in.
 type Proofs struct {
-	mu       sync.Mutex
-	checked  map[string]time.Time
-	versions map[string]versionProof
+	mu      sync.Mutex
+	checked map[string]time.Time
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -90,39 +78,4 @@ func (p *Proofs) SetPasswordsChecked(s *Secret) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.put(&p.checked, checkedKey(s))
-}
-
-type versionProof struct {
-	at   time.Time
-	note string
-}
-
-// VersionLoggedIn reports whether version id of secret arn logged in (and
-// its server checked the password) within ProofTTL, and the note recorded
-// with it (such as the account the server matched; never a secret).
-func (p *Proofs) VersionLoggedIn(arn, id string) (note string, ok bool) {
-	if p == nil || arn == "" || id == "" {
-		return "", false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := p.versions[arn+"\x00"+id]
-	if !ok || p.now().Sub(v.at) >= ProofTTL {
-		return "", false
-	}
-	return v.note, true
-}
-
-// SetVersionLoggedIn records that version id of secret arn logged in on a
-// server that checks passwords, with a note that is not a secret.
-func (p *Proofs) SetVersionLoggedIn(arn, id, note string) {
-	if p == nil || arn == "" || id == "" {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.versions == nil || len(p.versions) >= maxProofs {
-		p.versions = make(map[string]versionProof)
-	}
-	p.versions[arn+"\x00"+id] = versionProof{at: p.now(), note: note}
 }

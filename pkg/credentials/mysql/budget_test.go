@@ -69,17 +69,11 @@ var (
 		Refused:    map[string]int{rotation.StepSet: 1},
 		TotalCalls: 10, TotalLogins: 2, TotalRefused: 1, MinLogins: 2,
 	}
-	multiColdBudget = rotationtest.Budget{
+	multiBudget = rotationtest.Budget{
 		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 4, rotation.StepTest: 2, rotation.StepFinish: 2},
 		Logins:     map[string]int{rotation.StepSet: 2, rotation.StepTest: 1},
 		Refused:    map[string]int{rotation.StepSet: 1},
 		TotalCalls: 11, TotalLogins: 3, TotalRefused: 1, MinLogins: 2,
-	}
-	multiWarmBudget = rotationtest.Budget{
-		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 4, rotation.StepTest: 2, rotation.StepFinish: 2},
-		Logins:     map[string]int{rotation.StepSet: 1, rotation.StepTest: 1},
-		Refused:    map[string]int{rotation.StepSet: 1},
-		TotalCalls: 11, TotalLogins: 2, TotalRefused: 1, MinLogins: 2,
 	}
 )
 
@@ -143,12 +137,7 @@ func TestRotationBudget(t *testing.T) {
 				},
 			}
 			costs := rotationtest.Costs(t, subject, 3, logins, cold, func() rotation.Credential { return NewMultiUser(Config{}) })
-			multiColdBudget.Check(t, "mysql-multi-user "+mode+" (first rotation of an instance)", costs[:1])
-			if cold {
-				multiColdBudget.Check(t, "mysql-multi-user "+mode, costs[1:])
-			} else {
-				multiWarmBudget.Check(t, "mysql-multi-user "+mode, costs[1:])
-			}
+			multiBudget.Check(t, "mysql-multi-user "+mode, costs)
 		})
 	}
 }

@@ -241,13 +241,36 @@ func (c Config) probe(ctx context.Context, req rotation.ProbeRequest, same func(
 	}
 	try := *v
 	try.SSL = cur.SSL
+	// MySQL 8 (FAILED_LOGIN_ATTEMPTS) and MariaDB (max_password_errors)
+	// lock an account after failed logins in a row, and only a successful
+	// login resets the count. So the random password is tried once per
+	// user in a probe run, for AWSCURRENT (probed first) before its own
+	// login, which then resets the count; another version of AWSCURRENT's
+	// user needs no second proof. A healthy single user's probe then fails
+	// at most once in a row (the random password, then AWSPREVIOUS after
+	// AWSCURRENT's login).
+	random := req.Version.ID == req.Current.ID || v.Username != cur.Username
+	if random && req.Version.ID == req.Current.ID {
+		if err := c.randomRefused(ctx, &try); err != nil {
+			return err
+		}
+	}
 	if err := testLogin(ctx, c, &try); err != nil {
 		if errors.Is(err, ErrLogin) {
 			return fmt.Errorf("%w: %w", rotation.ErrRefused, err)
 		}
 		return err
 	}
-	wrong := try
+	if random && req.Version.ID != req.Current.ID {
+		return c.randomRefused(ctx, &try)
+	}
+	return nil
+}
+
+// randomRefused proves the server refuses a random password for s's
+// account: a server that accepts any password proves nothing by a login.
+func (c Config) randomRefused(ctx context.Context, s *dbsecret.Secret) error {
+	wrong := *s
 	wrong.Password = rand.Text()
 	if err := c.refused(ctx, "a random password", &wrong); err != nil {
 		if errors.Is(err, ErrStillValid) {

@@ -21,8 +21,7 @@ import (
 // resource limits, including revocations since the last rotation. The base
 // user is the source of truth: grant to <user>, never to <user>_clone.
 type MultiUser struct {
-	cfg    Config
-	proofs *dbsecret.Proofs // what this instance's logins proved (see dbsecret.Proofs)
+	cfg Config
 }
 
 var (
@@ -32,7 +31,7 @@ var (
 )
 
 // NewMultiUser returns the alternating-users credential type.
-func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg, proofs: dbsecret.NewProofs()} }
+func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
 
 // Validate checks that v is a MySQL-family database secret with masterarn,
 // whose user names (<user> and <user>_clone) Rotary accepts.
@@ -120,14 +119,9 @@ func (mu *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	// The current value must log in: the master never acts for a user that
 	// the secret has not proved it owns (someone able to write this secret
 	// but not the master must not get a clone of another user's grants).
-	// A version this instance's testSecret proved (the previous rotation's
-	// pending version, whose value never changes) need not log in again;
-	// the proof keeps the host of the account the server matched.
-	host, proven := mu.proofs.VersionLoggedIn(req.SecretARN, req.Current.ID)
-	if !proven {
-		if host, err = mu.currentHost(ctx, cur); err != nil {
-			return err
-		}
+	host, err := mu.currentHost(ctx, cur)
+	if err != nil {
+		return err
 	}
 	admin, err := mu.openAdmin(ctx, master, cur, req.Current.ID)
 	if err != nil {
@@ -400,12 +394,9 @@ func (mu *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err != nil {
 		return err
 	}
-	host, err := testLoginHost(ctx, mu.cfg, pend)
-	if err != nil {
+	if _, err := testLoginHost(ctx, mu.cfg, pend); err != nil {
 		return fmt.Errorf("test the pending value: %w", err)
 	}
-	// The next rotation's setSecret may take this version as proven.
-	mu.proofs.SetVersionLoggedIn(req.SecretARN, req.Pending.ID, host)
 	return nil
 }
 

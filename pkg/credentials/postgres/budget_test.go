@@ -69,21 +69,14 @@ var (
 		Refused:    map[string]int{rotation.StepSet: 1},
 		TotalCalls: 10, TotalLogins: 2, TotalRefused: 1, MinLogins: 2,
 	}
-	// A new instance proves that AWSCURRENT logs in before the master acts.
+	// setSecret proves that AWSCURRENT logs in before the master acts.
 	// testSecret proves, after the master's grants, that the server refuses
 	// a wrong password for the clone (pg_hba.conf can match on membership).
-	multiColdBudget = rotationtest.Budget{
+	multiBudget = rotationtest.Budget{
 		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 4, rotation.StepTest: 2, rotation.StepFinish: 2},
 		Logins:     map[string]int{rotation.StepSet: 2, rotation.StepTest: 1},
 		Refused:    map[string]int{rotation.StepSet: 1, rotation.StepTest: 1},
 		TotalCalls: 11, TotalLogins: 3, TotalRefused: 2, MinLogins: 2,
-	}
-	// A warm instance whose testSecret proved AWSCURRENT in the previous rotation.
-	multiWarmBudget = rotationtest.Budget{
-		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 4, rotation.StepTest: 2, rotation.StepFinish: 2},
-		Logins:     map[string]int{rotation.StepSet: 1, rotation.StepTest: 1},
-		Refused:    map[string]int{rotation.StepSet: 1, rotation.StepTest: 1},
-		TotalCalls: 11, TotalLogins: 2, TotalRefused: 2, MinLogins: 2,
 	}
 )
 
@@ -130,12 +123,7 @@ func TestRotationBudget(t *testing.T) {
 				},
 			}
 			costs := rotationtest.Costs(t, s, 3, users.logins(f), cold, func() rotation.Credential { return NewMultiUser(f.cfg) })
-			multiColdBudget.Check(t, "postgres-multi-user "+mode+" (first rotation of an instance)", costs[:1])
-			if cold {
-				multiColdBudget.Check(t, "postgres-multi-user "+mode, costs[1:])
-			} else {
-				multiWarmBudget.Check(t, "postgres-multi-user "+mode, costs[1:])
-			}
+			multiBudget.Check(t, "postgres-multi-user "+mode, costs)
 		})
 	}
 }

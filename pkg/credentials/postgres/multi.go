@@ -23,8 +23,7 @@ import (
 // and objects created by either user are owned by the base role, so both can
 // use and alter them.
 type MultiUser struct {
-	cfg    Config
-	proofs *dbsecret.Proofs // what this instance's logins proved (see dbsecret.Proofs)
+	cfg Config
 }
 
 var (
@@ -34,7 +33,7 @@ var (
 )
 
 // NewMultiUser returns the alternating-users credential type.
-func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg, proofs: dbsecret.NewProofs()} }
+func NewMultiUser(cfg Config) *MultiUser { return &MultiUser{cfg: cfg} }
 
 func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 	s, err := parse(label, v)
@@ -119,26 +118,18 @@ func (m *MultiUser) Set(ctx context.Context, req rotation.SetRequest) error {
 	// never changes AWSCURRENT's password), and also when the pending
 	// password already works: knowing the clone's password proves nothing
 	// about the base user.
-	// A version this instance's testSecret proved (the previous rotation's
-	// pending version) need not log in again: its value never changes.
-	if _, proven := m.proofs.VersionLoggedIn(req.SecretARN, req.Current.ID); !proven {
-		if err := m.cfg.check(ctx, cur); err != nil {
-			return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
-		}
+	if err := m.cfg.check(ctx, cur); err != nil {
+		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q; fix the current password (or restore AWSCURRENT) and rotate again: %w", ErrLogin, cur.Username, err)
 	}
 	pendingWorks := false
 	if err := m.cfg.check(ctx, pend); err == nil {
 		// A retry, if the server checks the password (else testSecret fails).
-		if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
+		if err := m.cfg.checkPasswordsEnforced(ctx, pend, nil); err != nil {
 			return err
 		}
 		pendingWorks = true
 	} else if !isAuthFailure(err) {
 		return fmt.Errorf("check whether the pending password already works: %w", err)
-	} else {
-		// Refused as a wrong password: the server checks the pending
-		// user's password, which testSecret then need not prove again.
-		notePasswordRefused(err, pend, m.proofs)
 	}
 	conn, err := m.cfg.connect(ctx, &admin)
 	if err != nil {
@@ -244,11 +235,9 @@ func (m *MultiUser) Test(ctx context.Context, req rotation.TestRequest) error {
 	// pending user: a refusal setSecret saw came before the master created
 	// the clone and granted it the base role, and pg_hba.conf can match on
 	// role membership (+group, samerole), so it proves nothing now.
-	if err := m.cfg.checkPasswordsEnforced(ctx, pend, m.proofs); err != nil {
+	if err := m.cfg.checkPasswordsEnforced(ctx, pend, nil); err != nil {
 		return err
 	}
-	// The next rotation's setSecret may take this version as proven.
-	m.proofs.SetVersionLoggedIn(req.SecretARN, req.Pending.ID, "")
 	return nil
 }
 
