@@ -26,6 +26,7 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/recovery"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
+	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
@@ -441,7 +442,7 @@ func (env *matrixEnv) mustNotBeLogged(t *testing.T) {
 				continue
 			}
 			seen[secret] = true
-			if strings.Contains(all, secret) {
+			if rotationtest.Leaks(all, secret) {
 				t.Errorf("a secret value appears in the fault matrix functions' log")
 				return
 			}
@@ -683,11 +684,13 @@ func (ms *matrixStack) recoverSecret(t *testing.T, arn string) (recovery.Report,
 		t.Fatalf("invoke recoverSecret: %v", err)
 	}
 	if out.FunctionError != nil {
-		t.Fatalf("recoverSecret failed (%s): %s", aws.ToString(out.FunctionError), out.Payload)
+		// The function's error is scrubbed, but a test message shows no
+		// more of it than its size and fingerprint.
+		t.Fatalf("recoverSecret failed (%s): %d bytes, fingerprint %s", aws.ToString(out.FunctionError), len(out.Payload), rotationtest.Fingerprint(string(out.Payload)))
 	}
 	var r recovery.Report
 	if err := json.Unmarshal(out.Payload, &r); err != nil || r.State == "" {
-		t.Fatalf("recoverSecret answered without a report: %.300s", out.Payload)
+		t.Fatalf("recoverSecret answered without a report: %d bytes, fingerprint %s", len(out.Payload), rotationtest.Fingerprint(string(out.Payload)))
 	}
 	return r, string(out.Payload)
 }
@@ -792,7 +795,7 @@ func (r *faultRun) checkInvariants(t *testing.T, initial, token string, rot smlo
 		for _, id := range ms.versions(t, r.arn) {
 			v, ok := ms.value(t, r.arn, id)
 			for _, secret := range secretsOf(v) {
-				if ok && strings.Contains(raw, secret) {
+				if ok && rotationtest.Leaks(raw, secret) {
 					t.Fatalf("recoverSecret's report holds a secret of version %s", id)
 				}
 			}

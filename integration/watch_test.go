@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -472,13 +471,4 @@ func secretStrings(value string) []string {
 }
 
 // forms are the ways a value can appear in a log line or a message.
-func forms(s string) []string {
-	j, _ := json.Marshal(s)
-	var noHTML strings.Builder
-	enc := json.NewEncoder(&noHTML)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	out := []string{s, string(j[1 : len(j)-1]), strings.TrimSuffix(strings.TrimSpace(noHTML.String()), `"`)[1:], strconv.Quote(s)[1 : len(strconv.Quote(s))-1], url.QueryEscape(s), url.PathEscape(s)}
-	twice, _ := json.Marshal(string(j))
-	return append(out, string(twice[1:len(twice)-1]))
-}
+func forms(s string) []string { return rotationtest.Forms(s) }

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -347,3 +349,46 @@ func (s *syncBuffer) String() string {
 }
 
 var errInjected = errors.New("injected failure")
+
+// Forms returns the ways a secret string can appear in a text: as is,
+// JSON-escaped (with and without HTML escaping, as slog's JSON handler and
+// encoders write it), Go-quoted, query- and path-escaped, and escaped
+// twice (JSON of a JSON value). A leak check searches for every form: a
+// password with a quote or a backslash never appears raw in a JSON log.
+func Forms(s string) []string {
+	q := strconv.Quote(s)
+	out := []string{s, q[1 : len(q)-1], url.QueryEscape(s), url.PathEscape(s)}
+	for _, html := range []bool{true, false} {
+		once := jsonInner(s, html)
+		out = append(out, once)
+		for _, html2 := range []bool{true, false} {
+			twice := jsonInner(`"`+once+`"`, html2)
+			out = append(out, twice[2:len(twice)-2]) // without the escaped quotes
+		}
+	}
+	return out
+}
+
+// jsonInner is s as a JSON string without its quotes, with or without
+// HTML escaping (encoding/json escapes <, > and &; other encoders do not).
+func jsonInner(s string, html bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	_ = enc.Encode(s)
+	t := strings.TrimSpace(b.String())
+	return t[1 : len(t)-1]
+}
+
+// Leaks reports whether text holds any form of secret (see Forms).
+func Leaks(text, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	for _, f := range Forms(secret) {
+		if f != "" && strings.Contains(text, f) {
+			return true
+		}
+	}
+	return false
+}
