@@ -342,7 +342,9 @@ func (c *Check) fail(msg string) {
 
 func (w *Watcher) listVersions(ctx context.Context, arn string) ([]smtypes.SecretVersionsListEntry, error) {
 	var out []smtypes.SecretVersionsListEntry
-	in := &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(arn), IncludeDeprecated: aws.Bool(true)}
+	// Labeled versions only: the watch reads the creation dates of
+	// AWSCURRENT and AWSPENDING, and a secret may keep ~100 unlabeled ones.
+	in := &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(arn)}
 	for range 100 { // at most 100 versions a page, 100 unlabeled kept: bounded anyway
 		page, err := w.SM.ListSecretVersionIds(ctx, in)
 		if err != nil {

@@ -182,7 +182,16 @@ func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.waitApplied(ctx, client, pend); err != nil {
+	// Wait at most half of the time left, so that when RDS is still
+	// applying the change the engine's Restore has time to wait for it and
+	// put AWSCURRENT's password back.
+	wctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Until(dl)/2))
+		defer cancel()
+	}
+	if _, err := m.waitApplied(wctx, client, pend); err != nil {
 		return err
 	}
 	if m.cfg.Login {
