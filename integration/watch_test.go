@@ -305,6 +305,9 @@ func TestWatch(t *testing.T) {
 			if id, _ := watchLabel(t, s, ws.arn, "AWSPENDING"); id != token {
 				t.Fatalf("%s: AWSPENDING moved to %s", what, id)
 			}
+			// Downstream too: the server still has the pending password.
+			mustLogIn(t, db, pgValue(t, user, pendingPassword), what+": the pending password")
+			mustBeRefused(t, db, curValue, what+": AWSCURRENT")
 		}
 
 		// Repair off (the event's repair overrides the function's default):

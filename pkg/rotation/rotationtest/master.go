@@ -82,11 +82,11 @@ func runMaster(t *testing.T, s Subject, seen *valuesSeen) {
 			arn, old := e.NewSecret(t)
 			seen.add(old)
 			token, err := e.Rotate(t, arn)
+			e.mustNotQuote(t, err, seen) // before any message prints it
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("rotation: %v; want an error containing %q", err, c.wantErr)
 				}
-				e.mustNotQuote(t, err, seen)
 				if _, cur, _ := e.Value(t, arn, rotation.LabelCurrent); cur != old {
 					t.Fatal("AWSCURRENT changed although the master secret was refused")
 				}
