@@ -3,7 +3,6 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 	"reflect"
 	"sort"
 	"strings"
@@ -22,43 +21,46 @@ import (
 // CloudFormation reference ({"Ref": ...}, {"Fn::GetAtt": ...}) stands for
 // itself: the tests put the same reference in the request.
 
-// glob matches IAM's and EventBridge's * (any run of characters) on
-// strings, and compares references by their JSON.
+// glob matches IAM's and EventBridge's * (any run of characters, '/'
+// included; no other character is special) on strings, and compares
+// references by their JSON.
 func glob(pattern, value any) bool {
 	p, ps := pattern.(string)
 	v, vs := value.(string)
 	if !ps || !vs {
 		return canon(pattern) == canon(value)
 	}
-	ok, err := path.Match(strings.ReplaceAll(strings.ReplaceAll(p, "?", `\?`), "[", `\[`), strings.ReplaceAll(v, "/", "\x00"))
-	if strings.Contains(p, "/") {
-		// path.Match's * stops at '/'; IAM's and EventBridge's do not.
-		ok, err = path.Match(strings.ReplaceAll(p, "/", "\x00"), strings.ReplaceAll(v, "/", "\x00"))
-		if !ok && err == nil && strings.Contains(p, "*") {
-			ok = globAcross(p, v)
-		}
-	}
-	return err == nil && ok
-}
-
-// globAcross is * matching any characters, '/' included.
-func globAcross(p, v string) bool {
 	parts := strings.Split(p, "*")
+	if len(parts) == 1 {
+		return p == v
+	}
 	if !strings.HasPrefix(v, parts[0]) {
 		return false
 	}
 	v = v[len(parts[0]):]
-	for i, part := range parts[1:] {
-		if i == len(parts)-2 {
-			return strings.HasSuffix(v, part)
-		}
+	last := parts[len(parts)-1]
+	for _, part := range parts[1 : len(parts)-1] {
 		j := strings.Index(v, part)
 		if j < 0 {
 			return false
 		}
 		v = v[j+len(part):]
 	}
-	return true
+	return len(v) >= len(last) && strings.HasSuffix(v, last)
+}
+
+func TestGlob(t *testing.T) {
+	for _, tc := range []struct {
+		p, v string
+		want bool
+	}{
+		{"a", "a", true}, {"a", "ab", false}, {"a*", "ab/c", true}, {"*c", "ab/c", true}, {"a*c", "ac", true},
+		{"a*b*c", "a/b/c", true}, {"a*b*c", "acb", false}, {"ab*ba", "aba", false}, {"role/x-*", "role/x", false},
+	} {
+		if got := glob(tc.p, tc.v); got != tc.want {
+			t.Errorf("glob(%q, %q) = %v, want %v", tc.p, tc.v, got, tc.want)
+		}
+	}
 }
 
 // request is one call as IAM sees it.
