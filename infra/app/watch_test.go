@@ -442,7 +442,7 @@ func TestStaggeredSchedulesNeverShareAnHourOnAHost(t *testing.T) {
 func TestNoWatchWithoutSecretsOrWhenDisabled(t *testing.T) {
 	cdktest.RequireNode(t)
 	cfg, err := config.Parse([]byte(`{"account":"111122223333","region":"us-east-1","watch":{"enabled":false},
-"secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)"}]}`), ".")
+"secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)","readers":[]}]}`), ".")
 	if err != nil {
 		t.Fatal(err)
 	}

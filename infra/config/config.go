@@ -71,6 +71,43 @@ type FunctionConfig struct {
 	// Environment adds or overrides environment variables (PASSWORD_LENGTH,
 	// EXCLUDE_CHARACTERS, ROTARY_CONNECT_TIMEOUT, ...).
 	Environment map[string]string `yaml:"environment"`
+	// ReservedConcurrency caps how many invocations of the function run
+	// at once (Lambda reserved concurrency): a number from 1 to 1000, or
+	// "unreserved". Default: DefaultReservedConcurrency for types that log
+	// in to a database, unreserved for the others (docs/scale.md).
+	ReservedConcurrency *Concurrency `yaml:"reservedConcurrency"`
+}
+
+// Concurrency is a reserved concurrency: N >= 1, or Unreserved (0).
+type Concurrency int
+
+// Unreserved is the Concurrency "unreserved": no reservation, the function
+// shares the account's unreserved pool. (Lambda's own 0 would stop the
+// function, so the config has no way to write it.)
+const Unreserved Concurrency = 0
+
+// DefaultReservedConcurrency is the reservation of a function that logs in
+// to a database: each in-flight step holds at most two connections, so a
+// function of this type opens at most 20 at once on all its servers
+// together, about a tenth of a small RDS instance's max_connections.
+const DefaultReservedConcurrency Concurrency = 10
+
+// MaxReservedConcurrency is the largest reservation the config accepts
+// (the default account concurrency, of which 100 must stay unreserved).
+const MaxReservedConcurrency = 1000
+
+// UnmarshalYAML accepts a number or the word "unreserved".
+func (c *Concurrency) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "unreserved" {
+		*c = Unreserved
+		return nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 1 || v > MaxReservedConcurrency {
+		return fmt.Errorf("line %d: reservedConcurrency %q must be a whole number from 1 to %d, or unreserved", n.Line, n.Value, MaxReservedConcurrency)
+	}
+	*c = Concurrency(v)
+	return nil
 }
 
 // VpcConfig names an existing VPC by ID; nothing is looked up.
@@ -184,6 +221,20 @@ type SecretConfig struct {
 	// stagger: host spreads (optional; default: the database entry, taken
 	// as one host).
 	Host string `yaml:"host"`
+	// Readers are the IAM roles and users (ARNs, with IAM's * wildcard)
+	// that may read the secret's value besides the suite's own functions.
+	// Required: the secret's resource policy denies GetSecretValue to
+	// everyone else, so a list that is not written is an error (write []
+	// for a secret only the suite reads).
+	Readers *[]string `yaml:"readers"`
+	// Admins are break-glass principals (role or user ARNs, or the
+	// account's root user): they may read, write versions and move labels
+	// by hand; each write alerts as a manual override. Optional.
+	Admins []string `yaml:"admins"`
+	// RequireVpcEndpoint denies reads that do not come through the
+	// suite's Secrets Manager VPC endpoint (secretsManagerEndpoint), except
+	// by admins and by the suite's functions that run outside the VPC.
+	RequireVpcEndpoint bool `yaml:"requireVpcEndpoint"`
 }
 
 // CreateConfig describes a secret the app creates.
@@ -301,7 +352,7 @@ func (c *Config) SetDir(dir string) { c.dir = dir }
 
 // FunctionFor merges the defaults with the per-type overrides of typ.
 func (c *Config) FunctionFor(typ string) FunctionConfig {
-	f := FunctionConfig{MemoryMB: c.Function.MemoryMB, Timeout: c.Function.Timeout, Environment: map[string]string{}}
+	f := FunctionConfig{MemoryMB: c.Function.MemoryMB, Timeout: c.Function.Timeout, ReservedConcurrency: c.Function.ReservedConcurrency, Environment: map[string]string{}}
 	for k, v := range c.Function.Environment {
 		f.Environment[k] = v
 	}
@@ -311,6 +362,9 @@ func (c *Config) FunctionFor(typ string) FunctionConfig {
 		}
 		if o.Timeout != "" {
 			f.Timeout = o.Timeout
+		}
+		if o.ReservedConcurrency != nil {
+			f.ReservedConcurrency = o.ReservedConcurrency
 		}
 		for k, v := range o.Environment {
 			f.Environment[k] = v
@@ -367,6 +421,51 @@ func IsMultiUserType(typ string) bool {
 	return ok && t.Master
 }
 
+// IsOptionalMasterType reports whether typ may read a master secret
+// (redis-acl's masterarn: an admin user changes the user's passwords).
+func IsOptionalMasterType(typ string) bool {
+	t, ok := registry.Lookup(typ)
+	return ok && t.OptionalMaster
+}
+
+// IsRDSMasterType reports whether typ sets a master password through the RDS API.
+func IsRDSMasterType(typ string) bool {
+	t, ok := registry.Lookup(typ)
+	return ok && t.RDSMasterPassword
+}
+
+// LogsInToDatabase reports whether the function of typ logs in to a
+// database with this config: the database types, and rds-master in its
+// login mode (its secrets name their database).
+func (c *Config) LogsInToDatabase(typ string) bool {
+	if IsDatabaseType(typ) {
+		return true
+	}
+	if !IsRDSMasterType(typ) {
+		return false
+	}
+	for _, s := range c.Secrets {
+		if s.Type == typ && s.Database != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// ReservedConcurrencyFor is the reservation of the function of typ: its
+// reservedConcurrency (functions.<type>, else function), else
+// DefaultReservedConcurrency when it logs in to a database, else
+// Unreserved.
+func (c *Config) ReservedConcurrencyFor(typ string) Concurrency {
+	if f := c.FunctionFor(typ); f.ReservedConcurrency != nil {
+		return *f.ReservedConcurrency
+	}
+	if c.LogsInToDatabase(typ) {
+		return DefaultReservedConcurrency
+	}
+	return Unreserved
+}
+
 var (
 	accountRe    = regexp.MustCompile(`^\d{12}$`)
 	regionRe     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
@@ -385,6 +484,8 @@ var (
 	cronRe       = regexp.MustCompile(`^cron\(([^ ()]+ ){5}[^ ()]+\)$`)
 	envNameRe    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 	hostRe       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$`)
+	principalRe  = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):(role|user)/([A-Za-z0-9+=,.@_/*-]+)$`)
+	rootRe       = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):root$`)
 	reservedEnvs = map[string]bool{"AWS_REGION": true, "AWS_DEFAULT_REGION": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true}
 )
 
@@ -428,7 +529,7 @@ func (c *Config) Validate() error {
 
 	needsVpc := false
 	for _, s := range c.Secrets {
-		if IsDatabaseType(s.Type) {
+		if IsDatabaseType(s.Type) || s.Database != "" {
 			needsVpc = true
 		}
 	}
@@ -606,13 +707,25 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 			v.addf("%s: field kmsKeyArn: %q is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", where, s.KmsKeyARN)
 		}
 	}
-	if IsDatabaseType(s.Type) && knownType(s.Type) {
+	switch {
+	case IsDatabaseType(s.Type) && knownType(s.Type):
 		if s.Database == "" {
 			v.addf("%s: field database: required for type %s; name an entry of databases", where, s.Type)
 		} else if _, ok := c.Database(s.Database); !ok {
 			v.addf("%s: field database: no databases entry is named %q", where, s.Database)
 		}
-	} else if s.Database != "" {
+	case IsRDSMasterType(s.Type) && s.Database != "":
+		// The login mode: the function reaches the database and logs in.
+		if _, ok := c.Database(s.Database); !ok {
+			v.addf("%s: field database: no databases entry is named %q", where, s.Database)
+		}
+		for j, o := range c.Secrets {
+			if o.Type == s.Type && o.Database == "" {
+				v.addf("%s: field database: the %s function logs in for every secret or for none (ROTARY_RDS_MASTER_LOGIN is a setting of the function, which needs a network path to each database), but secrets[%d] (%s) names no database; set database on every %s secret or on none", where, s.Type, j, o.Name, s.Type)
+				break
+			}
+		}
+	case s.Database != "":
 		v.addf("%s: field database: type %s reaches no database; remove database", where, s.Type)
 	}
 	if t, ok := registry.Lookup(s.Type); ok && t.RDSMasterPassword {
@@ -657,6 +770,24 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 		if s.MasterKmsKeyARN != "" && (s.MasterSecretARN == "" || !kmsArnRe.MatchString(s.MasterKmsKeyARN)) {
 			v.addf("%s: field masterKmsKeyArn: %q must be a KMS key ARN and goes with masterSecretArn", where, s.MasterKmsKeyARN)
 		}
+	} else if IsOptionalMasterType(s.Type) {
+		switch {
+		case s.MasterSecret != "" && s.MasterSecretARN != "":
+			v.addf("%s: field masterSecret: set masterSecret or masterSecretArn, not both", where)
+		case s.MasterSecret != "":
+			if s.MasterSecret == s.Name {
+				v.addf("%s: field masterSecret: a secret cannot be its own master", where)
+			} else if _, ok := c.Secret(s.MasterSecret); !ok {
+				v.addf("%s: field masterSecret: no secrets entry is named %q", where, s.MasterSecret)
+			}
+		case s.MasterSecretARN != "":
+			if !secretArnRe.MatchString(s.MasterSecretARN) {
+				v.addf("%s: field masterSecretArn: %q is not a complete Secrets Manager secret ARN", where, s.MasterSecretARN)
+			}
+		}
+		if s.MasterKmsKeyARN != "" && (s.MasterSecretARN == "" || !kmsArnRe.MatchString(s.MasterKmsKeyARN)) {
+			v.addf("%s: field masterKmsKeyArn: %q must be a KMS key ARN and goes with masterSecretArn", where, s.MasterKmsKeyARN)
+		}
 	} else if s.MasterSecret != "" || s.MasterSecretARN != "" || s.MasterKmsKeyARN != "" {
 		v.addf("%s: field masterSecret: type %s uses no master secret; remove masterSecret/masterSecretArn/masterKmsKeyArn", where, s.Type)
 	}
@@ -667,6 +798,7 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 			v.addf("%s: field host: %q must be a host name (letters, digits, '.', '-', '_', ':', at most 253)", where, s.Host)
 		}
 	}
+	c.validateAccess(v, where, s)
 	if err := ValidateSchedule(s.Schedule); err != nil {
 		v.addf("%s: field schedule: %w", where, err)
 	}
@@ -693,6 +825,9 @@ func validateFunction(v *validator, where string, f FunctionConfig) {
 	for _, k := range keys {
 		if !envNameRe.MatchString(k) || reservedEnvs[k] {
 			v.addf("%s: field environment: %q is not a name the function may set", where, k)
+		}
+		if k == EnvRDSMasterLogin {
+			v.addf("%s: field environment: %s is set by the app: set database on the rds-master secrets for the login mode (the function then runs in the VPC with a rule to each database port), or on none", where, k)
 		}
 		if strings.HasSuffix(k, "_TIMEOUT") && strings.HasPrefix(k, "ROTARY_") {
 			if _, err := time.ParseDuration(f.Environment[k]); err != nil {
@@ -774,5 +909,58 @@ func (c *Config) validateElastiCacheArn(v *validator, where, typ, field, value s
 		if parts := strings.Split(value, ":"); parts[3] != c.Region || parts[4] != c.Account {
 			v.addf("%s: field %s: %q is in %s/%s but the stack deploys to %s/%s; the function calls the ElastiCache API of its own account and region", where, field, value, parts[4], parts[3], c.Account, c.Region)
 		}
+	}
+}
+
+// EnvRDSMasterLogin is the rds-master function's login switch
+// (pkg/credentials/rdsmaster), which the app sets from the secrets'
+// database fields.
+const EnvRDSMasterLogin = "ROTARY_RDS_MASTER_LOGIN"
+
+// validateAccess checks who may read and write the secret: readers
+// (required), admins, and requireVpcEndpoint.
+func (c *Config) validateAccess(v *validator, where string, s SecretConfig) {
+	if s.Readers == nil {
+		v.addf("%s: field readers: required: list the IAM role or user ARNs that may read the secret (arn:aws:iam::%s:role/NAME; IAM's * wildcard allowed), or write readers: [] when only the suite reads it; the secret's resource policy denies reads to everyone else", where, c.Account)
+	} else {
+		for i, a := range *s.Readers {
+			c.validatePrincipal(v, where, fmt.Sprintf("readers[%d]", i), a, false)
+		}
+	}
+	for i, a := range s.Admins {
+		c.validatePrincipal(v, where, fmt.Sprintf("admins[%d]", i), a, true)
+	}
+	if s.RequireVpcEndpoint && !c.SecretsManagerEndpoint.Enabled {
+		v.addf("%s: field requireVpcEndpoint: needs the suite's endpoint; set secretsManagerEndpoint.enabled: true, or remove requireVpcEndpoint", where)
+	}
+}
+
+// validatePrincipal checks one readers or admins entry: the ARN of an IAM
+// role or user of the stack's account (IAM's * wildcard allowed, as in
+// aws:PrincipalArn with ArnLike), or, for admins, the account's root user.
+func (c *Config) validatePrincipal(v *validator, where, field, arn string, admin bool) {
+	kinds := "an IAM role or user ARN"
+	if admin {
+		kinds = "an IAM role or user ARN, or the account's root user (arn:aws:iam::" + c.Account + ":root)"
+	}
+	m := principalRe.FindStringSubmatch(arn)
+	switch {
+	case strings.Contains(arn, ":sts::") && strings.Contains(arn, ":assumed-role/"):
+		v.addf("%s: field %s: %q is an assumed-role session; name its role instead (arn:aws:iam::%s:role/NAME): a session's aws:PrincipalArn is its role's ARN", where, field, arn, c.Account)
+		return
+	case strings.Contains(arn, ":group/"):
+		v.addf("%s: field %s: %q is an IAM group, which is not a principal; list its roles or users", where, field, arn)
+		return
+	case admin && rootRe.MatchString(arn):
+		m = rootRe.FindStringSubmatch(arn)
+	case strings.Contains(arn, "?") || strings.Contains(arn, "**"):
+		v.addf("%s: field %s: %q: use single * wildcards only (the alert rules match with EventBridge wildcards, which have no ? and refuse **)", where, field, arn)
+		return
+	case m == nil:
+		v.addf("%s: field %s: %q is not %s (arn:aws:iam::%s:role/NAME or arn:aws:iam::%s:user/NAME, with a path if it has one)", where, field, arn, kinds, c.Account, c.Account)
+		return
+	}
+	if m[1] != c.Account {
+		v.addf("%s: field %s: %q is in account %s, not %s: the secret's policy only denies, so a principal of another account could not read it anyway (that needs an Allow this app does not write)", where, field, arn, m[1], c.Account)
 	}
 }

@@ -24,12 +24,14 @@ secrets:
     arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:admin-Ab12Cd
     database: pg
     schedule: rate(30 days)
+    readers: []
   - name: app
     type: postgres-multi-user
     create: {template: {engine: postgres, username: app}}
     masterSecret: admin
     database: pg
     schedule: cron(0 4 ? * SUN *)
+    readers: []
     window: 3h
 `
 
@@ -73,7 +75,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestJSONIsAccepted(t *testing.T) {
-	js := `{"account":"111122223333","region":"us-east-1","secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)"}]}`
+	js := `{"account":"111122223333","region":"us-east-1","secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)","readers":[]}]}`
 	c, err := Parse([]byte(js), ".")
 	if err != nil {
 		t.Fatalf("JSON config: %v", err)
@@ -168,7 +170,7 @@ func TestErrorsNameEntryAndField(t *testing.T) {
 
 func TestEndpointNeedsVpc(t *testing.T) {
 	src := `{"account":"111122223333","region":"us-east-1","secretsManagerEndpoint":{"enabled":true},
-"secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)"}]}`
+"secrets":[{"name":"tok","type":"random-secret","create":{},"schedule":"rate(4 hours)","readers":[]}]}`
 	_, err := Parse([]byte(src), ".")
 	if err == nil || !strings.Contains(err.Error(), "field secretsManagerEndpoint.enabled") {
 		t.Errorf("endpoint without vpc: got %v", err)
@@ -237,6 +239,7 @@ const elastiCacheYAML = validYAML + `  - name: cache
     elasticacheUserArn: arn:aws:elasticache:eu-west-1:111122223333:user:app-id
     replicationGroupArn: arn:aws:elasticache:eu-west-1:111122223333:replicationgroup:orders
     schedule: rate(30 days)
+    readers: []
 `
 
 // TestElastiCacheArns: elasticache-user needs the ARNs of its user and
@@ -272,9 +275,9 @@ func TestElastiCacheArns(t *testing.T) {
 			`secrets[2] (cache): field replicationGroupArn: "arn:aws:elasticache:us-east-1:111122223333:replicationgroup:orders" is in 111122223333/us-east-1 but the stack deploys to 111122223333/eu-west-1; the function calls the ElastiCache API of its own account and region`},
 		{"user in another account", [2]string{"elasticache:eu-west-1:111122223333:user", "elasticache:eu-west-1:444455556666:user"},
 			`secrets[2] (cache): field elasticacheUserArn: "arn:aws:elasticache:eu-west-1:444455556666:user:app-id" is in 444455556666/eu-west-1`},
-		{"user arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n  - name: app", "    database: pg\n" + userLine + "    schedule: rate(30 days)\n  - name: app"},
+		{"user arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n    readers: []\n  - name: app", "    database: pg\n" + userLine + "    schedule: rate(30 days)\n    readers: []\n  - name: app"},
 			"secrets[0] (admin): field elasticacheUserArn: type postgres-single-user changes no ElastiCache user through the ElastiCache API; remove elasticacheUserArn"},
-		{"group arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n  - name: app", "    database: pg\n" + groupLine + "    schedule: rate(30 days)\n  - name: app"},
+		{"group arn on another type", [2]string{"    database: pg\n    schedule: rate(30 days)\n    readers: []\n  - name: app", "    database: pg\n" + groupLine + "    schedule: rate(30 days)\n    readers: []\n  - name: app"},
 			"secrets[0] (admin): field replicationGroupArn: type postgres-single-user changes no ElastiCache user through the ElastiCache API; remove replicationGroupArn"},
 	}
 	for _, tc := range tests {

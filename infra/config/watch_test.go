@@ -50,7 +50,7 @@ func TestWatchErrorsNameTheField(t *testing.T) {
 		{"unknown watch field", "watch: {intervall: 5m}\n", [2]string{}, []string{"intervall"}},
 		{"repair with the watch off", "watch: {enabled: false}\n", [2]string{"    window: 3h\n", "    window: 3h\n    repair: true\n"}, []string{"secrets[1] (app)", "field repair", "watch.enabled"}},
 		{"bad stagger", "stagger: hosts\n", [2]string{}, []string{"field stagger", `"hosts"`, "host"}},
-		{"host on random-secret", "", [2]string{"secrets:\n", "secrets:\n  - {name: tok, type: random-secret, create: {}, schedule: rate(1 day), host: db1}\n"}, []string{"secrets[0] (tok)", "field host", "random-secret"}},
+		{"host on random-secret", "", [2]string{"secrets:\n", "secrets:\n  - {name: tok, type: random-secret, create: {}, schedule: rate(1 day), host: db1, readers: []}\n"}, []string{"secrets[0] (tok)", "field host", "random-secret"}},
 		{"bad host", "", [2]string{"    database: pg\n    schedule: rate(30 days)", "    database: pg\n    host: 'a b'\n    schedule: rate(30 days)"}, []string{"secrets[0] (admin)", "field host"}},
 	}
 	for _, tc := range tests {
@@ -80,7 +80,7 @@ func TestPerSecretAlarmsAreForSmallFleets(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("account: \"111122223333\"\nregion: eu-west-1\nwatch: {perSecretAlarms: true}\nsecrets:\n")
 		for i := range n {
-			fmt.Fprintf(&b, "  - {name: tok-%d, type: random-secret, create: {}, schedule: rate(1 day)}\n", i)
+			fmt.Fprintf(&b, "  - {name: tok-%d, type: random-secret, create: {}, schedule: rate(1 day), readers: []}\n", i)
 		}
 		return b.String()
 	}
@@ -109,7 +109,7 @@ secrets:
 		if s[1] != "" {
 			host = ", host: " + s[1]
 		}
-		fmt.Fprintf(&b, "  - {name: %s, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:s%d-Ab12Cd', database: pg%s, schedule: '%s', window: %s}\n", s[0], i, host, s[2], s[3])
+		fmt.Fprintf(&b, "  - {name: %s, type: postgres-single-user, arn: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:s%d-Ab12Cd', database: pg%s, schedule: '%s', window: %s, readers: []}\n", s[0], i, host, s[2], s[3])
 	}
 	return b.String()
 }

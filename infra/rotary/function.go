@@ -2,6 +2,7 @@ package rotary
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -58,6 +59,11 @@ type Function struct {
 	LogGroup      awslogs.LogGroup
 	SecurityGroup awsec2.SecurityGroup // nil for types outside the VPC
 
+	// inVpc is true when the function runs in the VPC and logs in to
+	// databases: the database types, and rds-master in its login mode.
+	inVpc bool
+	// login is rds-master's login mode (ROTARY_RDS_MASTER_LOGIN=true).
+	login  bool
 	suite  *Suite
 	scope  constructs.Construct
 	rotate awsiam.PolicyStatement
@@ -70,12 +76,30 @@ type Function struct {
 	keyPolicyDone          bool
 }
 
-func (s *Suite) newFunction(t FunctionType) (*Function, error) {
+// EnvRDSMasterLogin switches rds-master to its login mode
+// (pkg/credentials/rdsmaster): testSecret also logs in, which needs a
+// network path to the database.
+const EnvRDSMasterLogin = "ROTARY_RDS_MASTER_LOGIN"
+
+// DefaultReservedConcurrency is the reserved concurrency of a function
+// that logs in to a database, unless FunctionOptions.ReservedConcurrency
+// says otherwise: each in-flight step holds at most two connections, so
+// the function opens at most 20 at once on all its servers together
+// (docs/scale.md).
+const DefaultReservedConcurrency = 10
+
+// Unreserved, as FunctionOptions.ReservedConcurrency, reserves nothing:
+// the function shares the account's unreserved concurrency. (Lambda's
+// reservation of 0 would stop the function.)
+const Unreserved = -1.0
+
+func (s *Suite) newFunction(t FunctionType, login bool) (*Function, error) {
 	zip, err := s.zipPath(string(t))
 	if err != nil {
 		return nil, err
 	}
-	if t.NeedsDatabase() && s.props.Vpc == nil {
+	inVpc := t.NeedsDatabase() || login
+	if inVpc && s.props.Vpc == nil {
 		return nil, fmt.Errorf("rotary suite: function %s connects to a database and needs field Vpc: set SuiteProps.Vpc (and VpcSubnets)", t)
 	}
 	opts := FunctionOptions{}
@@ -98,7 +122,7 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 	}
 
 	scope := constructs.NewConstruct(s.Construct, jsii.String(t.constructID()))
-	f := &Function{Type: t, suite: s, scope: scope, secrets: map[string]bool{}, masters: map[string]bool{}, keys: map[string]bool{}}
+	f := &Function{Type: t, suite: s, scope: scope, inVpc: inVpc, login: login, secrets: map[string]bool{}, masters: map[string]bool{}, keys: map[string]bool{}}
 
 	f.LogGroup = awslogs.NewLogGroup(scope, jsii.String("LogGroup"), &awslogs.LogGroupProps{
 		Retention:     s.props.LogRetention,
@@ -134,7 +158,20 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 		Role:         f.Role,
 		LogGroup:     f.LogGroup,
 	}
-	if t.NeedsDatabase() {
+	if login {
+		env[EnvRDSMasterLogin] = jsii.String("true")
+	}
+	reserved := opts.ReservedConcurrency
+	if reserved == nil && inVpc {
+		reserved = jsii.Number(DefaultReservedConcurrency)
+	}
+	if reserved != nil && *reserved != Unreserved {
+		if *reserved < 1 || *reserved != math.Trunc(*reserved) {
+			return nil, fmt.Errorf("rotary suite: function %s: field ReservedConcurrency: %v is not a whole number >= 1 (or Unreserved)", t, *reserved)
+		}
+		props.ReservedConcurrentExecutions = reserved
+	}
+	if inVpc {
 		f.SecurityGroup = awsec2.NewSecurityGroup(scope, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
 			Vpc:              s.props.Vpc,
 			Description:      jsii.String(fmt.Sprintf("Rotary %s: egress to its databases and Secrets Manager only, no ingress", t)),
@@ -156,6 +193,9 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 				// RDS-managed master secret comes from the RDS API
 				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
 				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for RDS-managed master secrets (through the VPC's NAT)"), nil)
+			} else if login {
+				// Nor the RDS API, which sets the master password.
+				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for ModifyDBInstance/ModifyDBCluster (through the VPC's NAT)"), nil)
 			} else if t.NeedsElastiCacheUser() {
 				// Nor does it serve ElastiCache: the function changes the
 				// user's passwords through the ElastiCache API.
@@ -163,6 +203,8 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 			}
 		} else if t.NeedsElastiCacheUser() {
 			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and ElastiCache public endpoints over HTTPS (through the VPC's NAT)"), nil)
+		} else if login {
+			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and RDS public endpoints over HTTPS (through the VPC's NAT)"), nil)
 		} else {
 			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager (and RDS) public endpoints over HTTPS (through the VPC's NAT)"), nil)
 		}
@@ -222,6 +264,10 @@ func (s *Suite) newFunction(t FunctionType) (*Function, error) {
 		}))
 	return f, nil
 }
+
+// InVpc reports whether the function runs in the VPC and logs in to
+// databases: the database types, and rds-master in its login mode.
+func (f *Function) InVpc() bool { return f.inVpc }
 
 // allowRotate lets the function rotate secretArn (once per ARN).
 func (f *Function) allowRotate(secretArn *string) {

@@ -21,7 +21,7 @@ const (
 // suppressNag records the accepted findings on the function's role policy.
 func (f *Function) suppressNag() {
 	var s []*cdknag.NagPackSuppression
-	if f.Type.NeedsDatabase() {
+	if f.inVpc {
 		s = append(s, &cdknag.NagPackSuppression{
 			Id:        jsii.String("AwsSolutions-IAM5"),
 			Reason:    jsii.String(ReasonENIWildcard),

@@ -8,8 +8,6 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -91,11 +89,17 @@ type RotateSecretProps struct {
 	// RotateImmediatelyOnUpdate rotates when the schedule is created or
 	// changed. Default: false (wait for the schedule).
 	RotateImmediatelyOnUpdate *bool
-	// MasterSecret is read (never written) by multi-user types. Required for them.
+	// MasterSecret is read (never written) by multi-user types (required
+	// for them) and by redis-acl when the secret names an admin user's
+	// secret in masterarn (optional; the secret must hold that ARN).
 	MasterSecret awssecretsmanager.ISecret
 	// MasterEncryptionKey encrypts MasterSecret (default: MasterSecret.EncryptionKey()).
 	MasterEncryptionKey awskms.IKey
 	// Database the function connects to. Required for database types.
+	// For rds-master it turns on the login mode: the function runs in the
+	// VPC, reaches the database and logs in with the new password
+	// (ROTARY_RDS_MASTER_LOGIN=true); all rds-master rotations of a suite
+	// have a Database, or none.
 	Database *DatabaseTarget
 	// RDSDatabaseArn is the ARN of the RDS instance (arn:...:db:<id>) or
 	// cluster (arn:...:cluster:<id>) whose master password the secret
@@ -115,6 +119,12 @@ type RotateSecretProps struct {
 	// Repair overrides WatchProps.Repair for this secret: whether the
 	// watch may heal its stuck rotations. Default: the watch's setting.
 	Repair *bool
+	// Access attaches a resource policy to the secret that denies reads
+	// to everyone but its readers, admins and the suite, and version
+	// writes to everyone but its rotation function and admins, and alerts
+	// on reads by anyone else. Default: no policy (the alerts on rotation
+	// failures, denied calls and manual overrides are there anyway).
+	Access *SecretAccess
 }
 
 // Rotation is the rotation of one secret.
@@ -149,7 +159,7 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if props.Type.NeedsMaster() && props.MasterSecret == nil {
 		return nil, fmt.Errorf("%s: field MasterSecret is required for type %s", where, props.Type)
 	}
-	if !props.Type.NeedsMaster() && props.MasterSecret != nil {
+	if !props.Type.NeedsMaster() && !props.Type.MayHaveMaster() && props.MasterSecret != nil {
 		return nil, fmt.Errorf("%s: field MasterSecret: type %s reads no master secret; remove it", where, props.Type)
 	}
 	if props.Type.NeedsRDSMasterPassword() != (props.RDSDatabaseArn != nil) {
@@ -191,9 +201,19 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 		return nil, fmt.Errorf("%s: field Window: %v minutes is not a whole number of hours between 1 and 24; use awscdk.Duration_Hours", where, minutes)
 	}
 
-	fn, err := s.Function(props.Type)
+	login := props.Type.NeedsRDSMasterPassword() && props.Database != nil
+	if login && (props.Database.SecurityGroup == nil || props.Database.Port == nil) {
+		return nil, fmt.Errorf("%s: field Database needs SecurityGroup and Port", where)
+	}
+	fn, err := s.functionFor(props.Type, login)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}
+	if props.Access != nil {
+		if err := s.attachPolicy(r.Construct, where, props.Secret.SecretArn(), fn, props.Access); err != nil {
+			return nil, err
+		}
 	}
 	arn := props.Secret.SecretArn()
 	s.rotated[*arn] = *id
@@ -206,13 +226,14 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	}
 	if props.MasterSecret != nil {
 		fn.allowReadMaster(props.MasterSecret.SecretArn())
+		s.addMasterReader(*props.MasterSecret.SecretArn(), fn)
 		if key := firstKey(props.MasterEncryptionKey, props.MasterSecret.EncryptionKey()); key != nil {
 			fn.allowKey(key.KeyArn())
 		} else if s.ours[*props.MasterSecret.SecretArn()] {
 			fn.allowKey(s.secretKey.KeyArn())
 		}
 	}
-	if props.Database != nil && props.Type.NeedsDatabase() {
+	if props.Database != nil && fn.inVpc {
 		s.allowDatabase(fn, props.Database)
 	}
 	if props.RDSDatabaseArn != nil {
@@ -222,7 +243,6 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 		fn.allowElastiCacheUser(*props.ElastiCacheUserArn, *props.ReplicationGroupArn)
 	}
 
-	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}
 	r.Permission = awslambda.NewCfnPermission(r.Construct, jsii.String("InvokePermission"), &awslambda.CfnPermissionProps{
 		Action:        jsii.String("lambda:InvokeFunction"),
 		FunctionName:  fn.Function.FunctionArn(),
@@ -244,8 +264,21 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	// needs the role's policy, when the schedule is created.
 	r.Schedule.Node().AddDependency(r.Permission, fn.Role, fn.Function)
 
-	s.alertOn(r, props)
+	if err := s.alertOn(props, fn); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	return r, nil
+}
+
+// addMasterReader records that fn reads the master secret arn, which its
+// policy (made before or after) then spares.
+func (s *Suite) addMasterReader(arn string, fn *Function) {
+	for _, f := range s.masterReaders[arn] {
+		if f == fn {
+			return
+		}
+	}
+	s.masterReaders[arn] = append(s.masterReaders[arn], fn)
 }
 
 func firstKey(keys ...awskms.IKey) awskms.IKey {
@@ -268,41 +301,4 @@ func (s *Suite) allowDatabase(fn *Function, db *DatabaseTarget) {
 	port := awsec2.Port_Tcp(db.Port)
 	fn.SecurityGroup.AddEgressRule(db.SecurityGroup, port, jsii.String("database"), nil)
 	db.SecurityGroup.AddIngressRule(fn.SecurityGroup, port, jsii.String(fmt.Sprintf("Rotary %s rotation function", fn.Type)), nil)
-}
-
-// alertOn routes the secret's RotationFailed/RotationAbandoned events and
-// AccessDenied Secrets Manager calls (from CloudTrail) to the topic.
-func (s *Suite) alertOn(r *Rotation, props *RotateSecretProps) {
-	arn := props.Secret.SecretArn()
-	target := awseventstargets.NewSnsTopic(s.topic, nil)
-	awsevents.NewRule(r.Construct, jsii.String("RotationFailedRule"), &awsevents.RuleProps{
-		Description: jsii.String("Rotary: Secrets Manager reports RotationFailed or RotationAbandoned for this secret"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.secretsmanager"),
-			DetailType: jsii.Strings("AWS Service Event via CloudTrail"),
-			Detail: &map[string]any{
-				"eventSource":         []any{"secretsmanager.amazonaws.com"},
-				"eventName":           []any{"RotationFailed", "RotationAbandoned"},
-				"additionalEventData": map[string]any{"SecretId": []any{arn}},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target},
-	})
-	ids := []any{arn}
-	if props.SecretName != nil && *props.SecretName != "" {
-		ids = append(ids, props.SecretName)
-	}
-	awsevents.NewRule(r.Construct, jsii.String("AccessDeniedRule"), &awsevents.RuleProps{
-		Description: jsii.String("Rotary: a Secrets Manager API call on this secret was denied (CloudTrail AccessDenied)"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.secretsmanager"),
-			DetailType: jsii.Strings("AWS API Call via CloudTrail"),
-			Detail: &map[string]any{
-				"eventSource":       []any{"secretsmanager.amazonaws.com"},
-				"errorCode":         []any{"AccessDenied", "AccessDeniedException"},
-				"requestParameters": map[string]any{"secretId": ids},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target},
-	})
 }

@@ -61,6 +61,13 @@ func (t FunctionType) NeedsMaster() bool {
 	return ok && r.Master
 }
 
+// MayHaveMaster reports whether this type may read a master secret
+// without needing one (redis-acl's optional masterarn).
+func (t FunctionType) MayHaveMaster() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.OptionalMaster
+}
+
 // NeedsRDSRead reports whether this type may look up RDS instances and
 // clusters (for an RDS-managed master secret).
 func (t FunctionType) NeedsRDSRead() bool {
@@ -117,6 +124,11 @@ type FunctionOptions struct {
 	Timeout awscdk.Duration
 	// Environment adds or overrides variables for this type only.
 	Environment *map[string]*string
+	// ReservedConcurrency caps the function's concurrent invocations
+	// (Lambda reserved concurrency), a whole number >= 1, or Unreserved.
+	// Default: DefaultReservedConcurrency for functions that log in to a
+	// database, Unreserved for the others.
+	ReservedConcurrency *float64
 }
 
 // SuiteProps configures a Suite.
@@ -187,6 +199,13 @@ type Suite struct {
 	// watched lists the rotated secrets in RotateSecret order, for the watch.
 	watched []watchedSecret
 	watch   *Watch
+	// access holds, by secret ARN (or token), the secrets with a policy.
+	access map[string]*secretAccess
+	// masterReaders lists, by master secret ARN, the functions that read it.
+	masterReaders map[string][]*Function
+	// alerts holds the shared alert rules, by kind and group.
+	alerts      map[string]*alertGroup
+	alertsScope constructs.Construct
 }
 
 // NewSuite creates the suite's shared resources: the alarm topic (unless
@@ -206,6 +225,10 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 		ours:      map[string]bool{},
 		dbRules:   map[string]bool{},
 		rotated:   map[string]string{},
+
+		access:        map[string]*secretAccess{},
+		masterReaders: map[string][]*Function{},
+		alerts:        map[string]*alertGroup{},
 	}
 	s.stack = awscdk.Stack_Of(s.Construct)
 	if s.props.MemorySize == nil {
@@ -297,7 +320,10 @@ func (s *Suite) newStaleRotationCheck() {
 		EventPattern: &awsevents.EventPattern{
 			Detail: &map[string]any{"newEvaluationResult": map[string]any{"complianceType": []any{"NON_COMPLIANT"}}},
 		},
-		Target: awseventstargets.NewSnsTopic(s.topic, nil),
+		Target: awseventstargets.NewSnsTopic(s.topic, &awseventstargets.SnsTopicProps{
+			Message: text("Rotary: AWS Config finds secret %s NON_COMPLIANT with SECRETSMANAGER_SCHEDULED_ROTATION_SUCCESS_CHECK (at %s): its scheduled rotation did not succeed on time. Check with: rotary status SECRET --verify.",
+				field("$.detail.resourceId"), field("$.time")),
+		}),
 	})
 }
 
@@ -351,7 +377,27 @@ func (s *Suite) Function(t FunctionType) (*Function, error) {
 	if !t.Valid() {
 		return nil, fmt.Errorf("rotary suite: function type %q is unknown: use one of %v", t, FunctionTypes())
 	}
-	f, err := s.newFunction(t)
+	f, err := s.newFunction(t, false)
+	if err != nil {
+		return nil, err
+	}
+	s.functions[t] = f
+	return f, nil
+}
+
+// functionFor returns the function of type t, creating it on first use in
+// rds-master's login mode when login is set; a function exists in one mode.
+func (s *Suite) functionFor(t FunctionType, login bool) (*Function, error) {
+	if f, ok := s.functions[t]; ok {
+		if f.login != login {
+			return nil, fmt.Errorf("rotary suite: the %s function logs in for every secret or for none (%s is a setting of the function): give every %s rotation a Database, or none", t, EnvRDSMasterLogin, t)
+		}
+		return f, nil
+	}
+	if !t.Valid() {
+		return nil, fmt.Errorf("rotary suite: function type %q is unknown: use one of %v", t, FunctionTypes())
+	}
+	f, err := s.newFunction(t, login)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,10 @@ type Type struct {
 	// that the function reads; such a master may be one RDS manages, whose
 	// host the function finds through the RDS API (RDSRead).
 	Master bool
+	// OptionalMaster is true when the secret may name an admin secret
+	// (masterarn) that the function then reads; without one the function
+	// works as the user itself (redis-acl).
+	OptionalMaster bool
 	// RDSRead is true when the function may call rds:DescribeDBInstances
 	// and rds:DescribeDBClusters.
 	RDSRead bool
@@ -65,7 +69,7 @@ var types = []Type{
 	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
 	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
 	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
-	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, Doc: "docs/redis.md"},
+	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, OptionalMaster: true, Doc: "docs/redis.md"},
 	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, ElastiCacheUser: true, Doc: "docs/redis.md"},
 }
 

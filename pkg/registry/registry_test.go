@@ -36,6 +36,9 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 		if ty.ElastiCacheUser && (ty.Family != registry.FamilyRedis || ty.Master || ty.RDSRead || ty.RDSMasterPassword) {
 			t.Errorf("%s: a type that changes an ElastiCache user through the ElastiCache API is a Redis type with no master secret and no RDS permissions", ty.Name)
 		}
+		if ty.OptionalMaster && ty.Master {
+			t.Errorf("%s: a master secret is either required (Master) or optional (OptionalMaster), not both", ty.Name)
+		}
 		if ty.RDSRead && !ty.Master {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}
