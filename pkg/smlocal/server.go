@@ -211,6 +211,7 @@ var operations = map[string]handlerFunc{
 	"CreateSecret":             (*Server).createSecret,
 	"DescribeSecret":           (*Server).describeSecret,
 	"GetSecretValue":           (*Server).getSecretValue,
+	"BatchGetSecretValue":      (*Server).batchGetSecretValue,
 	"PutSecretValue":           (*Server).putSecretValue,
 	"UpdateSecret":             (*Server).updateSecret,
 	"UpdateSecretVersionStage": (*Server).updateSecretVersionStage,
