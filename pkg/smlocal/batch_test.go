@@ -89,3 +89,48 @@ func TestBatchGetSecretValue(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupByNameAfterRecreate: the name index (state.refs) never answers
+// with a secret that is gone: a name deleted and created again names the
+// new secret, by name and by partial ARN, and the old partial ARN names
+// nothing.
+func TestLookupByNameAfterRecreate(t *testing.T) {
+	_, c := newServer(t, Options{})
+	ctx := context.Background()
+	create := func(value string) string {
+		out, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("index/a"), SecretString: aws.String(value)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.ARN)
+	}
+	get := func(id string) (string, error) {
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.SecretString), nil
+	}
+	old := create("old")
+	if v, err := get("index/a"); err != nil || v != "old" {
+		t.Fatalf("by name: %q, %v", v, err)
+	}
+	if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("index/a"), ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get("index/a"); err == nil {
+		t.Fatal("a deleted secret is still found by name")
+	}
+	cur := create("new")
+	for _, id := range []string{"index/a", cur[:len(cur)-7]} {
+		if v, err := get(id); err != nil || v != "new" {
+			t.Fatalf("%s: %q, %v; want the new secret", id, v, err)
+		}
+	}
+	if old[:len(old)-7] != cur[:len(cur)-7] {
+		t.Fatal("the two ARNs differ before their suffix; the test proves nothing about partial ARNs")
+	}
+	if _, err := get(old); err == nil {
+		t.Fatal("the deleted secret's ARN still names a secret")
+	}
+}
