@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/rotary-secrets/rotary/pkg/envflag"
 )
 

@@ -61,7 +61,7 @@ type Server struct {
 	st        *state
 	calls     map[string]int
 	rotations map[string][]*rotationRun // by secret ARN
-	running   map[*rotationRun]struct{}  // the runs still running, so that a change checks only those
+	running   map[*rotationRun]struct{} // the runs still running, so that a change checks only those
 	closed    bool
 
 	httpMu  sync.Mutex

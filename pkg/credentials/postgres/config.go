@@ -37,5 +37,5 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{DB: db, KeepSessionsOnRevoke: keep, }, nil
+	return Config{DB: db, KeepSessionsOnRevoke: keep}, nil
 }
