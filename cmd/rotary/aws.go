@@ -193,6 +193,11 @@ func (c *clients) describe(ctx context.Context, id string) (*secretState, error)
 		}
 		return nil, fmt.Errorf("describe secret %s: %w", id, err)
 	}
+	return c.versionsOf(ctx, d)
+}
+
+// versionsOf completes a described secret with its versions.
+func (c *clients) versionsOf(ctx context.Context, d *secretsmanager.DescribeSecretOutput) (*secretState, error) {
 	s := &secretState{desc: d, arn: aws.ToString(d.ARN), name: aws.ToString(d.Name)}
 	p := secretsmanager.NewListSecretVersionIdsPaginator(c.sm, &secretsmanager.ListSecretVersionIdsInput{SecretId: d.ARN, IncludeDeprecated: aws.Bool(true)})
 	for p.HasMorePages() {

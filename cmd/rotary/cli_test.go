@@ -306,10 +306,12 @@ func TestStatusAllShowsSecretsItCannotRead(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if r.Header.Get("X-Amz-Target") == "secretsmanager.DescribeSecret" && bytes.Contains(body, []byte(denied)) {
+		// status --all reads each secret from its ListSecrets entry and
+		// its ListSecretVersionIds; a named secret, with DescribeSecret.
+		if op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager."); (op == "DescribeSecret" || op == "ListSecretVersionIds") && bytes.Contains(body, []byte(denied)) {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"not authorized to perform secretsmanager:DescribeSecret"}`)
+			fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"not authorized to perform secretsmanager:%s"}`, op)
 			return
 		}
 		proxy.ServeHTTP(w, r)

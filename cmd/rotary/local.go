@@ -32,6 +32,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
 	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, and the watch)")
+	concurrency := fs.Int("concurrency", 1, "instances of each function, as Lambda runs several execution environments at once (each an emulator and a function process)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
 	pos, err := parseArgs(fs, args, out)
@@ -45,6 +46,9 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("%w: --env %q: write KEY=VALUE", errUsage, kv)
 		}
+	}
+	if *concurrency < 1 || *concurrency > 64 {
+		return fmt.Errorf("%w: --concurrency %d: give 1 to 64 instances per function", errUsage, *concurrency)
 	}
 	root, err := lambdaemu.ModuleRoot()
 	if err != nil {
@@ -69,7 +73,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "Building %s and starting the local stack...\n", strings.Join(functions, ", "))
 	t0 := time.Now()
 	stack, err := localstack.Start(ctx, localstack.Config{
-		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile,
+		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile, Concurrency: *concurrency,
 		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
 		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
 		Retry:       smlocal.DefaultRetryPolicy(),

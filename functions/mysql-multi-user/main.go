@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/rotary-secrets/rotary/pkg/credentials/mysql"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret/rdsendpoint"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -16,5 +17,8 @@ func main() {
 	if err != nil {
 		rotation.Fatal(err)
 	}
+	// Only this function reads RDS-managed master secrets, so only it
+	// links the RDS client (see package rdsendpoint).
+	cfg.NewRDS = rdsendpoint.New
 	rotation.Start(mysql.NewMultiUser(cfg))
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret/rdsendpoint"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -17,5 +18,8 @@ func main() {
 	if err != nil {
 		rotation.Fatal(err)
 	}
+	// Only this function reads RDS-managed master secrets, so only it
+	// links the RDS client (see package rdsendpoint).
+	cfg.NewRDS = rdsendpoint.New
 	rotation.Start(postgres.NewMultiUser(cfg))
 }

@@ -21,6 +21,7 @@ import (
 )
 
 func main() {
+	rotation.UseCertBundleOnly(os.Getenv, os.Setenv)
 	w, err := newWatcher(context.Background(), os.Getenv)
 	if err != nil {
 		rotation.Fatal(err)

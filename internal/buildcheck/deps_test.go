@@ -128,3 +128,25 @@ func TestEngineNamesNoDatabaseField(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyMultiUserFunctionsLinkRDS: the RDS client costs about 2 MB of
+// peak memory and 1.7 ms of every cold start (its package init), and only
+// RDS-managed master secrets need it: the alternating-users functions link
+// it through pkg/dbsecret/rdsendpoint (so their main sets NewRDS, without
+// which such master secrets are refused), the single-user functions do not
+// link it at all.
+func TestOnlyMultiUserFunctionsLinkRDS(t *testing.T) {
+	const rds = "github.com/aws/aws-sdk-go-v2/service/rds"
+	for fn, want := range map[string]bool{
+		"postgres-single-user": false, "mysql-single-user": false, "random-secret": false,
+		"postgres-multi-user": true, "mysql-multi-user": true,
+	} {
+		d := deps(t, module+"functions/"+fn)
+		if got := slices.Contains(d, rds); got != want {
+			t.Errorf("functions/%s links the RDS client: %v, want %v", fn, got, want)
+		}
+		if got := slices.Contains(d, module+"pkg/dbsecret/rdsendpoint"); got != want {
+			t.Errorf("functions/%s links pkg/dbsecret/rdsendpoint: %v, want %v (it sets the configuration's NewRDS)", fn, got, want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package dbsecret
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,9 +8,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 
 	"github.com/rotary-secrets/rotary/pkg/envflag"
 )
@@ -152,15 +148,4 @@ func RevokeKeepSessionsFromEnv(getenv func(string) string) (bool, error) {
 		return false, fmt.Errorf("%w: %s is %q, not a boolean; use true or false", ErrConfig, EnvRevokeKeepSessions, v)
 	}
 	return keep, nil
-}
-
-// NewRDSClient builds the RDS API client that finds the host of an
-// RDS-managed master secret, from the default AWS configuration chain (so
-// AWS_ENDPOINT_URL_RDS points it at another endpoint).
-func NewRDSClient(ctx context.Context) (RDSAPI, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load the AWS configuration for the RDS API: %w", err)
-	}
-	return rds.NewFromConfig(cfg), nil
 }

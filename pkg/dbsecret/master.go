@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
-
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
 
@@ -23,11 +20,26 @@ const (
 // alternating-users rotation.
 var ErrMaster = errors.New("invalid master secret")
 
-// RDSAPI is the part of the RDS API client (*rds.Client) that finds the
-// host of an RDS-managed master secret.
+// RDSAPI finds the endpoint of the RDS instance or cluster an RDS-managed
+// master secret belongs to. It names no type of the RDS SDK, so that a
+// function that never reads such a secret (a single user) does not link
+// the RDS client: package rdsendpoint implements it over *rds.Client
+// (DescribeDBInstances, DescribeDBClusters), and only the functions that
+// need it link that package.
 type RDSAPI interface {
-	DescribeDBInstances(ctx context.Context, in *rds.DescribeDBInstancesInput, optFns ...func(*rds.Options)) (*rds.DescribeDBInstancesOutput, error)
-	DescribeDBClusters(ctx context.Context, in *rds.DescribeDBClustersInput, optFns ...func(*rds.Options)) (*rds.DescribeDBClustersOutput, error)
+	// InstanceEndpoint returns the address, port and identifier of the DB
+	// instance named by arn; an empty Host when RDS reports none.
+	InstanceEndpoint(ctx context.Context, arn string) (Endpoint, error)
+	// ClusterEndpoint returns the writer endpoint, port and identifier of
+	// the DB cluster named by arn; an empty Host when RDS reports none.
+	ClusterEndpoint(ctx context.Context, arn string) (Endpoint, error)
+}
+
+// Endpoint is where an RDS instance or cluster accepts connections.
+type Endpoint struct {
+	Host       string
+	Port       int
+	Identifier string
 }
 
 // Master reads the admin secret named by user.MasterARN and returns it as a
@@ -108,27 +120,23 @@ func rdsManaged(ctx context.Context, store rotation.SecretStore, user *Secret, f
 	}
 	m := &Secret{Engine: user.Engine, Username: cred.Username, Password: cred.Password, DBName: user.DBName, SSL: user.SSL, MasterARN: ""}
 	if clusterARN != "" {
-		out, err := client.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(clusterARN)})
+		ep, err := client.ClusterEndpoint(ctx, clusterARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: find the cluster %s of master secret %s with DescribeDBClusters: %w; allow rds:DescribeDBClusters on it", ErrMaster, clusterARN, user.MasterARN, err)
 		}
-		if len(out.DBClusters) != 1 || aws.ToString(out.DBClusters[0].Endpoint) == "" {
+		if ep.Host == "" {
 			return nil, fmt.Errorf("%w: DescribeDBClusters found no endpoint for cluster %s of master secret %s", ErrMaster, clusterARN, user.MasterARN)
 		}
-		c := out.DBClusters[0]
-		m.Host, m.Port = aws.ToString(c.Endpoint), int(aws.ToInt32(c.Port))
-		m.DBClusterIdentifier = aws.ToString(c.DBClusterIdentifier)
+		m.Host, m.Port, m.DBClusterIdentifier = ep.Host, ep.Port, ep.Identifier
 	} else {
-		out, err := client.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(instanceARN)})
+		ep, err := client.InstanceEndpoint(ctx, instanceARN)
 		if err != nil {
 			return nil, fmt.Errorf("%w: find the instance %s of master secret %s with DescribeDBInstances: %w; allow rds:DescribeDBInstances on it", ErrMaster, instanceARN, user.MasterARN, err)
 		}
-		if len(out.DBInstances) != 1 || out.DBInstances[0].Endpoint == nil || aws.ToString(out.DBInstances[0].Endpoint.Address) == "" {
+		if ep.Host == "" {
 			return nil, fmt.Errorf("%w: DescribeDBInstances found no endpoint for instance %s of master secret %s", ErrMaster, instanceARN, user.MasterARN)
 		}
-		i := out.DBInstances[0]
-		m.Host, m.Port = aws.ToString(i.Endpoint.Address), int(aws.ToInt32(i.Endpoint.Port))
-		m.DBInstanceIdentifier = aws.ToString(i.DBInstanceIdentifier)
+		m.Host, m.Port, m.DBInstanceIdentifier = ep.Host, ep.Port, ep.Identifier
 	}
 	if m.Port == 0 {
 		m.Port = DefaultPort(m.Family())

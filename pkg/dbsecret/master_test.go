@@ -41,8 +41,8 @@ func TestMaster(t *testing.T) {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	newRDS := func(context.Context) (RDSAPI, error) {
-		return rds.New(rds.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
-			Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local", "")}), nil
+		return rdsClient{rds.New(rds.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
+			Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local", "")})}, nil
 	}
 	const masterPW = "master-Pw-9f8e7d"
 	store := fakeStore{
@@ -108,4 +108,26 @@ func TestMaster(t *testing.T) {
 	if _, err := Master(context.Background(), store, user("postgres", "orders.rds.test", 5432, "managed-i"), nil); err == nil || !strings.Contains(err.Error(), "no RDS API client") {
 		t.Fatalf("Master() without an RDS client = %v, want a clear error", err)
 	}
+}
+
+// rdsClient is RDSAPI over the real RDS client, as package rdsendpoint
+// makes it (which this package's tests cannot import: it imports dbsecret).
+type rdsClient struct{ c *rds.Client }
+
+func (r rdsClient) InstanceEndpoint(ctx context.Context, arn string) (Endpoint, error) {
+	out, err := r.c.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(arn)})
+	if err != nil || len(out.DBInstances) != 1 || out.DBInstances[0].Endpoint == nil {
+		return Endpoint{}, err
+	}
+	i := out.DBInstances[0]
+	return Endpoint{Host: aws.ToString(i.Endpoint.Address), Port: int(aws.ToInt32(i.Endpoint.Port)), Identifier: aws.ToString(i.DBInstanceIdentifier)}, nil
+}
+
+func (r rdsClient) ClusterEndpoint(ctx context.Context, arn string) (Endpoint, error) {
+	out, err := r.c.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(arn)})
+	if err != nil || len(out.DBClusters) != 1 {
+		return Endpoint{}, err
+	}
+	c := out.DBClusters[0]
+	return Endpoint{Host: aws.ToString(c.Endpoint), Port: int(aws.ToInt32(c.Port)), Identifier: aws.ToString(c.DBClusterIdentifier)}, nil
 }

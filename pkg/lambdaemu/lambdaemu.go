@@ -486,6 +486,23 @@ func (f *Function) Close() error {
 	return f.closeErr
 }
 
+// PIDs returns the process IDs of the emulator and of every process it
+// started (the function's bootstrap once it was invoked), for a caller
+// that measures them (peak memory in /proc/<pid>/status). Empty once the
+// emulator has exited.
+func (f *Function) PIDs() []int {
+	select {
+	case <-f.exited:
+		return nil
+	default:
+	}
+	pids := []int{f.cmd.Process.Pid}
+	for _, c := range descendants(f.cmd.Process.Pid) {
+		pids = append(pids, c.pid)
+	}
+	return pids
+}
+
 // stop kills the emulator and everything it started. The emulator runs the
 // bootstrap in a process group of its own, so its children are found first
 // and killed by name (PID and start time) after the emulator is gone.

@@ -124,15 +124,15 @@ func lambdaError(w http.ResponseWriter, status int, typ, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg})
 }
 
-// invoke runs one synchronous invocation through the function's queue, so
-// that it never meets a rotation step in the same emulator.
+// invoke runs one synchronous invocation on an idle instance of the
+// function, so that it never meets a rotation step in the same emulator.
 func (s *Stack) invoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("function")
 	if q := r.URL.Query().Get("Qualifier"); q != "" && q != "$LATEST" {
 		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("Function not found: %s:%s; the local stack serves only $LATEST", id, q))
 		return
 	}
-	arn, fn, ok := s.lookup(id)
+	arn, _, ok := s.lookup(id)
 	if !ok {
 		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("Function not found: %s; this stack runs %s", id, strings.Join(s.functionARNs(), ", ")))
 		return
@@ -151,7 +151,7 @@ func (s *Stack) invoke(w http.ResponseWriter, r *http.Request) {
 		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "read the payload: "+err.Error())
 		return
 	}
-	release, err := s.acquire(r.Context(), arn)
+	fn, release, err := s.acquire(r.Context(), arn)
 	if err != nil {
 		lambdaError(w, http.StatusServiceUnavailable, "TooManyRequestsException", err.Error())
 		return

@@ -58,6 +58,13 @@ type Config struct {
 	// the stack does not run is refused with AccessDeniedException, as AWS
 	// refuses a function it cannot invoke.
 	WrapInvoker func(smlocal.Invoker) smlocal.Invoker
+	// Concurrency is how many instances of each function run, each its own
+	// emulator and function process, as Lambda runs several execution
+	// environments of a function at once: up to that many invocations of a
+	// function run in parallel, the rest wait for a free instance. 0 means
+	// 1. FunctionConcurrency sets it per function (by name).
+	Concurrency         int
+	FunctionConcurrency map[string]int
 	// Log receives the functions' and emulators' output; nil discards.
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
@@ -82,26 +89,44 @@ type Stack struct {
 	mux     *http.ServeMux
 
 	mu        sync.Mutex
-	functions map[string]*lambdaemu.Function
-	busy      map[string]chan struct{} // one per function ARN: its invocation queue (holds one token)
+	functions map[string]*lambdaemu.Function // by ARN: the first instance
+	pools     map[string]*pool               // by ARN: every instance
 }
 
-// acquire waits for the function's turn, or for ctx to end; the caller must
-// call release when its invocation is over.
-func (s *Stack) acquire(ctx context.Context, arn string) (release func(), err error) {
+// pool is the running instances of one function. An emulator runs one
+// invocation at a time and refuses a second with HTTP 400, as one Lambda
+// execution environment would; Lambda would run the invocation in another
+// environment, and the pool does: each invocation takes an idle instance,
+// and waits for one when every instance is busy.
+type pool struct {
+	instances []*lambdaemu.Function
+	idle      chan *lambdaemu.Function
+}
+
+// acquire waits for an idle instance of the function, or for ctx to end;
+// the caller must call release when its invocation is over.
+func (s *Stack) acquire(ctx context.Context, arn string) (fn *lambdaemu.Function, release func(), err error) {
 	s.mu.Lock()
-	q, ok := s.busy[arn]
-	if !ok {
-		q = make(chan struct{}, 1)
-		s.busy[arn] = q
-	}
+	p, ok := s.pools[arn]
 	s.mu.Unlock()
-	select {
-	case q <- struct{}{}:
-		return func() { <-q }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for function %s to finish its current invocation: %w", arn, ctx.Err())
+	if !ok {
+		_, err := s.resolve(arn)
+		return nil, nil, err
 	}
+	select {
+	case fn := <-p.idle:
+		return fn, func() { p.idle <- fn }, nil
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("wait for one of the %d instances of function %s to finish its invocation: %w", len(p.instances), arn, ctx.Err())
+	}
+}
+
+// concurrency is how many instances of the function cfg runs.
+func (cfg Config) concurrency(name string) int {
+	if n := cfg.FunctionConcurrency[name]; n > 0 {
+		return n
+	}
+	return max(cfg.Concurrency, 1)
 }
 
 // FunctionARN is the ARN under which the stack serves a function.
@@ -126,21 +151,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID)}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, pools: map[string]*pool{}, SNS: snslocal.New(Region, AccountID)}
 	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
 		return nil, err
 	}
-	httpInvoker := &smlocal.HTTPInvoker{Resolve: s.resolve, Client: &http.Client{}}
-	// The emulator runs one invocation at a time and refuses a second with
-	// HTTP 400, as one Lambda execution environment would; Lambda would run
-	// another environment instead. Queue concurrent invocations per function.
+	client := &http.Client{}
+	// Each invocation runs on an idle instance of the function (see pool).
 	var invoker smlocal.Invoker = smlocal.InvokerFunc(func(ctx context.Context, arn string, ev smlocal.Event) error {
-		release, err := s.acquire(ctx, arn)
+		fn, release, err := s.acquire(ctx, arn)
 		if err != nil {
-			return err
+			return fmt.Errorf("resolve endpoint of %s: %w", arn, err)
 		}
 		defer release()
-		return httpInvoker.Invoke(ctx, arn, ev)
+		return (&smlocal.HTTPInvoker{Resolve: smlocal.StaticEndpoint(fn.Endpoint()), Client: client}).Invoke(ctx, arn, ev)
 	})
 	if cfg.WrapInvoker != nil {
 		invoker = cfg.WrapInvoker(invoker)
@@ -188,14 +211,24 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		env = append(env, cfg.Env...)
 		env = append(env, cfg.FunctionEnv[name]...)
-		fn, err := lambdaemu.Start(ctx, lambdaemu.Config{
-			Name: "rotary-" + name, Bootstrap: bootstrap, Emulator: rie, Env: env, Log: cfg.Log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start function %s: %w", name, err)
+		n := cfg.concurrency(name)
+		p := &pool{idle: make(chan *lambdaemu.Function, n)}
+		for i := 0; i < n; i++ {
+			fn, err := lambdaemu.Start(ctx, lambdaemu.Config{
+				Name: "rotary-" + name, Bootstrap: bootstrap, Emulator: rie, Env: env, Log: cfg.Log,
+			})
+			if err != nil {
+				for _, started := range p.instances {
+					_ = started.Close()
+				}
+				return nil, fmt.Errorf("start function %s (instance %d of %d): %w", name, i+1, n, err)
+			}
+			p.instances = append(p.instances, fn)
+			p.idle <- fn
 		}
 		s.mu.Lock()
-		s.functions[FunctionARN(name)] = fn
+		s.functions[FunctionARN(name)] = p.instances[0]
+		s.pools[FunctionARN(name)] = p
 		s.mu.Unlock()
 	}
 	return s, nil
@@ -216,7 +249,19 @@ func (s *Stack) resolve(functionARN string) (string, error) {
 	return fn.Endpoint(), nil
 }
 
-// Function returns a running function by its directory name.
+// Instances returns every running instance of a function, by its directory
+// name (Config.Concurrency of them).
+func (s *Stack) Instances(name string) []*lambdaemu.Function {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[FunctionARN(name)]; ok {
+		return append([]*lambdaemu.Function(nil), p.instances...)
+	}
+	return nil
+}
+
+// Function returns a running function by its directory name (its first
+// instance).
 func (s *Stack) Function(name string) (*lambdaemu.Function, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,11 +288,13 @@ func (s *Stack) Close() error {
 		cancel()
 	}
 	s.mu.Lock()
-	fns := s.functions
-	s.functions = map[string]*lambdaemu.Function{}
+	pools := s.pools
+	s.functions, s.pools = map[string]*lambdaemu.Function{}, map[string]*pool{}
 	s.mu.Unlock()
-	for _, fn := range fns {
-		errs = append(errs, fn.Close())
+	for _, p := range pools {
+		for _, fn := range p.instances {
+			errs = append(errs, fn.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -78,7 +78,7 @@ func (s *Stack) WatchEvent(ctx context.Context) (watch.Event, error) {
 func (s *Stack) RunWatch(ctx context.Context, ev watch.Event) (*watch.Result, error) {
 	arn := FunctionARN(registry.Watch.Name)
 	s.mu.Lock()
-	fn, ok := s.functions[arn]
+	_, ok := s.functions[arn]
 	s.mu.Unlock()
 	if !ok {
 		return nil, ErrNoWatch
@@ -87,7 +87,7 @@ func (s *Stack) RunWatch(ctx context.Context, ev watch.Event) (*watch.Result, er
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.acquire(ctx, arn)
+	fn, release, err := s.acquire(ctx, arn)
 	if err != nil {
 		return nil, err
 	}

@@ -149,6 +149,20 @@ type Credential interface {
 	Test(ctx context.Context, req TestRequest) error
 }
 
+// SetReader is an optional ability, found by type assertion, of a type
+// whose Set reads the AWSCURRENT version of other secrets through
+// SetRequest.Secrets (the master secret of alternating users). SetReads
+// names them (names or ARNs, as the type passes them to Secrets.Current),
+// from the pending version, which Validate has accepted; setSecret then
+// reads them together with the secret's own AWSCURRENT in one
+// BatchGetSecretValue call instead of one GetSecretValue each, and
+// Secrets.Current returns what it read. A secret the batch could not read
+// is read on its own when Set asks for it, so SetReads changes the number
+// of calls, never what Set sees.
+type SetReader interface {
+	SetReads(pending Version) []string
+}
+
 // RevokeRequest asks a credential type to invalidate every credential of
 // the secret except the current one.
 type RevokeRequest struct {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,6 +60,10 @@ type Handler struct {
 	log       *slog.Logger
 	function  string
 	now       func() time.Time
+	// noBatch is set once BatchGetSecretValue was refused (the function's
+	// role lacks secretsmanager:BatchGetSecretValue): this instance then
+	// reads one secret per call without asking again.
+	noBatch atomic.Bool
 }
 
 // NewHandler returns the rotation handler for a credential type.
@@ -111,6 +116,10 @@ type invocation struct {
 	// read in this step (Version.Decoded): a version's value never changes,
 	// so a second read of it (after a restore, say) shares the first's.
 	decoded *stepDecodes
+	// prefetched holds the AWSCURRENT versions of other secrets that
+	// setSecret read with the secret's own (see SetReader), by the ID the
+	// type named them with.
+	prefetched map[string]Version
 }
 
 // stepDecodes maps a version (ID and value) to its decode cache.
@@ -362,16 +371,30 @@ func marshalNoEscape(v any) (json.RawMessage, error) {
 }
 
 func (h *Handler) setSecret(ctx context.Context, inv *invocation) error {
-	cur, err := h.getVersion(ctx, inv, inv.arn, "", LabelCurrent)
-	if err != nil {
-		return err
-	}
-	pend, err := h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending)
-	if err != nil {
-		return err
-	}
-	if err := h.validate(ctx, LabelPending, pend); err != nil {
-		return err
+	var cur, pend Version
+	var err error
+	if sr, ok := h.cred.(SetReader); ok {
+		// The pending version names the other secrets Set reads: read it
+		// first, then AWSCURRENT and those together.
+		if pend, err = h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending); err != nil {
+			return err
+		}
+		if err := h.validate(ctx, LabelPending, pend); err != nil {
+			return err
+		}
+		if cur, err = h.currentWith(ctx, inv, sr.SetReads(pend)); err != nil {
+			return err
+		}
+	} else {
+		if cur, err = h.getVersion(ctx, inv, inv.arn, "", LabelCurrent); err != nil {
+			return err
+		}
+		if pend, err = h.getVersion(ctx, inv, inv.arn, inv.ev.ClientRequestToken, LabelPending); err != nil {
+			return err
+		}
+		if err := h.validate(ctx, LabelPending, pend); err != nil {
+			return err
+		}
 	}
 	err = h.cred.Set(ctx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
 	if err != nil {
@@ -496,6 +519,9 @@ type secretStore struct {
 }
 
 func (s secretStore) Current(ctx context.Context, id string) (Version, error) {
+	if v, ok := s.inv.prefetched[id]; ok {
+		return v, nil
+	}
 	return s.h.getVersion(ctx, s.inv, id, "", LabelCurrent)
 }
 

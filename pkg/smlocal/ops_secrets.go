@@ -158,6 +158,7 @@ func (s *Server) createSecret(body []byte) (any, error) {
 		return nil, err
 	}
 	s.st.Secrets[sec.ARN] = sec
+	s.st.index(sec)
 	if err := s.commitLocked(); err != nil {
 		return nil, err
 	}

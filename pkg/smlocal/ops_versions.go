@@ -20,7 +20,15 @@ func (s *Server) getSecretValue(body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sec, err := s.secretRefLocked(in.SecretId, true)
+	return s.valueLocked(in.SecretId, in.VersionId, in.VersionStage)
+}
+
+// valueLocked is GetSecretValue (and each secret of BatchGetSecretValue):
+// the version named by id and stage, AWSCURRENT when both are nil. The
+// caller holds s.mu.
+func (s *Server) valueLocked(secretID, versionID, stage *string) (map[string]any, error) {
+	in := struct{ VersionId, VersionStage *string }{versionID, stage}
+	sec, err := s.secretRefLocked(secretID, true)
 	if err != nil {
 		return nil, err
 	}

@@ -196,16 +196,17 @@ func (s *Server) abandonedLocked(r *Rotation) error {
 // backoff is over. One in the middle of a step ends once the step returns:
 // the invocation is never canceled, since the function would go on running
 // (and, in the local stack, its queue would be freed while it still runs).
+// It looks at the running rotations only (s.running), not at every
+// rotation ever recorded: every change calls it, and a scan of the whole
+// history made each call grow with the number of secrets.
 func (s *Server) wakeAbandonedLocked() {
-	for _, runs := range s.rotations {
-		for _, run := range runs {
-			if run.rec.State != RotationRunning || s.abandonedLocked(&run.rec) == nil {
-				continue
-			}
-			select {
-			case run.wake <- struct{}{}:
-			default:
-			}
+	for run := range s.running {
+		if run.rec.State != RotationRunning || s.abandonedLocked(&run.rec) == nil {
+			continue
+		}
+		select {
+		case run.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -238,6 +239,7 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	run.ctx, run.cancel = ctx, func() { cancel(errCanceled) }
 	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
+	s.running[run] = struct{}{}
 	s.log.Info("smlocal: rotation started", "event", "RotationStarted", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
 	s.wg.Add(1)
 	go s.runRotation(run)
@@ -368,6 +370,7 @@ func (s *Server) finishRotation(run *rotationRun, err error) {
 	r := &run.rec
 	now := s.now()
 	r.Ended = now
+	delete(s.running, run)
 	if err != nil {
 		r.State, r.Err = RotationFailed, err.Error()
 	} else {

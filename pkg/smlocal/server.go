@@ -61,6 +61,7 @@ type Server struct {
 	st        *state
 	calls     map[string]int
 	rotations map[string][]*rotationRun // by secret ARN
+	running   map[*rotationRun]struct{} // the runs still running, so that a change checks only those
 	closed    bool
 
 	httpMu  sync.Mutex
@@ -101,6 +102,7 @@ func New(opts Options) (*Server, error) {
 		st:        &state{Secrets: map[string]*storedSecret{}},
 		calls:     map[string]int{},
 		rotations: map[string][]*rotationRun{},
+		running:   map[*rotationRun]struct{}{},
 	}
 	if opts.StateFile != "" {
 		st, err := loadState(opts.StateFile)
@@ -211,6 +213,7 @@ var operations = map[string]handlerFunc{
 	"CreateSecret":             (*Server).createSecret,
 	"DescribeSecret":           (*Server).describeSecret,
 	"GetSecretValue":           (*Server).getSecretValue,
+	"BatchGetSecretValue":      (*Server).batchGetSecretValue,
 	"PutSecretValue":           (*Server).putSecretValue,
 	"UpdateSecret":             (*Server).updateSecret,
 	"UpdateSecretVersionStage": (*Server).updateSecretVersionStage,

@@ -155,18 +155,50 @@ func sortVersionsNewestFirst(vs []*storedVersion) {
 // state is everything the server stores, as saved to the state file.
 type state struct {
 	Secrets map[string]*storedSecret `json:"secrets"` // by ARN
+	// refs maps names and partial ARNs to ARNs, so that a lookup by name
+	// does not scan every secret. It is not saved: nil means rebuild it.
+	// Every secret added to Secrets is added to it (index); an entry whose
+	// secret is gone or renamed is found out on use, and the map rebuilt.
+	refs map[string]string
+}
+
+// index adds sec to the name and partial-ARN index (when there is one: a
+// nil index is rebuilt whole on the next lookup).
+func (st *state) index(sec *storedSecret) {
+	if st.refs == nil {
+		return
+	}
+	st.refs[sec.Name] = sec.ARN
+	if len(sec.ARN) > 7 {
+		st.refs[sec.ARN[:len(sec.ARN)-7]] = sec.ARN
+	}
+}
+
+func (st *state) reindex() {
+	st.refs = make(map[string]string, 2*len(st.Secrets))
+	for _, sec := range st.Secrets {
+		st.index(sec)
+	}
 }
 
 // lookup finds a secret by name, full ARN or partial ARN (the ARN without
-// its -xxxxxx suffix).
+// its -xxxxxx suffix), in constant time.
 func (st *state) lookup(id string) *storedSecret {
 	if s, ok := st.Secrets[id]; ok {
 		return s
 	}
-	for _, s := range st.Secrets {
-		if refersTo(s.ARN, s.Name, id) {
+	if st.refs == nil {
+		st.reindex()
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		arn, ok := st.refs[id]
+		if !ok {
+			return nil // every secret is indexed when added: none has this name
+		}
+		if s := st.Secrets[arn]; s != nil && refersTo(s.ARN, s.Name, id) {
 			return s
 		}
+		st.reindex() // the entry was stale: the secret is gone
 	}
 	return nil
 }

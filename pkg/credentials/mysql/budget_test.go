@@ -67,13 +67,13 @@ var (
 		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 3, rotation.StepTest: 2, rotation.StepFinish: 2},
 		Logins:     map[string]int{rotation.StepSet: 1, rotation.StepTest: 1},
 		Refused:    map[string]int{rotation.StepSet: 1},
-		TotalCalls: 10, TotalLogins: 2, TotalRefused: 1, MinLogins: 2,
+		TotalCalls: 10, TotalLogins: 2, TotalRefused: 1, MinLogins: 2, MinRefused: 1,
 	}
 	multiBudget = rotationtest.Budget{
-		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 4, rotation.StepTest: 2, rotation.StepFinish: 2},
+		Calls:      map[string]int{rotation.StepCreate: 3, rotation.StepSet: 3, rotation.StepTest: 2, rotation.StepFinish: 2},
 		Logins:     map[string]int{rotation.StepSet: 2, rotation.StepTest: 1},
 		Refused:    map[string]int{rotation.StepSet: 1},
-		TotalCalls: 11, TotalLogins: 3, TotalRefused: 1, MinLogins: 2,
+		TotalCalls: 10, TotalLogins: 3, TotalRefused: 1, MinLogins: 3, MinRefused: 1,
 	}
 )
 

@@ -39,14 +39,15 @@ const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
 // ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT),
 // USERNAME_CHARACTER_LIMIT and ROTARY_REVOKE_KEEP_SESSIONS (a boolean,
-// default false). The RDS client comes from the default AWS
-// configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
+// default false). It leaves NewRDS nil: the multi-user function sets it
+// to rdsendpoint.New, so that the single-user one does not link the RDS
+// client.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{DB: db, NewRDS: dbsecret.NewRDSClient}
+	c := Config{DB: db}
 	if s := strings.TrimSpace(getenv(EnvUsernameLimit)); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

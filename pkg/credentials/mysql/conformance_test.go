@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret/rdsendpoint"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -100,7 +101,7 @@ func TestConformanceMultiUser(t *testing.T) {
 			Host: ts.host, Port: ts.port,
 			WithRDS: func(client *rds.Client) rotation.Credential {
 				c := cfg
-				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return rdsendpoint.Of(client), nil }
 				return NewMultiUser(c)
 			},
 		},

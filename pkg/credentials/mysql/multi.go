@@ -27,6 +27,7 @@ type MultiUser struct {
 var (
 	_ rotation.Credential    = (*MultiUser)(nil)
 	_ rotation.Prober        = (*MultiUser)(nil)
+	_ rotation.SetReader     = (*MultiUser)(nil)
 	_ rotation.PublicFielder = (*MultiUser)(nil)
 )
 
@@ -78,6 +79,15 @@ func (mu *MultiUser) checkNames(id string, s *dbsecret.Secret, serverLimit int, 
 	}
 	if clone, n, maxBase, ok := dbsecret.CloneTooLong(s.Username, limit, utf8.RuneCountInString); !ok {
 		return fmt.Errorf("%w: version %s: field \"username\": the alternating user %q would be %d characters long, over %s of %d; use a base user name of at most %d characters", dbsecret.ErrInvalidSecret, id, clone, n, source, limit, maxBase)
+	}
+	return nil
+}
+
+// SetReads names the master secret (the pending version's masterarn), so
+// that setSecret reads it with AWSCURRENT in one call (rotation.SetReader).
+func (mu *MultiUser) SetReads(pending rotation.Version) []string {
+	if p, err := parseMySQL(pending); err == nil && p.MasterARN != "" {
+		return []string{p.MasterARN}
 	}
 	return nil
 }

@@ -25,9 +25,9 @@ const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
 
 // ConfigFromEnv reads ROTARY_CA_BUNDLE, ROTARY_CONNECT_TIMEOUT and
 // ROTARY_STATEMENT_TIMEOUT (see dbsecret.ConfigFromEnv), and
-// ROTARY_REVOKE_KEEP_SESSIONS (a boolean, default false). The RDS client comes
-// from the default AWS configuration chain, so AWS_ENDPOINT_URL_RDS points it
-// at another endpoint.
+// ROTARY_REVOKE_KEEP_SESSIONS (a boolean, default false). It leaves NewRDS
+// nil: the multi-user function sets it to rdsendpoint.New, so that the
+// single-user one does not link the RDS client.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
 	if err != nil {
@@ -37,5 +37,5 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{DB: db, KeepSessionsOnRevoke: keep, NewRDS: dbsecret.NewRDSClient}, nil
+	return Config{DB: db, KeepSessionsOnRevoke: keep}, nil
 }

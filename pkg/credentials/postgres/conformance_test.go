@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret/rdsendpoint"
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 	"github.com/rotary-secrets/rotary/pkg/rotation/rotationtest"
 )
@@ -65,7 +66,7 @@ func testConformanceMultiUser(t *testing.T, f *fixture) {
 			Host: f.c.Host, Port: f.c.Port,
 			WithRDS: func(client *rds.Client) rotation.Credential {
 				c := cfg
-				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return rdsendpoint.Of(client), nil }
 				return NewMultiUser(c)
 			},
 		},

@@ -29,6 +29,7 @@ type MultiUser struct {
 var (
 	_ rotation.Credential    = (*MultiUser)(nil)
 	_ rotation.Prober        = (*MultiUser)(nil)
+	_ rotation.SetReader     = (*MultiUser)(nil)
 	_ rotation.PublicFielder = (*MultiUser)(nil)
 )
 
@@ -62,6 +63,15 @@ func parseMulti(label string, v rotation.Version) (*dbsecret.Secret, error) {
 func (m *MultiUser) Validate(_ context.Context, v rotation.Version) error {
 	_, err := parseMulti("", v)
 	return err
+}
+
+// SetReads names the master secret (the pending version's masterarn), so
+// that setSecret reads it with AWSCURRENT in one call (rotation.SetReader).
+func (m *MultiUser) SetReads(pending rotation.Version) []string {
+	if p, err := parseMulti("AWSPENDING", pending); err == nil && p.MasterARN != "" {
+		return []string{p.MasterARN}
+	}
+	return nil
 }
 
 // Generate switches to the other user of the pair with a new password.

@@ -51,6 +51,12 @@ type Budget struct {
 	// means the counter does not see the logins, and the budget proves
 	// nothing.
 	MinLogins int
+	// MinRefused is the fewest refused logins a rotation makes: the proof
+	// that the server checks passwords (the pending password refused
+	// before setSecret sets it; for PostgreSQL alternating users also a
+	// random password after the master's grants). A budget that only caps
+	// cannot fail when that proof is silently skipped; this can.
+	MinRefused int
 }
 
 // Costs rotates one fresh secret of the subject rotations times, each
@@ -132,6 +138,9 @@ func (b Budget) Check(t *testing.T, what string, costs [][]StepCost) {
 		}
 		if ok < b.MinLogins {
 			t.Errorf("%s, rotation %d: the counter saw %d successful logins, fewer than the %d a rotation makes; it does not see them", what, i+1, ok, b.MinLogins)
+		}
+		if refused < b.MinRefused {
+			t.Errorf("%s, rotation %d: %d refused logins, fewer than the %d that prove the server checks passwords; a proof was skipped (or the counter does not see refusals)", what, i+1, refused, b.MinRefused)
 		}
 		if calls > b.TotalCalls || ok > b.TotalLogins || refused > b.TotalRefused {
 			t.Errorf("%s, rotation %d: %d Secrets Manager calls, %d logins, %d refused; budget %d, %d, %d", what, i+1, calls, ok, refused, b.TotalCalls, b.TotalLogins, b.TotalRefused)
