@@ -102,8 +102,29 @@ type Function struct {
 	Summary string
 	// Doc is its page, relative to the repository root.
 	Doc string
+	// URL is true when callers reach the function through a Lambda
+	// function URL with AWS_IAM auth (the local stack serves one too).
+	URL bool
 }
 
 // Watch checks the health of the suite's secrets on a schedule and, when
 // enabled, repairs stuck rotations (docs/watch.md). It rotates nothing.
 var Watch = Function{Name: "watch", Summary: "checks every rotated secret on a schedule (overdue, stuck, drifted, locked out) and repairs stuck rotations when enabled", Doc: "docs/watch.md"}
+
+// Issuer hands callers short-lived database users on demand, through its
+// function URL (docs/issued-credentials.md). It rotates nothing.
+var Issuer = Function{Name: "credential-issuer", Summary: "hands each IAM caller its own short-lived PostgreSQL or MySQL/MariaDB user on demand, through a function URL with AWS_IAM auth", Doc: "docs/issued-credentials.md", URL: true}
+
+// Functions returns the suite's functions that are not credential types:
+// the watch and the issuer.
+func Functions() []Function { return []Function{Watch, Issuer} }
+
+// LookupFunction returns the function (not a credential type) called name.
+func LookupFunction(name string) (Function, bool) {
+	for _, f := range Functions() {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
