@@ -30,6 +30,10 @@ type Config struct {
 	// are killed, because MySQL checks a password only when a connection
 	// starts: a new password does not end a connection opened with the old one.
 	KeepSessionsOnRevoke bool
+	// MarkerDatabase is the database of the table that marks the expiring
+	// users Rotary created (MySQL and MariaDB cannot mark an account
+	// itself); empty means DefaultMarkerDatabase, "rotary".
+	MarkerDatabase string
 }
 
 // EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke
