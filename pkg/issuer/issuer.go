@@ -34,20 +34,26 @@ import (
 	"github.com/rotary-secrets/rotary/pkg/password"
 )
 
-// Backend creates, lists and drops the issued users of one database
-// family, logging in with a master secret. The engines' expiring-user
-// primitives implement it (backends.go).
+// Backend logs in to one database family's servers with a master secret.
+// The engines' expiring-user primitives implement it (backends.go).
 type Backend interface {
+	Open(ctx context.Context, master *dbsecret.Secret) (Session, error)
+}
+
+// Session is the master's session on a server: it creates, lists and drops
+// the users issued for a role. One request uses one session (one login).
+type Session interface {
 	// Create makes a login user with exactly base's privileges and the
 	// given password, expiring at expiresAt (enforced by the server where
-	// it can), marked as Rotary's and as issued for role. It returns the
-	// user's name.
-	Create(ctx context.Context, master *dbsecret.Secret, base, role, password string, expiresAt time.Time) (string, error)
+	// it can), marked as Rotary's and as issued for role. Its name is new:
+	// it is none of taken.
+	Create(ctx context.Context, base, role, password string, expiresAt time.Time, taken []User) (User, error)
 	// Users lists the users issued for role with base's privileges.
-	Users(ctx context.Context, master *dbsecret.Secret, base, role string) ([]User, error)
+	Users(ctx context.Context, base, role string) ([]User, error)
 	// Drop drops users (as Users found them), ending their open sessions
-	// first.
-	Drop(ctx context.Context, master *dbsecret.Secret, base string, users []User) error
+	// first unless keepSessions.
+	Drop(ctx context.Context, base string, users []User, keepSessions bool) error
+	Close(ctx context.Context)
 }
 
 // User is one issued user on a server.
@@ -80,6 +86,9 @@ type Issuer struct {
 	Log *slog.Logger
 	// FunctionName is the metric dimension of the audit lines.
 	FunctionName string
+	// KeepSessionsOnReap leaves the open sessions of expired users running
+	// when they are reaped (revoke always ends them).
+	KeepSessionsOnReap bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -137,9 +146,9 @@ func (is *Issuer) Role(name string) (Role, error) {
 	return r, nil
 }
 
-// master reads the role's master secret (AWSCURRENT) and checks it is for
-// the role's engine.
-func (is *Issuer) master(ctx context.Context, r Role) (*dbsecret.Secret, Backend, error) {
+// open reads the role's master secret (AWSCURRENT), checks that it is for
+// the role's engine, and logs in with it.
+func (is *Issuer) open(ctx context.Context, r Role) (*dbsecret.Secret, Session, error) {
 	b, ok := is.Backends[r.Engine]
 	if !ok {
 		return nil, nil, fmt.Errorf("role %q: this function has no %s backend", r.Name, r.Engine)
@@ -148,17 +157,23 @@ func (is *Issuer) master(ctx context.Context, r Role) (*dbsecret.Secret, Backend
 	if err != nil {
 		return nil, nil, fmt.Errorf("role %q: read the master secret %s: %w; check that it exists and that the function may read it", r.Name, r.MasterARN, err)
 	}
+	registerSecret(ctx, aws.ToString(out.SecretString))
 	m, err := dbsecret.Parse(aws.ToString(out.SecretString))
 	if err != nil {
 		return nil, nil, fmt.Errorf("role %q: master secret %s: %w", r.Name, r.MasterARN, err)
 	}
+	registerSecret(ctx, m.Password)
 	if m.Family() != r.Engine {
 		return nil, nil, fmt.Errorf("role %q: the master secret %s is for engine %q, but the role's engine is %s; point masterarn at an admin secret of the role's server", r.Name, r.MasterARN, m.Engine, r.Engine)
 	}
 	if r.DBName != "" {
 		m.DBName = r.DBName
 	}
-	return m, b, nil
+	sess, err := b.Open(ctx, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("role %q: %w", r.Name, err)
+	}
+	return m, sess, nil
 }
 
 // Issue creates a user of the role living ttl (empty: the role's default)
@@ -172,39 +187,43 @@ func (is *Issuer) Issue(ctx context.Context, caller Caller, roleName, ttl string
 	if err != nil {
 		return Credential{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	m, b, err := is.master(ctx, r)
-	if err != nil {
-		return Credential{}, err
-	}
-	registerSecret(ctx, m.Password)
 	pw, err := is.Passwords.Generate()
 	if err != nil {
 		return Credential{}, fmt.Errorf("generate a password: %w", err)
 	}
 	registerSecret(ctx, pw)
+	m, sess, err := is.open(ctx, r)
+	if err != nil {
+		return Credential{}, err
+	}
+	defer sess.Close(ctx)
 	now := is.now()
 	// To the second, as the marker keeps it, rounded down: the credential
 	// never outlives what the caller asked for.
 	expiresAt := now.Add(life).UTC().Truncate(time.Second)
+	users, err := is.issued(ctx, r, sess)
+	if err != nil {
+		return Credential{}, err
+	}
 	// A request is a good moment to reap: on MySQL and MariaDB the reaper
 	// is what ends an expired credential. A failure to reap does not stop
 	// the caller; it is logged.
-	if _, err := is.reapRole(ctx, r, m, b, now); err != nil {
+	if _, err := is.reap(ctx, r, sess, users, now); err != nil {
 		is.Log.LogAttrs(ctx, slog.LevelWarn, "reap before issue failed", slog.String("role", r.Name), slog.String("error", err.Error()))
 	}
-	user, err := b.Create(ctx, m, r.BaseUser, r.Name, pw, expiresAt)
+	user, err := sess.Create(ctx, r.BaseUser, r.Name, pw, expiresAt, users)
 	if err != nil {
 		return Credential{}, fmt.Errorf("role %q: create a user of %q: %w", r.Name, r.BaseUser, err)
 	}
-	is.audit(ctx, "credential issued", caller, r.Name, user, expiresAt, life)
+	is.audit(ctx, "credential issued", caller, r.Name, user.Name, expiresAt, life)
 	return Credential{
-		Username: user, Password: pw, Engine: m.Engine, Host: m.Host, Port: m.Port, DBName: m.Database(),
+		Username: user.Name, Password: pw, Engine: m.Engine, Host: m.Host, Port: m.Port, DBName: m.Database(),
 		ExpiresAt: expiresAt, Role: r.Name,
 	}, nil
 }
 
 // Leases lists the issued users of a role (every role when roleName is
-// empty), expired ones not yet reaped included, oldest first.
+// empty), expired ones not yet reaped included, by role and oldest first.
 func (is *Issuer) Leases(ctx context.Context, roleName string) ([]Lease, error) {
 	roles, err := is.roles(roleName)
 	if err != nil {
@@ -213,25 +232,17 @@ func (is *Issuer) Leases(ctx context.Context, roleName string) ([]Lease, error) 
 	now := is.now()
 	out := []Lease{}
 	for _, r := range roles {
-		m, b, err := is.master(ctx, r)
+		_, sess, err := is.open(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		registerSecret(ctx, m.Password)
-		users, err := is.issued(ctx, r, m, b)
+		users, err := is.issued(ctx, r, sess)
+		sess.Close(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, u := range users {
-			out = append(out, Lease{Role: r.Name, Username: u.Name, CreatedAt: u.CreatedAt, ExpiresAt: u.ExpiresAt, Expired: u.Expired(now)})
-		}
+		out = append(out, leases(r, users, now)...)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Role != out[j].Role {
-			return out[i].Role < out[j].Role
-		}
-		return out[i].CreatedAt.Before(out[j].CreatedAt)
-	})
 	return out, nil
 }
 
@@ -245,24 +256,20 @@ func (is *Issuer) Revoke(ctx context.Context, roleName string) ([]Lease, error) 
 	if err != nil {
 		return nil, err
 	}
-	m, b, err := is.master(ctx, r)
+	_, sess, err := is.open(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	registerSecret(ctx, m.Password)
-	users, err := is.issued(ctx, r, m, b)
+	defer sess.Close(ctx)
+	users, err := is.issued(ctx, r, sess)
 	if err != nil {
 		return nil, err
 	}
-	now := is.now()
-	out := make([]Lease, 0, len(users))
-	for _, u := range users {
-		out = append(out, Lease{Role: r.Name, Username: u.Name, CreatedAt: u.CreatedAt, ExpiresAt: u.ExpiresAt, Expired: u.Expired(now)})
-	}
+	out := leases(r, users, is.now())
 	if len(users) == 0 {
 		return out, nil
 	}
-	if err := b.Drop(ctx, m, r.BaseUser, users); err != nil {
+	if err := sess.Drop(ctx, r.BaseUser, users, false); err != nil {
 		return nil, fmt.Errorf("role %q: drop its %d issued users: %w", r.Name, len(users), err)
 	}
 	for _, l := range out {
@@ -272,7 +279,8 @@ func (is *Issuer) Revoke(ctx context.Context, roleName string) ([]Lease, error) 
 }
 
 // Reap drops the expired issued users of a role (every role when roleName
-// is empty) and returns their leases.
+// is empty) and returns their leases. It goes on after a role fails and
+// returns every error.
 func (is *Issuer) Reap(ctx context.Context, roleName string) ([]Lease, error) {
 	roles, err := is.roles(roleName)
 	if err != nil {
@@ -282,14 +290,18 @@ func (is *Issuer) Reap(ctx context.Context, roleName string) ([]Lease, error) {
 	out := []Lease{}
 	var errs []error
 	for _, r := range roles {
-		m, b, err := is.master(ctx, r)
+		_, sess, err := is.open(ctx, r)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		registerSecret(ctx, m.Password)
-		reaped, err := is.reapRole(ctx, r, m, b, now)
-		out = append(out, reaped...)
+		users, err := is.issued(ctx, r, sess)
+		if err == nil {
+			var reaped []Lease
+			reaped, err = is.reap(ctx, r, sess, users, now)
+			out = append(out, reaped...)
+		}
+		sess.Close(ctx)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -297,34 +309,39 @@ func (is *Issuer) Reap(ctx context.Context, roleName string) ([]Lease, error) {
 	return out, errors.Join(errs...)
 }
 
-func (is *Issuer) reapRole(ctx context.Context, r Role, m *dbsecret.Secret, b Backend, now time.Time) ([]Lease, error) {
-	users, err := is.issued(ctx, r, m, b)
-	if err != nil {
-		return nil, err
-	}
+// reap drops the users of r (as issued listed them) whose expiry has
+// passed by now.
+func (is *Issuer) reap(ctx context.Context, r Role, sess Session, users []User, now time.Time) ([]Lease, error) {
 	var expired []User
-	var out []Lease
 	for _, u := range users {
 		if u.Expired(now) {
 			expired = append(expired, u)
-			out = append(out, Lease{Role: r.Name, Username: u.Name, CreatedAt: u.CreatedAt, ExpiresAt: u.ExpiresAt, Expired: true})
 		}
 	}
 	if len(expired) == 0 {
 		return nil, nil
 	}
-	if err := b.Drop(ctx, m, r.BaseUser, expired); err != nil {
+	if err := sess.Drop(ctx, r.BaseUser, expired, is.KeepSessionsOnReap); err != nil {
 		return nil, fmt.Errorf("role %q: drop its %d expired users: %w", r.Name, len(expired), err)
 	}
+	out := leases(r, expired, now)
 	for _, l := range out {
 		is.Log.LogAttrs(ctx, slog.LevelInfo, "expired lease reaped", slog.String("role", l.Role), slog.String("user", l.Username), slog.Time("expiresAt", l.ExpiresAt))
 	}
 	return out, nil
 }
 
+func leases(r Role, users []User, now time.Time) []Lease {
+	out := make([]Lease, 0, len(users))
+	for _, u := range users {
+		out = append(out, Lease{Role: r.Name, Username: u.Name, CreatedAt: u.CreatedAt, ExpiresAt: u.ExpiresAt, Expired: u.Expired(now)})
+	}
+	return out
+}
+
 // issued lists the users the issuer made for r, oldest first.
-func (is *Issuer) issued(ctx context.Context, r Role, m *dbsecret.Secret, b Backend) ([]User, error) {
-	users, err := b.Users(ctx, m, r.BaseUser, r.Name)
+func (is *Issuer) issued(ctx context.Context, r Role, sess Session) ([]User, error) {
+	users, err := sess.Users(ctx, r.BaseUser, r.Name)
 	if err != nil {
 		return nil, fmt.Errorf("role %q: list the users of %q: %w", r.Name, r.BaseUser, err)
 	}
