@@ -43,7 +43,7 @@ type Role struct {
 	// Engine is the database family: registry.FamilyPostgres ("postgres")
 	// or registry.FamilyMySQL ("mysql", for MySQL and MariaDB).
 	Engine string `json:"engine"`
-	// MasterARN is the ARN of a full database secret (engine, host, port,
+	// MasterARN is the ARN (or name) of a full database secret (engine, host, port,
 	// username, password; dbname optional) of an admin user that may create
 	// and drop users on the server: the master secret of the alternating
 	// users types.
@@ -145,8 +145,9 @@ func (r *Role) check() error {
 	default:
 		return fmt.Errorf("field \"engine\" is %q; set it to postgres or mysql (MySQL and MariaDB)", r.Engine)
 	}
-	if !strings.HasPrefix(r.MasterARN, "arn:") || !strings.Contains(r.MasterARN, ":secretsmanager:") {
-		return fmt.Errorf("field \"masterarn\" is %q; set it to the ARN of the admin user's database secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)", r.MasterARN)
+	if m := strings.TrimSpace(r.MasterARN); m == "" || m != r.MasterARN || strings.ContainsFunc(m, func(c rune) bool { return c <= ' ' || c == 0x7f }) ||
+		strings.HasPrefix(m, "arn:") && !strings.Contains(m, ":secretsmanager:") {
+		return fmt.Errorf("field \"masterarn\" is %q; set it to the ARN (or name) of the admin user's database secret, arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME", r.MasterARN)
 	}
 	if strings.TrimSpace(r.BaseUser) == "" {
 		return errors.New("field \"baseUser\" is missing; set it to the user whose privileges issued users get")
