@@ -156,3 +156,20 @@ func IsExpiringUserOf(base, name string) bool {
 	b, _, ok := ParseExpiringName(name)
 	return ok && b == base
 }
+
+// FieldExpiresAt is the field of an expiring user's secret that holds its
+// expiry, RFC 3339.
+const FieldExpiresAt = "expiresAt"
+
+// ExpiresAt reads the optional field expiresAt (RFC 3339); zero when absent.
+func (f Fields) ExpiresAt() (time.Time, error) {
+	s, err := f.Optional(FieldExpiresAt)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, f.Error(FieldExpiresAt, "is %q, not an RFC 3339 time such as 2026-01-02T15:04:05Z; remove the version or fix the field", s)
+	}
+	return t.UTC(), nil
+}
