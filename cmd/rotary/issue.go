@@ -255,11 +255,21 @@ func runLeases(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(out, "%s\n", b)
-		return err
+		if _, err := fmt.Fprintf(out, "%s\n", b); err != nil {
+			return err
+		}
+		return rolesFailed(res)
 	}
 	printLeases(out, res.Leases, time.Now())
-	return nil
+	return rolesFailed(res)
+}
+
+// rolesFailed is the error of an operator action over every role when some failed.
+func rolesFailed(res *issuer.OperatorResult) error {
+	if len(res.Errors) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d roles could not be read; the others are listed:\n  %s", len(res.Errors), strings.Join(res.Errors, "\n  "))
 }
 
 func printLeases(out io.Writer, leases []issuer.Lease, now time.Time) {

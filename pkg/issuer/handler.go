@@ -60,6 +60,9 @@ type OperatorResult struct {
 	Action string  `json:"action"`
 	Role   string  `json:"role,omitempty"`
 	Leases []Lease `json:"leases"`
+	// Errors are the roles that failed when every role was asked (the
+	// leases of the others are answered).
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Metric names of the audit lines (namespace Rotary).
@@ -112,6 +115,17 @@ func (is *Issuer) Operate(ctx context.Context, ev OperatorEvent) (*OperatorResul
 		return nil, fmt.Errorf("operator event: \"rotary\" is %q; use %q, %q or %q", ev.Rotary, ActionLeases, ActionRevokeLeases, ActionReap)
 	}
 	attrs := []slog.Attr{slog.String("action", ev.Rotary), slog.String("role", ev.Role), slog.Int("leases", len(res.Leases))}
+	if err != nil && ev.Role == "" && ev.Rotary != ActionRevokeLeases && !errors.Is(err, ErrUnknownRole) {
+		// Every role was asked: answer what the others gave, and the failures.
+		for _, e := range unjoin(err) {
+			res.Errors = append(res.Errors, rotation.ScrubText(ctx, e.Error()))
+		}
+		is.Log.LogAttrs(ctx, slog.LevelError, "operator action failed for some roles", append(attrs, slog.Any("errors", res.Errors))...)
+		if res.Leases == nil {
+			res.Leases = []Lease{}
+		}
+		return res, nil
+	}
 	if err != nil {
 		is.Log.LogAttrs(ctx, slog.LevelError, "operator action failed", append(attrs, slog.String("error", err.Error()))...)
 		return nil, errors.New(rotation.ScrubText(ctx, err.Error()))
@@ -226,4 +240,12 @@ func ensureScrub(ctx context.Context) context.Context {
 		return ctx
 	}
 	return context.WithValue(rotation.NewScrubContext(ctx), scrubbing{}, true)
+}
+
+// unjoin splits an errors.Join.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -224,6 +224,7 @@ func (is *Issuer) Issue(ctx context.Context, caller Caller, roleName, ttl string
 
 // Leases lists the issued users of a role (every role when roleName is
 // empty), expired ones not yet reaped included, by role and oldest first.
+// It goes on after a role fails and returns what it found with every error.
 func (is *Issuer) Leases(ctx context.Context, roleName string) ([]Lease, error) {
 	roles, err := is.roles(roleName)
 	if err != nil {
@@ -231,19 +232,22 @@ func (is *Issuer) Leases(ctx context.Context, roleName string) ([]Lease, error) 
 	}
 	now := is.now()
 	out := []Lease{}
+	var errs []error
 	for _, r := range roles {
 		_, sess, err := is.open(ctx, r)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		users, err := is.issued(ctx, r, sess)
 		sess.Close(ctx)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		out = append(out, leases(r, users, now)...)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // Revoke drops every issued user of the role, ending their sessions, and

@@ -80,9 +80,7 @@ func (s *Stack) startFunctionURL(name string, fn *lambdaemu.Function, dir *local
 	if log == nil {
 		log = io.Discard
 	}
-	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.serveFunctionURL(w, r, u, fn, dir, log)
-	}), ReadHeaderTimeout: 10 * time.Second}
+	u.srv = &http.Server{Handler: s.urlHandler(u, fn.Invoke, dir, log), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = u.srv.Serve(ln) }()
 	s.mu.Lock()
 	if s.urls == nil {
@@ -132,7 +130,13 @@ func forbidden(w http.ResponseWriter) {
 // maxURLPayload is Lambda's limit on a synchronous request payload.
 const maxURLPayload = 6 << 20
 
-func (s *Stack) serveFunctionURL(w http.ResponseWriter, r *http.Request, u *functionURL, fn *lambdaemu.Function, dir *localauth.Directory, log io.Writer) {
+// urlHandler serves one function URL: verify, build the event, run it
+// through the function's queue with invoke, answer.
+func (s *Stack) urlHandler(u *functionURL, invoke func(context.Context, []byte) ([]byte, error), dir *localauth.Directory, log io.Writer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.serveFunctionURL(w, r, u, invoke, dir, log) }
+}
+
+func (s *Stack) serveFunctionURL(w http.ResponseWriter, r *http.Request, u *functionURL, invoke func(context.Context, []byte) ([]byte, error), dir *localauth.Directory, log io.Writer) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxURLPayload+1))
 	if err != nil {
 		http.Error(w, `{"Message":"Bad Request"}`, http.StatusBadRequest)
@@ -170,7 +174,7 @@ func (s *Stack) serveFunctionURL(w http.ResponseWriter, r *http.Request, u *func
 		_, _ = io.WriteString(w, `{"Message":"Service Unavailable"}`)
 		return
 	}
-	out, err := fn.Invoke(r.Context(), payload)
+	out, err := invoke(r.Context(), payload)
 	release()
 	if err != nil {
 		// A function error or a crash: Lambda answers 502 and the caller
