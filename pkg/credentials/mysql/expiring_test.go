@@ -17,6 +17,7 @@ type expiringFixture struct {
 	ts       *testServer
 	cfg      Config
 	base, db string
+	basePW   string
 	master   *dbsecret.Secret
 	masterPW string
 }
@@ -43,7 +44,8 @@ func newExpiringFixture(t *testing.T) *expiringFixture {
 	ts.createDatabase(t, f.db)
 	t.Cleanup(func() { _, _ = ts.root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(markerDB)) })
 	ts.exec(t, "CREATE TABLE "+quoteIdent(f.db)+".t (id INT PRIMARY KEY)")
-	ts.createUser(t, f.base, "%", randomPassword(t), "GRANT SELECT ON "+quoteIdent(f.db)+".*")
+	f.basePW = randomPassword(t)
+	ts.createUser(t, f.base, "%", f.basePW, "GRANT SELECT ON "+quoteIdent(f.db)+".*")
 	t.Cleanup(func() { f.dropFamily(t) })
 	user, pw := expiringMaster(t, ts, f.db, markerDB)
 	f.masterPW = pw

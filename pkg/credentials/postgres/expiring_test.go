@@ -13,17 +13,17 @@ import (
 // expiringBase creates a base role app that may read one table and a
 // master with the documented privileges, and returns the base's name and
 // the master's secret (for database postgres).
-func (f *fixture) expiringBase(t *testing.T) (base string, master *dbsecret.Secret) {
+func (f *fixture) expiringBase(t *testing.T) (base, pw string, master *dbsecret.Secret) {
 	t.Helper()
-	base = uniqueName("exp")
-	f.createRole(t, base, newPassword(t), "")
+	base, pw = uniqueName("exp"), newPassword(t)
+	f.createRole(t, base, pw, "")
 	table := QuoteIdentifier("t_" + base)
 	f.exec(t, "CREATE TABLE "+table+" (x int); GRANT SELECT ON "+table+" TO "+QuoteIdentifier(base))
 	t.Cleanup(func() { f.exec(t, "DROP TABLE IF EXISTS "+table) })
-	user, pw := f.masterUser(t, base)
+	user, masterPW := f.masterUser(t, base)
 	f.exec(t, "GRANT pg_signal_backend TO "+QuoteIdentifier(user))
 	t.Cleanup(func() { f.dropExpiring(t, base) })
-	return base, &dbsecret.Secret{Engine: "postgres", Host: f.c.Host, Port: f.c.Port, Username: user, Password: pw, DBName: "postgres"}
+	return base, pw, &dbsecret.Secret{Engine: "postgres", Host: f.c.Host, Port: f.c.Port, Username: user, Password: masterPW, DBName: "postgres"}
 }
 
 // dropExpiring drops every role whose name starts with base_ but base's
@@ -66,7 +66,7 @@ func (f *fixture) openAdmin(t *testing.T, master *dbsecret.Secret) *Admin {
 func TestExpiringUserPrimitives(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	base, master := f.expiringBase(t)
+	base, _, master := f.expiringBase(t)
 	a := f.openAdmin(t, master)
 	now, err := a.Now(ctx)
 	if err != nil {
