@@ -31,9 +31,10 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:4597", "loopback address to serve on (port 0 picks a free one)")
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
-	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, and the watch)")
+	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, the watch and the credential issuer)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
+	pf := addPrincipalFlags(fs)
 	pos, err := parseArgs(fs, args, out)
 	if err != nil {
 		return err
@@ -45,6 +46,10 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("%w: --env %q: write KEY=VALUE", errUsage, kv)
 		}
+	}
+	principals, err := pf.directory()
+	if err != nil {
+		return err
 	}
 	root, err := lambdaemu.ModuleRoot()
 	if err != nil {
@@ -73,6 +78,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
 		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
 		Retry:       smlocal.DefaultRetryPolicy(),
+		Principals:  principals,
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
@@ -87,6 +93,11 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 			label = "functions"
 		}
 		fmt.Fprintf(out, "  %-10s %s\n", label, localstack.FunctionARN(fn))
+	}
+	for _, fn := range functions {
+		if u, ok := stack.FunctionURL(fn); ok {
+			fmt.Fprintf(out, "  %-10s %s (%s, AWS_IAM: sign with a --principal key or the local one)\n", "url", u, fn)
+		}
 	}
 	fmt.Fprintf(out, "\nIn another shell, run these, then use rotary (or the AWS CLI) as against AWS:\n")
 	for _, kv := range [][2]string{
@@ -148,9 +159,13 @@ func localWatch(ctx context.Context, stack *localstack.Stack) error {
 }
 
 // localFunctions lists the functions to run: every credential type of the
-// registry and the watch, or those named by only.
+// registry and its other functions (the watch, the issuer), or those named
+// by only.
 func localFunctions(root, only string) ([]string, error) {
-	all := append(registry.Names(), registry.Watch.Name)
+	all := registry.Names()
+	for _, fn := range registry.Functions() {
+		all = append(all, fn.Name)
+	}
 	for _, name := range all {
 		if _, err := os.Stat(filepath.Join(root, "functions", name, "main.go")); err != nil {
 			return nil, fmt.Errorf("the registry names function %s, but %s has no functions/%s/main.go: %w", name, root, name, err)
@@ -166,7 +181,8 @@ func localFunctions(root, only string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if _, ok := registry.Lookup(name); !ok && name != registry.Watch.Name {
+		_, isType := registry.Lookup(name)
+		if _, isFunction := registry.LookupFunction(name); !isType && !isFunction {
 			return nil, fmt.Errorf("%w: --functions: no function %q; the functions are %s", errUsage, name, strings.Join(all, ", "))
 		}
 		picked = append(picked, name)

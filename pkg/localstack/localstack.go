@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 	"github.com/rotary-secrets/rotary/pkg/snslocal"
@@ -62,6 +63,10 @@ type Config struct {
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
+	// Principals are the local access keys and who they are: a function
+	// URL (functionurl.go) accepts requests signed with their secrets.
+	// Nil means the stack's own key only, as LocalPrincipalARN.
+	Principals *localauth.Directory
 }
 
 // Stack is a running local stack. Close stops every process it started.
@@ -84,6 +89,7 @@ type Stack struct {
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
 	busy      map[string]chan struct{} // one per function ARN: its invocation queue (holds one token)
+	urls      map[string]*functionURL  // by function ARN: the function URLs served (functionurl.go)
 }
 
 // acquire waits for the function's turn, or for ctx to end; the caller must
@@ -197,6 +203,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.mu.Lock()
 		s.functions[FunctionARN(name)] = fn
 		s.mu.Unlock()
+		if hasURL(name) {
+			if err := s.startFunctionURL(name, fn, principals(cfg), cfg.Log); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -242,6 +253,7 @@ func (s *Stack) Close() error {
 		}
 		cancel()
 	}
+	s.closeFunctionURLs()
 	s.mu.Lock()
 	fns := s.functions
 	s.functions = map[string]*lambdaemu.Function{}

@@ -66,8 +66,10 @@ var types = []Type{
 	{Name: "random-secret", Summary: "random API keys and tokens in a JSON secret; nothing downstream", Doc: "docs/random-secret.md"},
 	{Name: "postgres-single-user", Summary: "a PostgreSQL user that changes its own password", Family: FamilyPostgres, Port: 5432, Doc: "docs/postgres.md"},
 	{Name: "postgres-multi-user", Summary: "alternating PostgreSQL users <user> and <user>_clone, managed by a master secret", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/postgres.md"},
+	{Name: "postgres-expiring-user", Summary: "a new PostgreSQL user per rotation with the base user's privileges and a VALID UNTIL, managed by a master secret; expired users reaped", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/expiring-users.md"},
 	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
 	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
+	{Name: "mysql-expiring-user", Summary: "a new MySQL or MariaDB user per rotation with the base user's grants, managed by a master secret; expired users reaped", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/expiring-users.md"},
 	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
 	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, OptionalMaster: true, Doc: "docs/redis.md"},
 	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, ElastiCacheUser: true, Doc: "docs/redis.md"},
@@ -106,8 +108,29 @@ type Function struct {
 	Summary string
 	// Doc is its page, relative to the repository root.
 	Doc string
+	// URL is true when callers reach the function through a Lambda
+	// function URL with AWS_IAM auth (the local stack serves one too).
+	URL bool
 }
 
 // Watch checks the health of the suite's secrets on a schedule and, when
 // enabled, repairs stuck rotations (docs/watch.md). It rotates nothing.
 var Watch = Function{Name: "watch", Summary: "checks every rotated secret on a schedule (overdue, stuck, drifted, locked out) and repairs stuck rotations when enabled", Doc: "docs/watch.md"}
+
+// Issuer hands callers short-lived database users on demand, through its
+// function URL (docs/issued-credentials.md). It rotates nothing.
+var Issuer = Function{Name: "credential-issuer", Summary: "hands each IAM caller its own short-lived PostgreSQL or MySQL/MariaDB user on demand, through a function URL with AWS_IAM auth", Doc: "docs/issued-credentials.md", URL: true}
+
+// Functions returns the suite's functions that are not credential types:
+// the watch and the issuer.
+func Functions() []Function { return []Function{Watch, Issuer} }
+
+// LookupFunction returns the function (not a credential type) called name.
+func LookupFunction(name string) (Function, bool) {
+	for _, f := range Functions() {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}

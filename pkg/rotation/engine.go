@@ -105,6 +105,7 @@ type invocation struct {
 	versions []smtypes.SecretVersionsListEntry // every version, newest first, once listed
 	stack    string                            // of a recovered panic, for the log
 	restore  string                            // outcome of restoring AWSCURRENT after a failure, for the log
+	reap     string                            // what the reap after finishSecret did, for the log
 	report   *recovery.Report                  // the answer of probeSecret and recoverSecret
 	current  Version                           // AWSCURRENT, read and validated by the probes
 	// decoded keeps what the credential type decoded from each version
@@ -181,9 +182,9 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return fmt.Errorf("%w: ClientRequestToken is empty", ErrInvalidEvent)
 	}
 	step, ok := h.steps()[ev.Step]
-	operator := ev.Step == StepRevoke || ev.Step == StepProbe || ev.Step == StepRecover
+	operator := ev.Step == StepRevoke || ev.Step == StepProbe || ev.Step == StepRecover || ev.Step == StepReap
 	if !ok && !operator {
-		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret (or an operator step: revokeSecret, probeSecret, recoverSecret)", ErrUnknownStep, ev.Step)
+		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret (or an operator step: revokeSecret, probeSecret, recoverSecret, reapSecret)", ErrUnknownStep, ev.Step)
 	}
 	desc, err := h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
 	if err != nil {
@@ -200,6 +201,8 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return h.probeSecret(ctx, inv)
 	case StepRecover:
 		return h.recoverSecret(ctx, inv)
+	case StepReap:
+		return h.reapSecret(ctx, inv)
 	}
 	if desc.RotationEnabled != nil && !*desc.RotationEnabled {
 		return fmt.Errorf("%w for this secret; turn it on with RotateSecret before rotating", ErrRotationDisabled)
@@ -417,6 +420,7 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
 	err := h.moveCurrent(stepCtx, inv, token, current)
 	if err == nil {
+		h.reapAfterFinish(ctx, inv, token)
 		return nil
 	}
 	rctx, rcancel := restoreContext(ctx)
@@ -431,6 +435,7 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 	}
 	if now, _ := holder(desc.VersionIdsToStages, LabelCurrent); now == token {
 		inv.note = "AWSCURRENT moved to the version although the call reported a failure"
+		h.reapAfterFinish(ctx, inv, token)
 		return nil
 	}
 	err = h.restoreCurrent(ctx, inv, err)
