@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -518,5 +519,30 @@ func TestIssuerMariaDB(t *testing.T) {
 		if rotationtest.Leaks(log.String(), pw) {
 			t.Fatalf("a password (%s) appears in the function log", fingerprint(pw))
 		}
+	}
+}
+
+// TestIssueEnvLines: --format env quotes every value for the shell (a
+// password with quotes and $ survives eval) and names the engine's variables.
+func TestIssueEnvLines(t *testing.T) {
+	pw := `a'b"c$d\e` + "`x`"
+	c := &issuer.Credential{Username: "u_1", Password: pw, Engine: "postgres", Host: "db.example", Port: 5432, DBName: "orders", ExpiresAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	out := envLines(c)
+	for _, want := range []string{"export PGHOST='db.example'\n", "export PGPORT='5432'\n", "export PGUSER='u_1'\n", "export PGDATABASE='orders'\n", "export ROTARY_EXPIRES_AT='2026-12-02T10:00:00Z'\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("env lines lack %q:\n%s", want, out)
+		}
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	got, err := exec.Command(sh, "-c", out+`printf %s "$PGPASSWORD"`).Output()
+	if err != nil || string(got) != pw {
+		t.Errorf("eval of the env lines gives PGPASSWORD %s (%v); want the password back", fingerprint(string(got)), err)
+	}
+	c.Engine, c.DBName = "mariadb", ""
+	if out := envLines(c); !strings.Contains(out, "export MYSQL_HOST='db.example'\n") || !strings.Contains(out, "MYSQL_PWD=") || strings.Contains(out, "MYSQL_DATABASE") {
+		t.Errorf("MariaDB env lines:\n%s", out)
 	}
 }
