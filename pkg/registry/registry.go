@@ -54,6 +54,18 @@ type Type struct {
 	// group's ARN (both named by the CDK app's configuration for each
 	// secret), and HTTPS to the ElastiCache API from the VPC.
 	ElastiCacheUser bool
+	// ExpiringUsers is true when every rotation creates a new database
+	// user that expires ROTARY_CREDENTIAL_TTL later, and the function reaps
+	// the expired ones (docs/expiring-users.md): the CDK app sets the TTL
+	// from its configuration and refuses one that a rotation would not
+	// outlive (the schedule's longest interval plus its window).
+	ExpiringUsers bool
+	// BatchRead is true when setSecret reads AWSCURRENT and the master
+	// secret in one secretsmanager:BatchGetSecretValue call (falling back
+	// to GetSecretValue when refused): the function's role gets that
+	// action, which has no resource-level permissions (Resource "*"; each
+	// secret of a batch still needs GetSecretValue on it).
+	BatchRead bool
 	// Doc is the type's page, relative to the repository root.
 	Doc string
 }
@@ -65,11 +77,11 @@ func (t Type) Database() bool { return t.Family != "" }
 var types = []Type{
 	{Name: "random-secret", Summary: "random API keys and tokens in a JSON secret; nothing downstream", Doc: "docs/random-secret.md"},
 	{Name: "postgres-single-user", Summary: "a PostgreSQL user that changes its own password", Family: FamilyPostgres, Port: 5432, Doc: "docs/postgres.md"},
-	{Name: "postgres-multi-user", Summary: "alternating PostgreSQL users <user> and <user>_clone, managed by a master secret", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/postgres.md"},
-	{Name: "postgres-expiring-user", Summary: "a new PostgreSQL user per rotation with the base user's privileges and a VALID UNTIL, managed by a master secret; expired users reaped", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, Doc: "docs/expiring-users.md"},
+	{Name: "postgres-multi-user", Summary: "alternating PostgreSQL users <user> and <user>_clone, managed by a master secret", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, BatchRead: true, Doc: "docs/postgres.md"},
+	{Name: "postgres-expiring-user", Summary: "a new PostgreSQL user per rotation with the base user's privileges and a VALID UNTIL, managed by a master secret; expired users reaped", Family: FamilyPostgres, Port: 5432, Master: true, RDSRead: true, ExpiringUsers: true, Doc: "docs/expiring-users.md"},
 	{Name: "mysql-single-user", Summary: "a MySQL or MariaDB user that changes its own password", Family: FamilyMySQL, Port: 3306, Doc: "docs/mysql.md"},
-	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/mysql.md"},
-	{Name: "mysql-expiring-user", Summary: "a new MySQL or MariaDB user per rotation with the base user's grants, managed by a master secret; expired users reaped", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, Doc: "docs/expiring-users.md"},
+	{Name: "mysql-multi-user", Summary: "alternating MySQL or MariaDB users <user> and <user>_clone, managed by a master secret", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, BatchRead: true, Doc: "docs/mysql.md"},
+	{Name: "mysql-expiring-user", Summary: "a new MySQL or MariaDB user per rotation with the base user's grants, managed by a master secret; expired users reaped", Family: FamilyMySQL, Port: 3306, Master: true, RDSRead: true, ExpiringUsers: true, Doc: "docs/expiring-users.md"},
 	{Name: "rds-master", Summary: "the master password of an RDS instance or Aurora cluster, set through the RDS API (not managed by RDS)", RDSMasterPassword: true, Doc: "docs/rds-master.md"},
 	{Name: "redis-acl", Summary: "a Redis or Valkey ACL user with two passwords at a time, self-managed", Family: FamilyRedis, Port: 6379, OptionalMaster: true, Doc: "docs/redis.md"},
 	{Name: "elasticache-user", Summary: "an ElastiCache RBAC user with two passwords at a time, through the ElastiCache API", Family: FamilyRedis, Port: 6379, ElastiCacheUser: true, Doc: "docs/redis.md"},

@@ -39,6 +39,9 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 		if ty.OptionalMaster && ty.Master {
 			t.Errorf("%s: a master secret is either required (Master) or optional (OptionalMaster), not both", ty.Name)
 		}
+		if (ty.ExpiringUsers || ty.BatchRead) && !ty.Master {
+			t.Errorf("%s: expiring users and batch reads are for types with a master secret", ty.Name)
+		}
 		if ty.RDSRead && !ty.Master {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}
