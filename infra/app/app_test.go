@@ -30,6 +30,8 @@ const (
 	ordersAdminKey   = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-1111-2222-3333-444455556666"
 	billingAppARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-app-Ef34Gh"
 	billingRepARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-reporting-Ij56Kl"
+	ordersETLARN     = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-etl-Gh12Ij"
+	billingExportARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-export-Kl34Mn"
 	ordersMasterARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-master-Qr90St"
 	ordersClusterARN = "arn:aws:rds:eu-west-1:111122223333:cluster:orders"
 	billingMstARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
@@ -530,6 +532,8 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		{ordersMasterARN, rdsMaster},
 		{sessionsCacheARN, redisACL},
 		{ordersCacheARN, elastiCacheUser},
+		{ordersETLARN, postgresExpiring},
+		{billingExportARN, mySQLExpiring},
 	}
 	check(t, "one permission per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
@@ -570,6 +574,8 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		{ordersMasterARN, rdsMaster, "rate(30 days)", "2h", false},
 		{sessionsCacheARN, redisACL, "rate(30 days)", "2h", false},
 		{ordersCacheARN, elastiCacheUser, "rate(30 days)", "2h", false},
+		{ordersETLARN, postgresExpiring, "rate(7 days)", "2h", false},
+		{billingExportARN, mySQLExpiring, "rate(7 days)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
@@ -625,6 +631,7 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		postgresSingleUser: {ordersPgSG, 5432}, postgresMultiUser: {ordersPgSG, 5432},
 		mySQLSingleUser: {billingMySQLSG, 3306}, mySQLMultiUser: {billingMySQLSG, 3306},
 		redisACL: {sessionsRedisSG, 6379}, elastiCacheUser: {ordersCacheSG, 6379},
+		postgresExpiring: {ordersPgSG, 5432}, mySQLExpiring: {billingMySQLSG, 3306},
 	}
 	for sg, typ := range fnSGs {
 		db := dbOf[typ]

@@ -12,4 +12,6 @@ const (
 	rdsMaster          rotary.FunctionType = "rds-master"
 	redisACL           rotary.FunctionType = "redis-acl"
 	elastiCacheUser    rotary.FunctionType = "elasticache-user"
+	postgresExpiring   rotary.FunctionType = "postgres-expiring-user"
+	mySQLExpiring      rotary.FunctionType = "mysql-expiring-user"
 )
