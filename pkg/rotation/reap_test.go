@@ -20,6 +20,16 @@ type reapingType struct {
 	pending string
 	calls   int
 	err     error
+	// failGenerate makes createSecret fail, leaving AWSPENDING on a
+	// version without a value.
+	failGenerate bool
+}
+
+func (r *reapingType) Generate(ctx context.Context, req rotation.GenerateRequest) (rotation.GenerateResponse, error) {
+	if r.failGenerate {
+		return rotation.GenerateResponse{}, errors.New("no passwords today")
+	}
+	return r.fakeType.Generate(ctx, req)
 }
 
 // Probe accepts every version: enough for the probe report's Reaper flag.
@@ -102,6 +112,19 @@ func TestReapStep(t *testing.T) {
 	}
 	if _, err := reap(aws.ToString(cur.VersionId)); err != nil || rt.pending == "" || rt.pending == aws.ToString(cur.VersionId) {
 		t.Fatalf("reap during an unfinished rotation: %v, pending %q; want AWSPENDING's version passed", err, rt.pending)
+	}
+	// A rotation that failed at createSecret: AWSPENDING's version has no
+	// value, so there is nothing of it to keep, and the reap goes ahead.
+	pendingID := rt.pending
+	if _, err := h.client.UpdateSecretVersionStage(context.Background(), &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(arn), VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: aws.String(pendingID)}); err != nil {
+		t.Fatal(err)
+	}
+	rt.set, rt.failGenerate = nil, true
+	if r := h.rotate(t, arn); r.State != smlocal.RotationFailed {
+		t.Fatalf("rotation should fail at createSecret, got %s", r.State)
+	}
+	if _, err := reap(aws.ToString(cur.VersionId)); err != nil || rt.pending != "" {
+		t.Fatalf("reap while AWSPENDING has no value: %v (pending %q)", err, rt.pending)
 	}
 	report, err := h.handler.Invoke(context.Background(), rotation.Event{Step: rotation.StepProbe, SecretID: arn, ClientRequestToken: aws.ToString(cur.VersionId)})
 	if err != nil || report == nil || !report.Reaper {
