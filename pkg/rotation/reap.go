@@ -2,10 +2,13 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/rotary-secrets/rotary/pkg/recovery"
 )
@@ -61,10 +64,16 @@ func (h *Handler) reap(ctx context.Context, inv *invocation, r Reaper, token str
 	req := ReapRequest{SecretARN: inv.arn, Current: cur, Secrets: h.store(inv)}
 	if id, ok := holder(inv.stages, LabelPending); ok && id != token {
 		pend, err := h.getVersion(ctx, inv, inv.arn, id, LabelPending)
-		if err != nil {
+		var notFound *smtypes.ResourceNotFoundException
+		switch {
+		case errors.As(err, &notFound):
+			// A rotation that has not run createSecret yet: its version
+			// has no value, so no credential of it exists downstream.
+		case err != nil:
 			return ReapResponse{}, fmt.Errorf("read AWSPENDING, whose credential must be kept: %w", err)
+		default:
+			req.Pending = &pend
 		}
-		req.Pending = &pend
 	}
 	return r.Reap(ctx, req)
 }
