@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/registry"
@@ -73,10 +74,14 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "Building %s and starting the local stack...\n", strings.Join(functions, ", "))
 	t0 := time.Now()
+	// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
+	functionEnv := map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}}
+	for name, defaults := range expiringDefaults(env) {
+		functionEnv[name] = defaults
+	}
 	stack, err := localstack.Start(ctx, localstack.Config{
 		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile,
-		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
-		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
+		FunctionEnv: functionEnv,
 		Retry:       smlocal.DefaultRetryPolicy(),
 		Principals:  principals,
 	})
@@ -156,6 +161,33 @@ func localWatch(ctx context.Context, stack *localstack.Stack) error {
 	}
 	_, err = stack.RunWatch(ctx, ev)
 	return err
+}
+
+// expiringTypes are the functions that need a credential lifetime to start.
+var expiringTypes = []string{"postgres-expiring-user", "mysql-expiring-user"}
+
+// expiringDefaults gives the expiring-user functions the local stack's
+// lifetime settings, unless --env sets them: a day's TTL, and a minimum of
+// one second (instead of the 5h a deployed function insists on), so that
+// --env ROTARY_CREDENTIAL_TTL=2m shows a credential expiring within
+// minutes (docs/expiring-users.md).
+func expiringDefaults(env []string) map[string][]string {
+	set := map[string]bool{}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var defaults []string
+	for _, kv := range [][2]string{{dbsecret.EnvCredentialTTL, "24h"}, {dbsecret.EnvCredentialMinTTL, "1s"}} {
+		if !set[kv[0]] {
+			defaults = append(defaults, kv[0]+"="+kv[1])
+		}
+	}
+	out := map[string][]string{}
+	for _, name := range expiringTypes {
+		out[name] = defaults
+	}
+	return out
 }
 
 // localFunctions lists the functions to run: every credential type of the
