@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -120,6 +121,9 @@ func (c *clients) issue(ctx context.Context, target string, req issuer.Request) 
 		return nil, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	if c.cfg.Credentials == nil {
+		return nil, errors.New("no AWS credentials to sign the request with: configure them (--profile, AWS_ACCESS_KEY_ID, SSO) as for the AWS CLI")
+	}
 	creds, err := c.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("get your AWS credentials to sign the request: %w; check --profile and your AWS configuration", err)

@@ -98,7 +98,7 @@ func issuerStack(t *testing.T, roles map[string]any, caFiles ...string) (*locals
 	s, err := localstack.Start(ctx, localstack.Config{
 		Functions:  []string{registry.Issuer.Name},
 		Env:        env,
-		Principals: localauth.New(localauth.Principal{AccessKeyID: aliceKey, SecretAccessKey: aliceSecret, ARN: aliceARN}),
+		Principals: []localauth.Principal{{AccessKeyID: aliceKey, SecretAccessKey: aliceSecret, ARN: aliceARN}},
 		Log:        log,
 	})
 	if err != nil {

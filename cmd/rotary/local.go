@@ -48,7 +48,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("%w: --env %q: write KEY=VALUE", errUsage, kv)
 		}
 	}
-	principals, err := pf.directory()
+	principals, err := pf.parse()
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/rotary-secrets/rotary/pkg/localauth"
-	"github.com/rotary-secrets/rotary/pkg/localstack"
-	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
 
 // principalFlags is rotary local's --principal: the local access keys and
@@ -20,16 +18,15 @@ func addPrincipalFlags(fs *flag.FlagSet) *principalFlags {
 	return f
 }
 
-// directory returns the principals the flags name, with the stack's own key
-// as localstack.LocalPrincipalARN unless a flag names that key too.
-func (f *principalFlags) directory() (*localauth.Directory, error) {
-	d := localauth.New(localauth.Principal{AccessKeyID: smlocal.LocalAccessKeyID, SecretAccessKey: smlocal.LocalSecretAccessKey, ARN: localstack.LocalPrincipalARN()})
+// parse returns the principals the flags name.
+func (f *principalFlags) parse() ([]localauth.Principal, error) {
+	var out []localauth.Principal
 	for _, v := range f.list {
 		p, err := localauth.ParsePrincipal(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-		d.Add(p)
+		out = append(out, p)
 	}
-	return d, nil
+	return out, nil
 }

@@ -9,7 +9,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/rotary-secrets/rotary/pkg/credentials/mysql"
+	"github.com/rotary-secrets/rotary/pkg/credentials/postgres"
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
@@ -154,6 +158,16 @@ func (r *Role) check() error {
 	}
 	if strings.ContainsFunc(r.BaseUser, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 		return errors.New("field \"baseUser\" contains a control character; use the user's name")
+	}
+	// The longest base whose issued users fit the engine's longest names
+	// (PostgreSQL counts bytes; MariaDB's limit is the loosest of the MySQL
+	// family, and the server's own is checked when a user is created).
+	limit, n := postgres.MaxNameBytes, len(r.BaseUser)
+	if r.Engine == registry.FamilyMySQL {
+		limit, n = mysql.MariaDBNameLimit, utf8.RuneCountInString(r.BaseUser)
+	}
+	if n+dbsecret.ExpiringSuffixLen > limit {
+		return fmt.Errorf("field \"baseUser\" %q leaves no room for the %d-character suffix of its issued users under the server's limit of %d; use a base user of at most %d", r.BaseUser, dbsecret.ExpiringSuffixLen, limit, limit-dbsecret.ExpiringSuffixLen)
 	}
 	if r.MaxTTL == 0 {
 		r.MaxTTL = Duration(DefaultMaxTTL)

@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 func TestParseConfig(t *testing.T) {
 	c, err := ParseConfig(`{"app-read":{"engine":"postgres","masterarn":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:m-AbC","baseUser":"app_ro"},
 		"ops":{"engine":"mysql","masterarn":"ops/master","baseUser":"ops","defaultTtl":"5m","maxTtl":"30m"},
-		"short":{"engine":"postgres","masterarn":"m","baseUser":"b","maxTtl":"10m"}}`)
+		"short":{"engine":"postgres","masterarn":"m","baseUser":"b","maxTtl":"10m"},
+		"longest-pg":{"engine":"postgres","masterarn":"m","baseUser":"` + strings.Repeat("a", 45) + `"},
+		"longest-my":{"engine":"mysql","masterarn":"m","baseUser":"` + strings.Repeat("é", 62) + `"}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +81,8 @@ func TestParseConfig(t *testing.T) {
 		"default over max": {`{"r":{"engine":"mysql","masterarn":"m","baseUser":"b","defaultTtl":"2h","maxTtl":"1h"}}`, `"defaultTtl" is 2h0m0s`},
 		"max too long":     {`{"r":{"engine":"mysql","masterarn":"m","baseUser":"b","maxTtl":"200h"}}`, `"maxTtl" is 200h0m0s`},
 		"bad duration":     {`{"r":{"engine":"mysql","masterarn":"m","baseUser":"b","maxTtl":"1 day"}}`, `"1 day" is not a Go duration`},
+		"pg base too long": {`{"r":{"engine":"postgres","masterarn":"m","baseUser":"` + strings.Repeat("é", 23) + `"}}`, "use a base user of at most 45"},
+		"my base too long": {`{"r":{"engine":"mysql","masterarn":"m","baseUser":"` + strings.Repeat("a", 63) + `"}}`, "use a base user of at most 62"},
 	} {
 		_, err := ConfigFromEnv(func(string) string { return tc.raw })
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.msg) {
@@ -253,7 +257,8 @@ func TestRolesAreApart(t *testing.T) {
 	t.Cleanup(func() { _ = c.DropRoles(ctx, family()...) })
 	is, sm, log := newIssuer(t, `{"a":{"engine":"postgres","masterarn":"m","baseUser":"`+base+`","maxTtl":"1h"},
 		"b":{"engine":"postgres","masterarn":"m","baseUser":"`+base+`","maxTtl":"1h"},
-		"wrong":{"engine":"postgres","masterarn":"wrong","baseUser":"`+base+`"}}`)
+		"wrong":{"engine":"postgres","masterarn":"wrong","baseUser":"`+base+`"},
+		"nobase":{"engine":"postgres","masterarn":"m","baseUser":"`+base+`_none"}}`)
 	masterSecret := map[string]any{"engine": "postgres", "host": c.Host, "port": c.Port, "username": master, "password": masterPW, "ssl": false}
 	putSecret(t, sm, "m", masterSecret)
 	masterSecret["password"] = masterPW + "-wrong"
@@ -347,6 +352,17 @@ func TestRolesAreApart(t *testing.T) {
 	status, body := serve(t, is, urlRequest("POST", `{"role":"wrong"}`, alice))
 	if status != 500 || !strings.Contains(body["message"].(string), "request id") {
 		t.Errorf("a master that cannot log in: HTTP %d %v; want 500 naming the request id", status, body)
+	}
+	// A base user that does not exist: 500, nothing created, the log says so.
+	before := strings.Join(family(), " ")
+	if status, _ := serve(t, is, urlRequest("POST", `{"role":"nobase"}`, alice)); status != 500 {
+		t.Errorf("a role whose base user does not exist: HTTP %d; want 500", status)
+	}
+	if after := strings.Join(family(), " "); after != before {
+		t.Errorf("a role whose base user does not exist created users: %s, before %s", after, before)
+	}
+	if !strings.Contains(log.String(), `does not exist on the server`) {
+		t.Errorf("the log does not say the base user is missing:\n%s", log)
 	}
 	if !strings.Contains(log.String(), "log in with the master secret") {
 		t.Errorf("the log does not say the master could not log in:\n%s", log)

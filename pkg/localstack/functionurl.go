@@ -58,12 +58,10 @@ type functionURL struct {
 }
 
 // principals returns the directory function URLs verify against: the
-// configured one, or the stack's own key as LocalPrincipalARN.
+// stack's own key as LocalPrincipalARN, and the configured principals
+// (which may name that key otherwise).
 func principals(cfg Config) *localauth.Directory {
-	if cfg.Principals != nil {
-		return cfg.Principals
-	}
-	return localauth.New(localauth.Principal{AccessKeyID: smlocal.LocalAccessKeyID, SecretAccessKey: smlocal.LocalSecretAccessKey, ARN: LocalPrincipalARN()})
+	return localauth.New(append([]localauth.Principal{{AccessKeyID: smlocal.LocalAccessKeyID, SecretAccessKey: smlocal.LocalSecretAccessKey, ARN: LocalPrincipalARN()}}, cfg.Principals...)...)
 }
 
 // startFunctionURL serves the function URL of a started function.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,13 +38,18 @@ func TestFunctionURLEvent(t *testing.T) {
 	dir := localauth.New(localauth.Principal{AccessKeyID: key, SecretAccessKey: secret, ARN: arn})
 	s := &Stack{busy: map[string]chan struct{}{}}
 	u := &functionURL{name: "fn", arn: FunctionARN("fn"), id: "abcdefghijklmnopqrstuvwxyz012345"}
-	var got []events.LambdaFunctionURLRequest
+	var (
+		mu  sync.Mutex // the handler runs on the server's goroutines
+		got []events.LambdaFunctionURLRequest
+	)
 	answer := func([]byte) ([]byte, error) { return nil, nil }
 	invoke := func(_ context.Context, payload []byte) ([]byte, error) {
 		var ev events.LambdaFunctionURLRequest
 		if err := json.Unmarshal(payload, &ev); err != nil {
-			t.Fatalf("the function got no function URL event: %v", err)
+			t.Errorf("the function got no function URL event: %v", err)
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		got = append(got, ev)
 		return answer(payload)
 	}

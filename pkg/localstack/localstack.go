@@ -63,10 +63,11 @@ type Config struct {
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
-	// Principals are the local access keys and who they are: a function
-	// URL (functionurl.go) accepts requests signed with their secrets.
-	// Nil means the stack's own key only, as LocalPrincipalARN.
-	Principals *localauth.Directory
+	// Principals are local access keys and who they stand for (`rotary
+	// local --principal`): a function URL (functionurl.go) accepts requests
+	// signed with their secrets, besides the stack's own key's
+	// (LocalPrincipalARN).
+	Principals []localauth.Principal
 }
 
 // Stack is a running local stack. Close stops every process it started.
