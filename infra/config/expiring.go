@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rotary-secrets/rotary/infra/internal/schedule"
 	"github.com/rotary-secrets/rotary/pkg/registry"
@@ -186,8 +187,8 @@ func (c *Config) validateIssuer(v *validator) {
 			v.addf("%s: field baseUser: required; the user whose privileges every issued user gets", where)
 		case strings.ContainsFunc(r.BaseUser, func(c rune) bool { return c < 0x20 || c == 0x7f }):
 			v.addf("%s: field baseUser: contains a control character; use the user's name", where)
-		case limit > 0 && len(r.BaseUser) > limit:
-			v.addf("%s: field baseUser: %q is %d bytes; an issued user's name adds %d, so on %s the base may have at most %d", where, r.BaseUser, len(r.BaseUser), expiringSuffixLength, r.Engine, limit)
+		case limit > 0 && nameLength(r.Engine, r.BaseUser) > limit:
+			v.addf("%s: field baseUser: %q is %d %s; an issued user's name adds %d, so on %s the base may have at most %d", where, r.BaseUser, nameLength(r.Engine, r.BaseUser), map[bool]string{true: "bytes", false: "characters"}[r.Engine == registry.FamilyPostgres], expiringSuffixLength, r.Engine, limit)
 		}
 		if _, _, err := r.TTLs(); err != nil {
 			v.addf("%s: %w", where, err)
@@ -203,6 +204,15 @@ func (c *Config) validateIssuer(v *validator) {
 	for i, p := range is.Operators {
 		c.validateCaller(v, fmt.Sprintf("issuer: field operators[%d]", i), p)
 	}
+}
+
+// nameLength is a user name's length as the engine counts it: PostgreSQL
+// in bytes, MySQL and MariaDB in characters (as pkg/issuer checks it).
+func nameLength(engine, name string) int {
+	if engine == registry.FamilyPostgres {
+		return len(name)
+	}
+	return utf8.RuneCountInString(name)
 }
 
 var callerRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$`)
