@@ -20,17 +20,22 @@ import (
 // dbFunction is a database rotation function and the server whose users it
 // rotates. Alternating-users (multi) functions switch the secret between
 // <user> and <user>_clone with the master secret named by masterarn.
+// Expiring-user functions move the secret to a new user
+// <user>_<time>_<random> at every rotation.
 type dbFunction struct {
 	function string
 	server   func(*testing.T) database
 	multi    bool
+	expiring bool
 }
 
 var (
-	postgresSingle = dbFunction{fnPostgresSingle, postgresServer, false}
-	postgresMulti  = dbFunction{fnPostgresMulti, postgresServer, true}
-	mysqlSingle    = dbFunction{fnMySQLSingle, mariaDBServer, false}
-	mysqlMulti     = dbFunction{fnMySQLMulti, mariaDBServer, true}
+	postgresSingle   = dbFunction{fnPostgresSingle, postgresServer, false, false}
+	postgresMulti    = dbFunction{fnPostgresMulti, postgresServer, true, false}
+	mysqlSingle      = dbFunction{fnMySQLSingle, mariaDBServer, false, false}
+	mysqlMulti       = dbFunction{fnMySQLMulti, mariaDBServer, true, false}
+	postgresExpiring = dbFunction{fnPGExpiring, postgresServer, false, true}
+	mysqlExpiring    = dbFunction{fnMySQLExpiring, mariaDBServer, false, true}
 )
 
 // TestDatabaseRotationIsProvenByLogin rotates a user three times through
@@ -39,7 +44,9 @@ var (
 // refused at the end; alternating users go <user>_clone, <user>,
 // <user>_clone, and the credential each rotation replaced still logs in.
 // postgres-multi-user's master secret is managed by RDS: the function finds
-// the master's host through the RDS API (internal/rdslocal).
+// the master's host through the RDS API (internal/rdslocal). Expiring users
+// get a new user each time, and the one each rotation replaced (not yet
+// expired) and the base user's password still log in (revoke retires them).
 func TestDatabaseRotationIsProvenByLogin(t *testing.T) {
 	cases := []struct {
 		fn dbFunction
@@ -51,6 +58,10 @@ func TestDatabaseRotationIsProvenByLogin(t *testing.T) {
 		{fn: postgresMulti, master: rdsManagedPostgresMaster},
 		{fn: mysqlSingle},
 		{fn: mysqlMulti, master: mariaDBAdminMaster},
+		{fn: postgresExpiring, master: func(t *testing.T, db database) (string, func(*testing.T)) {
+			return postgresMasterThatEndsSessions(t, db), func(*testing.T) {}
+		}},
+		{fn: mysqlExpiring, master: mariaDBAdminMaster},
 	}
 	for _, tc := range cases {
 		t.Run(tc.fn.function, func(t *testing.T) {
@@ -77,9 +88,17 @@ func TestDatabaseRotationIsProvenByLogin(t *testing.T) {
 					}
 					mustLogIn(t, db, prev, fmt.Sprintf("after rotation %d, the credential it replaced", i))
 				}
+				if tc.fn.expiring {
+					var p struct{ Username string }
+					_ = json.Unmarshal([]byte(prev), &p)
+					if !dbsecret.IsExpiringUserOf(user, v.Username) || v.Username == p.Username {
+						t.Fatalf("after rotation %d the user is %q, want a new expiring user of %q", i, v.Username, user)
+					}
+					mustLogIn(t, db, prev, fmt.Sprintf("after rotation %d, the credential it replaced (not expired)", i))
+				}
 				prev = cur
 			}
-			if !tc.fn.multi {
+			if !tc.fn.multi && !tc.fn.expiring {
 				mustBeRefused(t, db, initial, "the initial password after three rotations")
 			}
 			check(t)
@@ -147,6 +166,8 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 		{fn: postgresMulti, master: postgresMasterThatEndsSessions},
 		{fn: mysqlSingle},
 		{fn: mysqlMulti, master: rdsShapedMariaDBMaster},
+		{fn: postgresExpiring, master: postgresMasterThatEndsSessions},
+		{fn: mysqlExpiring, master: func(t *testing.T, db database) string { arn, _ := mariaDBAdminMaster(t, db); return arn }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.fn.function, func(t *testing.T) {
@@ -163,7 +184,7 @@ func TestRevokeThroughTheFunction(t *testing.T) {
 			}
 			cur, prev := before[2], before[1]
 			var session func(context.Context) error
-			if tc.fn.multi {
+			if tc.fn.multi || tc.fn.expiring {
 				if err := db.login(within(t, loginTimeout), prev); err != nil {
 					t.Fatalf("AWSPREVIOUS (the other user) does not log in before the revoke, so the test would prove nothing: %v", err)
 				}

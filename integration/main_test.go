@@ -27,7 +27,13 @@ const (
 	fnPostgresMulti  = "postgres-multi-user"
 	fnMySQLSingle    = "mysql-single-user"
 	fnMySQLMulti     = "mysql-multi-user"
+	fnPGExpiring     = "postgres-expiring-user"
+	fnMySQLExpiring  = "mysql-expiring-user"
 )
+
+// expiringEnv is the expiring-user functions' lifetime: longer than any
+// test, with the minimum lowered as rotary local does.
+var expiringEnv = []string{"ROTARY_CREDENTIAL_TTL=24h", "ROTARY_CREDENTIAL_MIN_TTL=1s"}
 
 // stack is shared by the tests of this binary, with the database fixtures
 // (fixture_test.go): building and starting everything once keeps the suite
@@ -59,7 +65,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(binDir)
 	var err error
 	stack, err = localstack.Start(ctx, localstack.Config{
-		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti},
+		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti, fnPGExpiring, fnMySQLExpiring},
 		BinDir:      binDir,
 		Retry:       smlocal.RetryPolicy{Attempts: 3},
 		WrapInvoker: inject.wrap,
@@ -70,6 +76,8 @@ func run(m *testing.M) int {
 			fnPostgresMulti:  append(caBundleEnv(pgCAFile), "AWS_ENDPOINT_URL_RDS="+rds.URL),
 			fnMySQLSingle:    caBundleEnv(maria.caFile),
 			fnMySQLMulti:     caBundleEnv(maria.caFile),
+			fnPGExpiring:     append(caBundleEnv(pgCAFile), expiringEnv...),
+			fnMySQLExpiring:  append(caBundleEnv(maria.caFile), expiringEnv...),
 		},
 	})
 	if err != nil {

@@ -58,6 +58,8 @@ type clients struct {
 	// localstack.RotationsPath); empty against AWS.
 	feed string
 	http *http.Client
+	// cfg is the loaded AWS configuration (rotary issue signs with its credentials).
+	cfg aws.Config
 }
 
 // connect loads the AWS configuration the way the AWS CLI does. An endpoint
@@ -92,7 +94,7 @@ func (f *awsFlags) connect(ctx context.Context) (*clients, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("%w: no AWS region; pass --region or set AWS_REGION", errUsage)
 	}
-	c := &clients{http: &http.Client{Timeout: 10 * time.Second}}
+	c := &clients{http: &http.Client{Timeout: 30 * time.Second}, cfg: cfg}
 	c.sm = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		if f.endpoint != "" {
 			o.BaseEndpoint = aws.String(f.endpoint)

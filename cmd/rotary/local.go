@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/registry"
@@ -31,10 +32,11 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:4597", "loopback address to serve on (port 0 picks a free one)")
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
-	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, and the watch)")
+	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, the watch and the credential issuer)")
 	concurrency := fs.Int("concurrency", 1, "instances of each function, as Lambda runs several execution environments at once (each an emulator and a function process)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
+	pf := addPrincipalFlags(fs)
 	pos, err := parseArgs(fs, args, out)
 	if err != nil {
 		return err
@@ -49,6 +51,10 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *concurrency < 1 || *concurrency > 64 {
 		return fmt.Errorf("%w: --concurrency %d: give 1 to 64 instances per function", errUsage, *concurrency)
+	}
+	principals, err := pf.parse()
+	if err != nil {
+		return err
 	}
 	root, err := lambdaemu.ModuleRoot()
 	if err != nil {
@@ -72,11 +78,16 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "Building %s and starting the local stack...\n", strings.Join(functions, ", "))
 	t0 := time.Now()
+	// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
+	functionEnv := map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}}
+	for name, defaults := range expiringDefaults(env) {
+		functionEnv[name] = defaults
+	}
 	stack, err := localstack.Start(ctx, localstack.Config{
 		ModuleRoot: root, Functions: functions, Addr: *addr, StateFile: *state, Env: env, Log: logFile, Concurrency: *concurrency,
-		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
-		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
+		FunctionEnv: functionEnv,
 		Retry:       smlocal.DefaultRetryPolicy(),
+		Principals:  principals,
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
@@ -91,6 +102,11 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 			label = "functions"
 		}
 		fmt.Fprintf(out, "  %-10s %s\n", label, localstack.FunctionARN(fn))
+	}
+	for _, fn := range functions {
+		if u, ok := stack.FunctionURL(fn); ok {
+			fmt.Fprintf(out, "  %-10s %s (%s, AWS_IAM: sign with a --principal key or the local one)\n", "url", u, fn)
+		}
 	}
 	fmt.Fprintf(out, "\nIn another shell, run these, then use rotary (or the AWS CLI) as against AWS:\n")
 	for _, kv := range [][2]string{
@@ -151,10 +167,41 @@ func localWatch(ctx context.Context, stack *localstack.Stack) error {
 	return err
 }
 
+// expiringTypes are the functions that need a credential lifetime to start.
+var expiringTypes = []string{"postgres-expiring-user", "mysql-expiring-user"}
+
+// expiringDefaults gives the expiring-user functions the local stack's
+// lifetime settings, unless --env sets them: a day's TTL, and a minimum of
+// one second (instead of the 5h a deployed function insists on), so that
+// --env ROTARY_CREDENTIAL_TTL=2m shows a credential expiring within
+// minutes (docs/expiring-users.md).
+func expiringDefaults(env []string) map[string][]string {
+	set := map[string]bool{}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var defaults []string
+	for _, kv := range [][2]string{{dbsecret.EnvCredentialTTL, "24h"}, {dbsecret.EnvCredentialMinTTL, "1s"}} {
+		if !set[kv[0]] {
+			defaults = append(defaults, kv[0]+"="+kv[1])
+		}
+	}
+	out := map[string][]string{}
+	for _, name := range expiringTypes {
+		out[name] = defaults
+	}
+	return out
+}
+
 // localFunctions lists the functions to run: every credential type of the
-// registry and the watch, or those named by only.
+// registry and its other functions (the watch, the issuer), or those named
+// by only.
 func localFunctions(root, only string) ([]string, error) {
-	all := append(registry.Names(), registry.Watch.Name)
+	all := registry.Names()
+	for _, fn := range registry.Functions() {
+		all = append(all, fn.Name)
+	}
 	for _, name := range all {
 		if _, err := os.Stat(filepath.Join(root, "functions", name, "main.go")); err != nil {
 			return nil, fmt.Errorf("the registry names function %s, but %s has no functions/%s/main.go: %w", name, root, name, err)
@@ -170,7 +217,8 @@ func localFunctions(root, only string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if _, ok := registry.Lookup(name); !ok && name != registry.Watch.Name {
+		_, isType := registry.Lookup(name)
+		if _, isFunction := registry.LookupFunction(name); !isType && !isFunction {
 			return nil, fmt.Errorf("%w: --functions: no function %q; the functions are %s", errUsage, name, strings.Join(all, ", "))
 		}
 		picked = append(picked, name)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/localstack"
+	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 	"github.com/rotary-secrets/rotary/pkg/watch"
 )
@@ -226,5 +227,45 @@ func TestLocalRunsTheWatchOnItsTick(t *testing.T) {
 			t.Fatalf("no watch check of local/watched in the log after 2 minutes of 1s ticks:\n%s", b)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestLocalServesTheIssuerURL: rotary local serves the credential issuer's
+// function URL, prints it, and accepts requests signed with a --principal
+// key, which reach the function as that principal; a malformed --principal
+// is a usage error.
+func TestLocalServesTheIssuerURL(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "local.log")
+	const bob = "arn:aws:iam::123456789012:user/bob"
+	endpoint, stop := startLocal(t, filepath.Join(dir, "state.json"), "--functions", registry.Issuer.Name, "--log", logPath,
+		"--principal", "AKIABOBEXAMPLE000001:bob-secret="+bob,
+		"--env", `ROTARY_ISSUER_ROLES={"dev":{"engine":"postgres","masterarn":"dev/master","baseUser":"app"}}`)
+	if !regexp.MustCompile(`(?m)^  url +http://127\.0\.0\.1:\d+/ \(credential-issuer`).MatchString(stop.output()) {
+		t.Fatalf("rotary local does not print the issuer's function URL:\n%s", stop.output())
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIABOBEXAMPLE000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "bob-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv(envIssuerURL, "")
+	r := rotaryAt(t, endpoint, "issue", "nope")
+	if r.code != 1 || !strings.Contains(r.errOut, "HTTP 404") || !strings.Contains(r.errOut, `no role "nope"`) {
+		t.Fatalf("rotary issue through rotary local: exit %d: %s%s", r.code, r.out, r.errOut)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-bobs")
+	if r := rotaryAt(t, endpoint, "issue", "dev"); r.code != 1 || !strings.Contains(r.errOut, "HTTP 403") {
+		t.Fatalf("rotary issue with a wrong secret: exit %d: %s", r.code, r.errOut)
+	}
+	stop.stop()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"msg":"credential refused"`) || !strings.Contains(string(b), `"caller":"`+bob+`"`) {
+		t.Errorf("the issuer's log has no refusal naming the caller %s:\n%s", bob, b)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"local", "--principal", "short=arn:aws:iam::123456789012:user/x"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--principal") {
+		t.Errorf("a malformed --principal: exit %d: %s", code, errOut.String())
 	}
 }

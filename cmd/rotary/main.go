@@ -24,6 +24,9 @@ commands:
   rotate   SECRET [--wait] [--function ARN]  start a rotation; with --wait follow it step by step
   rollback SECRET [--to VERSION] [--yes]  make an earlier credential current again, downstream too
   revoke   SECRET [--yes]                 rotate, then invalidate every credential but the new one
+           --leases ROLE [--yes]          drop every user the credential issuer handed out for ROLE, ending their sessions
+  issue    ROLE [--ttl 1h] [--url URL]    get your own short-lived database user from the credential issuer (prints its password)
+  leases   [ROLE] [--json]                the live users the credential issuer handed out, per role, and their expiry
   unstick  SECRET [--force] [--min-age D]  heal a failed rotation or a lockout from what the probes show
   local    [--state FILE] [--addr ADDR]   run the local stack (Secrets Manager + functions) until Ctrl-C
   demo                                    start the local stack and show rotations, rollback and revoke
@@ -62,6 +65,8 @@ func init() {
 		"revoke":   runRevoke,
 		"unstick":  runUnstick,
 		"local":    runLocal,
+		"issue":    runIssue,
+		"leases":   runLeases,
 	}
 }
 
@@ -128,6 +133,11 @@ func openSecret(ctx context.Context, fs *flag.FlagSet, af *awsFlags, args []stri
 	if err != nil {
 		return nil, nil, err
 	}
+	return openParsed(ctx, fs, af, pos, check)
+}
+
+// openParsed is openSecret after the flags were parsed into pos.
+func openParsed(ctx context.Context, fs *flag.FlagSet, af *awsFlags, pos []string, check func() error) (*clients, *secretState, error) {
 	if len(pos) != 1 {
 		return nil, nil, fmt.Errorf("%w: give exactly one SECRET (name or ARN), got %d arguments; run 'rotary %s -h'", errUsage, len(pos), fs.Name())
 	}

@@ -14,7 +14,19 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	af := addAWSFlags(fs)
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
 	ff := addFollowFlags(fs)
-	c, s, err := openSecret(ctx, fs, af, args, out, ff.check)
+	leases := fs.String("leases", "", "instead of a secret: drop every user the credential issuer handed out for this role, ending their sessions")
+	inf := addIssuerFlags(fs)
+	pos, err := parseArgs(fs, args, out)
+	if err != nil {
+		return err
+	}
+	if *leases != "" {
+		if len(pos) != 0 {
+			return fmt.Errorf("%w: --leases ROLE takes no SECRET, got %q", errUsage, pos)
+		}
+		return revokeLeases(ctx, af, inf, *leases, *yes, out)
+	}
+	c, s, err := openParsed(ctx, fs, af, pos, ff.check)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -71,8 +72,15 @@ type request struct {
 	action    string
 }
 
-// denied reports whether a Deny statement of the policy applies.
+// denied reports whether a Deny statement of the policy applies. A
+// BatchGetSecretValue returns a secret only when GetSecretValue on it is
+// allowed, so the secret's denies of GetSecretValue apply to it.
 func denied(policy map[string]any, r request) (bool, string) {
+	if r.action == "secretsmanager:BatchGetSecretValue" {
+		if d, sid := denied(policy, request{principal: r.principal, service: r.service, vpce: r.vpce, action: "secretsmanager:GetSecretValue"}); d {
+			return d, sid
+		}
+	}
 	for _, st := range list(policy["Statement"]) {
 		s := st.(map[string]any)
 		if s["Effect"] != "Deny" || canon(s["Principal"]) != canon(map[string]any{"AWS": "*"}) {
@@ -153,8 +161,20 @@ func (f *fixture) roleArn(t *testing.T, typ rotary.FunctionType) any {
 	return getAtt(f.roleID(t, typ), "Arn")
 }
 
-// allowedByIdentity reports whether the role's own policy allows action on secret.
+// allowedByIdentity reports whether the role's own policy allows action on
+// secret. BatchGetSecretValue is authorized as AWS documents it: the
+// action itself (Resource "*": it has no resource-level permissions) and
+// GetSecretValue on each secret of the batch.
 func (f *fixture) allowedByIdentity(t *testing.T, roleID string, secret any, action string) bool {
+	if action == "secretsmanager:BatchGetSecretValue" {
+		return f.allowedOn(t, roleID, "*", action) && f.allowedByIdentity(t, roleID, secret, "secretsmanager:GetSecretValue")
+	}
+	return f.allowedOn(t, roleID, secret, action)
+}
+
+// allowedOn reports whether an Allow statement of the role's policy names
+// action on resource (or on "*").
+func (f *fixture) allowedOn(t *testing.T, roleID string, secret any, action string) bool {
 	for _, s := range f.statements(t, roleID) {
 		if s["Effect"] != "Allow" {
 			continue
@@ -198,8 +218,9 @@ func TestEverySecretHasAResourcePolicy(t *testing.T) {
 // policy and its own, the rotation role may make exactly the calls the
 // engine makes (pkg/rotation: DescribeSecret, GetSecretValue,
 // PutSecretValue, UpdateSecretVersionStage, and ListSecretVersionIds for
-// probeSecret and recoverSecret), so the rotation keeps working, and
-// nothing else on the secret.
+// probeSecret and recoverSecret; BatchGetSecretValue for the types that
+// read AWSCURRENT and the master in one call), so the rotation keeps
+// working, and nothing else on the secret.
 func TestRotationRoleMayDoExactlyItsCallsUnderThePolicy(t *testing.T) {
 	f := example.get(t)
 	for _, s := range f.cfg.Secrets {
@@ -226,10 +247,55 @@ func TestRotationRoleMayDoExactlyItsCallsUnderThePolicy(t *testing.T) {
 				}
 			}
 			want := append([]string{}, rotary.RotateActions...)
+			if typ.BatchReads() {
+				want = append(want, rotary.BatchReadActions...)
+			}
 			sort.Strings(got)
 			sort.Strings(want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("the rotation role may %v on its secret, want exactly %v", got, want)
+			}
+		})
+	}
+}
+
+// TestBatchReadsReachOnlyTheRolesSecrets: BatchGetSecretValue is granted
+// on "*", yet under each secret's policy and the role's GetSecretValue a
+// batch of a multi-user function returns exactly its own secrets and its
+// masters, no other secret of the suite; the other roles may not batch.
+func TestBatchReadsReachOnlyTheRolesSecrets(t *testing.T) {
+	f := example.get(t)
+	endpoint := ref(f.only(t, "AWS::EC2::VPCEndpoint", func(map[string]any) bool { return true }))
+	for _, typ := range f.cfg.TypesInUse() {
+		typ := rotary.FunctionType(typ)
+		t.Run(string(typ), func(t *testing.T) {
+			var vpce any
+			if f.cfg.LogsInToDatabase(string(typ)) {
+				vpce = endpoint
+			}
+			var got, want []string
+			for _, s := range f.cfg.Secrets {
+				secret := f.secretRefOf(t, s.Name)
+				r := request{principal: f.roleArn(t, typ), vpce: vpce, action: "secretsmanager:BatchGetSecretValue"}
+				if d, _ := denied(f.policyOf(t, secret), r); !d && f.allowedByIdentity(t, f.roleID(t, typ), secret, r.action) {
+					got = append(got, s.Name)
+				}
+				if !typ.BatchReads() {
+					continue
+				}
+				if s.Type == string(typ) {
+					want = append(want, s.Name)
+				}
+				for _, o := range f.cfg.Secrets {
+					if o.Type == string(typ) && o.MasterSecret == s.Name && !slices.Contains(want, s.Name) {
+						want = append(want, s.Name)
+					}
+				}
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("a batch read by %s returns %v, want %v", typ, got, want)
 			}
 		})
 	}
@@ -246,6 +312,7 @@ func TestPolicyDeniesReadsAndWritesByOthers(t *testing.T) {
 	outsider := role("someone-else")
 	watch := getAtt(f.watchRoleID(t), "Arn")
 	sso := role("aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_DatabaseAdmin_0123456789abcdef")
+	issuer := getAtt(f.issuerRoleID(t), "Arn")
 	tests := []struct {
 		secret string
 		r      request
@@ -268,6 +335,14 @@ func TestPolicyDeniesReadsAndWritesByOthers(t *testing.T) {
 		// A master is read by the functions whose secrets name it, whenever they are rotated.
 		{"orders-admin", request{principal: f.roleArn(t, postgresMultiUser), action: get}, false},
 		{"orders-admin", request{principal: f.roleArn(t, mySQLMultiUser), action: get}, true},
+		// The issuer reads its roles' masters (through the endpoint), nothing else, and writes nothing.
+		{"orders-admin", request{principal: issuer, vpce: "ENDPOINT", action: get}, false},
+		{"orders-admin", request{principal: issuer, vpce: "ENDPOINT", action: put}, true},
+		{"orders-admin", request{principal: issuer, vpce: "ENDPOINT", action: mv}, true},
+		{"orders-reporting", request{principal: issuer, vpce: "ENDPOINT", action: get}, true},
+		{"billing-app", request{principal: issuer, vpce: "ENDPOINT", action: get}, true},
+		{"orders-reporting", request{principal: f.roleArn(t, postgresExpiring), vpce: "ENDPOINT", action: get}, false},
+		{"orders-admin", request{principal: f.roleArn(t, postgresExpiring), vpce: "ENDPOINT", action: get}, false},
 		// Admins may read and write; the root user when listed.
 		{"orders-admin", request{principal: sso, action: get}, false},
 		{"orders-admin", request{principal: sso, action: put}, false},
@@ -483,6 +558,10 @@ func TestAlertRulesFireOnWhatTheyAreFor(t *testing.T) {
 		{"rotation abandoned", cloudTrailEvent(svc, "RotationAbandoned", billingAppARN, map[string]any{"accountId": exampleAccount, "invokedBy": "secretsmanager.amazonaws.com"}, nil), []string{rotary.AlertRotationAbandon}},
 		{"created secret abandoned", cloudTrailEvent(svc, "RotationAbandoned", f.secretRefOf(t, "webhook-signing-key"), map[string]any{"accountId": exampleAccount}, nil), []string{rotary.AlertRotationAbandon}},
 		{"someone else's secret", cloudTrailEvent(api, "GetSecretValue", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:other-Zz99Zz", session(role("someone-else")), nil), nil},
+		// The issuer reads its roles' masters on every request; a write by it is an override.
+		{"issuer reads a master", cloudTrailEvent(api, "GetSecretValue", ordersAdminARN, session(getAtt(f.issuerRoleID(t), "Arn")), map[string]any{"vpcEndpointId": endpoint}), nil},
+		{"issuer writes a master", cloudTrailEvent(api, "PutSecretValue", ordersAdminARN, session(getAtt(f.issuerRoleID(t), "Arn")), nil), []string{rotary.AlertManualOverride}},
+		{"expiring rotation writes its secret", cloudTrailEvent(api, "PutSecretValue", ordersReportARN, session(f.roleArn(t, postgresExpiring)), nil), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

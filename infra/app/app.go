@@ -60,6 +60,16 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		if c := cfg.ReservedConcurrencyFor(t); c != config.Unreserved {
 			o.ReservedConcurrency = jsii.Number(float64(c))
 		}
+		f := cfg.FunctionFor(t)
+		if config.IsExpiringType(t) {
+			o.CredentialTTL = duration(f.CredentialTTL)
+		}
+		if env := fieldEnvironment(t, f); len(env) > 0 {
+			for k, v := range f.Environment {
+				env[k] = v
+			}
+			o.Environment = strMap(env)
+		}
 		fo[rotary.FunctionType(t)] = o
 	}
 	props.Functions = &fo
@@ -204,6 +214,21 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		}
 	}
 
+	if cfg.Issuer != nil {
+		is, err := newIssuer(stack, suite, cfg, secrets, keys, dbs)
+		if err != nil {
+			return nil, fmt.Errorf("issuer: %w", err)
+		}
+		awscdk.NewCfnOutput(stack, jsii.String("IssuerFunctionName"), &awscdk.CfnOutputProps{
+			Value:       is.Function.FunctionName(),
+			Description: jsii.String("Name of the credential issuer (rotary issue/leases/revoke --leases --issuer NAME)"),
+		})
+		awscdk.NewCfnOutput(stack, jsii.String("IssuerFunctionUrl"), &awscdk.CfnOutputProps{
+			Value:       is.Url.Url(),
+			Description: jsii.String("Function URL of the credential issuer (AWS_IAM auth): rotary issue ROLE --url URL, or ROTARY_ISSUER_URL"),
+		})
+	}
+
 	if cfg.WatchEnabled() {
 		w, err := suite.NewWatch(jsii.String("Watch"), &rotary.WatchProps{
 			Interval:        duration(cfg.Watch.Interval),
@@ -249,4 +274,66 @@ func secretName(s config.SecretConfig) string {
 		return ""
 	}
 	return s.ARN[i+len(marker) : len(s.ARN)-7]
+}
+
+// fieldEnvironment is the environment the app sets from fn's own fields
+// (reapKeepSessions, mysqlMarkerDatabase), for the functions that read them.
+func fieldEnvironment(fn string, f config.FunctionConfig) map[string]string {
+	env := map[string]string{}
+	if f.ReapKeepSessions != nil && config.ReapsUsers(fn) {
+		env[config.EnvReapKeepSessions] = fmt.Sprint(*f.ReapKeepSessions)
+	}
+	if f.MySQLMarkerDatabase != "" && config.UsesMySQLMarker(fn) {
+		env[config.EnvMySQLMarkerDB] = f.MySQLMarkerDatabase
+	}
+	return env
+}
+
+// newIssuer deploys the config's issuer section.
+func newIssuer(stack awscdk.Stack, suite *rotary.Suite, cfg *config.Config, secrets map[string]awssecretsmanager.ISecret, keys map[string]awskms.IKey, dbs map[string]*rotary.DatabaseTarget) (*rotary.Issuer, error) {
+	ic := cfg.Issuer
+	f := cfg.FunctionFor(config.IssuerFunction)
+	env := fieldEnvironment(config.IssuerFunction, f)
+	for k, v := range f.Environment {
+		env[k] = v
+	}
+	props := &rotary.IssuerProps{
+		FunctionName: jsii.String(ic.FunctionName),
+		MemorySize:   jsii.Number(float64(f.MemoryMB)),
+		Timeout:      duration(f.Timeout),
+		Environment:  strMap(env),
+		Operators:    ic.Operators,
+	}
+	if ic.AllowedCallers != nil {
+		props.AllowedCallers = *ic.AllowedCallers
+	}
+	if c := cfg.ReservedConcurrencyFor(config.IssuerFunction); c != config.Unreserved {
+		props.ReservedConcurrency = jsii.Number(float64(c))
+	} else {
+		props.ReservedConcurrency = jsii.Number(rotary.Unreserved)
+	}
+	if ic.ReapInterval == config.IssuerReapOff {
+		props.NoReapSchedule = jsii.Bool(true)
+	} else {
+		props.ReapInterval = duration(ic.ReapInterval)
+	}
+	for i, r := range ic.Roles {
+		def, maxTTL, _ := r.TTLs() // validated
+		role := rotary.IssuerRole{
+			Name: r.Name, Engine: r.Engine, BaseUser: r.BaseUser, DBName: r.DBName, Database: dbs[r.Database],
+			DefaultTTL: awscdk.Duration_Seconds(jsii.Number(def.Seconds())),
+			MaxTTL:     awscdk.Duration_Seconds(jsii.Number(maxTTL.Seconds())),
+		}
+		if r.MasterSecret != "" {
+			role.MasterSecret = secrets[r.MasterSecret]
+			role.MasterEncryptionKey = keys[r.MasterSecret]
+		} else {
+			role.MasterSecret = awssecretsmanager.Secret_FromSecretCompleteArn(stack, jsii.String(fmt.Sprintf("IssuerMaster%d-%s", i, r.Name)), jsii.String(r.MasterSecretARN))
+			if r.MasterKmsKeyARN != "" {
+				role.MasterEncryptionKey = awskms.Key_FromKeyArn(stack, jsii.String(fmt.Sprintf("IssuerMasterKey%d-%s", i, r.Name)), jsii.String(r.MasterKmsKeyARN))
+			}
+		}
+		props.Roles = append(props.Roles, role)
+	}
+	return suite.NewIssuer(jsii.String("Issuer"), props)
 }

@@ -33,6 +33,8 @@ const (
 	ordersMasterARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-master-Qr90St"
 	ordersClusterARN = "arn:aws:rds:eu-west-1:111122223333:cluster:orders"
 	billingMstARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-master-Mn78Op"
+	ordersReportARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-reporting-Gh78Ij"
+	billingBatchARN  = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:billing-batch-Kl90Mn"
 	ordersPgSG       = "sg-0a1b2c3d4e5f60101"
 	billingMySQLSG   = "sg-0a1b2c3d4e5f60102"
 	sessionsRedisSG  = "sg-0a1b2c3d4e5f60103"
@@ -59,8 +61,8 @@ func (f *fixture) secretsKey(t *testing.T) string {
 
 func TestFunctionsArePackagedForAL2023OnArm64(t *testing.T) {
 	f := example.get(t)
-	n := float64(len(f.cfg.TypesInUse()) + 1)
-	check(t, "one function per rotation type in use, and the watch", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(n)) })
+	n := float64(len(f.cfg.TypesInUse()) + 2)
+	check(t, "one function per rotation type in use, the watch and the issuer", func() { f.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(n)) })
 	check(t, "log groups with retention", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::Logs::LogGroup"), jsii.Number(n))
 		f.template.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{"RetentionInDays": 90})
@@ -208,9 +210,19 @@ func TestOneRolePerFunctionAndNoManagedPolicies(t *testing.T) {
 				t.Errorf("the watch shares role %s with %s", watchRole, other)
 			}
 			roles[watchRole] = "watch"
-			scheduler := f.schedulerRoleID(t)
-			check(t, "one role per function, and the scheduler's", func() {
-				f.template.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(float64(len(roles)+1)))
+			schedulers := map[string]bool{f.schedulerRoleID(t): true}
+			if f.stack.Suite.Issuer() != nil {
+				issuerRole := f.issuerRoleID(t)
+				if other, dup := roles[issuerRole]; dup {
+					t.Errorf("the issuer shares role %s with %s", issuerRole, other)
+				}
+				roles[issuerRole] = "issuer"
+				for _, s := range f.resources("AWS::Scheduler::Schedule") {
+					schedulers[props(s)["Target"].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)] = true
+				}
+			}
+			check(t, "one role per function, and the schedulers'", func() {
+				f.template.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(float64(len(roles)+len(schedulers))))
 			})
 			check(t, "no managed policies", func() {
 				f.template.AllResourcesProperties(jsii.String("AWS::IAM::Role"), &map[string]any{"ManagedPolicyArns": assertions.Match_Absent()})
@@ -220,7 +232,7 @@ func TestOneRolePerFunctionAndNoManagedPolicies(t *testing.T) {
 			for id, r := range f.resources("AWS::IAM::Role") {
 				got := canon(props(r)["AssumeRolePolicyDocument"].(map[string]any)["Statement"])
 				want := canon(lambda)
-				if id == scheduler {
+				if schedulers[id] {
 					want = canon([]any{map[string]any{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "scheduler.amazonaws.com"},
 						"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": f.cfg.Account}}}})
 				}
@@ -244,12 +256,29 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 		{randomSecret, []any{webhook}, nil},
 		{postgresSingleUser, []any{ordersAdminARN}, nil},
 		{postgresMultiUser, []any{ordersApp}, []any{ordersAdminARN}},
+		{postgresExpiring, []any{ordersReportARN}, []any{ordersAdminARN}},
 		{mySQLSingleUser, []any{billingAppARN}, nil},
 		{mySQLMultiUser, []any{billingRepARN}, []any{billingMstARN}},
+		{mySQLExpiring, []any{billingBatchARN}, []any{billingMstARN}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
 			stmts := f.statements(t, f.roleID(t, tc.typ))
+			// Alternating users read AWSCURRENT and the master in one
+			// BatchGetSecretValue, which IAM authorizes on "*" only; each
+			// secret of the batch still needs GetSecretValue above.
+			batch := bySid(stmts, rotary.SidBatchRead)
+			switch {
+			case tc.typ.BatchReads() && batch == nil:
+				t.Errorf("%s reads in batches but has no %s statement", tc.typ, rotary.SidBatchRead)
+			case tc.typ.BatchReads():
+				want := map[string]any{"Sid": rotary.SidBatchRead, "Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"}
+				if canon(batch) != canon(want) {
+					t.Errorf("batch statement %s, want %s", canon(batch), canon(want))
+				}
+			case batch != nil:
+				t.Errorf("%s reads no batch, yet may BatchGetSecretValue: %s", tc.typ, canon(batch))
+			}
 			rot := bySid(stmts, rotary.SidRotateSecrets)
 			if rot == nil {
 				t.Fatalf("no %s statement", rotary.SidRotateSecrets)
@@ -277,7 +306,7 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 				}
 			}
 			for _, s := range stmts {
-				if s["Sid"] == rotary.SidRotateSecrets || s["Sid"] == rotary.SidReadMasterSecrets {
+				if s["Sid"] == rotary.SidRotateSecrets || s["Sid"] == rotary.SidReadMasterSecrets || s["Sid"] == rotary.SidBatchRead {
 					continue
 				}
 				if strings.Contains(canon(s["Action"]), "secretsmanager:") {
@@ -289,7 +318,10 @@ func TestSecretsManagerAccessIsScopedToRotatedAndMasterSecrets(t *testing.T) {
 }
 
 // TestNoWildcardGrants is the negative check: no Secrets Manager or KMS
-// action on Resource "*", no action wildcards, no Deny-less "*:*".
+// action on Resource "*" but BatchGetSecretValue (which has no
+// resource-level permissions, and returns only what GetSecretValue on each
+// secret allows) in its own statement, no action wildcards, no Deny-less
+// "*:*".
 func TestNoWildcardGrants(t *testing.T) {
 	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "fleet": fleet} {
 		t.Run(name, func(t *testing.T) {
@@ -309,6 +341,9 @@ func TestNoWildcardGrants(t *testing.T) {
 					act := fmt.Sprint(a)
 					if strings.Contains(act, "*") {
 						t.Errorf("action wildcard %s in %s", act, canon(s))
+					}
+					if star && act == "secretsmanager:BatchGetSecretValue" && s["Sid"] == rotary.SidBatchRead && len(list(s["Action"])) == 1 {
+						continue
 					}
 					if star && (strings.HasPrefix(act, "secretsmanager:") || strings.HasPrefix(act, "kms:") || strings.HasPrefix(act, "rds:") || strings.HasPrefix(act, "elasticache:") || strings.HasPrefix(act, "logs:")) {
 						t.Errorf("%s granted on Resource \"*\": %s", act, canon(s))
@@ -357,8 +392,10 @@ func TestKMSIsUsedOnlyThroughSecretsManager(t *testing.T) {
 		{randomSecret, []any{suiteKey}},
 		{postgresSingleUser, []any{ordersAdminKey}},
 		{postgresMultiUser, []any{suiteKey, ordersAdminKey}},
+		{postgresExpiring, []any{ordersAdminKey}},
 		{mySQLSingleUser, nil},
 		{mySQLMultiUser, nil},
+		{mySQLExpiring, nil},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
@@ -571,10 +608,19 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		{ordersMasterARN, rdsMaster},
 		{sessionsCacheARN, redisACL},
 		{ordersCacheARN, elastiCacheUser},
+		{ordersReportARN, postgresExpiring},
+		{billingBatchARN, mySQLExpiring},
 	}
-	check(t, "one permission per secret", func() {
-		f.template.ResourceCountIs(jsii.String("AWS::Lambda::Permission"), jsii.Number(float64(len(tests))))
-	})
+	issuer := canon(getAtt(f.issuerFunctionID(t), "Arn"))
+	rotation := 0
+	for _, p := range f.resources("AWS::Lambda::Permission") {
+		if canon(props(p)["FunctionName"]) != issuer {
+			rotation++
+		}
+	}
+	if rotation != len(tests) {
+		t.Errorf("%d rotation invoke permissions, want one per secret (%d)", rotation, len(tests))
+	}
 	for _, tc := range tests {
 		t.Run(canon(tc.secret), func(t *testing.T) {
 			check(t, "permission", func() {
@@ -589,6 +635,9 @@ func TestInvokePermissionNamesAccountAndSecret(t *testing.T) {
 		})
 	}
 	for id, p := range f.resources("AWS::Lambda::Permission") {
+		if canon(props(p)["FunctionName"]) == issuer {
+			continue // TestIssuerURLIsIAMOnlyForTheCallers
+		}
 		if props(p)["SourceArn"] == nil || props(p)["SourceAccount"] == nil {
 			t.Errorf("permission %s lacks SourceArn or SourceAccount", id)
 		}
@@ -611,6 +660,8 @@ func TestSchedulesUseExpressionsAndWindows(t *testing.T) {
 		{ordersMasterARN, rdsMaster, "rate(30 days)", "2h", false},
 		{sessionsCacheARN, redisACL, "rate(30 days)", "2h", false},
 		{ordersCacheARN, elastiCacheUser, "rate(30 days)", "2h", false},
+		{ordersReportARN, postgresExpiring, "rate(7 days)", "3h", false},
+		{billingBatchARN, mySQLExpiring, "rate(1 day)", "2h", false},
 	}
 	check(t, "one schedule per secret", func() {
 		f.template.ResourceCountIs(jsii.String("AWS::SecretsManager::RotationSchedule"), jsii.Number(float64(len(tests))))
@@ -653,6 +704,9 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 			fnSGs[sgOf(t, f, typ)] = typ
 		}
 	}
+	// The issuer's group: its roles' two databases.
+	issuerFn := props(f.resources("AWS::Lambda::Function")[f.issuerFunctionID(t)])
+	issuerSG := list(issuerFn["VpcConfig"].(map[string]any)["SecurityGroupIds"])[0].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 	// No security group of the stack has inline ingress; the only ingress
 	// rules are DB-port rules from function groups, and 443 into the endpoint.
 	for id, sg := range f.resources("AWS::EC2::SecurityGroup") {
@@ -666,7 +720,8 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		postgresSingleUser: {ordersPgSG, 5432}, postgresMultiUser: {ordersPgSG, 5432},
 		mySQLSingleUser: {billingMySQLSG, 3306}, mySQLMultiUser: {billingMySQLSG, 3306},
 		redisACL: {sessionsRedisSG, 6379}, elastiCacheUser: {ordersCacheSG, 6379},
-		rdsMaster: {ordersPgSG, 5432}, // the login mode
+		rdsMaster:        {ordersPgSG, 5432}, // the login mode
+		postgresExpiring: {ordersPgSG, 5432}, mySQLExpiring: {billingMySQLSG, 3306},
 	}
 	for sg, typ := range fnSGs {
 		db := dbOf[typ]
@@ -674,6 +729,16 @@ func TestSecurityGroupsAllowOnlyDatabasePortsAndTheEndpoint(t *testing.T) {
 		wantIngress[canon([]any{getAtt(endpointSG, "GroupId"), getAtt(sg, "GroupId"), 443})] = true
 		wantEgress[canon([]any{getAtt(sg, "GroupId"), db[0], db[1]})] = true
 		wantEgress[canon([]any{getAtt(sg, "GroupId"), getAtt(endpointSG, "GroupId"), 443})] = true
+	}
+	for _, db := range [][2]any{{ordersPgSG, 5432}, {billingMySQLSG, 3306}} {
+		wantIngress[canon([]any{db[0], getAtt(issuerSG, "GroupId"), db[1]})] = true
+		wantEgress[canon([]any{getAtt(issuerSG, "GroupId"), db[0], db[1]})] = true
+	}
+	wantIngress[canon([]any{getAtt(endpointSG, "GroupId"), getAtt(issuerSG, "GroupId"), 443})] = true
+	wantEgress[canon([]any{getAtt(issuerSG, "GroupId"), getAtt(endpointSG, "GroupId"), 443})] = true
+	// The issuer calls Secrets Manager only: through the endpoint, no other HTTPS.
+	if e := list(props(f.resources("AWS::EC2::SecurityGroup")[issuerSG])["SecurityGroupEgress"]); len(e) != 0 {
+		t.Errorf("the issuer's security group has extra egress %s", canon(e))
 	}
 	gotIngress := map[string]bool{}
 	for id, r := range f.resources("AWS::EC2::SecurityGroupIngress") {
@@ -845,7 +910,11 @@ func TestCdkNagSuppressionsAreExactlyTheJustifiedOnes(t *testing.T) {
 	for _, fn := range f.stack.Suite.Functions() {
 		policy := *fn.Role.Node().Path() + "/DefaultPolicy/Resource"
 		if fn.InVpc() {
-			want["AwsSolutions-IAM5 "+policy+" [Resource::*] "+rotary.ReasonENIWildcard] = true
+			reason := rotary.ReasonENIWildcard
+			if fn.Type.BatchReads() {
+				reason = rotary.ReasonENIAndBatchWildcard
+			}
+			want["AwsSolutions-IAM5 "+policy+" [Resource::*] "+reason] = true
 		}
 		if fn.Type.NeedsMaster() {
 			for _, r := range []string{"db", "cluster"} {
@@ -854,10 +923,12 @@ func TestCdkNagSuppressionsAreExactlyTheJustifiedOnes(t *testing.T) {
 			}
 		}
 	}
+	// The issuer runs in the VPC; it reads no batch and calls no RDS.
+	want["AwsSolutions-IAM5 "+*f.stack.Suite.Issuer().Role.Node().Path()+"/DefaultPolicy/Resource [Resource::*] "+rotary.ReasonENIWildcard] = true
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("suppressed findings\n got %v\nwant %v", keys(got), keys(want))
 	}
-	for _, r := range []string{rotary.ReasonENIWildcard, rotary.ReasonRDSDescribe} {
+	for _, r := range []string{rotary.ReasonENIWildcard, rotary.ReasonENIAndBatchWildcard, rotary.ReasonRDSDescribe} {
 		if len(r) < 40 {
 			t.Errorf("suppression reason %q is too short to explain anything", r)
 		}

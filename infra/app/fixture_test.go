@@ -57,7 +57,7 @@ func fakeDist(types ...rotary.FunctionType) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	names := []string{registry.Watch.Name}
+	names := []string{registry.Watch.Name, registry.Issuer.Name}
 	for _, t := range types {
 		names = append(names, string(t))
 	}
@@ -369,11 +369,39 @@ func (f *fixture) watchRoleID(t *testing.T) string {
 	return props(fn)["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 }
 
+// issuerFunctionID is the logical ID of the credential issuer's function.
+func (f *fixture) issuerFunctionID(t *testing.T) string {
+	t.Helper()
+	return f.only(t, "AWS::Lambda::Function", func(p map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(p["Description"]), "Rotary credential issuer: ")
+	})
+}
+
+// issuerRoleID is the logical ID of the role the issuer runs as.
+func (f *fixture) issuerRoleID(t *testing.T) string {
+	t.Helper()
+	fn := f.resources("AWS::Lambda::Function")[f.issuerFunctionID(t)]
+	return props(fn)["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+}
+
+// watchScheduleResources are the schedules that invoke the watch.
+func (f *fixture) watchScheduleResources(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	watch := canon(getAtt(f.watchFunctionID(t), "Arn"))
+	out := map[string]map[string]any{}
+	for id, s := range f.resources("AWS::Scheduler::Schedule") {
+		if canon(props(s)["Target"].(map[string]any)["Arn"]) == watch {
+			out[id] = s
+		}
+	}
+	return out
+}
+
 // schedulerRoleID is the logical ID of the role the watch's schedules use.
 func (f *fixture) schedulerRoleID(t *testing.T) string {
 	t.Helper()
 	var ids []string
-	for _, s := range f.resources("AWS::Scheduler::Schedule") {
+	for _, s := range f.watchScheduleResources(t) {
 		id := props(s)["Target"].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 		if len(ids) == 0 || ids[0] != id {
 			ids = append(ids, id)

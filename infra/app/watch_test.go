@@ -191,7 +191,7 @@ func scheduleInput(t *testing.T, v any) map[string]any {
 func (f *fixture) watchSchedules(t *testing.T) []map[string]any {
 	t.Helper()
 	ids := make([]string, 0)
-	for id := range f.resources("AWS::Scheduler::Schedule") {
+	for id := range f.watchScheduleResources(t) {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool {
@@ -200,7 +200,7 @@ func (f *fixture) watchSchedules(t *testing.T) []map[string]any {
 	})
 	var out []map[string]any
 	for _, id := range ids {
-		out = append(out, props(f.resources("AWS::Scheduler::Schedule")[id]))
+		out = append(out, props(f.watchScheduleResources(t)[id]))
 	}
 	return out
 }

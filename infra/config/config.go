@@ -49,6 +49,10 @@ type Config struct {
 	// Watch configures the watch function that checks the secrets' health
 	// on a schedule (docs/watch.md).
 	Watch WatchConfig `yaml:"watch"`
+	// Issuer deploys the credential issuer (docs/issued-credentials.md):
+	// short-lived database users on demand through a function URL with
+	// AWS_IAM auth. Optional.
+	Issuer *IssuerConfig `yaml:"issuer"`
 	// Stagger spreads the rotation windows of the secrets of one database
 	// host so that no two of them rotate in the same hour: "host", or
 	// "none" (the default).
@@ -76,7 +80,87 @@ type FunctionConfig struct {
 	// "unreserved". Default: DefaultReservedConcurrency for types that log
 	// in to a database, unreserved for the others (docs/scale.md).
 	ReservedConcurrency *Concurrency `yaml:"reservedConcurrency"`
+	// CredentialTTL is the lifetime of each user the expiring-user types
+	// create (ROTARY_CREDENTIAL_TTL), a Go duration longer than every
+	// secret's schedule interval plus its window. Required when such a
+	// type is in use; only in function and functions.<expiring type>.
+	CredentialTTL string `yaml:"credentialTtl"`
+	// ReapKeepSessions makes the reaper drop expired users without ending
+	// their open sessions (ROTARY_REAP_KEEP_SESSIONS): expiring-user types
+	// and the credential issuer. Default false.
+	ReapKeepSessions *bool `yaml:"reapKeepSessions"`
+	// MySQLMarkerDatabase is the database of the table that marks the
+	// expiring users Rotary created on MySQL and MariaDB
+	// (ROTARY_MYSQL_MARKER_DATABASE, default rotary): mysql-expiring-user
+	// and the credential issuer.
+	MySQLMarkerDatabase string `yaml:"mysqlMarkerDatabase"`
 }
+
+// IssuerConfig is the credential issuer.
+type IssuerConfig struct {
+	// FunctionName of the issuer (default rotary-credential-issuer, the
+	// rotary CLI's default --issuer).
+	FunctionName string `yaml:"functionName"`
+	// Roles callers may ask for. At least one.
+	Roles []IssuerRoleConfig `yaml:"roles"`
+	// AllowedCallers are the IAM role and user ARNs (exact, any account)
+	// that may call the function URL, through it only. Required ([]: only
+	// principals of the account whose own IAM policies allow it).
+	AllowedCallers *[]string `yaml:"allowedCallers"`
+	// Operators are the IAM role and user ARNs that may invoke the issuer
+	// directly: rotary leases, rotary revoke --leases. Optional.
+	Operators []string `yaml:"operators"`
+	// ReapInterval is how often a schedule asks the issuer to drop every
+	// role's expired users: whole minutes from 1m to 24h, or "off"
+	// (default 5m).
+	ReapInterval string `yaml:"reapInterval"`
+}
+
+// IssuerRoleConfig is one role of the issuer.
+type IssuerRoleConfig struct {
+	// Name callers ask for.
+	Name string `yaml:"name"`
+	// Engine is postgres, or mysql (MySQL and MariaDB).
+	Engine string `yaml:"engine"`
+	// MasterSecret names a secrets entry; MasterSecretARN an existing
+	// secret (MasterKmsKeyARN its customer-managed key): the admin user
+	// that creates the users. Exactly one.
+	MasterSecret    string `yaml:"masterSecret"`
+	MasterSecretARN string `yaml:"masterSecretArn"`
+	MasterKmsKeyARN string `yaml:"masterKmsKeyArn"`
+	// Database names a databases entry: the issuer's network path to it.
+	Database string `yaml:"database"`
+	// BaseUser is the user whose privileges every issued user gets.
+	BaseUser string `yaml:"baseUser"`
+	// DBName is the database the credential names (default the master
+	// secret's).
+	DBName string `yaml:"dbname"`
+	// DefaultTTL (default 1h, or maxTtl if shorter) and MaxTTL (default
+	// 12h, at most 168h) are Go durations.
+	DefaultTTL string `yaml:"defaultTtl"`
+	MaxTTL     string `yaml:"maxTtl"`
+}
+
+// IssuerFunction is the issuer's key in functions: (its per-function
+// settings, as for a type).
+const IssuerFunction = "credential-issuer"
+
+// Environment variables the app sets from fields, which environment may
+// not set.
+const (
+	EnvCredentialTTL     = "ROTARY_CREDENTIAL_TTL"
+	EnvReapKeepSessions  = "ROTARY_REAP_KEEP_SESSIONS"
+	EnvMySQLMarkerDB     = "ROTARY_MYSQL_MARKER_DATABASE"
+	EnvIssuerRoles       = "ROTARY_ISSUER_ROLES"
+	DefaultIssuerName    = "rotary-credential-issuer"
+	DefaultIssuerReap    = "5m"
+	IssuerReapOff        = "off"
+	issuerMinTTL         = time.Second
+	issuerCeilingTTL     = 7 * 24 * time.Hour
+	issuerDefaultTTL     = time.Hour
+	issuerDefaultMaxTTL  = 12 * time.Hour
+	expiringSuffixLength = 18 // "_" + yyMMddHHmmss + "_" + 4 random (pkg/dbsecret)
+)
 
 // Concurrency is a reserved concurrency: N >= 1, or Unreserved (0).
 type Concurrency int
@@ -317,6 +401,14 @@ func (c *Config) applyDefaults() {
 	if c.Stagger == "" {
 		c.Stagger = "none"
 	}
+	if c.Issuer != nil {
+		if c.Issuer.FunctionName == "" {
+			c.Issuer.FunctionName = DefaultIssuerName
+		}
+		if c.Issuer.ReapInterval == "" {
+			c.Issuer.ReapInterval = DefaultIssuerReap
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -352,7 +444,8 @@ func (c *Config) SetDir(dir string) { c.dir = dir }
 
 // FunctionFor merges the defaults with the per-type overrides of typ.
 func (c *Config) FunctionFor(typ string) FunctionConfig {
-	f := FunctionConfig{MemoryMB: c.Function.MemoryMB, Timeout: c.Function.Timeout, ReservedConcurrency: c.Function.ReservedConcurrency, Environment: map[string]string{}}
+	f := FunctionConfig{MemoryMB: c.Function.MemoryMB, Timeout: c.Function.Timeout, ReservedConcurrency: c.Function.ReservedConcurrency, Environment: map[string]string{},
+		CredentialTTL: c.Function.CredentialTTL, ReapKeepSessions: c.Function.ReapKeepSessions, MySQLMarkerDatabase: c.Function.MySQLMarkerDatabase}
 	for k, v := range c.Function.Environment {
 		f.Environment[k] = v
 	}
@@ -365,6 +458,15 @@ func (c *Config) FunctionFor(typ string) FunctionConfig {
 		}
 		if o.ReservedConcurrency != nil {
 			f.ReservedConcurrency = o.ReservedConcurrency
+		}
+		if o.CredentialTTL != "" {
+			f.CredentialTTL = o.CredentialTTL
+		}
+		if o.ReapKeepSessions != nil {
+			f.ReapKeepSessions = o.ReapKeepSessions
+		}
+		if o.MySQLMarkerDatabase != "" {
+			f.MySQLMarkerDatabase = o.MySQLMarkerDatabase
 		}
 		for k, v := range o.Environment {
 			f.Environment[k] = v
@@ -438,7 +540,7 @@ func IsRDSMasterType(typ string) bool {
 // database with this config: the database types, and rds-master in its
 // login mode (its secrets name their database).
 func (c *Config) LogsInToDatabase(typ string) bool {
-	if IsDatabaseType(typ) {
+	if IsDatabaseType(typ) || typ == IssuerFunction && c.Issuer != nil {
 		return true
 	}
 	if !IsRDSMasterType(typ) {
@@ -520,18 +622,23 @@ func (c *Config) Validate() error {
 	}
 	sort.Strings(fnTypes)
 	for _, t := range fnTypes {
-		if !knownType(t) {
-			v.addf("functions.%s: unknown function type; use one of %s", t, registry.List())
+		if !knownType(t) && t != IssuerFunction {
+			v.addf("functions.%s: unknown function type; use one of %s, or %s (the issuer)", t, registry.List(), IssuerFunction)
 			continue
 		}
 		validateFunction(v, "functions."+t, c.Functions[t])
+		c.validateFunctionFields(v, t, c.Functions[t])
 	}
+	c.validateFunctionDefaults(v)
 
 	needsVpc := false
 	for _, s := range c.Secrets {
 		if IsDatabaseType(s.Type) || s.Database != "" {
 			needsVpc = true
 		}
+	}
+	if c.Issuer != nil {
+		needsVpc = true
 	}
 	if c.Vpc != nil {
 		c.validateVpc(v)
@@ -591,11 +698,17 @@ func (c *Config) Validate() error {
 			arns[s.ARN] = s.Name
 		}
 	}
+	if c.Issuer != nil {
+		c.validateIssuer(v)
+	}
+	staggered := map[string]string{}
 	if len(v.errs) == 0 && c.Stagger == StaggerHost {
-		if _, err := c.StaggeredSchedules(); err != nil {
+		var err error
+		if staggered, err = c.StaggeredSchedules(); err != nil {
 			v.errs = append(v.errs, err)
 		}
 	}
+	c.validateCredentialTTLs(v, staggered)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -690,6 +803,8 @@ func (c *Config) validateSecret(v *validator, i int, s SecretConfig, names map[s
 	case s.Create != nil:
 		if IsDatabaseType(s.Type) && !IsMultiUserType(s.Type) {
 			v.addf("%s: field create: a %s function logs in with the current password, which a secret the app generates cannot know; create the secret with the database's password yourself and set arn", where, s.Type)
+		} else if IsExpiringType(s.Type) {
+			v.addf("%s: field create: a %s secret starts with the base user's own password (the first rotation logs in with it before the master creates a user), which a secret the app generates cannot know; create the secret with the base user's credentials yourself and set arn", where, s.Type)
 		}
 		if !nameRe.MatchString(s.Name) {
 			v.addf("%s: field name: %q is not a valid secret name", where, s.Name)
@@ -825,6 +940,16 @@ func validateFunction(v *validator, where string, f FunctionConfig) {
 	for _, k := range keys {
 		if !envNameRe.MatchString(k) || reservedEnvs[k] {
 			v.addf("%s: field environment: %q is not a name the function may set", where, k)
+		}
+		switch k {
+		case EnvCredentialTTL:
+			v.addf("%s: field environment: %s is set by the app: set credentialTtl", where, k)
+		case EnvReapKeepSessions:
+			v.addf("%s: field environment: %s is set by the app: set reapKeepSessions", where, k)
+		case EnvMySQLMarkerDB:
+			v.addf("%s: field environment: %s is set by the app: set mysqlMarkerDatabase", where, k)
+		case EnvIssuerRoles:
+			v.addf("%s: field environment: %s is set by the app from issuer.roles", where, k)
 		}
 		if k == EnvRDSMasterLogin {
 			v.addf("%s: field environment: %s is set by the app: set database on the rds-master secrets for the login mode (the function then runs in the VPC with a rule to each database port), or on none", where, k)

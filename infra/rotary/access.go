@@ -96,6 +96,9 @@ func (s *Suite) readExempt(arn string) []any {
 			out = append(out, *f.Role.RoleArn())
 		}
 	}
+	if s.issuerMasters[arn] && s.issuer != nil {
+		out = append(out, *s.issuer.Role.RoleArn())
+	}
 	return dedupe(out)
 }
 

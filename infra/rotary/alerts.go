@@ -336,7 +336,8 @@ const (
 // and the suite at its largest: one role per function type.
 func (g *alertGroup) estimate(secrets []alertSecret) int {
 	var suite []any
-	for range FunctionTypes() {
+	// One role per function type, and the issuer's.
+	for range len(FunctionTypes()) + 1 {
 		suite = append(suite, strings.Repeat("r", estimatedRoleArn))
 	}
 	b, err := json.Marshal(worstCase(g.kind.pattern(g, secrets, suite)))
@@ -386,7 +387,13 @@ type lazyPattern struct {
 }
 
 func (p *lazyPattern) Produce() interface{} {
-	return p.g.kind.pattern(p.g, p.r.secrets, p.g.suite.suiteRoles())
+	roles := p.g.suite.suiteRoles()
+	if p.g.kind.readOnly && p.g.suite.issuer != nil {
+		// The issuer reads its roles' master secrets on every request; it
+		// writes nothing, so the override rules keep it outside.
+		roles = append(roles, *p.g.suite.issuer.Role.RoleArn())
+	}
+	return p.g.kind.pattern(p.g, p.r.secrets, roles)
 }
 
 func (s *Suite) newAlertRule(g *alertGroup, r *alertRule, id string) awsevents.Rule {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -36,7 +37,21 @@ const (
 	SidElastiCacheUser             = "ModifyElastiCacheUser"
 	SidElastiCacheReplicationGroup = "DescribeElastiCacheReplicationGroup"
 	SidKeyPolicyFunctions          = "AllowRotationFunctionsViaSecretsManager"
+	// SidBatchRead lets a function read its secret's AWSCURRENT and its
+	// master in one BatchGetSecretValue call.
+	SidBatchRead = "BatchReadOwnAndMasterSecrets"
 )
+
+// BatchReadActions are what a BatchRead type may call on Resource "*":
+// BatchGetSecretValue has no resource-level permissions, and returns only
+// the secrets the role may GetSecretValue (RotateOwnSecrets,
+// ReadMasterSecrets) and the secrets' policies do not deny.
+var BatchReadActions = []string{"secretsmanager:BatchGetSecretValue"}
+
+// EnvCredentialTTL is the lifetime of the users an expiring-users type
+// creates (pkg/dbsecret), which the suite sets from
+// FunctionOptions.CredentialTTL.
+const EnvCredentialTTL = "ROTARY_CREDENTIAL_TTL"
 
 // RotateActions are what a function may do on a secret it rotates: the
 // four calls of a rotation, and ListSecretVersionIds (version ids, labels
@@ -63,12 +78,14 @@ type Function struct {
 	// databases: the database types, and rds-master in its login mode.
 	inVpc bool
 	// login is rds-master's login mode (ROTARY_RDS_MASTER_LOGIN=true).
-	login  bool
-	suite  *Suite
-	scope  constructs.Construct
-	rotate awsiam.PolicyStatement
-	master awsiam.PolicyStatement
-	kms    awsiam.PolicyStatement
+	login bool
+	// credentialTTL is an expiring-users type's ROTARY_CREDENTIAL_TTL.
+	credentialTTL time.Duration
+	suite         *Suite
+	scope         constructs.Construct
+	rotate        awsiam.PolicyStatement
+	master        awsiam.PolicyStatement
+	kms           awsiam.PolicyStatement
 
 	secrets, masters, keys map[string]bool
 	rdsMasters             map[string]bool
@@ -161,6 +178,27 @@ func (s *Suite) newFunction(t FunctionType, login bool) (*Function, error) {
 	if login {
 		env[EnvRDSMasterLogin] = jsii.String("true")
 	}
+	if _, set := env[EnvCredentialTTL]; set {
+		return nil, fmt.Errorf("rotary suite: function %s: field Environment: %s is set by the suite: use FunctionOptions.CredentialTTL", t, EnvCredentialTTL)
+	}
+	if opts.Environment != nil {
+		if _, set := (*opts.Environment)[EnvCredentialTTL]; set {
+			return nil, fmt.Errorf("rotary suite: function %s: field Environment: %s is set by the suite: use FunctionOptions.CredentialTTL", t, EnvCredentialTTL)
+		}
+	}
+	switch {
+	case t.ExpiringUsers() && opts.CredentialTTL == nil:
+		return nil, fmt.Errorf("rotary suite: function %s: field CredentialTTL is required: the lifetime of each user the function creates, longer than any of its secrets' schedule interval plus window", t)
+	case t.ExpiringUsers():
+		ttl, err := goDuration(opts.CredentialTTL, 0)
+		if err != nil || ttl <= 0 {
+			return nil, fmt.Errorf("rotary suite: function %s: field CredentialTTL: want a positive whole number of seconds", t)
+		}
+		f.credentialTTL = ttl
+		env[EnvCredentialTTL] = jsii.String(ttl.String())
+	case opts.CredentialTTL != nil:
+		return nil, fmt.Errorf("rotary suite: function %s: field CredentialTTL: type %s creates no expiring users; remove it", t, t)
+	}
 	reserved := opts.ReservedConcurrency
 	if reserved == nil && inVpc {
 		reserved = jsii.Number(DefaultReservedConcurrency)
@@ -172,59 +210,29 @@ func (s *Suite) newFunction(t FunctionType, login bool) (*Function, error) {
 		props.ReservedConcurrentExecutions = reserved
 	}
 	if inVpc {
-		f.SecurityGroup = awsec2.NewSecurityGroup(scope, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
-			Vpc:              s.props.Vpc,
-			Description:      jsii.String(fmt.Sprintf("Rotary %s: egress to its databases and Secrets Manager only, no ingress", t)),
-			AllowAllOutbound: jsii.Bool(false),
-		})
-		groups := []awsec2.ISecurityGroup{f.SecurityGroup}
-		if s.props.SecurityGroups != nil {
-			groups = append(groups, *s.props.SecurityGroups...)
-		}
-		https := awsec2.Port_Tcp(jsii.Number(443))
-		if s.endpoint != nil {
-			f.SecurityGroup.AddEgressRule(s.endpointSG, https, jsii.String("Secrets Manager VPC endpoint"), nil)
-			s.endpointSG.AddIngressRule(f.SecurityGroup, https, jsii.String(fmt.Sprintf("Rotary %s function", t)), nil)
-			if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
-				env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
-			}
-			if t.NeedsRDSRead() {
-				// The endpoint serves Secrets Manager only. The host of an
-				// RDS-managed master secret comes from the RDS API
-				// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
-				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for RDS-managed master secrets (through the VPC's NAT)"), nil)
-			} else if login {
-				// Nor the RDS API, which sets the master password.
-				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for ModifyDBInstance/ModifyDBCluster (through the VPC's NAT)"), nil)
+		f.SecurityGroup = s.placeInVpc(scope, string(t), f.Role, env, props, func(sg awsec2.SecurityGroup, https awsec2.Port) {
+			if s.endpoint != nil {
+				if t.NeedsRDSRead() {
+					// The endpoint serves Secrets Manager only. The host of an
+					// RDS-managed master secret comes from the RDS API
+					// (DescribeDBInstances/DescribeDBClusters), reached over HTTPS.
+					sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for RDS-managed master secrets (through the VPC's NAT)"), nil)
+				} else if login {
+					// Nor the RDS API, which sets the master password.
+					sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("RDS API over HTTPS for ModifyDBInstance/ModifyDBCluster (through the VPC's NAT)"), nil)
+				} else if t.NeedsElastiCacheUser() {
+					// Nor does it serve ElastiCache: the function changes the
+					// user's passwords through the ElastiCache API.
+					sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("ElastiCache API over HTTPS for ModifyUser (through the VPC's NAT)"), nil)
+				}
 			} else if t.NeedsElastiCacheUser() {
-				// Nor does it serve ElastiCache: the function changes the
-				// user's passwords through the ElastiCache API.
-				f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("ElastiCache API over HTTPS for ModifyUser (through the VPC's NAT)"), nil)
+				sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and ElastiCache public endpoints over HTTPS (through the VPC's NAT)"), nil)
+			} else if login {
+				sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and RDS public endpoints over HTTPS (through the VPC's NAT)"), nil)
+			} else {
+				sg.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager (and RDS) public endpoints over HTTPS (through the VPC's NAT)"), nil)
 			}
-		} else if t.NeedsElastiCacheUser() {
-			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and ElastiCache public endpoints over HTTPS (through the VPC's NAT)"), nil)
-		} else if login {
-			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager and RDS public endpoints over HTTPS (through the VPC's NAT)"), nil)
-		} else {
-			f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), https, jsii.String("Secrets Manager (and RDS) public endpoints over HTTPS (through the VPC's NAT)"), nil)
-		}
-		props.Vpc = s.props.Vpc
-		props.VpcSubnets = s.props.VpcSubnets
-		props.SecurityGroups = &groups
-
-		// Lambda manages the function's network interfaces with the
-		// function's role; these are the actions of
-		// AWSLambdaVPCAccessExecutionRole, written out.
-		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String(SidDescribeENIs),
-			Actions:   jsii.Strings("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
-			Resources: jsii.Strings("*"),
-		}))
-		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String(SidManageENIs),
-			Actions:   jsii.Strings("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
-			Resources: jsii.Strings("*"),
-		}))
+		})
 	}
 	if t.NeedsRDSRead() {
 		// Multi-user types may look up the instance or cluster behind a secret.
@@ -235,6 +243,13 @@ func (s *Suite) newFunction(t FunctionType, login bool) (*Function, error) {
 				s.stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("rds"), Resource: jsii.String("db"), ResourceName: jsii.String("*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
 				s.stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("rds"), Resource: jsii.String("cluster"), ResourceName: jsii.String("*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
 			},
+		}))
+	}
+	if t.BatchReads() {
+		f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(SidBatchRead),
+			Actions:   jsii.Strings(BatchReadActions...),
+			Resources: jsii.Strings("*"),
 		}))
 	}
 	if opts.Environment != nil {
@@ -431,3 +446,48 @@ func (s *Suite) viaSecretsManager() *map[string]any {
 // OutputID is a CloudFormation-safe name for outputs about this function,
 // such as "PostgresSingleUserFunctionName".
 func (f *Function) OutputID() string { return f.Type.constructID() + "FunctionName" }
+
+// placeInVpc gives a function that logs in to databases its security group
+// (no ingress, no egress but what is added), the route to the Secrets
+// Manager endpoint when the suite has one (and SECRETS_MANAGER_ENDPOINT,
+// unless env sets it), the suite's subnets and extra groups, and the
+// network-interface permissions Lambda needs on its role. egress adds the
+// function's other HTTPS rules (https is port 443).
+func (s *Suite) placeInVpc(scope constructs.Construct, name string, role awsiam.Role, env map[string]*string, props *awslambda.FunctionProps, egress func(sg awsec2.SecurityGroup, https awsec2.Port)) awsec2.SecurityGroup {
+	sg := awsec2.NewSecurityGroup(scope, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              s.props.Vpc,
+		Description:      jsii.String(fmt.Sprintf("Rotary %s: egress to its databases and Secrets Manager only, no ingress", name)),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	groups := []awsec2.ISecurityGroup{sg}
+	if s.props.SecurityGroups != nil {
+		groups = append(groups, *s.props.SecurityGroups...)
+	}
+	https := awsec2.Port_Tcp(jsii.Number(443))
+	if s.endpoint != nil {
+		sg.AddEgressRule(s.endpointSG, https, jsii.String("Secrets Manager VPC endpoint"), nil)
+		s.endpointSG.AddIngressRule(sg, https, jsii.String(fmt.Sprintf("Rotary %s function", name)), nil)
+		if _, set := env["SECRETS_MANAGER_ENDPOINT"]; !set {
+			env["SECRETS_MANAGER_ENDPOINT"] = s.endpointURL()
+		}
+	}
+	egress(sg, https)
+	props.Vpc = s.props.Vpc
+	props.VpcSubnets = s.props.VpcSubnets
+	props.SecurityGroups = &groups
+
+	// Lambda manages the function's network interfaces with the
+	// function's role; these are the actions of
+	// AWSLambdaVPCAccessExecutionRole, written out.
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(SidDescribeENIs),
+		Actions:   jsii.Strings("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+		Resources: jsii.Strings("*"),
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(SidManageENIs),
+		Actions:   jsii.Strings("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
+		Resources: jsii.Strings("*"),
+	}))
+	return sg
+}

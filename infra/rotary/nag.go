@@ -13,6 +13,15 @@ const (
 		"(the actions of AWSLambdaVPCAccessExecutionRole, written out instead of attaching the managed policy). " +
 		"ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions, and the interface " +
 		"IDs are not known before Lambda creates them. No Secrets Manager or KMS action uses Resource '*'."
+	// ReasonENIAndBatchWildcard explains Resource "*" on the policy of a
+	// function in the VPC that also reads in batches (one finding covers
+	// both statements).
+	ReasonENIAndBatchWildcard = "Lambda creates and deletes the function's VPC network interfaces with the execution role " +
+		"(the actions of AWSLambdaVPCAccessExecutionRole, written out instead of attaching the managed policy). " +
+		"ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions, and the interface " +
+		"IDs are not known before Lambda creates them. secretsmanager:BatchGetSecretValue supports no resource-level permissions either; " +
+		"each secret of a batch still needs secretsmanager:GetSecretValue on that secret, which this role has on its own secrets and masters only. " +
+		"No other Secrets Manager action and no KMS action uses Resource '*'."
 	// ReasonRDSDescribe explains the db:* and cluster:* wildcards of multi-user types.
 	ReasonRDSDescribe = "Multi-user rotation reads the DB instance or cluster named by the secret, which the stack does not know; " +
 		"rds:DescribeDBInstances/DescribeDBClusters are read-only and scoped to this account and region."
@@ -22,9 +31,13 @@ const (
 func (f *Function) suppressNag() {
 	var s []*cdknag.NagPackSuppression
 	if f.inVpc {
+		reason := ReasonENIWildcard
+		if f.Type.BatchReads() {
+			reason = ReasonENIAndBatchWildcard
+		}
 		s = append(s, &cdknag.NagPackSuppression{
 			Id:        jsii.String("AwsSolutions-IAM5"),
-			Reason:    jsii.String(ReasonENIWildcard),
+			Reason:    jsii.String(reason),
 			AppliesTo: &[]any{"Resource::*"},
 		})
 	}

@@ -41,7 +41,7 @@ var check = cdktest.Check
 func fakeDist(t *testing.T, types ...FunctionType) string {
 	t.Helper()
 	dir := t.TempDir()
-	names := []string{registry.Watch.Name}
+	names := []string{registry.Watch.Name, registry.Issuer.Name}
 	for _, typ := range types {
 		names = append(names, string(typ))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	scheduleinterval "github.com/rotary-secrets/rotary/infra/internal/schedule"
 )
 
 // NewSecretProps describes a secret the suite creates.
@@ -209,6 +212,11 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	if fn.Type.ExpiringUsers() {
+		if err := CheckCredentialTTL(fn.credentialTTL, *props.Schedule, time.Duration(*hours)*time.Hour); err != nil {
+			return nil, fmt.Errorf("%s: field Schedule: %w", where, err)
+		}
+	}
 	r := &Rotation{Construct: constructs.NewConstruct(s.Construct, id), Function: fn}
 	if props.Access != nil {
 		if err := s.attachPolicy(r.Construct, where, props.Secret.SecretArn(), fn, props.Access); err != nil {
@@ -269,6 +277,27 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	}
 	return r, nil
 }
+
+// CheckCredentialTTL refuses a credential lifetime that a rotation on
+// schedule (with its window) would not outlive: AWSCURRENT, made as early
+// as the opening of one window, must still log in at the end of the next
+// window, so the TTL must be longer than the schedule's longest interval
+// plus the window. The error says both and the shortest TTL to use.
+func CheckCredentialTTL(ttl time.Duration, schedule string, window time.Duration) error {
+	gap, err := scheduleinterval.MaxInterval(schedule)
+	if err != nil {
+		return err
+	}
+	if need := gap + window; ttl <= need {
+		return fmt.Errorf("%w: the credential lifetime %s is not longer than the schedule's longest interval (%s, %s) plus its window (%s) = %s, so AWSCURRENT would expire before the next rotation replaced it; set the TTL above %s (2 x interval + window, %s, leaves room for a failed rotation to be retried)",
+			ErrCredentialTTL, ttl, gap, schedule, window, need, need, 2*gap+window)
+	}
+	return nil
+}
+
+// ErrCredentialTTL is wrapped when a credential lifetime is too short for
+// a secret's schedule.
+var ErrCredentialTTL = errors.New("credential TTL too short for the schedule")
 
 // addMasterReader records that fn reads the master secret arn, which its
 // policy (made before or after) then spares.

@@ -89,6 +89,20 @@ func (t FunctionType) NeedsElastiCacheUser() bool {
 	return ok && r.ElastiCacheUser
 }
 
+// ExpiringUsers reports whether this type creates a new user per rotation
+// that expires after FunctionOptions.CredentialTTL (ROTARY_CREDENTIAL_TTL).
+func (t FunctionType) ExpiringUsers() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.ExpiringUsers
+}
+
+// BatchReads reports whether this type reads AWSCURRENT and its master
+// secret in one secretsmanager:BatchGetSecretValue call.
+func (t FunctionType) BatchReads() bool {
+	r, ok := registry.Lookup(string(t))
+	return ok && r.BatchRead
+}
+
 // constructID turns "postgres-single-user" into "PostgresSingleUser".
 func (t FunctionType) constructID() string {
 	var b strings.Builder
@@ -129,6 +143,12 @@ type FunctionOptions struct {
 	// Default: DefaultReservedConcurrency for functions that log in to a
 	// database, Unreserved for the others.
 	ReservedConcurrency *float64
+	// CredentialTTL is the lifetime of each user an expiring-users type
+	// creates (ROTARY_CREDENTIAL_TTL), whole seconds. Required for those
+	// types, refused for others. RotateSecret refuses a secret whose
+	// schedule's longest interval plus its window is not shorter: its
+	// AWSCURRENT would expire before the next rotation replaced it.
+	CredentialTTL awscdk.Duration
 }
 
 // SuiteProps configures a Suite.
@@ -203,6 +223,10 @@ type Suite struct {
 	access map[string]*secretAccess
 	// masterReaders lists, by master secret ARN, the functions that read it.
 	masterReaders map[string][]*Function
+	// issuer is the credential issuer, and issuerMasters the ARNs of its
+	// roles' master secrets, which their policies spare.
+	issuer        *Issuer
+	issuerMasters map[string]bool
 	// alerts holds the shared alert rules, by kind and group.
 	alerts      map[string]*alertGroup
 	alertsScope constructs.Construct
@@ -228,6 +252,7 @@ func NewSuite(scope constructs.Construct, id *string, props *SuiteProps) (*Suite
 
 		access:        map[string]*secretAccess{},
 		masterReaders: map[string][]*Function{},
+		issuerMasters: map[string]bool{},
 		alerts:        map[string]*alertGroup{},
 	}
 	s.stack = awscdk.Stack_Of(s.Construct)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rotary-secrets/rotary/pkg/registry"
 )
 
 const module = "github.com/rotary-secrets/rotary/"
@@ -131,16 +133,23 @@ func TestEngineNamesNoDatabaseField(t *testing.T) {
 
 // TestOnlyMultiUserFunctionsLinkRDS: the RDS client costs about 2 MB of
 // peak memory and 1.7 ms of every cold start (its package init), and only
-// RDS-managed master secrets need it: the alternating-users functions link
-// it through pkg/dbsecret/rdsendpoint (so their main sets NewRDS, without
-// which such master secrets are refused), the single-user functions do not
-// link it at all.
+// RDS-managed master secrets need it: the functions whose master may be one
+// (the registry's RDSRead: alternating and expiring users) link it through
+// pkg/dbsecret/rdsendpoint (so their main sets NewRDS, without which such
+// master secrets are refused, though the CDK app grants the RDS read), and
+// the single-user functions do not link it at all.
 func TestOnlyMultiUserFunctionsLinkRDS(t *testing.T) {
 	const rds = "github.com/aws/aws-sdk-go-v2/service/rds"
-	for fn, want := range map[string]bool{
-		"postgres-single-user": false, "mysql-single-user": false, "random-secret": false,
-		"postgres-multi-user": true, "mysql-multi-user": true,
-	} {
+	want := map[string]bool{"postgres-single-user": false, "mysql-single-user": false, "random-secret": false}
+	for _, typ := range registry.All() {
+		if typ.RDSRead {
+			want[typ.Name] = true
+		}
+	}
+	if len(want) < 5 {
+		t.Fatalf("the registry names %d RDSRead types, want at least the two alternating-users ones", len(want)-3)
+	}
+	for fn, want := range want {
 		d := deps(t, module+"functions/"+fn)
 		if got := slices.Contains(d, rds); got != want {
 			t.Errorf("functions/%s links the RDS client: %v, want %v", fn, got, want)

@@ -70,6 +70,7 @@ func (s *Stack) listen(addr string) error {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
+	s.mux.HandleFunc(functionURLConfigPath, s.functionURLConfig)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if snslocal.IsRequest(r) {
 			s.SNS.ServeHTTP(w, r)

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 	"github.com/rotary-secrets/rotary/pkg/snslocal"
@@ -69,6 +70,11 @@ type Config struct {
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
+	// Principals are local access keys and who they stand for (`rotary
+	// local --principal`): a function URL (functionurl.go) accepts requests
+	// signed with their secrets, besides the stack's own key's
+	// (LocalPrincipalARN).
+	Principals []localauth.Principal
 }
 
 // Stack is a running local stack. Close stops every process it started.
@@ -91,6 +97,7 @@ type Stack struct {
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function // by ARN: the first instance
 	pools     map[string]*pool               // by ARN: every instance
+	urls      map[string]*functionURL        // by ARN: the function URLs served (functionurl.go)
 }
 
 // pool is the running instances of one function. An emulator runs one
@@ -230,6 +237,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.functions[FunctionARN(name)] = p.instances[0]
 		s.pools[FunctionARN(name)] = p
 		s.mu.Unlock()
+		if hasURL(name) {
+			if err := s.startFunctionURL(name, principals(cfg), cfg.Log); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -287,6 +299,7 @@ func (s *Stack) Close() error {
 		}
 		cancel()
 	}
+	s.closeFunctionURLs()
 	s.mu.Lock()
 	pools := s.pools
 	s.functions, s.pools = map[string]*lambdaemu.Function{}, map[string]*pool{}

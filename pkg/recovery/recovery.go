@@ -88,6 +88,14 @@ type Report struct {
 	// is true when it moved a label. Empty for probeSecret.
 	Action  string `json:"action,omitempty"`
 	Changed bool   `json:"changed"`
+	// Reaper is set by probeSecret when the type drops its expired
+	// credentials (expiring users): the watch then invokes reapSecret.
+	Reaper bool `json:"reaper,omitempty"`
+	// Reaped names the credentials reapSecret dropped (user names), and
+	// ReapKept counts those it left; set only by reapSecret, whose Action
+	// is "reap".
+	Reaped   []string `json:"reaped,omitempty"`
+	ReapKept int      `json:"reapKept,omitempty"`
 }
 
 // VersionProbe is the result of trying one version's credential.

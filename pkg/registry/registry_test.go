@@ -39,18 +39,25 @@ func TestEveryFunctionIsRegistered(t *testing.T) {
 		if ty.OptionalMaster && ty.Master {
 			t.Errorf("%s: a master secret is either required (Master) or optional (OptionalMaster), not both", ty.Name)
 		}
+		if (ty.ExpiringUsers || ty.BatchRead) && !ty.Master {
+			t.Errorf("%s: expiring users and batch reads are for types with a master secret", ty.Name)
+		}
 		if ty.RDSRead && !ty.Master {
 			t.Errorf("%s: RDS lookups are for master secrets only", ty.Name)
 		}
 	}
-	if _, err := os.Stat(filepath.Join("../../functions", registry.Watch.Name, "main.go")); err != nil {
-		t.Errorf("registry.Watch names functions/%s/main.go, which is missing", registry.Watch.Name)
-	}
-	if _, ok := registry.Lookup(registry.Watch.Name); ok {
-		t.Errorf("%s is registered as a credential type too; it rotates nothing", registry.Watch.Name)
+	for _, fn := range registry.Functions() {
+		if _, err := os.Stat(filepath.Join("../../functions", fn.Name, "main.go")); err != nil {
+			t.Errorf("registry.Functions names functions/%s/main.go, which is missing", fn.Name)
+		}
+		if _, ok := registry.Lookup(fn.Name); ok {
+			t.Errorf("%s is registered as a credential type too; it rotates nothing", fn.Name)
+		}
 	}
 	for _, name := range found {
-		if _, ok := registry.Lookup(name); !ok && name != registry.Watch.Name {
+		_, isType := registry.Lookup(name)
+		_, isFunction := registry.LookupFunction(name)
+		if !isType && !isFunction {
 			t.Errorf("functions/%s is not in the registry (pkg/registry): add its entry", name)
 		}
 	}

@@ -186,6 +186,37 @@ type Revoker interface {
 	Revoke(ctx context.Context, req RevokeRequest) error
 }
 
+// ReapRequest asks a credential type to drop the credentials of the secret
+// that have expired downstream.
+type ReapRequest struct {
+	SecretARN string
+	// Current is AWSCURRENT, whose credential must never be dropped.
+	Current Version
+	// Pending is AWSPENDING when a rotation is unfinished (on another
+	// version than AWSCURRENT): its credential must not be dropped either.
+	Pending *Version
+	Secrets SecretStore
+}
+
+// ReapResponse says what a reap did.
+type ReapResponse struct {
+	// Dropped names the credentials dropped (user names: never a secret).
+	Dropped []string
+	// Kept counts the credentials of the secret left in place.
+	Kept int
+}
+
+// Reaper is an optional ability, found by type assertion, for types whose
+// every rotation creates a credential that expires (expiring users): Reap
+// drops the credentials whose expiry has passed, never AWSCURRENT's or
+// AWSPENDING's, nor one the type did not create. The engine calls it after
+// every successful finishSecret (best-effort: its failure is logged, never
+// fails the step) and for the operator step reapSecret, which the watch
+// function invokes. It must be safe to call at any time and twice.
+type Reaper interface {
+	Reap(ctx context.Context, req ReapRequest) (ReapResponse, error)
+}
+
 // RestoreRequest asks a credential type to make AWSCURRENT's credential
 // valid downstream again, after setSecret may have replaced it with another
 // version's and the rotation then failed (or AWSCURRENT moved after all).

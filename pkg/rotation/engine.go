@@ -110,6 +110,7 @@ type invocation struct {
 	versions []smtypes.SecretVersionsListEntry // every version, newest first, once listed
 	stack    string                            // of a recovered panic, for the log
 	restore  string                            // outcome of restoring AWSCURRENT after a failure, for the log
+	reap     string                            // what the reap after finishSecret did, for the log
 	report   *recovery.Report                  // the answer of probeSecret and recoverSecret
 	current  Version                           // AWSCURRENT, read and validated by the probes
 	// decoded keeps what the credential type decoded from each version
@@ -190,9 +191,9 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return fmt.Errorf("%w: ClientRequestToken is empty", ErrInvalidEvent)
 	}
 	step, ok := h.steps()[ev.Step]
-	operator := ev.Step == StepRevoke || ev.Step == StepProbe || ev.Step == StepRecover
+	operator := ev.Step == StepRevoke || ev.Step == StepProbe || ev.Step == StepRecover || ev.Step == StepReap
 	if !ok && !operator {
-		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret (or an operator step: revokeSecret, probeSecret, recoverSecret)", ErrUnknownStep, ev.Step)
+		return fmt.Errorf("%w %q: expected createSecret, setSecret, testSecret or finishSecret (or an operator step: revokeSecret, probeSecret, recoverSecret, reapSecret)", ErrUnknownStep, ev.Step)
 	}
 	desc, err := h.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(ev.SecretID)})
 	if err != nil {
@@ -209,6 +210,8 @@ func (h *Handler) handle(ctx context.Context, inv *invocation) (err error) {
 		return h.probeSecret(ctx, inv)
 	case StepRecover:
 		return h.recoverSecret(ctx, inv)
+	case StepReap:
+		return h.reapSecret(ctx, inv)
 	}
 	if desc.RotationEnabled != nil && !*desc.RotationEnabled {
 		return fmt.Errorf("%w for this secret; turn it on with RotateSecret before rotating", ErrRotationDisabled)
@@ -440,6 +443,7 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
 	err := h.moveCurrent(stepCtx, inv, token, current)
 	if err == nil {
+		h.reapAfterFinish(ctx, inv, token)
 		return nil
 	}
 	rctx, rcancel := restoreContext(ctx)
@@ -454,6 +458,7 @@ func (h *Handler) finishSecret(ctx context.Context, inv *invocation) error {
 	}
 	if now, _ := holder(desc.VersionIdsToStages, LabelCurrent); now == token {
 		inv.note = "AWSCURRENT moved to the version although the call reported a failure"
+		h.reapAfterFinish(ctx, inv, token)
 		return nil
 	}
 	err = h.restoreCurrent(ctx, inv, err)

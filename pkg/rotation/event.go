@@ -22,6 +22,10 @@ const (
 	// or a lockout from what the probes show (see Report.Plan): it never
 	// takes a label off the version that holds the working credential.
 	StepRecover = "recoverSecret"
+	// StepReap is the operator step that drops the secret's expired
+	// credentials downstream (see Reaper); the watch function invokes it
+	// with the AWSCURRENT token for types whose probe report says they reap.
+	StepReap = "reapSecret"
 )
 
 // Staging labels the engine reads and moves.
@@ -52,6 +56,8 @@ var (
 	ErrRevokeRefused    = errors.New("revoke refused")
 	ErrCannotProbe      = errors.New("credential type cannot probe")
 	ErrRecoverRefused   = errors.New("recovery refused")
+	ErrCannotReap       = errors.New("credential type cannot reap")
+	ErrReapRefused      = errors.New("reap refused")
 
 	// ErrRefused is wrapped by a credential type when the server refused a
 	// credential: a wrong password, a user that may not log in, a locked

@@ -47,7 +47,12 @@ func (h *Handler) logStep(ctx context.Context, inv *invocation, start time.Time,
 	if inv.restore != "" {
 		attrs = append(attrs, slog.String("restore", inv.restore))
 	}
-	if r := inv.report; r != nil {
+	if inv.reap != "" {
+		attrs = append(attrs, slog.String("reap", inv.reap))
+	}
+	if r := inv.report; r != nil && r.Action == ActionReap {
+		attrs = append(attrs, slog.String("action", r.Action), slog.Any("reaped", r.Reaped), slog.Int("reapKept", r.ReapKept))
+	} else if r != nil {
 		outcomes := make([]string, 0, len(r.Versions))
 		for _, v := range r.Versions {
 			outcomes = append(outcomes, v.VersionID+"="+v.Outcome)

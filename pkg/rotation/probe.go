@@ -45,7 +45,8 @@ func (h *Handler) diagnose(ctx context.Context, inv *invocation) (*recovery.Repo
 		return nil, fmt.Errorf("%w: the token is not a version of the secret", ErrUnknownToken)
 	}
 	_, single := h.cred.(Restorer)
-	r := &recovery.Report{SecretARN: inv.arn, SingleCredential: single, Versions: []recovery.VersionProbe{}}
+	_, reaper := h.cred.(Reaper)
+	r := &recovery.Report{SecretARN: inv.arn, SingleCredential: single, Reaper: reaper, Versions: []recovery.VersionProbe{}}
 	r.CurrentVersion, _ = holder(inv.stages, LabelCurrent)
 	if id, ok := holder(inv.stages, LabelPending); ok && id != r.CurrentVersion {
 		r.PendingVersion = id

@@ -105,6 +105,12 @@ func (w *Watcher) logCheck(ctx context.Context, c *Check, now time.Time) {
 		if c.ProbeError != "" {
 			attrs = append(attrs, slog.String("probeError", c.ProbeError))
 		}
+		if len(c.Reaped) > 0 {
+			attrs = append(attrs, slog.Any("reaped", c.Reaped))
+		}
+		if c.ReapError != "" {
+			attrs = append(attrs, slog.String("reapError", c.ReapError))
+		}
 		if c.Repair != "" {
 			attrs = append(attrs, slog.String("repair", c.Repair))
 		}

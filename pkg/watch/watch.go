@@ -54,6 +54,10 @@ const (
 const (
 	StepProbe   = "probeSecret"
 	StepRecover = "recoverSecret"
+	// StepReap drops expired credentials of types whose probe report says
+	// they reap (expiring users): the watch has no database access of its
+	// own, so it asks the secret's rotation function.
+	StepReap = "reapSecret"
 )
 
 // SecretsManager is the part of the Secrets Manager API the watch calls;
@@ -145,6 +149,11 @@ type Check struct {
 	Repaired     bool   `json:"repaired"`
 	// StateBefore is the state found before a repair (State is after it).
 	StateBefore string `json:"stateBefore,omitempty"`
+	// Reaped names the expired users the rotation function's reapSecret
+	// dropped for this check (types that reap only); ReapError says why
+	// the reap failed.
+	Reaped    []string `json:"reaped,omitempty"`
+	ReapError string   `json:"reapError,omitempty"`
 	// Advice is the one rotary command that fixes it.
 	Advice string `json:"advice"`
 	Error  string `json:"error,omitempty"`
@@ -324,6 +333,7 @@ func (w *Watcher) check(ctx context.Context, t Target, now time.Time, mayRepair 
 	}
 	w.health(&c, t, desc, versions, now)
 	w.verify(ctx, &c)
+	w.reap(ctx, &c)
 	if mayRepair {
 		w.repair(ctx, &c, t, now)
 	}
@@ -485,6 +495,29 @@ func (w *Watcher) verify(ctx context.Context, c *Check) {
 	}
 }
 
+// reap invokes the rotation function's reapSecret with the AWSCURRENT
+// version when the probe report says the type reaps (expiring users), so
+// that expired users are dropped between rotations too: on MySQL and
+// MariaDB, which cannot expire an account, this is what ends an expired
+// credential. The function keeps AWSCURRENT's and AWSPENDING's users.
+func (w *Watcher) reap(ctx context.Context, c *Check) {
+	if c.Probe == nil || !c.Probe.Reaper || c.CurrentVersion == "" || w.Lambda == nil || c.Function == "" {
+		return
+	}
+	r, err := w.invoke(ctx, c.Function, c.SecretARN, StepReap, c.CurrentVersion)
+	switch {
+	case err != nil:
+		c.ReapError = err.Error()
+	case r.Action != StepReapAction:
+		c.ReapError = fmt.Sprintf("%s answered %s without a reap report: is it a Rotary function that knows the step?", c.Function, StepReap)
+	default:
+		c.Reaped = r.Reaped
+	}
+}
+
+// StepReapAction is the Action of reapSecret's report.
+const StepReapAction = "reap"
+
 // repair heals a stuck rotation when the configuration allows, or records
 // why not.
 func (w *Watcher) repair(ctx context.Context, c *Check, t Target, now time.Time) {
@@ -600,6 +633,9 @@ func (c *Check) decide() {
 	if r != nil && r.SingleCredential && len(r.StillValid) > 0 {
 		fs = append(fs, finding{"", r.Summary})
 	}
+	if c.ReapError != "" {
+		fs = append(fs, finding{"", "the reaper did not drop the expired users (on MySQL and MariaDB they still log in until it does): " + c.ReapError})
+	}
 	c.State, c.Problems = StateOK, nil
 	for _, f := range fs {
 		if c.State == StateOK && f.state != "" {
@@ -646,6 +682,18 @@ func (c *Check) advice() string {
 
 // report invokes a probe or recovery step and decodes the function's report.
 func (w *Watcher) report(ctx context.Context, function, arn, step, token string) (*recovery.Report, error) {
+	r, err := w.invoke(ctx, function, arn, step, token)
+	if err != nil {
+		return nil, err
+	}
+	if r.State == "" {
+		return nil, fmt.Errorf("%s answered %s without a report: is it a Rotary rotation function that knows the %s step?", function, step, step)
+	}
+	return r, nil
+}
+
+// invoke invokes an operator step and decodes the function's answer.
+func (w *Watcher) invoke(ctx context.Context, function, arn, step, token string) (*recovery.Report, error) {
 	payload, err := json.Marshal(map[string]string{"Step": step, "SecretId": arn, "ClientRequestToken": token})
 	if err != nil {
 		return nil, err
@@ -671,7 +719,7 @@ func (w *Watcher) report(ctx context.Context, function, arn, step, token string)
 		return nil, fmt.Errorf("%s failed in %s: %s", step, function, truncate(fe.ErrorMessage, 600))
 	}
 	var r recovery.Report
-	if err := json.Unmarshal(out.Payload, &r); err != nil || r.State == "" {
+	if err := json.Unmarshal(out.Payload, &r); err != nil {
 		return nil, fmt.Errorf("%s answered %s without a report: is it a Rotary rotation function that knows the %s step?", function, step, step)
 	}
 	return &r, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +73,7 @@ func (f *fakeFunction) Invoke(ctx context.Context, in *lambda.InvokeInput, _ ...
 	if state == "error" {
 		return &lambda.InvokeOutput{FunctionError: aws.String("Unhandled"), Payload: []byte(`{"errorMessage":"probeSecret failed: [REDACTED] refused"}`)}, nil
 	}
-	r := recovery.Report{SecretARN: ev.SecretId, SingleCredential: true}
+	r := recovery.Report{SecretARN: ev.SecretId, SingleCredential: state != "reaper", Reaper: state == "reaper"}
 	for id, labels := range d.VersionIdsToStages {
 		for _, l := range labels {
 			switch l {
@@ -101,6 +102,13 @@ func (f *fakeFunction) Invoke(ctx context.Context, in *lambda.InvokeInput, _ ...
 		r.Versions = append(r.Versions, recovery.VersionProbe{VersionID: r.PendingVersion, Labels: []string{"AWSPENDING"}, Outcome: pend})
 	}
 	recovery.Decide(&r)
+	if ev.Step == watch.StepReap {
+		if ev.ClientRequestToken != r.CurrentVersion {
+			return &lambda.InvokeOutput{FunctionError: aws.String("Unhandled"), Payload: []byte(`{"errorMessage":"reapSecret: the token must name the AWSCURRENT version"}`)}, nil
+		}
+		b, _ := json.Marshal(recovery.Report{SecretARN: ev.SecretId, Action: watch.StepReapAction, Reaped: []string{"app_260301110000_abcd"}, ReapKept: 1})
+		return &lambda.InvokeOutput{Payload: b}, nil
+	}
 	if ev.Step == watch.StepRecover && r.Plan == recovery.PlanComplete {
 		// Complete the rotation as the function would.
 		if _, err := f.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: &ev.SecretId, VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: &r.PendingVersion, RemoveFromVersionId: &r.CurrentVersion}); err != nil {
@@ -494,5 +502,43 @@ func TestNoRepairWithoutTime(t *testing.T) {
 	c = e.w.CheckAndRepair(context.Background(), watch.Target{ARN: arn, Repair: &on}, e.clk.now())
 	if !c.Repaired {
 		t.Fatalf("with time left: repaired %v, repair %q (%s)", c.Repaired, c.Repair, c.RepairDetail)
+	}
+}
+
+// TestReap: for a type whose probe report says it reaps, the watch invokes
+// reapSecret with the AWSCURRENT version and reports what was dropped; for
+// any other type it never does.
+func TestReap(t *testing.T) {
+	e := newEnv(t)
+	reaping, plain := e.secret(t, "expiring"), e.secret(t, "single")
+	e.fn.state["expiring"] = "reaper"
+	res := e.run(t, watch.Target{ARN: reaping, Function: fnARN}, watch.Target{ARN: plain, Function: fnARN})
+	var calls []string
+	e.fn.mu.Lock()
+	calls = append(calls, e.fn.calls...)
+	e.fn.mu.Unlock()
+	if !slices.Contains(calls, "reapSecret expiring") || slices.Contains(calls, "reapSecret single") {
+		t.Fatalf("invocations %v: want reapSecret for the reaping type only", calls)
+	}
+	for _, c := range res.Secrets {
+		switch c.SecretARN {
+		case reaping:
+			if strings.Join(c.Reaped, ",") != "app_260301110000_abcd" || c.ReapError != "" || c.State != watch.StateOK {
+				t.Fatalf("check of the reaping type: reaped %v, reapError %q, state %s", c.Reaped, c.ReapError, c.State)
+			}
+		case plain:
+			if len(c.Reaped) != 0 || c.ReapError != "" {
+				t.Fatalf("check of the plain type reaped: %+v", c)
+			}
+		}
+	}
+	found := false
+	for _, l := range e.lines(t, watch.MsgCheck) {
+		if r, ok := l["reaped"].([]any); ok && len(r) == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no watch line names the reaped user: %s", e.logs.String())
 	}
 }

@@ -30,18 +30,26 @@ type Config struct {
 	// are killed, because MySQL checks a password only when a connection
 	// starts: a new password does not end a connection opened with the old one.
 	KeepSessionsOnRevoke bool
+	// MarkerDatabase is the database of the table that marks the expiring
+	// users Rotary created (MySQL and MariaDB cannot mark an account
+	// itself); empty means DefaultMarkerDatabase, "rotary".
+	MarkerDatabase string
 }
 
 // EnvRevokeKeepSessions is read by ConfigFromEnv into Config.KeepSessionsOnRevoke
 // (the same variable as the PostgreSQL functions').
 const EnvRevokeKeepSessions = dbsecret.EnvRevokeKeepSessions
 
+// EnvMarkerDatabase names the database of the marker table of expiring
+// users (Config.MarkerDatabase).
+const EnvMarkerDatabase = "ROTARY_MYSQL_MARKER_DATABASE"
+
 // ConfigFromEnv reads the dbsecret settings (ROTARY_CA_BUNDLE,
 // ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT),
-// USERNAME_CHARACTER_LIMIT and ROTARY_REVOKE_KEEP_SESSIONS (a boolean,
-// default false). It leaves NewRDS nil: the multi-user function sets it
-// to rdsendpoint.New, so that the single-user one does not link the RDS
-// client.
+// USERNAME_CHARACTER_LIMIT, ROTARY_REVOKE_KEEP_SESSIONS (a boolean,
+// default false) and ROTARY_MYSQL_MARKER_DATABASE (default rotary). It
+// leaves NewRDS nil: the multi-user function sets it to rdsendpoint.New, so
+// that the other MySQL functions do not link the RDS client.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
 	if err != nil {
@@ -57,6 +65,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.KeepSessionsOnRevoke, err = dbsecret.RevokeKeepSessionsFromEnv(getenv); err != nil {
 		return Config{}, err
+	}
+	if s := strings.TrimSpace(getenv(EnvMarkerDatabase)); s != "" {
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '$') || len(s) > 64 {
+				return Config{}, fmt.Errorf("%w: %s %q is not a database name of at most 64 ASCII letters, digits, _ and $", dbsecret.ErrConfig, EnvMarkerDatabase, s)
+			}
+		}
+		c.MarkerDatabase = s
 	}
 	return c, nil
 }

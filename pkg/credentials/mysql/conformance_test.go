@@ -1,6 +1,8 @@
 package mysql
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"strconv"
@@ -103,6 +105,60 @@ func TestConformanceMultiUser(t *testing.T) {
 				c := cfg
 				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return rdsendpoint.Of(client), nil }
 				return NewMultiUser(c)
+			},
+		},
+	})
+}
+
+// TestConformanceExpiringUsers: the master has what docs/expiring-users.md
+// lists (expiringMaster), and revoke leaves open connections running, as
+// for alternating users; killing them is in expiringusers_test.go.
+func TestConformanceExpiringUsers(t *testing.T) {
+	ts := sharedServer(t)
+	markerDB := uniqueName("rt_marks_")
+	t.Cleanup(func() { _, _ = ts.root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(markerDB)) })
+	cfg := Config{KeepSessionsOnRevoke: true, MarkerDatabase: markerDB}
+	exp := dbsecret.ExpiringConfig{TTL: time.Hour, MinTTL: time.Second}
+	newCred := func(cfg Config) rotation.Credential {
+		c, err := NewExpiringUsers(cfg, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	newSecret := func(t *testing.T, store func(user, pw string) string) string {
+		user, pw, db := uniqueName("rt_ce"), randomPassword(t), uniqueName("rt_db_")
+		ts.createDatabase(t, db)
+		ts.createUser(t, user, "%", pw, "GRANT SELECT ON "+quoteIdent(db)+".*")
+		f := &expiringFixture{ts: ts, base: user}
+		t.Cleanup(func() { f.dropFamily(t) })
+		arn := store(expiringMaster(t, ts, db, markerDB))
+		return ts.secret(user, pw, map[string]any{"masterarn": arn, "dbname": db, "unknownField": "kept"})
+	}
+	rotationtest.Run(t, rotationtest.Subject{
+		Credential: newCred(cfg),
+		NewSecret: func(t *testing.T, sm *secretsmanager.Client) string {
+			return newSecret(t, func(user, pw string) string {
+				out, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+					Name: aws.String("master/" + user), SecretString: aws.String(ts.secret(user, pw, map[string]any{"engine": "mysql"})),
+				})
+				if err != nil {
+					t.Fatalf("create the master secret: %v", err)
+				}
+				return aws.ToString(out.ARN)
+			})
+		},
+		Check:   check(Config{}),
+		Corrupt: corrupt(t),
+		Refused: refused,
+		Master: &rotationtest.Master{
+			NewSecret: newSecret,
+			Engine:    "mariadb", ClusterEngine: "aurora-mysql",
+			Host: ts.host, Port: ts.port,
+			WithRDS: func(client *rds.Client) rotation.Credential {
+				c := cfg
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				return newCred(c)
 			},
 		},
 	})

@@ -208,7 +208,12 @@ func (mu *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, c
 // currentHost logs in with the current value and returns the host of the
 // account the server matched: the account this secret owns.
 func (mu *MultiUser) currentHost(ctx context.Context, cur *dbsecret.Secret) (string, error) {
-	s, err := open(ctx, mu.cfg.DB, target{secret: cur, username: cur.Username, password: cur.Password, dbname: cur.DBName})
+	return mu.cfg.currentHost(ctx, cur)
+}
+
+// currentHost is MultiUser.currentHost, shared with ExpiringUsers.
+func (c Config) currentHost(ctx context.Context, cur *dbsecret.Secret) (string, error) {
+	s, err := open(ctx, c.DB, target{secret: cur, username: cur.Username, password: cur.Password, dbname: cur.DBName})
 	if err != nil {
 		return "", fmt.Errorf("log in with the current value (AWSCURRENT) to prove the secret owns user %q before the master changes anything: %w", cur.Username, err)
 	}

@@ -39,3 +39,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	return Config{DB: db, KeepSessionsOnRevoke: keep}, nil
 }
+
+// EnvReapKeepSessions makes the reaper of expiring users leave their open
+// sessions running (see dbsecret.ExpiringConfigFromEnv).
+const EnvReapKeepSessions = dbsecret.EnvReapKeepSessions

@@ -186,13 +186,19 @@ func (m *MultiUser) master(ctx context.Context, secrets rotation.SecretStore, cu
 }
 
 // ensureRoles checks that the base role exists and, when the pending user is
-// the clone, creates it if needed and makes it act as the base role
-// (membership, role-level settings, session role). From PostgreSQL 16 on, a
-// membership also has INHERIT and SET options of its own, which the
-// member's INHERIT attribute only sets by default when it is granted: the
-// clone must have a membership with both (a clone made NOINHERIT and then
-// granted the base role has neither).
+// the clone, makes it act as the base role (see actAsBase).
 func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
+	if err := checkBaseRole(ctx, tx, base); err != nil {
+		return err
+	}
+	if pending == base {
+		return nil
+	}
+	return actAsBase(ctx, tx, base, pending, "LOGIN INHERIT", "the alternate user")
+}
+
+// checkBaseRole fails, wrapping ErrInvalid, when the base role does not exist.
+func checkBaseRole(ctx context.Context, tx pgx.Tx, base string) error {
 	var baseLogin bool
 	err := tx.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", base).Scan(&baseLogin)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -201,35 +207,43 @@ func ensureRoles(ctx context.Context, tx pgx.Tx, base, pending string) error {
 	if err != nil {
 		return fmt.Errorf("look up role %q: %w", base, err)
 	}
-	if pending == base {
-		return nil
-	}
-	clone := pending
-	options, grantOptions := "", ""
+	return nil
+}
+
+// actAsBase creates user if needed (without a password: the caller sets it
+// in the same transaction) or gives it options, and makes it act as the
+// base role: a member of it, with the base role's settings, whose sessions
+// start as the base role. options are the role options it gets ("LOGIN
+// INHERIT", with VALID UNTIL for an expiring user); what names the user in
+// errors. From PostgreSQL 16 on, a membership also has INHERIT and SET
+// options of its own, which the member's INHERIT attribute only sets by
+// default when it is granted: the user must have a membership with both (a
+// role made NOINHERIT and then granted the base role has neither).
+func actAsBase(ctx context.Context, tx pgx.Tx, base, user, options, what string) error {
+	memberOptions, grantOptions := "", ""
 	if serverMajor(tx.Conn()) >= 16 {
-		options, grantOptions = " AND am.inherit_option AND am.set_option", " WITH INHERIT TRUE, SET TRUE"
+		memberOptions, grantOptions = " AND am.inherit_option AND am.set_option", " WITH INHERIT TRUE, SET TRUE"
 	}
 	var exists, member bool
-	err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
 		EXISTS (SELECT 1 FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		        WHERE r.rolname = $2 AND m.rolname = $1`+options+`)`, clone, base).Scan(&exists, &member)
+		        WHERE r.rolname = $2 AND m.rolname = $1`+memberOptions+`)`, user, base).Scan(&exists, &member)
 	if err != nil {
-		return fmt.Errorf("look up role %q: %w", clone, err)
+		return fmt.Errorf("look up role %q: %w", user, err)
 	}
 	if !exists {
-		// Created without a password; setPassword sets it in the same transaction.
-		if _, err := tx.Exec(ctx, "CREATE ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
-			return fmt.Errorf("create the alternate user %q: %w", clone, err)
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+QuoteIdentifier(user)+" WITH "+options); err != nil {
+			return fmt.Errorf("create %s %q: %w", what, user, err)
 		}
-	} else if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(clone)+" WITH LOGIN INHERIT"); err != nil {
-		return fmt.Errorf("allow the alternate user %q to log in: %w", clone, err)
+	} else if _, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdentifier(user)+" WITH "+options); err != nil {
+		return fmt.Errorf("allow %s %q to log in: %w", what, user, err)
 	}
 	if !member {
-		if _, err := tx.Exec(ctx, "GRANT "+QuoteIdentifier(base)+" TO "+QuoteIdentifier(clone)+grantOptions); err != nil {
-			return fmt.Errorf("make %q a member of %q: %w", clone, base, err)
+		if _, err := tx.Exec(ctx, "GRANT "+QuoteIdentifier(base)+" TO "+QuoteIdentifier(user)+grantOptions); err != nil {
+			return fmt.Errorf("make %q a member of %q: %w", user, base, err)
 		}
 	}
-	return copySettings(ctx, tx, base, clone)
+	return copySettings(ctx, tx, base, user)
 }
 
 // Test logs in as the pending user with the pending password and runs a query.

@@ -1,0 +1,204 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotary-secrets/rotary/pkg/dbsecret"
+)
+
+// expiringFixture is a base user that may read one table of its database,
+// a least-privilege master for expiring users and a marker database of the
+// test's own.
+type expiringFixture struct {
+	ts       *testServer
+	cfg      Config
+	base, db string
+	basePW   string
+	master   *dbsecret.Secret
+	masterPW string
+}
+
+// expiringMaster creates an admin user with what expiring users of a base
+// holding SELECT on db need (docs/expiring-users.md): CREATE USER, SELECT
+// on mysql.*, the base's privileges WITH GRANT OPTION, everything on the
+// marker database, and PROCESS and CONNECTION ADMIN to end sessions.
+func expiringMaster(t *testing.T, ts *testServer, db, markerDB string) (user, pw string) {
+	t.Helper()
+	user, pw = uniqueName("rt_emaster_"), randomPassword(t)
+	ts.createUser(t, user, "%", pw, "GRANT CREATE USER ON *.*", "GRANT SELECT ON mysql.*", "GRANT PROCESS, CONNECTION ADMIN ON *.*",
+		"GRANT ALL PRIVILEGES ON "+quoteIdent(markerDB)+".*")
+	ts.exec(t, "GRANT SELECT ON "+quoteIdent(db)+".* TO "+ts.quote(user)+"@'%' WITH GRANT OPTION")
+	return user, pw
+}
+
+func newExpiringFixture(t *testing.T) *expiringFixture {
+	t.Helper()
+	ts := sharedServer(t)
+	f := &expiringFixture{ts: ts, base: uniqueName("rx"), db: uniqueName("rt_db_")}
+	markerDB := uniqueName("rt_marks_")
+	f.cfg = Config{MarkerDatabase: markerDB}
+	ts.createDatabase(t, f.db)
+	t.Cleanup(func() { _, _ = ts.root.Exec("DROP DATABASE IF EXISTS " + quoteIdent(markerDB)) })
+	ts.exec(t, "CREATE TABLE "+quoteIdent(f.db)+".t (id INT PRIMARY KEY)")
+	f.basePW = randomPassword(t)
+	ts.createUser(t, f.base, "%", f.basePW, "GRANT SELECT ON "+quoteIdent(f.db)+".*")
+	t.Cleanup(func() { f.dropFamily(t) })
+	user, pw := expiringMaster(t, ts, f.db, markerDB)
+	f.masterPW = pw
+	f.master = &dbsecret.Secret{Engine: "mariadb", Host: ts.host, Port: ts.port, Username: user, Password: pw, SSL: ptr(false)}
+	return f
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// dropFamily drops every account named base_..., as root.
+func (f *expiringFixture) dropFamily(t *testing.T) {
+	t.Helper()
+	rows, err := f.ts.root.Query("SELECT User, Host FROM mysql.user WHERE User LIKE ?", strings.ReplaceAll(f.base, "_", `\_`)+`\_%`)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	var accts []string
+	for rows.Next() {
+		var u, h string
+		_ = rows.Scan(&u, &h)
+		accts = append(accts, f.ts.quote(u)+"@"+f.ts.quote(h))
+	}
+	rows.Close()
+	for _, a := range accts {
+		if _, err := f.ts.root.Exec("DROP USER IF EXISTS " + a); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+}
+
+func (f *expiringFixture) admin(t *testing.T) *Admin {
+	t.Helper()
+	a, err := f.cfg.OpenAdmin(context.Background(), f.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+func (f *expiringFixture) canSelect(t *testing.T, user, pw string, want bool) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := open(ctx, f.cfg.DB, target{secret: f.master, username: user, password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.exec(ctx, "SELECT * FROM "+quoteIdent(f.db)+".t")
+	if (err == nil) != want {
+		t.Fatalf("SELECT as %s: err %v, want allowed=%v", user, err, want)
+	}
+	_, err = s.exec(ctx, "INSERT INTO "+quoteIdent(f.db)+".t VALUES (7)")
+	if err == nil {
+		t.Fatalf("INSERT as %s succeeded; the base user may not insert", user)
+	}
+}
+
+func listNames(users []dbsecret.ExpiringUser) string {
+	var out []string
+	for _, u := range users {
+		out = append(out, u.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestExpiringUserPrimitives(t *testing.T) {
+	f := newExpiringFixture(t)
+	ctx := context.Background()
+	a := f.admin(t)
+	now, err := a.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(now); d > time.Minute || d < -time.Minute {
+		t.Fatalf("the server's clock reads %s, %s from this machine's", now, d)
+	}
+	if _, err := a.ListExpiringUsers(ctx, f.base); err != nil {
+		t.Fatalf("list before the marker table exists: %v", err)
+	}
+
+	live, err := ExpiringUserName(f.base, MySQLNameLimit, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	livePW := randomPassword(t)
+	spec := ExpiringUserSpec{Name: live, Base: f.base, Origin: dbsecret.OriginIssued("reader"), Password: livePW, ExpiresAt: now.Add(time.Hour)}
+	host, err := a.CreateExpiringUser(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "%" {
+		t.Fatalf("created at host %q, want the base user's %%", host)
+	}
+	if _, err := a.CreateExpiringUser(ctx, spec); err != nil {
+		t.Fatalf("a repeated create (a retry) fails: %v", err)
+	}
+	f.ts.mustLogin(t, f.cfg, live, livePW)
+	f.ts.mustNotLogin(t, f.cfg, live, randomPassword(t))
+	f.canSelect(t, live, livePW, true)
+
+	expired, err := ExpiringUserName(f.base, MySQLNameLimit, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredPW := randomPassword(t)
+	if _, err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: expired, Base: f.base, Origin: dbsecret.OriginRotation("arn:test"), Password: expiredPW, ExpiresAt: now.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	f.ts.mustLogin(t, f.cfg, expired, expiredPW)
+	conn := f.ts.openConn(t, f.ts.secret(expired, expiredPW, nil))
+
+	// A foreign account with a name of the family and no marker.
+	foreign := f.base + "_250101120000_abcd"
+	foreignPW := randomPassword(t)
+	f.ts.createUser(t, foreign, "%", foreignPW)
+	if _, err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: foreign, Base: f.base, Password: randomPassword(t), ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("create over a foreign account: want ErrNotExpiringUser, got %v", err)
+	}
+	if err := a.DropExpiringUser(ctx, f.base, foreign, "%", false); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("drop of a foreign account: want ErrNotExpiringUser, got %v", err)
+	}
+
+	users, err := a.ListExpiringUsers(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := listNames(users), strings.Join([]string{live, expired}, ","); got != want && got != strings.Join([]string{expired, live}, ",") {
+		t.Fatalf("listed %s, want %s", got, want)
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	res, err := a.Reap(ctx, f.base, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(res.Dropped, ",") != expired || res.Kept != 1 {
+		t.Fatalf("reap: %+v, want %s dropped and one kept", res, expired)
+	}
+	f.ts.mustNotLogin(t, f.cfg, expired, expiredPW)
+	if alive(conn) {
+		t.Fatal("a connection of the reaped user is still open")
+	}
+	f.ts.mustLogin(t, f.cfg, live, livePW)
+	f.ts.mustLogin(t, f.cfg, foreign, foreignPW)
+	if n := f.ts.count(t, "SELECT COUNT(*) FROM "+quoteIdent(f.cfg.MarkerDatabase)+"."+MarkerTable+" WHERE user = ?", expired); n != 0 {
+		t.Fatalf("the reaped user's marker is still there")
+	}
+	if _, err := ExpiringUserName(strings.Repeat("a", MySQLNameLimit-dbsecret.ExpiringSuffixLen+1), MySQLNameLimit, now); !errors.Is(err, dbsecret.ErrNameTooLong) {
+		t.Fatalf("a base one character too long: want ErrNameTooLong, got %v", err)
+	}
+	if _, err := ExpiringUserName(strings.Repeat("a", MySQLNameLimit-dbsecret.ExpiringSuffixLen), MySQLNameLimit, now); err != nil {
+		t.Fatalf("a base at the limit: %v", err)
+	}
+}
