@@ -164,23 +164,39 @@ func describeKind(s *dbsecret.Secret) string {
 // waits (bounded) until no master password change is being applied, then,
 // with Login, does nothing if the pending password already logs in.
 func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
+	pend, client, done, err := m.checkSet(ctx, req)
+	switch {
+	case err != nil:
+		// Nothing was sent to RDS: the engine need not put AWSCURRENT's
+		// password back (without a login, a restore is one more reset).
+		return fmt.Errorf("%w; %w", err, rotation.ErrUnchanged)
+	case done:
+		return nil // a retry: RDS applied it already
+	}
+	return m.setPassword(ctx, client, pend, pend.Password)
+}
+
+// checkSet is what Set does before it asks RDS for a change: it returns
+// the pending secret and the client, and done when the pending password
+// already logs in (with a login). An error means nothing was changed.
+func (m *Master) checkSet(ctx context.Context, req rotation.SetRequest) (_ *dbsecret.Secret, _ API, done bool, _ error) {
 	cur, err := parse(rotation.LabelCurrent, req.Current)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	pend, err := parse(rotation.LabelPending, req.Pending)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if err := dbsecret.CheckPending(cur, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if err := sameDatabase(cur, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	client, err := m.client(ctx)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	// Wait at most half of the time left, so that when RDS is still
 	// applying the change the engine's Restore has time to wait for it and
@@ -192,18 +208,18 @@ func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
 		defer cancel()
 	}
 	if _, err := m.waitApplied(wctx, client, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if m.cfg.Login {
 		err := m.probe(ctx, rotation.ProbeRequest{SecretARN: req.SecretARN, Version: req.Pending, Current: req.Current})
 		if err == nil {
-			return nil // a retry: RDS applied it already
+			return pend, client, true, nil
 		}
 		if !errors.Is(err, rotation.ErrRefused) {
-			return fmt.Errorf("check whether the pending password already works: %w", err)
+			return nil, nil, false, fmt.Errorf("check whether the pending password already works: %w", err)
 		}
 	}
-	return m.setPassword(ctx, client, pend, pend.Password)
+	return pend, client, false, nil
 }
 
 // Test waits (bounded) until RDS reports the change applied: the instance
@@ -465,9 +481,9 @@ func (m *Master) modify(ctx context.Context, client API, s *dbsecret.Secret, pw 
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "InvalidParameterValue":
-			return fmt.Errorf("%w: RDS refused the master password for %s: %w; set PASSWORD_LENGTH and EXCLUDE_CHARACTERS so that passwords meet RDS's rules", ErrInvalid, what, err)
+			return fmt.Errorf("%w: RDS refused the master password for %s: %w; set PASSWORD_LENGTH and EXCLUDE_CHARACTERS so that passwords meet RDS's rules (%w)", ErrInvalid, what, err, rotation.ErrUnchanged)
 		case "InvalidParameterCombination":
-			return fmt.Errorf("%w: RDS refused to set the master password of %s: %w", ErrInvalid, what, err)
+			return fmt.Errorf("%w: RDS refused to set the master password of %s: %w (%w)", ErrInvalid, what, err, rotation.ErrUnchanged)
 		case "InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault":
 			return fmt.Errorf("%w: %s is applying another change, so RDS did not take the master password now: %w", errBusy, what, err)
 		}
