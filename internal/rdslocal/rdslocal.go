@@ -88,7 +88,7 @@ type Server struct {
 
 // modState is an instance's or cluster's master password modification.
 type modState struct {
-	pending bool  // a MasterUserPassword modification is being applied
+	pending bool // a MasterUserPassword modification is being applied
 	// shownAt is when the Describe calls start showing the pending
 	// modification (see SetDescribeLag).
 	shownAt time.Time
