@@ -62,6 +62,13 @@ type Config struct {
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
+	// Services are more AWS APIs served at Endpoint, by the signing name
+	// of their requests (the service in the SigV4 credential scope), such
+	// as "rds" and "elasticache" (internal/rdslocal,
+	// internal/elasticachelocal). Every function gets
+	// AWS_ENDPOINT_URL_<NAME> (the name in upper case) set to Endpoint for
+	// each, so its SDK clients reach them as they reach Secrets Manager.
+	Services map[string]http.Handler
 }
 
 // Stack is a running local stack. Close stops every process it started.
@@ -78,8 +85,9 @@ type Stack struct {
 	// with the watch's topic (WatchTopicARN) created.
 	SNS *snslocal.Server
 
-	httpSrv *http.Server
-	mux     *http.ServeMux
+	httpSrv  *http.Server
+	mux      *http.ServeMux
+	services map[string]http.Handler
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
@@ -126,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID)}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID), services: cfg.Services}
 	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
 		return nil, err
 	}
@@ -186,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if name == registry.Watch.Name {
 			env = append(env, s.watchEnv()...)
 		}
+		env = append(env, s.servicesEnv()...)
 		env = append(env, cfg.Env...)
 		env = append(env, cfg.FunctionEnv[name]...)
 		fn, err := lambdaemu.Start(ctx, lambdaemu.Config{
