@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -27,6 +28,9 @@ const (
 	fnPostgresMulti  = "postgres-multi-user"
 	fnMySQLSingle    = "mysql-single-user"
 	fnMySQLMulti     = "mysql-multi-user"
+	fnRedisACL       = "redis-acl"
+	fnElastiCache    = "elasticache-user"
+	fnRDSMaster      = "rds-master"
 )
 
 // stack is shared by the tests of this binary, with the database fixtures
@@ -59,7 +63,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(binDir)
 	var err error
 	stack, err = localstack.Start(ctx, localstack.Config{
-		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti},
+		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti, fnRedisACL, fnElastiCache, fnRDSMaster},
 		BinDir:      binDir,
 		Retry:       smlocal.RetryPolicy{Attempts: 3},
 		WrapInvoker: inject.wrap,
@@ -70,7 +74,15 @@ func run(m *testing.M) int {
 			fnPostgresMulti:  append(caBundleEnv(pgCAFile), "AWS_ENDPOINT_URL_RDS="+rds.URL),
 			fnMySQLSingle:    caBundleEnv(maria.caFile),
 			fnMySQLMulti:     caBundleEnv(maria.caFile),
+			fnRedisACL:       caBundleEnv(redisFix.caFile()),
+			fnElastiCache:    caBundleEnv(redisFix.caFile()),
+			// Without a login (the default): the function trusts RDS's
+			// Describe calls, which the local RDS lags (fixture_test.go).
+			fnRDSMaster: {"ROTARY_RDS_POLL_INTERVAL=100ms", "ROTARY_RDS_SETTLE=3s", "ROTARY_RDS_WAIT_TIMEOUT=30s"},
 		},
+		// The functions reach the local RDS and ElastiCache APIs at the
+		// stack's endpoint (AWS_ENDPOINT_URL_RDS, _ELASTICACHE).
+		Services: map[string]http.Handler{"rds": rdsAPI, "elasticache": ecAPI},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: cannot start the local stack: %v\n", err)
