@@ -126,7 +126,9 @@ func TestHostileDatabases(t *testing.T) {
 			return s.database(t, true, func(_ *rdslocal.Instance, c *rdslocal.Cluster) { c.Endpoint = "writer.other.example" })
 		}, "point host and port at the database's endpoint", "self"},
 		{"reader endpoint of the cluster", func(t *testing.T) string {
-			return s.database(t, true, func(_ *rdslocal.Instance, c *rdslocal.Cluster) { c.ReaderEndpoint, c.Endpoint = c.Endpoint, "writer.example" })
+			return s.database(t, true, func(_ *rdslocal.Instance, c *rdslocal.Cluster) {
+				c.ReaderEndpoint, c.Endpoint = c.Endpoint, "writer.example"
+			})
 		}, "the cluster's writer endpoint", "self"},
 	}
 	cred := New(s.config(true))
