@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,41 @@ func TestLocalServesRDSAndElastiCache(t *testing.T) {
 	}
 	if err := mysqlserver.Login(ctx, dbInitial, maria.CAFile); err == nil {
 		t.Fatal("the replaced master password still logs in")
+	}
+
+	// Without a login (the default), rds-master cannot probe or revoke:
+	// status says it could not verify, rollback puts the initial password
+	// back, and revoke refuses, saying why, before it changes anything.
+	if r := rotaryAt(t, endpoint, "status", "local/rds-master", "--verify"); r.code != 1 || !strings.Contains(r.out, "UNVERIFIED") {
+		t.Fatalf("status --verify of rds-master without a login: exit %d, want 1 and UNVERIFIED:\n%s%s", r.code, r.out, r.errOut)
+	}
+	if r := rotaryAt(t, endpoint, "rollback", "local/rds-master", "--yes"); r.code != 0 {
+		t.Fatalf("rollback of rds-master: exit %d: %s%s", r.code, r.out, r.errOut)
+	}
+	if err := mysqlserver.Login(ctx, dbInitial, maria.CAFile); err != nil {
+		t.Fatalf("the initial master password does not log in after rollback: %v", err)
+	}
+	if err := mysqlserver.Login(ctx, dbCur, maria.CAFile); err == nil {
+		t.Fatal("the rolled-back master password still logs in")
+	}
+	before, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("local/rds-master")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rotaryAt(t, endpoint, "revoke", "local/rds-master", "--yes")
+	if r.code != 1 || !strings.Contains(r.errOut, "cannot revoke") || !strings.Contains(r.errOut, "Nothing was changed") || strings.Contains(r.out, "Rotating") {
+		t.Fatalf("revoke of rds-master without a login: exit %d, want 1 saying the type cannot revoke, before rotating:\n%s%s", r.code, r.out, r.errOut)
+	}
+	noSecretIn(t, r.out+r.errOut, dbInitial, dbCur)
+	after, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("local/rds-master")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before.VersionIdsToStages, after.VersionIdsToStages) {
+		t.Fatalf("the refused revoke changed the versions: %v, then %v", before.VersionIdsToStages, after.VersionIdsToStages)
+	}
+	if err := mysqlserver.Login(ctx, dbInitial, maria.CAFile); err != nil {
+		t.Fatalf("AWSCURRENT does not log in after the refused revoke: %v", err)
 	}
 
 	cacheInitial := jsonValue(map[string]any{"username": cacheUser, "password": cachePW, "user_arn": elasticachelocal.UserARN(userID), "host": redis.Host, "port": redis.Port, "replication_group_id": "orders"})
