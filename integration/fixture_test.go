@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -8,12 +9,15 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/rotary-secrets/rotary/internal/elasticachelocal"
 	"github.com/rotary-secrets/rotary/internal/mysqlserver"
 	"github.com/rotary-secrets/rotary/internal/mysqlserver/mysqltest"
 	"github.com/rotary-secrets/rotary/internal/pgcluster"
 	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
 	"github.com/rotary-secrets/rotary/internal/rdslocal"
+	"github.com/rotary-secrets/rotary/internal/redisserver"
 )
 
 // The database fixtures of this test binary, started once by TestMain before
@@ -21,8 +25,13 @@ import (
 //   - pg, a throwaway PostgreSQL cluster with TLS (pgCAFile is its test CA);
 //   - maria, a throwaway MariaDB with TLS, with a database "orders" holding
 //     one table, for the alternating users' grants;
-//   - rdsAPI, the local RDS API (served at rds.URL) that postgres-multi-user
-//     asks for the host of an RDS-managed master secret.
+//   - rdsAPI, the local RDS API (served at rds.URL, and at the stack's
+//     endpoint) that postgres-multi-user asks for the host of an
+//     RDS-managed master secret, and through which rds-master changes
+//     master passwords; its Describe calls lag its Modify calls;
+//   - redisFix, a throwaway redis-server with TLS and an ACL file, behind
+//     ecAPI, the local ElastiCache API (served at the stack's endpoint),
+//     as replication group "orders" (user group "orders-users").
 //
 // A test reaches a server through pg.Get(t) or maria.get(t), which fail the
 // test under CI=true when the server could not start, and skip it otherwise.
@@ -32,7 +41,58 @@ var (
 	maria    mariaFixture
 	rdsAPI   = rdslocal.New()
 	rds      *httptest.Server
+	redisFix redisFixture
+	ecAPI    = elasticachelocal.New()
 )
+
+// rdsDescribeLag is how long the local RDS's Describe calls keep showing a
+// database as it was after a ModifyDB*, as RDS's eventually consistent API
+// may.
+const rdsDescribeLag = 300 * time.Millisecond
+
+// redisFixture is the shared redis-server, or why it did not start.
+type redisFixture struct {
+	srv *redisserver.Server
+	err error
+}
+
+func (r *redisFixture) caFile() string {
+	if r.srv == nil {
+		return ""
+	}
+	return r.srv.CAFile
+}
+
+// get returns the server; under CI=true a server that did not start fails
+// the test, else it skips.
+func (r *redisFixture) get(t testing.TB) *redisserver.Server {
+	t.Helper()
+	if r.err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("throwaway redis-server is required with CI=true: %v", r.err)
+		}
+		t.Skipf("skipping: no throwaway redis-server (set CI=true to make this a failure): %v", r.err)
+	}
+	return r.srv
+}
+
+// startRedis starts the redis-server and puts it behind the local
+// ElastiCache API.
+func startRedis() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := redisserver.Start(ctx, redisserver.Options{TLS: true, ACLFile: true})
+	if err != nil {
+		redisFix.err = err
+		return
+	}
+	redisFix.srv = srv
+	ecAPI.Delay = 100 * time.Millisecond
+	ecAPI.AddReplicationGroup(elasticachelocal.ReplicationGroup{ID: "orders", Host: srv.Host, Port: srv.Port, UserGroupIDs: []string{"orders-users"}, Redis: srv.Admin})
+	// Another group, on a server of its own: its users are not the
+	// orders group's.
+	ecAPI.AddReplicationGroup(elasticachelocal.ReplicationGroup{ID: "billing", Host: "billing.cache.test", Port: 6379, UserGroupIDs: []string{"billing-users"}})
+}
 
 // mariaFixture is the shared MariaDB server, or why it did not start.
 type mariaFixture struct {
@@ -57,12 +117,14 @@ func (m *mariaFixture) get(t testing.TB) (*mysqlserver.Server, string) {
 // API. The returned function stops all of them; call it even when a start
 // failed.
 func startFixtures() (stop func()) {
+	rdsAPI.SetDescribeLag(rdsDescribeLag)
 	rds = httptest.NewServer(rdsAPI)
 	var (
 		wg            sync.WaitGroup
 		pgTB, mariaTB *fixtureTB
 	)
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); startRedis() }()
 	go func() { defer wg.Done(); pgTB = startFixture("postgres", startPostgres) }()
 	go func() { defer wg.Done(); mariaTB = startFixture("mariadb", startMariaDB) }()
 	wg.Wait()
@@ -75,7 +137,11 @@ func startFixtures() (stop func()) {
 		if err := pg.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "integration: stop the PostgreSQL cluster: %v\n", err)
 		}
+		rdsAPI.Wait()
 		rds.Close()
+		if redisFix.srv != nil {
+			_ = redisFix.srv.Close()
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -29,6 +30,9 @@ const (
 	fnMySQLMulti     = "mysql-multi-user"
 	fnPGExpiring     = "postgres-expiring-user"
 	fnMySQLExpiring  = "mysql-expiring-user"
+	fnRedisACL       = "redis-acl"
+	fnElastiCache    = "elasticache-user"
+	fnRDSMaster      = "rds-master"
 )
 
 // expiringEnv is the expiring-user functions' lifetime: longer than any
@@ -65,7 +69,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(binDir)
 	var err error
 	stack, err = localstack.Start(ctx, localstack.Config{
-		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti, fnPGExpiring, fnMySQLExpiring},
+		Functions:   []string{fnRandom, fnPostgresSingle, fnPostgresMulti, fnMySQLSingle, fnMySQLMulti, fnPGExpiring, fnMySQLExpiring, fnRedisACL, fnElastiCache, fnRDSMaster},
 		BinDir:      binDir,
 		Retry:       smlocal.RetryPolicy{Attempts: 3},
 		WrapInvoker: inject.wrap,
@@ -78,7 +82,15 @@ func run(m *testing.M) int {
 			fnMySQLMulti:     caBundleEnv(maria.caFile),
 			fnPGExpiring:     append(caBundleEnv(pgCAFile), expiringEnv...),
 			fnMySQLExpiring:  append(caBundleEnv(maria.caFile), expiringEnv...),
+			fnRedisACL:       caBundleEnv(redisFix.caFile()),
+			fnElastiCache:    caBundleEnv(redisFix.caFile()),
+			// Without a login (the default): the function trusts RDS's
+			// Describe calls, which the local RDS lags (fixture_test.go).
+			fnRDSMaster: {"ROTARY_RDS_POLL_INTERVAL=100ms", "ROTARY_RDS_SETTLE=3s", "ROTARY_RDS_WAIT_TIMEOUT=30s"},
 		},
+		// The functions reach the local RDS and ElastiCache APIs at the
+		// stack's endpoint (AWS_ENDPOINT_URL_RDS, _ELASTICACHE).
+		Services: map[string]http.Handler{"rds": rdsAPI, "elasticache": ecAPI},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: cannot start the local stack: %v\n", err)

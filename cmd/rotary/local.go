@@ -34,6 +34,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
 	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, the watch and the credential issuer)")
 	concurrency := fs.Int("concurrency", 1, "instances of each function, as Lambda runs several execution environments at once (each an emulator and a function process)")
+	servicesFile := fs.String("services", "", "JSON file of the RDS databases and ElastiCache replication groups and users the local RDS and ElastiCache APIs report (docs/cli.md)")
 	var env listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
 	pf := addPrincipalFlags(fs)
@@ -76,6 +77,11 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer logFile.Close()
 
+	services, err := loadLocalServices(*servicesFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	defer services.close()
 	fmt.Fprintf(out, "Building %s and starting the local stack...\n", strings.Join(functions, ", "))
 	t0 := time.Now()
 	// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
@@ -88,13 +94,15 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		FunctionEnv: functionEnv,
 		Retry:       smlocal.DefaultRetryPolicy(),
 		Principals:  principals,
+		Services:    services.handlers(),
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
 	defer stack.Close()
 	fmt.Fprintf(out, "Local stack ready in %s\n", time.Since(t0).Round(time.Millisecond))
-	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager and Lambda Invoke)\n", stack.Endpoint)
+	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager, Lambda Invoke, SNS, RDS and ElastiCache)\n", stack.Endpoint)
+	fmt.Fprintf(out, "  services   %s\n", services.summary)
 	fmt.Fprintf(out, "  state      %s\n  log        %s\n", *state, *logPath)
 	for i, fn := range functions {
 		label := ""

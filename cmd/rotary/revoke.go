@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if err := c.checkFeed(ctx, s.arn, ff); err != nil {
+		return err
+	}
+	if err := c.canRevoke(ctx, fn, s); err != nil {
 		return err
 	}
 	// What is valid now and will be revoked: the labeled versions.
@@ -76,4 +80,23 @@ func runRevoke(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Revoked at %s: these no longer log in:\n  %s\nOnly AWSCURRENT, %s, is valid now.\n", now, strings.Join(before, "\n  "), cur)
 	return nil
+}
+
+// canRevoke asks the function, before anything changes, whether its type
+// can revoke at all (rds-master without a network path cannot): it invokes
+// revokeSecret with a token that is no version of the secret. The engine
+// answers "cannot revoke" before it looks at the token, and refuses every
+// token but AWSCURRENT's, so this changes nothing whatever the function.
+func (c *clients) canRevoke(ctx context.Context, fn string, s *secretState) error {
+	err := c.invokeStep(ctx, fn, s.arn, stepRevoke, newToken())
+	var rf *rotationFailedError
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s accepted revokeSecret for a token that is no version of %s; it is not a Rotary rotation function of this version, so nothing was changed", fn, s.name)
+	case !errors.As(err, &rf):
+		return fmt.Errorf("%w\nNothing was changed", err)
+	case strings.Contains(rf.Msg, "credential type cannot revoke"):
+		return fmt.Errorf("%s cannot revoke: %s\nNothing was changed. 'rotary rotate %s' replaces the credential (for rds-master, which holds one password at a time, that ends the old one; docs/rds-master.md)", fn, rf.Msg, s.name)
+	}
+	return nil // refused for the token, as it must be: the function can revoke
 }

@@ -106,6 +106,15 @@ func (s *Server) AddUser(ctx context.Context, u User, passwords ...string) error
 	return nil
 }
 
+// RegisterUser adds a user that already exists, with that many passwords,
+// on the servers of its groups, changing nothing on them (AddUser creates
+// it afresh).
+func (s *Server) RegisterUser(u User, passwords int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[u.UserID] = &user{User: u, status: "active", passwords: passwords}
+}
+
 // Status returns the user's status ("" for an unknown user).
 func (s *Server) Status(id string) string {
 	s.mu.Lock()

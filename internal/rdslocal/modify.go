@@ -50,7 +50,7 @@ func (s *Server) instanceXML(i Instance) xmlInstance {
 		MasterUsername: i.MasterUsername, Endpoint: &endpoint{Address: i.Address, Port: i.Port},
 		DbInstancePort: 0, DBClusterIdentifier: i.ClusterIdentifier, PendingModifiedValues: &pendingValues{},
 	}
-	if st.pending {
+	if st.shown() {
 		x.DBInstanceStatus = StatusResetting
 		x.PendingModifiedValues.MasterUserPassword = "****"
 	}
@@ -66,7 +66,7 @@ func (s *Server) clusterXML(c Cluster) xmlCluster {
 		DBClusterIdentifier: c.Identifier, DBClusterArn: c.ARN, Engine: c.Engine, Status: "available",
 		MasterUsername: c.MasterUsername, Endpoint: c.Endpoint, ReaderEndpoint: c.ReaderEndpoint, Port: c.Port,
 	}
-	if st.pending {
+	if st.shown() {
 		x.Status = StatusResetting
 		x.PendingModifiedValues = &pendingValues{MasterUserPassword: "****"}
 	}
@@ -146,7 +146,12 @@ func (s *Server) modifyInstance(w http.ResponseWriter, form url.Values) {
 		}
 		s.startApply(st, "DB instance "+id, i.SetMasterPassword, m.password)
 	}
-	writeXML(w, http.StatusOK, modifyInstanceResponse{Xmlns: xmlns, Result: s.instanceXML(i), Metadata: responseMetadata{RequestID: requestID()}})
+	x := s.instanceXML(i)
+	if st.pending {
+		// The Modify answer shows the change, whatever the Describe calls lag.
+		x.DBInstanceStatus, x.PendingModifiedValues.MasterUserPassword = StatusResetting, "****"
+	}
+	writeXML(w, http.StatusOK, modifyInstanceResponse{Xmlns: xmlns, Result: x, Metadata: responseMetadata{RequestID: requestID()}})
 }
 
 func (s *Server) modifyCluster(w http.ResponseWriter, form url.Values) {
@@ -175,14 +180,22 @@ func (s *Server) modifyCluster(w http.ResponseWriter, form url.Values) {
 		}
 		s.startApply(st, "DB cluster "+id, c.SetMasterPassword, m.password)
 	}
-	writeXML(w, http.StatusOK, modifyClusterResponse{Xmlns: xmlns, Result: s.clusterXML(c), Metadata: responseMetadata{RequestID: requestID()}})
+	x := s.clusterXML(c)
+	if st.pending {
+		x.Status, x.PendingModifiedValues = StatusResetting, &pendingValues{MasterUserPassword: "****"}
+	}
+	writeXML(w, http.StatusOK, modifyClusterResponse{Xmlns: xmlns, Result: x, Metadata: responseMetadata{RequestID: requestID()}})
 }
 
-// startApply marks the change pending and applies it after the delay, as
-// RDS does asynchronously. s.mu is held.
+// shown says whether the Describe calls show a change being applied.
+func (st *modState) shown() bool { return st.pending && !time.Now().Before(st.shownAt) }
+
+// startApply marks the change pending and applies it after the describe
+// lag and the apply delay, as RDS does asynchronously. s.mu is held.
 func (s *Server) startApply(st *modState, what string, set func(context.Context, string) error, password string) {
 	st.pending = true
-	delay := s.applyDelay
+	st.shownAt = time.Now().Add(s.lag)
+	delay := s.lag + s.applyDelay
 	s.applies.Add(1)
 	go func() {
 		defer s.applies.Done()

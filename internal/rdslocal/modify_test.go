@@ -182,3 +182,45 @@ func TestModifyDBClusterAppliesAfterTheDelay(t *testing.T) {
 		t.Fatalf("the server got %d passwords, want 1", len(got))
 	}
 }
+
+func TestDescribeLagsModify(t *testing.T) {
+	srv := New()
+	srv.SetApplyDelay(100 * time.Millisecond)
+	srv.SetDescribeLag(300 * time.Millisecond)
+	var db recorder
+	srv.AddInstance(Instance{Identifier: "orders", Engine: "postgres", Address: "127.0.0.1", Port: 5432, MasterUsername: "admin", SetMasterPassword: db.set})
+	client := newClient(t, srv)
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := client.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String("orders"), MasterUserPassword: aws.String(goodPassword), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	describe := func() (string, bool) {
+		out, err := client.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("orders")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := out.DBInstances[0]
+		return aws.ToString(i.DBInstanceStatus), i.PendingModifiedValues != nil && i.PendingModifiedValues.MasterUserPassword != nil
+	}
+	// Within the lag: the database as it was, and a second change refused.
+	if st, pending := describe(); st != "available" || pending || time.Since(start) > 250*time.Millisecond {
+		t.Fatalf("within the describe lag: status %q, pending %v (after %s); want available, nothing pending", st, pending, time.Since(start))
+	}
+	if len(db.passwords()) != 0 {
+		t.Fatal("the password was applied within the describe lag")
+	}
+	if _, err := client.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String("orders"), MasterUserPassword: aws.String(goodPassword), ApplyImmediately: aws.Bool(true)}); apiCode(err) != "InvalidDBInstanceState" {
+		t.Fatalf("a second ModifyDBInstance within the lag: %v, want InvalidDBInstanceState", err)
+	}
+	time.Sleep(time.Until(start.Add(320 * time.Millisecond)))
+	if st, pending := describe(); st != StatusResetting || !pending {
+		t.Fatalf("after the lag: status %q, pending %v; want %s with a pending master password", st, pending, StatusResetting)
+	}
+	if errs := srv.Wait(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if st, pending := describe(); st != "available" || pending || len(db.passwords()) != 1 {
+		t.Fatalf("after the apply: status %q, pending %v, %d applied; want available, nothing pending, 1", st, pending, len(db.passwords()))
+	}
+}

@@ -81,13 +81,17 @@ type Server struct {
 	state      map[string]*modState
 	calls      []string
 	applyDelay time.Duration
+	lag        time.Duration
 	applies    sync.WaitGroup
 	applyErrs  []error
 }
 
 // modState is an instance's or cluster's master password modification.
 type modState struct {
-	pending bool  // a MasterUserPassword modification is being applied
+	pending bool // a MasterUserPassword modification is being applied
+	// shownAt is when the Describe calls start showing the pending
+	// modification (see SetDescribeLag).
+	shownAt time.Time
 	applied int   // how many were applied
 	err     error // the last apply's error
 }
@@ -111,6 +115,19 @@ func (s *Server) SetApplyDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applyDelay = d
+}
+
+// SetDescribeLag makes the Describe calls lag the Modify calls, as RDS's
+// eventually consistent API may: for d after a ModifyDBInstance
+// (ModifyDBCluster) that RDS accepted, DescribeDBInstances
+// (DescribeDBClusters) still shows the database as it was, available with
+// nothing pending; then the change shows for the apply delay, and then it
+// is applied. Another Modify meanwhile is refused as busy, as RDS refuses
+// it. Zero (the default) shows the change at once.
+func (s *Server) SetDescribeLag(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lag = d
 }
 
 // Wait waits until every master password change in flight is applied and

@@ -72,6 +72,10 @@ func (s *Stack) listen(addr string) error {
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
 	s.mux.HandleFunc(functionURLConfigPath, s.functionURLConfig)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := s.services[signingName(r)]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if snslocal.IsRequest(r) {
 			s.SNS.ServeHTTP(w, r)
 			return
@@ -87,8 +91,40 @@ func (s *Stack) listen(addr string) error {
 	return nil
 }
 
+// signingName is the service a SigV4-signed request was signed for: the
+// fourth part of the Authorization header's credential scope
+// (Credential=AKID/date/region/service/aws4_request), or "".
+func signingName(r *http.Request) string {
+	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return ""
+	}
+	cred, _, _ = strings.Cut(cred, ",")
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) != 5 {
+		return ""
+	}
+	return parts[3]
+}
+
+// servicesEnv points the functions' SDK clients of Config.Services at the
+// stack's endpoint.
+func (s *Stack) servicesEnv() []string {
+	names := make([]string, 0, len(s.services))
+	for name := range s.services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	env := make([]string, 0, len(names))
+	for _, name := range names {
+		env = append(env, "AWS_ENDPOINT_URL_"+strings.ToUpper(name)+"="+s.Endpoint)
+	}
+	return env
+}
+
 // ServeHTTP serves the stack's endpoint: the Secrets Manager API (POST /
-// with X-Amz-Target), the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
+// with X-Amz-Target), the APIs of Config.Services (by the service their
+// requests are signed for), the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
 // /2015-03-31/functions/{name or ARN}/invocations, RequestResponse only) for
 // the stack's functions, and the rotations feed at RotationsPath.
 func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

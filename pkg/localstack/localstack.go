@@ -75,6 +75,14 @@ type Config struct {
 	// signed with their secrets, besides the stack's own key's
 	// (LocalPrincipalARN).
 	Principals []localauth.Principal
+
+	// Services are more AWS APIs served at Endpoint, by the signing name
+	// of their requests (the service in the SigV4 credential scope), such
+	// as "rds" and "elasticache" (internal/rdslocal,
+	// internal/elasticachelocal). Every function gets
+	// AWS_ENDPOINT_URL_<NAME> (the name in upper case) set to Endpoint for
+	// each, so its SDK clients reach them as they reach Secrets Manager.
+	Services map[string]http.Handler
 }
 
 // Stack is a running local stack. Close stops every process it started.
@@ -91,8 +99,9 @@ type Stack struct {
 	// with the watch's topic (WatchTopicARN) created.
 	SNS *snslocal.Server
 
-	httpSrv *http.Server
-	mux     *http.ServeMux
+	httpSrv  *http.Server
+	mux      *http.ServeMux
+	services map[string]http.Handler
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function // by ARN: the first instance
@@ -158,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, pools: map[string]*pool{}, SNS: snslocal.New(Region, AccountID)}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, pools: map[string]*pool{}, SNS: snslocal.New(Region, AccountID), services: cfg.Services}
 	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
 		return nil, err
 	}
@@ -216,6 +225,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if name == registry.Watch.Name {
 			env = append(env, s.watchEnv()...)
 		}
+		env = append(env, s.servicesEnv()...)
 		env = append(env, cfg.Env...)
 		env = append(env, cfg.FunctionEnv[name]...)
 		n := cfg.concurrency(name)

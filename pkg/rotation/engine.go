@@ -399,11 +399,21 @@ func (h *Handler) setSecret(ctx context.Context, inv *invocation) error {
 			return err
 		}
 	}
-	err = h.cred.Set(ctx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
-	if err != nil {
-		return fmt.Errorf("set pending credential: %w", err)
+	// A Restorer's Set replaces AWSCURRENT's credential: when it fails
+	// after it may have changed it (a reply lost after the server took the
+	// change, a step after the change that failed), the engine puts
+	// AWSCURRENT's back, so keep the restore's budget back from the step.
+	stepCtx, cancel := h.stepContext(ctx)
+	defer cancel()
+	err = h.cred.Set(stepCtx, SetRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
+	if err == nil {
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("set pending credential: %w", err)
+	if errors.Is(err, ErrUnchanged) {
+		return err
+	}
+	return h.restoreCurrent(ctx, inv, err)
 }
 
 // testSecret proves the pending credential. When that fails, a Restorer

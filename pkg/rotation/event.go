@@ -58,6 +58,12 @@ var (
 	ErrRecoverRefused   = errors.New("recovery refused")
 	ErrCannotReap       = errors.New("credential type cannot reap")
 	ErrReapRefused      = errors.New("reap refused")
+	// ErrUnchanged is wrapped by a Set error when the type knows it changed
+	// nothing downstream (it refused before acting, or the server refused
+	// the change): the engine then does not ask a Restorer to put
+	// AWSCURRENT's credential back. Any other Set error of a Restorer is
+	// followed by a restore.
+	ErrUnchanged = errors.New("nothing was changed downstream")
 
 	// ErrRefused is wrapped by a credential type when the server refused a
 	// credential: a wrong password, a user that may not log in, a locked

@@ -30,6 +30,8 @@ type oneUser struct {
 	unreachable bool
 	failTest    bool // Test fails although the password is right
 	failRestore bool
+	failSet     error // Set fails with it after setting the password
+	refuseSet   error // Set fails with it before changing anything
 	restores    int
 	restoreLeft time.Duration // time left on the restore's context
 	testBlocks  bool          // Test waits for its context to end
@@ -78,7 +80,16 @@ func (u *oneUser) Generate(_ context.Context, req rotation.GenerateRequest) (rot
 	return rotation.GenerateResponse{Changes: map[string]any{"password": pw}}, err
 }
 
-func (u *oneUser) Set(ctx context.Context, req rotation.SetRequest) error {
+func (u *oneUser) Set(ctx context.Context, req rotation.SetRequest) (err error) {
+	u.mu.Lock()
+	failSet, refuseSet := u.failSet, u.refuseSet
+	u.mu.Unlock()
+	if refuseSet != nil {
+		return refuseSet
+	}
+	if failSet != nil {
+		defer func() { err = failSet }()
+	}
 	if u.login(req.Pending) == nil {
 		return nil
 	}
@@ -297,6 +308,32 @@ func TestFailedRestoreIsReported(t *testing.T) {
 	}
 	if e.currentLogsIn(t, arn) {
 		t.Fatal("the test is void: AWSCURRENT logs in although the restore failed")
+	}
+}
+
+func TestFailedSetAfterChangeIsRestored(t *testing.T) {
+	e := newSingleEnv(t)
+	arn := e.secret(t)
+	e.user.failSet = errors.New("the reply to the password change was lost")
+	r := e.rotate(t, arn)
+	if r.State != smlocal.RotationFailed || !strings.Contains(r.Err, "was restored downstream") || !strings.Contains(e.logText(), `"restore":"succeeded"`) {
+		t.Fatalf("rotation %s: %s; want a failed setSecret that restored AWSCURRENT", r.State, r.Err)
+	}
+	if !e.currentLogsIn(t, arn) {
+		t.Fatal("AWSCURRENT does not log in after setSecret failed after changing the password")
+	}
+}
+
+func TestSetThatChangedNothingIsNotRestored(t *testing.T) {
+	e := newSingleEnv(t)
+	arn := e.secret(t)
+	e.user.refuseSet = fmt.Errorf("the database is another one; %w", rotation.ErrUnchanged)
+	r := e.rotate(t, arn)
+	if r.State != smlocal.RotationFailed || strings.Contains(r.Err, "restor") || strings.Contains(e.logText(), `"restore"`) || e.user.restores != 0 {
+		t.Fatalf("rotation %s: %s (%d restores); want a failed setSecret without a restore", r.State, r.Err, e.user.restores)
+	}
+	if !e.currentLogsIn(t, arn) {
+		t.Fatal("AWSCURRENT does not log in")
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// RestoreBudget is the time kept back from testSecret and finishSecret of a
-// Restorer so that, when the step fails or runs out of time, restoring
+// RestoreBudget is the time kept back from setSecret, testSecret and
+// finishSecret of a Restorer so that, when the step fails or runs out of time, restoring
 // AWSCURRENT's credential still has time to run before Lambda's deadline.
 // With less than three budgets left, a third of what is left is kept.
 const RestoreBudget = 15 * time.Second
@@ -40,7 +40,8 @@ func restoreContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
-// restoreCurrent is called when testSecret failed, or finishSecret failed
+// restoreCurrent is called when setSecret or testSecret failed (setSecret
+// may have replaced the credential before it failed), or finishSecret failed
 // with AWSCURRENT still on the old version, or either step found its
 // version no longer AWSPENDING (the rotation was abandoned under it): for
 // a Restorer it makes AWSCURRENT's credential valid downstream again,
@@ -67,6 +68,11 @@ func (h *Handler) restoreCurrent(ctx context.Context, inv *invocation, cause err
 		restored, err = r.Restore(ctx, RestoreRequest{SecretARN: inv.arn, Current: cur, Pending: pend, Previous: h.previous(inv), Secrets: h.store(inv)})
 	}
 	switch {
+	case err != nil && inv.ev.Step == StepSet:
+		// setSecret may have failed before it changed anything (the
+		// server unreachable): say what is known, not a lockout.
+		inv.restore = "failed"
+		return fmt.Errorf("%w; AWSCURRENT's credential could not be proven or put back downstream either (%w): if setSecret changed it before failing, only AWSPENDING's credential may log in until the rotation is retried or 'rotary unstick' completes it", cause, err)
 	case err != nil:
 		inv.restore = "failed"
 		return fmt.Errorf("%w; restoring AWSCURRENT's credential downstream failed too (%w): until the rotation is retried or 'rotary unstick' completes it, only AWSPENDING's credential may log in", cause, err)

@@ -21,6 +21,12 @@ const (
 	EnvLogin = "ROTARY_RDS_MASTER_LOGIN"
 	// EnvWaitTimeout bounds each wait for RDS to apply a password change.
 	EnvWaitTimeout = "ROTARY_RDS_WAIT_TIMEOUT"
+	// EnvSettle is how long, after a ModifyDB*, a wait that has not seen
+	// RDS apply the change lasts before "available, nothing pending" counts
+	// as applied: RDS's Describe calls are eventually consistent.
+	EnvSettle = "ROTARY_RDS_SETTLE"
+	// EnvPollInterval is the time between two Describe calls of a wait.
+	EnvPollInterval = "ROTARY_RDS_POLL_INTERVAL"
 )
 
 // Wait bounds and defaults.
@@ -29,6 +35,10 @@ const (
 	MinWaitTimeout      = 10 * time.Second
 	MaxWaitTimeout      = 14 * time.Minute
 	DefaultPollInterval = 5 * time.Second
+	MinPollInterval     = 100 * time.Millisecond
+	MaxPollInterval     = time.Minute
+	DefaultSettle       = 30 * time.Second
+	MaxSettle           = 5 * time.Minute
 )
 
 // API is the part of the RDS API client (*rds.Client) the type calls.
@@ -57,6 +67,23 @@ type Config struct {
 	// PollInterval is the time between two DescribeDBInstances
 	// (DescribeDBClusters) calls while waiting; 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// Settle is how long after a ModifyDB* a wait that has not seen the
+	// change (a pending master password, or the status
+	// resetting-master-credentials) lasts before it takes "available with
+	// nothing pending" for applied: RDS's Describe calls are eventually
+	// consistent, and for a while after the call may still show the
+	// database as it was. 0 means DefaultSettle; negative means none.
+	Settle time.Duration
+}
+
+func (c Config) settle() time.Duration {
+	switch {
+	case c.Settle < 0:
+		return 0
+	case c.Settle == 0:
+		return DefaultSettle
+	}
+	return c.Settle
 }
 
 func (c Config) waitTimeout() time.Duration {
@@ -75,8 +102,9 @@ func (c Config) pollInterval() time.Duration {
 
 // ConfigFromEnv reads dbsecret's settings (ROTARY_CA_BUNDLE,
 // ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT), ROTARY_RDS_MASTER_LOGIN
-// (a boolean, default false) and ROTARY_RDS_WAIT_TIMEOUT (a Go duration
-// from 10s to 14m, default 10m). The RDS client comes from the default AWS
+// (a boolean, default false), ROTARY_RDS_WAIT_TIMEOUT (a Go duration
+// from 10s to 14m, default 10m), ROTARY_RDS_SETTLE (0s to 5m, default
+// 30s) and ROTARY_RDS_POLL_INTERVAL (100ms to 1m, default 5s). The RDS client comes from the default AWS
 // configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
@@ -98,6 +126,23 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%w: %s %s is out of range; use a value from %s to %s (and a function timeout longer than it)", dbsecret.ErrConfig, EnvWaitTimeout, d, MinWaitTimeout, MaxWaitTimeout)
 		}
 		c.WaitTimeout = d
+	}
+	if v := strings.TrimSpace(getenv(EnvSettle)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > MaxSettle {
+			return Config{}, fmt.Errorf("%w: %s %q is not a duration from 0s to %s; use a value such as 30s (how long RDS's Describe may lag a ModifyDB*)", dbsecret.ErrConfig, EnvSettle, v, MaxSettle)
+		}
+		c.Settle = d
+		if d == 0 {
+			c.Settle = -1
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvPollInterval)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < MinPollInterval || d > MaxPollInterval {
+			return Config{}, fmt.Errorf("%w: %s %q is not a duration from %s to %s; use a value such as 5s", dbsecret.ErrConfig, EnvPollInterval, v, MinPollInterval, MaxPollInterval)
+		}
+		c.PollInterval = d
 	}
 	return c, nil
 }

@@ -20,6 +20,20 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil || !c.Login || c.WaitTimeout != 90*time.Second {
 		t.Fatalf("login and wait: %+v %v", c, err)
 	}
+	c, err = ConfigFromEnv(env(map[string]string{EnvSettle: "0s", EnvPollInterval: "250ms"}))
+	if err != nil || c.settle() != 0 || c.pollInterval() != 250*time.Millisecond {
+		t.Fatalf("settle and poll: %+v %v", c, err)
+	}
+	if c, _ := ConfigFromEnv(env(nil)); c.settle() != DefaultSettle || c.pollInterval() != DefaultPollInterval {
+		t.Fatalf("default settle and poll: %+v", c)
+	}
+	for _, m := range []map[string]string{{EnvSettle: "later"}, {EnvSettle: "6m"}, {EnvSettle: "-1s"}, {EnvPollInterval: "1ms"}, {EnvPollInterval: "2m"}} {
+		for k := range m {
+			if _, err := ConfigFromEnv(env(m)); err == nil || !strings.Contains(err.Error(), k) {
+				t.Errorf("%v: error %v, want one naming %s", m, err, k)
+			}
+		}
+	}
 	for name, m := range map[string]map[string]string{
 		EnvLogin:       {EnvLogin: "maybe"},
 		EnvWaitTimeout: {EnvWaitTimeout: "soon"},

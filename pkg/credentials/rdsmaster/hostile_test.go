@@ -119,6 +119,17 @@ func TestHostileDatabases(t *testing.T) {
 		{"endpoint elsewhere", func(t *testing.T) string {
 			return s.database(t, false, func(i *rdslocal.Instance, _ *rdslocal.Cluster) { i.Address = "other.example" })
 		}, "point host and port at the database's endpoint", "self"},
+		{"port elsewhere", func(t *testing.T) string {
+			return s.database(t, false, func(i *rdslocal.Instance, _ *rdslocal.Cluster) { i.Port++ })
+		}, "point host and port at the database's endpoint", "self"},
+		{"cluster endpoint elsewhere", func(t *testing.T) string {
+			return s.database(t, true, func(_ *rdslocal.Instance, c *rdslocal.Cluster) { c.Endpoint = "writer.other.example" })
+		}, "point host and port at the database's endpoint", "self"},
+		{"reader endpoint of the cluster", func(t *testing.T) string {
+			return s.database(t, true, func(_ *rdslocal.Instance, c *rdslocal.Cluster) {
+				c.ReaderEndpoint, c.Endpoint = c.Endpoint, "writer.example"
+			})
+		}, "the cluster's writer endpoint", "self"},
 	}
 	cred := New(s.config(true))
 	var value string

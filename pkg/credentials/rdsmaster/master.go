@@ -164,23 +164,48 @@ func describeKind(s *dbsecret.Secret) string {
 // waits (bounded) until no master password change is being applied, then,
 // with Login, does nothing if the pending password already logs in.
 func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
+	pend, client, done, err := m.checkSet(ctx, req)
+	switch {
+	case err != nil:
+		// Nothing was sent to RDS: the engine need not put AWSCURRENT's
+		// password back (without a login, a restore is one more reset).
+		return fmt.Errorf("%w; %w", err, rotation.ErrUnchanged)
+	case done:
+		return nil // a retry: RDS applied it already
+	}
+	if err := m.setPassword(ctx, client, pend, pend.Password); err != nil {
+		return err
+	}
+	// Wait here, where the time of the call is known, until RDS has
+	// applied the change, so that testSecret cannot take a Describe that
+	// does not show the change yet for one that shows it done.
+	if _, err := m.waitChange(ctx, client, pend, true); err != nil {
+		return fmt.Errorf("RDS accepted the pending password but %w", err)
+	}
+	return nil
+}
+
+// checkSet is what Set does before it asks RDS for a change: it returns
+// the pending secret and the client, and done when the pending password
+// already logs in (with a login). An error means nothing was changed.
+func (m *Master) checkSet(ctx context.Context, req rotation.SetRequest) (_ *dbsecret.Secret, _ API, done bool, _ error) {
 	cur, err := parse(rotation.LabelCurrent, req.Current)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	pend, err := parse(rotation.LabelPending, req.Pending)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if err := dbsecret.CheckPending(cur, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if err := sameDatabase(cur, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	client, err := m.client(ctx)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	// Wait at most half of the time left, so that when RDS is still
 	// applying the change the engine's Restore has time to wait for it and
@@ -192,18 +217,18 @@ func (m *Master) Set(ctx context.Context, req rotation.SetRequest) error {
 		defer cancel()
 	}
 	if _, err := m.waitApplied(wctx, client, pend); err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	if m.cfg.Login {
 		err := m.probe(ctx, rotation.ProbeRequest{SecretARN: req.SecretARN, Version: req.Pending, Current: req.Current})
 		if err == nil {
-			return nil // a retry: RDS applied it already
+			return pend, client, true, nil
 		}
 		if !errors.Is(err, rotation.ErrRefused) {
-			return fmt.Errorf("check whether the pending password already works: %w", err)
+			return nil, nil, false, fmt.Errorf("check whether the pending password already works: %w", err)
 		}
 	}
-	return m.setPassword(ctx, client, pend, pend.Password)
+	return pend, client, false, nil
 }
 
 // Test waits (bounded) until RDS reports the change applied: the instance
@@ -269,7 +294,7 @@ func (m *Master) Restore(ctx context.Context, req rotation.RestoreRequest) (bool
 	if err := m.setPassword(ctx, client, cur, cur.Password); err != nil {
 		return false, err
 	}
-	if _, err := m.waitNoPending(ctx, client, cur); err != nil {
+	if _, err := m.waitChange(ctx, client, cur, false); err != nil {
 		return true, fmt.Errorf("RDS accepted AWSCURRENT's password but %w", err)
 	}
 	if m.cfg.Login {
@@ -426,6 +451,50 @@ func (m *Master) wait(ctx context.Context, client API, s *dbsecret.Secret, needA
 	}
 }
 
+// waitChange waits, after a ModifyDB* RDS accepted, until RDS has applied
+// it: it must first see the change (a pending master password, or the
+// status resetting-master-credentials), then the database with nothing
+// pending (and available, when needAvailable). RDS's Describe calls are
+// eventually consistent: for a while after the call they may still show
+// the database as it was, available with nothing pending, which must not
+// pass for the change done. A change that is never seen (RDS applied it
+// between two polls) counts as applied once Settle has passed since the
+// call with nothing pending. Bounded by WaitTimeout and ctx.
+func (m *Master) waitChange(ctx context.Context, client API, s *dbsecret.Secret, needAvailable bool) (target, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.waitTimeout())
+	defer cancel()
+	start := time.Now()
+	seen := false
+	for {
+		t, err := m.describe(ctx, client, s)
+		if err != nil {
+			return t, err
+		}
+		busy := t.pending || t.status == StatusResetting
+		seen = seen || busy
+		idle := !busy && (t.status == "available" || !needAvailable)
+		if idle && (seen || time.Since(start) >= m.cfg.settle()) {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			what := "a pending master password"
+			switch {
+			case !seen:
+				what = fmt.Sprintf("nothing pending, and has not yet shown the change it accepted (its Describe calls lag; %s waits %s for that)", EnvSettle, m.cfg.settle())
+			case !t.pending:
+				what = "no pending master password"
+			}
+			return t, fmt.Errorf("%w: after %s RDS still reports %s as %q with %s; the step fails and is retried (raise %s or the function's timeout if RDS needs longer)", ErrNotApplied, time.Since(start).Round(time.Second), t, t.status, what, EnvWaitTimeout)
+		case <-time.After(m.cfg.pollInterval()):
+		}
+	}
+}
+
+// StatusResetting is the status of a database while RDS applies a new
+// master password.
+const StatusResetting = "resetting-master-credentials"
+
 // errBusy marks a ModifyDB* refused because the database is applying
 // another change (perhaps this step's own, sent before a lost answer).
 var errBusy = errors.New("database busy")
@@ -465,9 +534,9 @@ func (m *Master) modify(ctx context.Context, client API, s *dbsecret.Secret, pw 
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "InvalidParameterValue":
-			return fmt.Errorf("%w: RDS refused the master password for %s: %w; set PASSWORD_LENGTH and EXCLUDE_CHARACTERS so that passwords meet RDS's rules", ErrInvalid, what, err)
+			return fmt.Errorf("%w: RDS refused the master password for %s: %w; set PASSWORD_LENGTH and EXCLUDE_CHARACTERS so that passwords meet RDS's rules (%w)", ErrInvalid, what, err, rotation.ErrUnchanged)
 		case "InvalidParameterCombination":
-			return fmt.Errorf("%w: RDS refused to set the master password of %s: %w", ErrInvalid, what, err)
+			return fmt.Errorf("%w: RDS refused to set the master password of %s: %w (%w)", ErrInvalid, what, err, rotation.ErrUnchanged)
 		case "InvalidDBInstanceState", "InvalidDBInstanceStateFault", "InvalidDBClusterStateFault":
 			return fmt.Errorf("%w: %s is applying another change, so RDS did not take the master password now: %w", errBusy, what, err)
 		}
@@ -520,7 +589,7 @@ func (w WithLogin) Revoke(ctx context.Context, req rotation.RevokeRequest) error
 	if err := w.modify(ctx, client, cur, cur.Password); err != nil {
 		return err
 	}
-	if _, err := w.waitApplied(ctx, client, cur); err != nil {
+	if _, err := w.waitChange(ctx, client, cur, true); err != nil {
 		return fmt.Errorf("RDS accepted AWSCURRENT's password again but %w", err)
 	}
 	if err := w.probe(ctx, probePrev); !errors.Is(err, rotation.ErrRefused) {

@@ -131,6 +131,12 @@ func (e *ElastiCacheUser) target(ctx context.Context, api ElastiCacheAPI, s *Sec
 		return "", fmt.Errorf("describe the ElastiCache user %q: ElastiCache answered %d users", id, len(us.Users))
 	}
 	u := us.Users[0]
+	// DescribeUsers looks the id up in the function's own account and
+	// region: a user_arn of another account or region must not pass for
+	// the user of the same id here.
+	if arn := aws.ToString(u.ARN); arn != "" && arn != s.UserARN {
+		return "", fmt.Errorf("%w: field \"user_arn\" is %q, but the ElastiCache user %q this function reaches is %q (another account, region or partition); set user_arn to the user's ARN as DescribeUsers reports it, or rotate it with a function of its account and region", ErrInvalidSecret, s.UserARN, id, arn)
+	}
 	if aws.ToString(u.UserName) != s.Username {
 		return "", fmt.Errorf("%w: field \"username\" is %q, but the ElastiCache user %q is named %q; fix the user name or user_arn", ErrInvalidSecret, s.Username, id, aws.ToString(u.UserName))
 	}

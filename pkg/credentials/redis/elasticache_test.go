@@ -136,7 +136,7 @@ func TestElastiCacheHostile(t *testing.T) {
 	f := newECFixture(t)
 	ctx := context.Background()
 	ec := NewElastiCacheUser(f.cfg)
-	_, good := f.user(t, "orders-users")
+	goodID, good := f.user(t, "orders-users")
 	// The same user name in the other group, under another user id.
 	otherID := uniqueName("billing-")
 	if err := f.api.AddUser(ctx, elasticachelocal.User{UserID: otherID, UserName: mustUsername(good), AccessString: "on ~* +@all", UserGroupIDs: []string{"billing-users"}}, randomPassword(t)); err != nil {
@@ -147,6 +147,8 @@ func TestElastiCacheHostile(t *testing.T) {
 	}{
 		{"user of another replication group", withField(t, good, "user_arn", elasticachelocal.UserARN(otherID)), "no user group of the replication group"},
 		{"unknown user", withField(t, good, "user_arn", elasticachelocal.UserARN("nobody")), "UserNotFound"},
+		{"user_arn of another account", withField(t, good, "user_arn", strings.Replace(elasticachelocal.UserARN(goodID), ":"+elasticachelocal.Account+":", ":999999999999:", 1)), `the ElastiCache user`},
+		{"user_arn of another region", withField(t, good, "user_arn", strings.Replace(elasticachelocal.UserARN(goodID), ":"+elasticachelocal.Region+":", ":eu-west-1:", 1)), `(another account, region or partition)`},
 		{"unknown replication group", withField(t, good, "replication_group_id", "nope"), "ReplicationGroupNotFoundFault"},
 		{"host of another group", withField(t, good, "replication_group_id", "billing"), "not an endpoint"},
 		{"wrong user name", withField(t, good, "username", "someone_else"), `"username" is "someone_else"`},

@@ -2,6 +2,7 @@ package rotationtest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -47,6 +48,91 @@ func withFailingTest(c rotation.Credential) rotation.Credential {
 		}{f, r}
 	}
 	return f
+}
+
+// failingSet is a credential type whose setSecret fails after the real Set
+// changed the credential downstream: what a reply lost after the server
+// took the change looks like to the engine.
+type failingSet struct{ rotation.Credential }
+
+func (f failingSet) Set(ctx context.Context, req rotation.SetRequest) error {
+	if err := f.Credential.Set(ctx, req); err != nil {
+		return err
+	}
+	return errInjected
+}
+
+// withFailingSet wraps a Restorer so that Set fails after it ran, keeping
+// its optional abilities.
+func withFailingSet(c rotation.Credential, r rotation.Restorer) rotation.Credential {
+	f := failingSet{c}
+	if p, ok := c.(rotation.Prober); ok {
+		return struct {
+			failingSet
+			rotation.Restorer
+			rotation.Prober
+		}{f, r, p}
+	}
+	return struct {
+		failingSet
+		rotation.Restorer
+	}{f, r}
+}
+
+// runSetFault checks, for a Restorer, that a setSecret failing after it
+// replaced the credential downstream is followed by a restore: AWSCURRENT
+// logs in again while the rotation is retried, and the retry with the
+// same token completes it.
+func runSetFault(t *testing.T, e *Env, s Subject, seen *valuesSeen) {
+	r, ok := s.Credential.(rotation.Restorer)
+	if !ok {
+		return
+	}
+	logs := &syncBuffer{}
+	failing, err := rotation.NewHandler(withFailingSet(s.Credential, r), rotation.Options{
+		Client: e.Client, Passwords: s.Passwords, Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(e.logs, logs), nil)),
+	})
+	if err != nil {
+		t.Fatalf("build the failing handler: %v", err)
+	}
+	t.Run("Restore/SetFailedAfterChange", func(t *testing.T) {
+		arn, old := e.NewSecret(t)
+		seen.add(old)
+		e.useHandler(failing)
+		_, err := e.Rotate(t, arn)
+		e.useHandler(nil)
+		if err == nil {
+			t.Fatal("the rotation succeeded although setSecret always fails")
+		}
+		if !strings.Contains(err.Error(), "was restored downstream") {
+			t.Fatalf("the failed rotation's error does not say AWSCURRENT was restored: %s", err)
+		}
+		if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(l string) bool {
+			return strings.Contains(l, `"step":"setSecret"`) && strings.Contains(l, `"restore":"succeeded"`)
+		}) {
+			t.Fatal("no setSecret log line says the restore succeeded")
+		}
+		// With the fault still there, applications log in with AWSCURRENT.
+		e.mustBeValid(t, "AWSCURRENT after setSecret failed after changing the credential", old)
+		pending := labeled(e.Versions(t, arn), rotation.LabelPending)
+		if pending == "" {
+			t.Fatal("the failed rotation left no AWSPENDING")
+		}
+		_, pendValue, _ := pendingValue(t, e, arn, pending)
+		seen.add(pendValue)
+		e.mustBeRefused(t, "AWSPENDING after the restore", pendValue)
+		// Secrets Manager retries the whole rotation with the same token.
+		for _, st := range steps {
+			if err := e.Step(arn, st, pending); err != nil {
+				t.Fatalf("retry of %s with the same token: %v", st, err)
+			}
+		}
+		if err := e.removePending(arn, pending); err != nil {
+			t.Fatal(err)
+		}
+		e.mustEndRotated(t, arn, pending, old)
+		seen.addCurrent(e, t, arn)
+	})
 }
 
 // Probe runs the probeSecret step for token.

@@ -249,6 +249,7 @@ func Run(t *testing.T, s Subject) {
 	})
 
 	runAbilities(t, e, s, &seen)
+	runSetFault(t, e, s, &seen)
 	runRevoke(t, e, s, &seen)
 	if s.Master == nil && !s.MasterNotRDS {
 		t.Run("MasterHookGiven", func(t *testing.T) {
