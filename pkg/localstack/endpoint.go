@@ -70,6 +70,7 @@ func (s *Stack) listen(addr string) error {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
+	s.mux.HandleFunc("GET /2015-03-31/functions/{function}/configuration", s.functionConfiguration)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if snslocal.IsRequest(r) {
 			s.SNS.ServeHTTP(w, r)
@@ -87,7 +88,8 @@ func (s *Stack) listen(addr string) error {
 }
 
 // ServeHTTP serves the stack's endpoint: the Secrets Manager API (POST /
-// with X-Amz-Target), the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
+// with X-Amz-Target), CloudTrail's LookupEvents over the local audit trail
+// (POST / with X-Amz-Target, pkg/smlocal), Lambda's GetFunctionConfiguration, the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
 // /2015-03-31/functions/{name or ARN}/invocations, RequestResponse only) for
 // the stack's functions, and the rotations feed at RotationsPath.
 func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 	"github.com/rotary-secrets/rotary/pkg/snslocal"
@@ -62,6 +63,10 @@ type Config struct {
 	Log io.Writer
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
+	// Principals are local access keys and who they stand for in the
+	// audit trail (`rotary local --principal`), besides the operator's
+	// (smlocal.LocalAccessKeyID) and each function's (principals.go).
+	Principals []localauth.Principal
 }
 
 // Stack is a running local stack. Close stops every process it started.
@@ -78,8 +83,9 @@ type Stack struct {
 	// with the watch's topic (WatchTopicARN) created.
 	SNS *snslocal.Server
 
-	httpSrv *http.Server
-	mux     *http.ServeMux
+	httpSrv    *http.Server
+	mux        *http.ServeMux
+	principals *localauth.Directory
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function
@@ -126,7 +132,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID)}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, busy: map[string]chan struct{}{}, SNS: snslocal.New(Region, AccountID),
+		principals: directory(cfg.Functions, cfg.Principals)}
 	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
 		return nil, err
 	}
@@ -147,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.SM, err = smlocal.New(smlocal.Options{
 		Region: Region, AccountID: AccountID, Invoker: invoker, Retry: retry,
-		StateFile: cfg.StateFile, Clock: cfg.Clock,
+		StateFile: cfg.StateFile, Clock: cfg.Clock, Principals: s.principals,
 		// Secrets Manager can invoke only the functions the stack runs; the
 		// check stays whatever WrapInvoker does with the invocations.
 		CanInvoke: func(arn string) error { _, err := s.resolve(arn); return err },
@@ -178,8 +185,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		env := []string{
 			"SECRETS_MANAGER_ENDPOINT=" + s.Endpoint,
-			"AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID,
-			"AWS_SECRET_ACCESS_KEY=" + smlocal.LocalSecretAccessKey,
+			// Its own key, so that the audit trail names the function.
+			"AWS_ACCESS_KEY_ID=" + FunctionAccessKeyID(name),
+			"AWS_SECRET_ACCESS_KEY=" + functionSecretAccessKey(name),
 			"AWS_REGION=" + Region,
 			"AWS_EC2_METADATA_DISABLED=true",
 		}

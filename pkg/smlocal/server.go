@@ -66,8 +66,9 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	started time.Time // for the sessions of assumed roles in the trail
-	trail   *trail    // has its own lock, never held while taking mu
+	started   time.Time // for the sessions of assumed roles in the trail
+	trail     *trail    // has its own lock, never held while taking mu
+	trailFile string
 
 	mu        sync.Mutex
 	st        *state
@@ -124,7 +125,7 @@ func New(opts Options) (*Server, error) {
 		cancel()
 		return nil, err
 	}
-	s.trail = tr
+	s.trail, s.trailFile = tr, trailFile
 	if opts.StateFile != "" {
 		st, err := loadState(opts.StateFile)
 		if err != nil {

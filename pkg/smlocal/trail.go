@@ -503,3 +503,6 @@ func camel(k string) string {
 	}
 	return strings.ToLower(k[:n]) + k[n:]
 }
+
+// TrailFile is the file the audit trail is appended to ("" for none).
+func (s *Server) TrailFile() string { return s.trailFile }
