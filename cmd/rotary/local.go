@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rotary-secrets/rotary/pkg/lambdaemu"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/registry"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
@@ -32,8 +33,9 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	logPath := fs.String("log", "", "file for the functions' output (default: local.log next to the state file)")
 	tick := fs.Duration("tick", time.Minute, "how often the scheduler starts rotations that are due and the watch checks every secret")
 	only := fs.String("functions", "", "comma-separated functions to run (default: every credential type of the registry, and the watch)")
-	var env listFlag
+	var env, principalFlags listFlag
 	fs.Var(&env, "env", "KEY=VALUE environment for every function, e.g. ROTARY_CA_BUNDLE=/path/ca.pem (repeatable)")
+	fs.Var(&principalFlags, "principal", "KEY=ARN (or KEY:SECRET=ARN): the principal a local access key stands for in the audit trail, e.g. AKIAORDERSAPP0000001=arn:aws:iam::123456789012:role/orders-app (repeatable)")
 	pos, err := parseArgs(fs, args, out)
 	if err != nil {
 		return err
@@ -45,6 +47,14 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("%w: --env %q: write KEY=VALUE", errUsage, kv)
 		}
+	}
+	var principals []localauth.Principal
+	for _, v := range principalFlags {
+		p, err := localauth.ParsePrincipal(v)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		principals = append(principals, p)
 	}
 	root, err := lambdaemu.ModuleRoot()
 	if err != nil {
@@ -73,14 +83,19 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 		// The watch runs at every tick: its interval is the tick (at least the minute it accepts).
 		FunctionEnv: map[string][]string{registry.Watch.Name: {watch.EnvInterval + "=" + max(*tick, time.Minute).String()}},
 		Retry:       smlocal.DefaultRetryPolicy(),
+		Principals:  principals,
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
 	defer stack.Close()
 	fmt.Fprintf(out, "Local stack ready in %s\n", time.Since(t0).Round(time.Millisecond))
-	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager and Lambda Invoke)\n", stack.Endpoint)
-	fmt.Fprintf(out, "  state      %s\n  log        %s\n", *state, *logPath)
+	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager, Lambda Invoke, CloudTrail LookupEvents)\n", stack.Endpoint)
+	fmt.Fprintf(out, "  state      %s\n  trail      %s\n  log        %s\n", *state, stack.SM.TrailFile(), *logPath)
+	fmt.Fprintf(out, "  operator   %s is %s\n", smlocal.LocalAccessKeyID, localstack.OperatorPrincipalARN())
+	for _, p := range principals {
+		fmt.Fprintf(out, "  principal  %s is %s\n", p.AccessKeyID, p.ARN)
+	}
 	for i, fn := range functions {
 		label := ""
 		if i == 0 {
@@ -92,6 +107,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	for _, kv := range [][2]string{
 		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", stack.Endpoint},
 		{"AWS_ENDPOINT_URL_LAMBDA", stack.Endpoint},
+		{"AWS_ENDPOINT_URL_CLOUDTRAIL", stack.Endpoint},
 		{"AWS_ACCESS_KEY_ID", smlocal.LocalAccessKeyID},
 		{"AWS_SECRET_ACCESS_KEY", smlocal.LocalSecretAccessKey},
 		{"AWS_REGION", localstack.Region},

@@ -279,7 +279,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isCloudTrail {
 		start := time.Now()
 		resp, err := s.cloudTrailOp(ctOp, body)
-		s.reply(w, "cloudtrail."+ctOp, start, resp, err)
+		out, ae := s.encode("cloudtrail."+ctOp, start, resp, err)
+		reply(w, out, ae)
 		return
 	}
 	s.mu.Lock()
@@ -293,31 +294,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	at, start := s.now(), time.Now()
 	resp, err := h(s, body)
-	out, ae := s.reply(w, op, start, resp, err)
+	out, ae := s.encode(op, start, resp, err)
+	// Recorded before the caller has its answer, so that a LookupEvents
+	// it sends next finds the call, as CloudTrail would soon after.
 	s.recordCall(r, op, at, requestID, body, out, ae)
+	reply(w, out, ae)
 }
 
-// reply writes a handler's response or error and returns what it wrote.
-func (s *Server) reply(w http.ResponseWriter, op string, start time.Time, resp any, err error) ([]byte, *apiError) {
+// encode turns a handler's response or error into what reply writes.
+func (s *Server) encode(op string, start time.Time, resp any, err error) ([]byte, *apiError) {
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
 			ae = &apiError{Type: excInternal, Message: "internal error: " + err.Error()}
 		}
 		s.log.Info("smlocal: call", "op", op, "error", ae.Type, "duration", time.Since(start))
-		writeError(w, ae)
 		return nil, ae
 	}
 	out, err := json.Marshal(resp)
 	if err != nil {
-		ae := &apiError{Type: excInternal, Message: "encode response: " + err.Error()}
-		writeError(w, ae)
-		return nil, ae
+		return nil, &apiError{Type: excInternal, Message: "encode response: " + err.Error()}
 	}
 	s.log.Debug("smlocal: call", "op", op, "duration", time.Since(start))
+	return out, nil
+}
+
+// reply writes an encoded response or an error.
+func reply(w http.ResponseWriter, out []byte, ae *apiError) {
+	if ae != nil {
+		writeError(w, ae)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	_, _ = w.Write(out)
-	return out, nil
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {

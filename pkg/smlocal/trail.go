@@ -204,7 +204,10 @@ func (t *trail) load() error {
 // eventOf indexes a record.
 func eventOf(rec *ctRecord, when time.Time, record string) *trailEvent {
 	e := &trailEvent{
-		time: when, id: rec.EventID, name: rec.EventName, source: rec.EventSource,
+		// To the second, as CloudTrail records it, so that a lookup's
+		// StartTime and EndTime (which the SDK sends to the millisecond)
+		// take the whole second; the order within it is the record order.
+		time: when.UTC().Truncate(time.Second), id: rec.EventID, name: rec.EventName, source: rec.EventSource,
 		username: usernameOf(rec.UserIdentity), accessKey: rec.UserIdentity.AccessKeyID,
 		readOnly: rec.ReadOnly, record: record,
 	}
@@ -397,10 +400,15 @@ func (s *Server) recordCall(r *http.Request, op string, at time.Time, requestID 
 		rec.ResponseElements = resp
 	}
 	if arn == "" {
-		// A failed call names the secret only by what the caller sent.
+		// A failed call names the secret only by what the caller sent:
+		// the secret it refers to, when there is one.
 		if m, ok := params.(map[string]any); ok {
-			if id, _ := m["secretId"].(string); strings.HasPrefix(id, "arn:") && strings.Contains(id, ":secret:") {
-				arn = id
+			if id, _ := m["secretId"].(string); id != "" {
+				s.mu.Lock()
+				if sec := s.st.lookup(id); sec != nil {
+					arn = sec.ARN
+				}
+				s.mu.Unlock()
 			}
 		}
 	}
