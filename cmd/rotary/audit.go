@@ -744,7 +744,12 @@ func printAudit(out io.Writer, rep *auditReport) error {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tWHO\tWHAT\tFROM\tRESULT")
+	hidden := 0
 	for _, e := range rep.Events {
+		if e.Kind == "describe" && e.Error == "" {
+			hidden++ // metadata reads: no value, and many; --json has them
+			continue
+		}
 		who := shortPrincipal(e.Principal, rep.ARN)
 		if e.Suite {
 			who += " (suite)"
@@ -767,6 +772,9 @@ func printAudit(out io.Writer, rep *auditReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if hidden > 0 {
+		fmt.Fprintf(out, "(%d successful metadata calls, such as DescribeSecret and ListSecretVersionIds, not shown: --json lists every event)\n", hidden)
 	}
 	fmt.Fprintln(out)
 	if err := printAuditVersions(out, rep); err != nil {

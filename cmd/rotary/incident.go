@@ -53,7 +53,10 @@ type incidentProof struct {
 	Labels    []string `json:"labelsNow"`
 	Outcome   string   `json:"outcome"`
 	Refused   bool     `json:"refused"`
-	Note      string   `json:"note,omitempty"`
+	// SingleCredential: the type keeps one valid credential, so any
+	// version but AWSCURRENT that still logs in is a failed revoke.
+	SingleCredential bool   `json:"singleCredential"`
+	Note             string `json:"note,omitempty"`
 }
 
 func runIncident(ctx context.Context, args []string, out io.Writer) error {
@@ -136,8 +139,13 @@ func runIncident(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var still []string
 	for _, p := range b.Revocation.Proofs {
-		if p.Outcome == recovery.OutcomeLogsIn {
+		switch {
+		case p.Refused:
+			fmt.Fprintf(out, "  proven refused: version %s (%s at opening)\n", p.VersionID, p.Before)
+		case p.Outcome == recovery.OutcomeLogsIn && p.SingleCredential:
 			still = append(still, p.VersionID)
+		default:
+			fmt.Fprintf(out, "  version %s (%s at opening): %s; %s\n", p.VersionID, p.Before, p.Outcome, dash(p.Note))
 		}
 	}
 	fmt.Fprintf(out, "Incident bundle: %s (incident.md, incident.json)\n", bundle)
@@ -166,8 +174,9 @@ func (c *clients) proveRevoked(ctx context.Context, s *secretState, valid []revo
 		} else if vp, ok := rep.Version(v.VersionID); ok {
 			p.Outcome, p.Note = vp.Outcome, vp.Error
 			p.Refused = vp.Outcome == recovery.OutcomeRefused
-			if !rep.SingleCredential && vp.Outcome != recovery.OutcomeRefused && vp.Outcome != recovery.OutcomeLogsIn {
-				p.Note = strings.TrimSpace(p.Note + " (this type has nothing downstream that refuses a value: revoking means AWSCURRENT is a new value, version " + current + ")")
+			p.SingleCredential = rep.SingleCredential
+			if !rep.SingleCredential && vp.Outcome == recovery.OutcomeLogsIn {
+				p.Note = strings.TrimSpace(p.Note + " the function accepts the value; for a type with nothing downstream (random-secret) that only means it is well-formed, and revoking means AWSCURRENT is a new value (version " + current + ")")
 			}
 		} else {
 			p.Outcome = "not probed"
