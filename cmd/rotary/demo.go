@@ -188,7 +188,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "  checked: %s\n", proof)
 
 	// Who read it: the application, and someone who should not have.
-	if valid, err = demoIncident(ctx, out, stack, subject, name, arn, append(valid, cur), cli); err != nil {
+	if err := demoIncident(ctx, out, stack, subject, name, arn, append(valid, cur), cli); err != nil {
 		return err
 	}
 	if err := cli("history", name); err != nil {
