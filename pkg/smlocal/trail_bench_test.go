@@ -16,7 +16,9 @@ func BenchmarkTrail(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		arn := func(i int) string { return fmt.Sprintf("arn:aws:secretsmanager:us-east-1:123456789012:secret:s%05d-abcdef", i%10_000) }
+		arn := func(i int) string {
+			return fmt.Sprintf("arn:aws:secretsmanager:us-east-1:123456789012:secret:s%05d-abcdef", i%10_000)
+		}
 		t0 := time.Now()
 		for i := 0; i < n; i++ {
 			s.addRecord(&ctRecord{EventName: "GetSecretValue", EventID: newToken(), EventTime: ctTime(t0),
