@@ -543,3 +543,58 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestTrailRotationEvents: a rotation whose function fails is recorded as
+// RotationFailed; one whose AWSPENDING is removed by hand while it runs, as
+// RotationAbandoned (a manual override), not as a failure.
+func TestTrailRotationEvents(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv, err := smlocal.New(smlocal.Options{Retry: smlocal.RetryPolicy{Attempts: 1}, Invoker: smlocal.InvokerFunc(func(ctx context.Context, _ string, ev smlocal.Event) error {
+		if strings.Contains(ev.SecretId, "abandon") && ev.Step == smlocal.StepCreate {
+			entered <- struct{}{}
+			<-release
+			return nil
+		}
+		return errors.New("the database refused the master's password")
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Close()
+	e := &trailEnv{srv: srv, url: hs.URL}
+	c := e.sm(userKey)
+	ct := cloudtrail.New(cloudtrail.Options{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL), Credentials: credentials.NewStaticCredentialsProvider(userKey, "x", "")})
+	names := func(arn string) []string {
+		var out []string
+		for _, ev := range lookup(t, ct, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyResourceName, arn)}) {
+			if n := aws.ToString(ev.EventName); strings.HasPrefix(n, "Rotation") {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+
+	failing := aws.ToString(must(c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("fails"), SecretString: aws.String("v")})).ARN)
+	must(c.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String(failing), RotationLambdaARN: aws.String(rotFnARN)}))
+	if r, err := srv.WaitRotation(ctx, failing); err != nil || r.State != smlocal.RotationFailed {
+		t.Fatalf("rotation: %v %+v", err, r)
+	}
+	if got := names(failing); !slices.Equal(got, []string{"RotationFailed", "RotationStarted"}) {
+		t.Errorf("failed rotation's events (newest first) = %v", got)
+	}
+
+	abandoned := aws.ToString(must(c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("abandon"), SecretString: aws.String("v")})).ARN)
+	rot := must(c.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String(abandoned), RotationLambdaARN: aws.String(rotFnARN)}))
+	<-entered
+	must(c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(abandoned), VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: rot.VersionId}))
+	close(release)
+	if r, err := srv.WaitRotation(ctx, abandoned); err != nil || r.State != smlocal.RotationFailed {
+		t.Fatalf("rotation: %v %+v", err, r)
+	}
+	if got := names(abandoned); !slices.Equal(got, []string{"RotationAbandoned", "RotationStarted"}) {
+		t.Errorf("abandoned rotation's events (newest first) = %v", got)
+	}
+}
