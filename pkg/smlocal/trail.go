@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -130,7 +131,11 @@ type trailEvent struct {
 	accessKey string
 	readOnly  bool
 	resources []string // ARNs, all of type AWS::SecretsManager::Secret
-	record    string   // the CloudTrail record, as JSON
+	// The CloudTrail record, as JSON: in memory, or, once appended to the
+	// trail file, n bytes at off there (so the trail's memory is its index).
+	record string
+	off    int64
+	n      int
 }
 
 func (e *trailEvent) before(t time.Time, seq uint64) bool {
@@ -147,7 +152,8 @@ type trail struct {
 	all    []*trailEvent
 	index  map[string][]*trailEvent // attrKey(key, value) -> events, in time order
 	seq    uint64
-	file   *os.File
+	file   *os.File // opened for appending and reading back records
+	size   int64    // of file
 	path   string
 	log    *slog.Logger
 	broken bool // the file could not be written; logged once
@@ -167,38 +173,88 @@ func newTrail(path string, log *slog.Logger) (*trail, error) {
 }
 
 // load reads the trail file: one CloudTrail record per line, oldest first.
+// It keeps the file open to append to and to read records back from.
 func (t *trail) load() error {
-	f, err := os.Open(t.path)
+	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("smlocal: read the audit trail %s: %w", t.path, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	rd := bufio.NewReaderSize(f, 64<<10)
 	line := 0
-	for sc.Scan() {
+	var off int64
+	for {
+		raw, err := rd.ReadBytes('\n')
+		if len(raw) == 0 && err != nil {
+			if err == io.EOF {
+				break
+			}
+			f.Close()
+			return fmt.Errorf("smlocal: read the audit trail %s: %w", t.path, err)
+		}
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
+		start := off
+		off += int64(len(raw))
+		b := bytes.TrimRight(raw, "\r\n")
+		if len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
 		var rec ctRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
+			if !bytes.HasSuffix(raw, []byte("\n")) {
+				// The last line, cut short by a crash mid-append: drop it.
+				t.log.Warn("smlocal: the audit trail's last record is incomplete; dropping it", "file", t.path, "line", line)
+				if err := f.Truncate(start); err != nil {
+					f.Close()
+					return fmt.Errorf("smlocal: truncate the audit trail %s: %w", t.path, err)
+				}
+				off = start
+				break
+			}
+			f.Close()
 			return fmt.Errorf("smlocal: audit trail %s line %d is not a CloudTrail record; remove the file to start a new trail", t.path, line)
 		}
 		when, err := time.Parse(time.RFC3339, rec.EventTime)
 		if err != nil {
+			f.Close()
 			return fmt.Errorf("smlocal: audit trail %s line %d: eventTime %q is not RFC 3339; remove the file to start a new trail", t.path, line, rec.EventTime)
 		}
-		t.addLocked(eventOf(&rec, when, string(b)))
+		e := eventOf(&rec, when, "")
+		e.off, e.n = start, len(b)
+		t.addLocked(e)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("smlocal: read the audit trail %s: %w", t.path, err)
+	if off > 0 && !bytes.HasSuffix(mustTail(f, off), []byte("\n")) {
+		// A last line cut short (a crash mid-append): start the next on a line of its own.
+		if _, err := f.WriteString("\n"); err == nil {
+			off++
+		}
 	}
+	t.file, t.size = f, off
 	return nil
+}
+
+// mustTail returns the last byte of a file of size n ("" when unreadable).
+func mustTail(f *os.File, n int64) []byte {
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, n-1); err != nil {
+		return nil
+	}
+	return b
+}
+
+// recordOf returns an event's CloudTrail record. The caller holds t.mu.
+func (t *trail) recordOf(e *trailEvent) string {
+	if e.n == 0 || t.file == nil {
+		return e.record
+	}
+	b := make([]byte, e.n)
+	if _, err := t.file.ReadAt(b, e.off); err != nil {
+		t.log.Error("smlocal: read a record back from the audit trail", "file", t.path, "err", err)
+		return "{}"
+	}
+	return string(b)
 }
 
 // eventOf indexes a record.
@@ -243,7 +299,7 @@ func (t *trail) add(e *trailEvent) {
 		// Opened at the first event, so that a server whose state
 		// directory is missing starts, as it did before it kept a trail,
 		// and fails only the calls that save state.
-		f, err := os.OpenFile(t.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(t.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 		if err != nil {
 			t.broken = true
 			t.log.Error("smlocal: open the audit trail failed; events are kept in memory only", "file", t.path, "err", err)
@@ -254,7 +310,10 @@ func (t *trail) add(e *trailEvent) {
 	if _, err := t.file.WriteString(e.record + "\n"); err != nil {
 		t.broken = true
 		t.log.Error("smlocal: append to the audit trail failed; later events are kept in memory only", "file", t.path, "err", err)
+		return
 	}
+	e.off, e.n, e.record = t.size, len(e.record), ""
+	t.size += int64(e.n) + 1
 }
 
 func (t *trail) addLocked(e *trailEvent) {
@@ -303,6 +362,7 @@ func (t *trail) close() error {
 	if t.file == nil {
 		return nil
 	}
+	// After Close the records on file are no longer served.
 	err := t.file.Close()
 	t.file = nil
 	return err
@@ -315,7 +375,7 @@ func (s *Server) TrailEvents() []string {
 	defer s.trail.mu.RUnlock()
 	out := make([]string, len(s.trail.all))
 	for i, e := range s.trail.all {
-		out[i] = e.record
+		out[i] = s.trail.recordOf(e)
 	}
 	return out
 }

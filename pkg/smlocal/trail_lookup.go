@@ -166,7 +166,7 @@ func (s *Server) lookupEvents(body []byte) (any, error) {
 		}
 		le := lookupEvent{
 			EventID: e.id, EventName: e.name, ReadOnly: strconv.FormatBool(e.readOnly), AccessKeyID: e.accessKey,
-			EventTime: epoch(e.time), EventSource: e.source, Username: e.username, CloudTrailEvent: e.record,
+			EventTime: epoch(e.time), EventSource: e.source, Username: e.username, CloudTrailEvent: s.trail.recordOf(e),
 			Resources: []lookupResource{},
 		}
 		for _, r := range e.resources {

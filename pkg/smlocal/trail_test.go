@@ -598,3 +598,35 @@ func TestTrailRotationEvents(t *testing.T) {
 		t.Errorf("abandoned rotation's events (newest first) = %v", got)
 	}
 }
+
+// TestTrailSurvivesACutShortAppend: a last record cut short (a crash
+// mid-append) is dropped at load; the events before it are kept and new
+// ones are appended on lines of their own.
+func TestTrailSurvivesACutShortAppend(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.json")
+	e := startTrail(t, state)
+	ctx := context.Background()
+	arn := aws.ToString(must(e.sm(appKey).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("cut"), SecretString: aws.String("v")})).ARN)
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	trailFile := filepath.Join(dir, "state.trail.jsonl")
+	f, err := os.OpenFile(trailFile, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"eventVersion":"1.09","eventTime":"2026-06-01T12:00:0`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	e2 := startTrail(t, state)
+	must(e2.sm(appKey).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)}))
+	got := lookup(t, e2.trail, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyResourceName, arn)})
+	if len(got) != 2 || aws.ToString(got[0].EventName) != "GetSecretValue" || aws.ToString(got[1].EventName) != "CreateSecret" {
+		t.Fatalf("after a cut-short append: %d events", len(got))
+	}
+	for _, ev := range got {
+		record(t, ev) // each is whole JSON
+	}
+}
