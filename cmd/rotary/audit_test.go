@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -271,4 +272,36 @@ func TestIncidentRevokesAndKeepsTheEvidence(t *testing.T) {
 	if err := login(c, now); err != nil {
 		t.Fatalf("AWSCURRENT does not log in after the incident: %v", err)
 	}
+}
+
+// TestAuditThousandsOfEvents: 3,000 reads are paged through (60 pages and
+// more) quickly, each counted once, only the stranger's flagged.
+func TestAuditThousandsOfEvents(t *testing.T) {
+	name := newSecret(t, `{"apiKey":"`+initialKey+`"}`)
+	putPolicy(t, name, readersPolicy(appRole))
+	app := stack(t).ClientAs(appKey)
+	for i := 0; i < 3000; i++ {
+		if _, err := app.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := readAs(t, intruderKey, name, &secretsmanager.GetSecretValueInput{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rep, r := auditOf(t, name)
+	took := time.Since(start)
+	reads := 0
+	for _, e := range rep.Events {
+		if e.Kind == "read" && e.Principal == appSession {
+			reads++
+		}
+	}
+	if r.code != 1 || reads != 3000 || rep.Flagged != 1 {
+		t.Fatalf("exit %d, %d application reads, %d flagged; want 1, 3000, 1", r.code, reads, rep.Flagged)
+	}
+	if took > 20*time.Second {
+		t.Errorf("auditing 3,000 events took %s", took)
+	}
+	t.Logf("audited %d events in %s", len(rep.Events), took)
 }

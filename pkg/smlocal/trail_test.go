@@ -212,6 +212,7 @@ func TestTrailRecordsCloudTrailShape(t *testing.T) {
 		t.Fatalf("rotation: %v %+v", err, r)
 	}
 
+	must(admin.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(arn), IncludeDeprecated: aws.Bool(true)}))
 	events := lookup(t, e.trail, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyResourceName, arn)})
 	byName := map[string][]map[string]any{}
 	for _, ev := range events {
@@ -238,7 +239,7 @@ func TestTrailRecordsCloudTrailShape(t *testing.T) {
 			t.Fatalf("events are not newest first: %v after %v", events[i].EventTime, events[i-1].EventTime)
 		}
 	}
-	want := map[string]int{"CreateSecret": 1, "GetSecretValue": 3, "PutResourcePolicy": 1, "GetResourcePolicy": 1, "RotateSecret": 1, "PutSecretValue": 1,
+	want := map[string]int{"ListSecretVersionIds": 1, "CreateSecret": 1, "GetSecretValue": 3, "PutResourcePolicy": 1, "GetResourcePolicy": 1, "RotateSecret": 1, "PutSecretValue": 1,
 		"DescribeSecret": 1, "UpdateSecretVersionStage": 1, "RotationStarted": 1, "RotationSucceeded": 1}
 	for name, n := range want {
 		if len(byName[name]) != n {
@@ -319,6 +320,17 @@ func TestTrailRecordsCloudTrailShape(t *testing.T) {
 			s["additionalEventData"].(map[string]any)["SecretId"] != arn || s["requestParameters"] != nil {
 			t.Errorf("%s = %v", name, s)
 		}
+	}
+	lv := byName["ListSecretVersionIds"][0]
+	if p := lv["requestParameters"].(map[string]any); p["secretId"] != arn || p["includeDeprecated"] != true || lv["responseElements"] != nil || lv["readOnly"] != true {
+		t.Errorf("ListSecretVersionIds = %v", lv)
+	}
+	if d := byName["DescribeSecret"][0]; d["responseElements"] != nil || d["readOnly"] != true {
+		t.Errorf("DescribeSecret = %v", d)
+	}
+	if p := byName["PutResourcePolicy"][0]; p["readOnly"] != false || p["requestParameters"].(map[string]any)["blockPublicPolicy"] != true ||
+		p["responseElements"].(map[string]any)["arn"] != arn {
+		t.Errorf("PutResourcePolicy = %v", p)
 	}
 	// GetRandomPassword is recorded without its password; the failed read with its error.
 	rnd := lookup(t, e.trail, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyEventName, "GetRandomPassword")})
