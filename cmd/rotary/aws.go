@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -46,7 +47,7 @@ func addAWSFlags(fs *flag.FlagSet) *awsFlags {
 	f := &awsFlags{}
 	fs.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	fs.StringVar(&f.profile, "profile", "", "shared config profile")
-	fs.StringVar(&f.endpoint, "endpoint", "", "Secrets Manager and Lambda endpoint URL, such as the local stack's")
+	fs.StringVar(&f.endpoint, "endpoint", "", "Secrets Manager, Lambda and CloudTrail endpoint URL, such as the local stack's")
 	return f
 }
 
@@ -54,6 +55,9 @@ func addAWSFlags(fs *flag.FlagSet) *awsFlags {
 type clients struct {
 	sm     *secretsmanager.Client
 	lambda *lambda.Client
+	// trail is CloudTrail, for audit and incident: the local stack's
+	// LookupEvents when the endpoint is one.
+	trail *cloudtrail.Client
 	// feed is the local stack's base URL when the endpoint is one (see
 	// localstack.RotationsPath); empty against AWS.
 	feed string
@@ -103,6 +107,17 @@ func (f *awsFlags) connect(ctx context.Context) (*clients, error) {
 	c.lambda = lambda.NewFromConfig(cfg, func(o *lambda.Options) {
 		if f.endpoint != "" {
 			o.BaseEndpoint = aws.String(f.endpoint)
+		}
+	})
+	c.trail = cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
+		// The local stack serves CloudTrail at its one endpoint: an
+		// endpoint for Secrets Manager on loopback is the stack's, unless
+		// CloudTrail has its own.
+		switch {
+		case f.endpoint != "":
+			o.BaseEndpoint = aws.String(f.endpoint)
+		case local && os.Getenv("AWS_ENDPOINT_URL_CLOUDTRAIL") == "":
+			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
 	if local {

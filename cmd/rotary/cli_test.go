@@ -35,6 +35,10 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"history", "x", "--bogus"}, "flag provided but not defined: -bogus"},
 		{"bad progress", []string{"rotate", "x", "--progress", "fast"}, "use auto, steps or labels"},
 		{"local with an argument", []string{"local", "extra"}, "local takes no arguments"},
+		{"local with a bad principal", []string{"local", "--principal", "AKIASHORT=arn:aws:iam::123456789012:user/x"}, "must be 16 to 128 letters and digits"},
+		{"local with a principal that is no ARN", []string{"local", "--principal", "AKIAORDERSAPP0000001=orders"}, "is not an IAM user, role or assumed-role ARN"},
+		{"audit with a bad --since", []string{"audit", "x", "--since", "yesterday"}, "--since"},
+		{"incident without a secret", []string{"incident"}, "give exactly one SECRET"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,6 +75,7 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 		Functions:   []string{subject.function},
 		Env:         env,
 		FunctionEnv: map[string][]string{"random-secret": {"ROTATE_FIELDS=apiKey:40:alnum,signingKey:64:hex"}},
+		Principals:  demoPrincipals,
 	})
 	if err != nil {
 		return err
@@ -185,10 +186,15 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 		proof = fmt.Sprintf("none of the %d passwords used before logs in; AWSCURRENT does", len(valid))
 	}
 	fmt.Fprintf(out, "  checked: %s\n", proof)
+
+	// Who read it: the application, and someone who should not have.
+	if err := demoIncident(ctx, out, stack, subject, name, arn, append(valid, cur), cli); err != nil {
+		return err
+	}
 	if err := cli("history", name); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nDone in %s: %d rotations, a rollback and a revoke; %d Secrets Manager calls in all. Values are shown as sha256 fingerprints, never in full.\n",
+	fmt.Fprintf(out, "\nDone in %s: %d rotations, a rollback, a revoke, an audit and an incident; %d Secrets Manager calls in all. Values are shown as sha256 fingerprints, never in full.\n",
 		time.Since(t0).Round(time.Millisecond), *rotations, sumCalls(stack.SM.Calls()))
 	return nil
 }

@@ -24,10 +24,12 @@ func TestDemo(t *testing.T) {
 		{"postgres", []string{"demo", "--type", "postgres"}, []string{
 			"the earlier password logs in again and AWSCURRENT holds it",
 			"none of the 4 passwords used before logs in; AWSCURRENT does",
+			"after the incident none of the 5 passwords used before logs in; AWSCURRENT does",
 		}, "checked: AWSCURRENT logs in, the replaced password is refused"},
 		{"random", []string{"demo", "--type", "random"}, []string{
 			"AWSCURRENT holds the earlier value again",
 			"random-secret has nothing downstream",
+			"the bundle names the stranger",
 		}, "checked: apiKey and signingKey are new"},
 	}
 	for _, tc := range tests {
@@ -47,7 +49,9 @@ func TestDemo(t *testing.T) {
 			}
 			text := out.String()
 			want := append([]string{"Rotation 1 of 3", "Rotation 3 of 3", "finishSecret  ok", "AWSPREVIOUS", "(deprecated)",
-				"$ rotary rollback", "Rolled back", "$ rotary revoke", "revokeSecret  ok", "$ rotary history"}, tc.proofs...)
+				"$ rotary rollback", "Rolled back", "$ rotary revoke", "revokeSecret  ok", "$ rotary history",
+				"$ rotary audit", "FLAGGED: read by a principal outside the secret's readers", "user/contractor-laptop", "rotary audit flagged the stranger's read",
+				"$ rotary incident", "Evidence written before any change", "Incident bundle: "}, tc.proofs...)
 			for _, w := range want {
 				if !strings.Contains(text, w) {
 					t.Errorf("demo output lacks %q", w)
@@ -58,6 +62,10 @@ func TestDemo(t *testing.T) {
 			}
 			if strings.Contains(text, "Demo-") {
 				t.Error("demo output contains the demo user's password")
+			}
+			// Only the stranger is flagged: one FLAGGED line in the timeline, one in the summary.
+			if n := strings.Count(text, "FLAGGED: read by"); n != 1 {
+				t.Errorf("the audit flagged %d reads in its timeline, want the stranger's only:\n%s", n, text)
 			}
 		})
 	}

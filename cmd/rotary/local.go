@@ -101,9 +101,13 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer stack.Close()
 	fmt.Fprintf(out, "Local stack ready in %s\n", time.Since(t0).Round(time.Millisecond))
-	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager, Lambda Invoke, SNS, RDS and ElastiCache)\n", stack.Endpoint)
+	fmt.Fprintf(out, "  endpoint   %s (Secrets Manager, Lambda Invoke, SNS, RDS, ElastiCache and CloudTrail LookupEvents)\n", stack.Endpoint)
 	fmt.Fprintf(out, "  services   %s\n", services.summary)
-	fmt.Fprintf(out, "  state      %s\n  log        %s\n", *state, *logPath)
+	fmt.Fprintf(out, "  state      %s\n  trail      %s\n  log        %s\n", *state, stack.SM.TrailFile(), *logPath)
+	fmt.Fprintf(out, "  operator   %s is %s\n", smlocal.LocalAccessKeyID, localstack.OperatorPrincipalARN())
+	for _, p := range principals {
+		fmt.Fprintf(out, "  principal  %s is %s\n", p.AccessKeyID, p.ARN)
+	}
 	for i, fn := range functions {
 		label := ""
 		if i == 0 {
@@ -120,6 +124,7 @@ func runLocal(ctx context.Context, args []string, out io.Writer) error {
 	for _, kv := range [][2]string{
 		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", stack.Endpoint},
 		{"AWS_ENDPOINT_URL_LAMBDA", stack.Endpoint},
+		{"AWS_ENDPOINT_URL_CLOUDTRAIL", stack.Endpoint},
 		{"AWS_ACCESS_KEY_ID", smlocal.LocalAccessKeyID},
 		{"AWS_SECRET_ACCESS_KEY", smlocal.LocalSecretAccessKey},
 		{"AWS_REGION", localstack.Region},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotary-secrets/rotary/pkg/localstack"
@@ -142,7 +143,8 @@ func TestLocal(t *testing.T) {
 	}
 	before := descendants(t)
 	state := filepath.Join(t.TempDir(), "state.json")
-	endpoint, stop := startLocal(t, state)
+	const appKey, appARN = "AKIALOCALTESTAPP0001", "arn:aws:iam::123456789012:role/local-test-app"
+	endpoint, stop := startLocal(t, state, "--principal", appKey+":app-secret="+appARN)
 	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") {
 		t.Fatalf("endpoint %q is not on loopback", endpoint)
 	}
@@ -163,6 +165,19 @@ func TestLocal(t *testing.T) {
 	var cliOut, cliErr bytes.Buffer
 	if code := run(ctx, []string{"revoke", "local/test", "--yes"}, &cliOut, &cliErr); code != 0 {
 		t.Fatalf("revoke (Secrets Manager and Lambda) through the exports: exit %d: %s", code, cliErr.String())
+	}
+	// The application's read is in the audit trail under its principal
+	// (a role's key is recorded as a session of the role), found through
+	// the exported CloudTrail endpoint, and flagged when it is no reader.
+	app := secretsmanager.New(secretsmanager.Options{Region: localstack.Region, BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(appKey, "app-secret", "")})
+	if _, err := app.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("local/test")}); err != nil {
+		t.Fatal(err)
+	}
+	cliOut.Reset()
+	if code := run(ctx, []string{"audit", "local/test", "--readers", localstack.OperatorPrincipalARN()}, &cliOut, &cliErr); code != 1 ||
+		!strings.Contains(cliOut.String(), "assumed-role/local-test-app/"+appKey) || strings.Count(cliOut.String(), "FLAGGED: read by") != 1 {
+		t.Fatalf("audit through the exports: exit %d, want 1 with the application's read flagged:\n%s\n%s", code, cliOut.String(), cliErr.String())
 	}
 	// What a restart must keep: every version and label, after the revoke.
 	cur, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("local/test")})
@@ -189,6 +204,11 @@ func TestLocal(t *testing.T) {
 	}
 	if !reflect.DeepEqual(again.VersionIdsToStages, cur.VersionIdsToStages) || !aws.ToBool(again.RotationEnabled) {
 		t.Fatalf("after a restart: versions %v, want %v with rotation on", again.VersionIdsToStages, cur.VersionIdsToStages)
+	}
+	// ... and the audit trail.
+	if r := rotaryAt(t, endpoint2, "audit", "local/test", "--readers", localstack.OperatorPrincipalARN()+","+appARN); r.code != 0 ||
+		!strings.Contains(r.out, "assumed-role/local-test-app/"+appKey) || !strings.Contains(r.out, "started a rotation") {
+		t.Fatalf("audit after a restart: exit %d:\n%s\n%s", r.code, r.out, r.errOut)
 	}
 }
 

@@ -28,13 +28,16 @@ commands:
   issue    ROLE [--ttl 1h] [--url URL]    get your own short-lived database user from the credential issuer (prints its password)
   leases   [ROLE] [--json]                the live users the credential issuer handed out, per role, and their expiry
   unstick  SECRET [--force] [--min-age D]  heal a failed rotation or a lockout from what the probes show
+  audit    SECRET [--since 7d] [--until T] [--readers ARN,...] [--json]
+                                          who read or changed the secret (CloudTrail); flags reads by non-readers
+  incident SECRET [--yes] [--out DIR]     write an evidence bundle, then revoke, then record what was invalidated
   local    [--state FILE] [--addr ADDR]   run the local stack (Secrets Manager + functions) until Ctrl-C
   demo                                    start the local stack and show rotations, rollback and revoke
 
 flags every AWS command takes:
   --region REGION     AWS region (default: the SDK's, from AWS_REGION or the profile)
   --profile NAME      shared config profile
-  --endpoint URL      Secrets Manager and Lambda endpoint, such as the local stack's
+  --endpoint URL      Secrets Manager, Lambda and CloudTrail endpoint, such as the local stack's
                       (or export the lines that 'rotary local' prints)
 
 Run 'rotary <command> -h' for a command's flags.
@@ -67,6 +70,8 @@ func init() {
 		"local":    runLocal,
 		"issue":    runIssue,
 		"leases":   runLeases,
+		"audit":    runAudit,
+		"incident": runIncident,
 	}
 }
 
@@ -89,6 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+
 	if err != nil {
 		fmt.Fprintf(stderr, "rotary %s: %v\n", args[0], err)
 		if errors.Is(err, errUsage) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rotary-secrets/rotary/internal/pgcluster"
 	"github.com/rotary-secrets/rotary/internal/pgcluster/pgtest"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 	"github.com/rotary-secrets/rotary/pkg/localstack"
 	"github.com/rotary-secrets/rotary/pkg/smlocal"
 )
@@ -38,6 +39,18 @@ var (
 	}
 	testFunctions = []string{"random-secret", "postgres-single-user", "postgres-multi-user"}
 )
+
+// Local principals of the shared stack: an application and someone who
+// should not read its secrets (audit_test.go).
+const (
+	appKey      = "AKIAORDERSAPP0000001"
+	appRole     = "arn:aws:iam::123456789012:role/orders-app"
+	appSession  = "arn:aws:sts::123456789012:assumed-role/orders-app/orders-task"
+	intruderKey = "AKIACONTRACTOR000001"
+	intruderARN = "arn:aws:iam::123456789012:user/contractor"
+)
+
+var testPrincipals = []localauth.Principal{{AccessKeyID: appKey, ARN: appSession}, {AccessKeyID: intruderKey, ARN: intruderARN}}
 
 func TestMain(m *testing.M) {
 	// Tests answer prompts through the stdin seam, never the real terminal.
@@ -75,6 +88,7 @@ func startShared() {
 			Env:         env,
 			Retry:       smlocal.RetryPolicy{Attempts: 2},
 			FunctionEnv: map[string][]string{"random-secret": {"ROTATE_FIELDS=apiKey:32:alnum"}},
+			Principals:  testPrincipals,
 		})
 	})
 }

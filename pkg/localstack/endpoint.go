@@ -71,6 +71,7 @@ func (s *Stack) listen(addr string) error {
 	s.mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
 	s.mux.HandleFunc("GET "+RotationsPath, s.rotations)
 	s.mux.HandleFunc(functionURLConfigPath, s.functionURLConfig)
+	s.mux.HandleFunc("GET /2015-03-31/functions/{function}/configuration", s.functionConfiguration)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if h, ok := s.services[signingName(r)]; ok {
 			h.ServeHTTP(w, r)
@@ -123,8 +124,9 @@ func (s *Stack) servicesEnv() []string {
 }
 
 // ServeHTTP serves the stack's endpoint: the Secrets Manager API (POST /
-// with X-Amz-Target), the APIs of Config.Services (by the service their
-// requests are signed for), the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
+// with X-Amz-Target), CloudTrail's LookupEvents over the local audit trail
+// (POST / with X-Amz-Target, pkg/smlocal), the APIs of Config.Services (by the service their
+// requests are signed for), Lambda's GetFunctionConfiguration, the SNS API (POST / form-encoded, pkg/snslocal), the Lambda Invoke API (POST
 // /2015-03-31/functions/{name or ARN}/invocations, RequestResponse only) for
 // the stack's functions, and the rotations feed at RotationsPath.
 func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -38,10 +38,6 @@ import (
 // 403 {"Message":"Forbidden"}, as from AWS, and never reaches the function;
 // why it was refused goes to Config.Log.
 
-// LocalPrincipalARN is who the local stack's own key (smlocal.LocalAccessKeyID)
-// is, when Config.Principals does not say otherwise.
-func LocalPrincipalARN() string { return "arn:aws:iam::" + AccountID + ":user/rotary-local" }
-
 // FunctionURLConfigPath is the Lambda API's GetFunctionUrlConfig route,
 // which the stack answers for its functions with a URL.
 const functionURLConfigPath = "GET /2021-10-31/functions/{function}/url"
@@ -59,13 +55,6 @@ type functionURL struct {
 // errNoInstance is an invocation that found no idle instance before the
 // caller gave up.
 var errNoInstance = errors.New("no instance of the function became idle")
-
-// principals returns the directory function URLs verify against: the
-// stack's own key as LocalPrincipalARN, and the configured principals
-// (which may name that key otherwise).
-func principals(cfg Config) *localauth.Directory {
-	return localauth.New(append([]localauth.Principal{{AccessKeyID: smlocal.LocalAccessKeyID, SecretAccessKey: smlocal.LocalSecretAccessKey, ARN: LocalPrincipalARN()}}, cfg.Principals...)...)
-}
 
 // startFunctionURL serves the function URL of a started function.
 func (s *Stack) startFunctionURL(name string, dir *localauth.Directory, log io.Writer) error {

@@ -71,9 +71,10 @@ type Config struct {
 	// Clock is the local Secrets Manager's clock; nil means time.Now.
 	Clock func() time.Time
 	// Principals are local access keys and who they stand for (`rotary
-	// local --principal`): a function URL (functionurl.go) accepts requests
-	// signed with their secrets, besides the stack's own key's
-	// (LocalPrincipalARN).
+	// local --principal`), besides the operator's (smlocal.LocalAccessKeyID)
+	// and each function's (principals.go): the audit trail records them,
+	// and a function URL (functionurl.go) accepts requests signed with
+	// their secrets.
 	Principals []localauth.Principal
 
 	// Services are more AWS APIs served at Endpoint, by the signing name
@@ -99,9 +100,10 @@ type Stack struct {
 	// with the watch's topic (WatchTopicARN) created.
 	SNS *snslocal.Server
 
-	httpSrv  *http.Server
-	mux      *http.ServeMux
-	services map[string]http.Handler
+	httpSrv    *http.Server
+	mux        *http.ServeMux
+	services   map[string]http.Handler
+	principals *localauth.Directory
 
 	mu        sync.Mutex
 	functions map[string]*lambdaemu.Function // by ARN: the first instance
@@ -167,7 +169,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if retry == (smlocal.RetryPolicy{}) {
 		retry = smlocal.RetryPolicy{Attempts: 2}
 	}
-	s := &Stack{functions: map[string]*lambdaemu.Function{}, pools: map[string]*pool{}, SNS: snslocal.New(Region, AccountID), services: cfg.Services}
+	s := &Stack{functions: map[string]*lambdaemu.Function{}, pools: map[string]*pool{}, SNS: snslocal.New(Region, AccountID), services: cfg.Services,
+		principals: directory(cfg.Functions, cfg.Principals)}
 	if _, err := s.SNS.CreateTopic(WatchTopicName); err != nil {
 		return nil, err
 	}
@@ -186,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.SM, err = smlocal.New(smlocal.Options{
 		Region: Region, AccountID: AccountID, Invoker: invoker, Retry: retry,
-		StateFile: cfg.StateFile, Clock: cfg.Clock,
+		StateFile: cfg.StateFile, Clock: cfg.Clock, Principals: s.principals,
 		// Secrets Manager can invoke only the functions the stack runs; the
 		// check stays whatever WrapInvoker does with the invocations.
 		CanInvoke: func(arn string) error { _, err := s.resolve(arn); return err },
@@ -217,8 +220,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		env := []string{
 			"SECRETS_MANAGER_ENDPOINT=" + s.Endpoint,
-			"AWS_ACCESS_KEY_ID=" + smlocal.LocalAccessKeyID,
-			"AWS_SECRET_ACCESS_KEY=" + smlocal.LocalSecretAccessKey,
+			// Its own key, so that the audit trail names the function.
+			"AWS_ACCESS_KEY_ID=" + FunctionAccessKeyID(name),
+			"AWS_SECRET_ACCESS_KEY=" + functionSecretAccessKey(name),
 			"AWS_REGION=" + Region,
 			"AWS_EC2_METADATA_DISABLED=true",
 		}
@@ -248,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.pools[FunctionARN(name)] = p
 		s.mu.Unlock()
 		if hasURL(name) {
-			if err := s.startFunctionURL(name, principals(cfg), cfg.Log); err != nil {
+			if err := s.startFunctionURL(name, s.principals, cfg.Log); err != nil {
 				return nil, err
 			}
 		}

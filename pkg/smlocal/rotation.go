@@ -241,6 +241,7 @@ func (s *Server) startRotationLocked(sec *storedSecret, token string, testOnly, 
 	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
 	s.running[run] = struct{}{}
 	s.log.Info("smlocal: rotation started", "event", "RotationStarted", "secret", sec.ARN, "token", token, "testOnly", testOnly, "scheduled", scheduled)
+	s.recordServiceEvent("RotationStarted", sec.ARN)
 	s.wg.Add(1)
 	go s.runRotation(run)
 }
@@ -377,9 +378,15 @@ func (s *Server) finishRotation(run *rotationRun, err error) {
 		r.State = RotationSucceeded
 	}
 	event := "RotationSucceeded"
-	if err != nil {
+	switch {
+	case errors.Is(err, errAbandoned):
+		// AWS's word for a rotation whose AWSPENDING someone replaced by
+		// hand: a manual override, not a failure of the function.
+		event = "RotationAbandoned"
+	case err != nil:
 		event = "RotationFailed"
 	}
+	s.recordServiceEvent(event, r.SecretARN)
 	s.log.Info("smlocal: rotation ended", "event", event, "secret", r.SecretARN, "token", r.Token, "state", r.State, "attempts", len(r.Attempts), "abandoned", errors.Is(err, errAbandoned))
 	sec := s.st.Secrets[r.SecretARN]
 	if sec == nil {
@@ -612,6 +619,7 @@ func (s *Server) recordDeniedLocked(sec *storedSecret, cause error) {
 	close(run.done)
 	s.rotations[sec.ARN] = append(s.rotations[sec.ARN], run)
 	s.log.Warn("smlocal: scheduled rotation not started: the rotation function cannot be invoked", "event", "RotationFailed", "secret", sec.ARN, "function", sec.RotationLambdaARN, "err", cause)
+	s.recordServiceEvent("RotationFailed", sec.ARN)
 }
 
 // RunScheduler calls Tick every interval until ctx is done.

@@ -352,8 +352,8 @@ func TestListSecretsFiltersAndPaginates(t *testing.T) {
 
 func TestUnknownOperationIsAClearError(t *testing.T) {
 	_, c := newServer(t, Options{})
-	_, err := c.GetResourcePolicy(context.Background(), &secretsmanager.GetResourcePolicyInput{SecretId: aws.String("x")})
-	wantAPIError(t, err, "UnknownOperationException", "operation GetResourcePolicy is not supported")
+	_, err := c.ReplicateSecretToRegions(context.Background(), &secretsmanager.ReplicateSecretToRegionsInput{SecretId: aws.String("x"), AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("eu-west-1")}}})
+	wantAPIError(t, err, "UnknownOperationException", "operation ReplicateSecretToRegions is not supported")
 }
 
 func TestInternalServiceErrorIsHTTP500(t *testing.T) {

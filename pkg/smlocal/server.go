@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rotary-secrets/rotary/pkg/jsontext"
+	"github.com/rotary-secrets/rotary/pkg/localauth"
 )
 
 // Options configure a Server. The zero value is usable: region us-east-1,
@@ -45,6 +46,14 @@ type Options struct {
 	// StateFile, when set, is loaded by New and rewritten atomically after
 	// every change, so a restarted server loses nothing.
 	StateFile string
+	// TrailFile keeps the audit trail (one CloudTrail record per line,
+	// appended, never rewritten); empty means StateFile with the suffix
+	// .trail.jsonl, or no file without a StateFile.
+	TrailFile string
+	// Principals says who each local access key is, for the userIdentity of
+	// the recorded CloudTrail events; a key it does not know is recorded as
+	// the IAM user UnknownPrincipalName. Nil knows no key.
+	Principals *localauth.Directory
 }
 
 // Server is a local Secrets Manager. It is an http.Handler; it is safe for
@@ -56,6 +65,10 @@ type Server struct {
 	ctx    context.Context // canceled by Close; background rotations use it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	started   time.Time // for the sessions of assumed roles in the trail
+	trail     *trail    // has its own lock, never held while taking mu
+	trailFile string
 
 	mu        sync.Mutex
 	st        *state
@@ -104,10 +117,22 @@ func New(opts Options) (*Server, error) {
 		rotations: map[string][]*rotationRun{},
 		running:   map[*rotationRun]struct{}{},
 	}
+	s.started = s.now()
+	trailFile := opts.TrailFile
+	if trailFile == "" && opts.StateFile != "" {
+		trailFile = strings.TrimSuffix(opts.StateFile, ".json") + ".trail.jsonl"
+	}
+	tr, err := newTrail(trailFile, logger)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.trail, s.trailFile = tr, trailFile
 	if opts.StateFile != "" {
 		st, err := loadState(opts.StateFile)
 		if err != nil {
 			cancel()
+			_ = tr.close()
 			return nil, err
 		}
 		if st != nil {
@@ -189,6 +214,9 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	if err := s.trail.close(); err != nil {
+		s.log.Error("smlocal: close the audit trail", "err", err)
+	}
 	s.httpMu.Lock()
 	defer s.httpMu.Unlock()
 	if s.httpSrv == nil {
@@ -226,15 +254,36 @@ var operations = map[string]handlerFunc{
 	"RotateSecret":             (*Server).rotateSecret,
 	"CancelRotateSecret":       (*Server).cancelRotateSecret,
 	"GetRandomPassword":        (*Server).getRandomPassword,
+	"GetResourcePolicy":        (*Server).getResourcePolicy,
+	"PutResourcePolicy":        (*Server).putResourcePolicy,
+	"DeleteResourcePolicy":     (*Server).deleteResourcePolicy,
 }
 
 // ServeHTTP handles one Secrets Manager API call: POST / with
-// X-Amz-Target: secretsmanager.<Operation> and a JSON body.
+// X-Amz-Target: secretsmanager.<Operation> and a JSON body; and CloudTrail's
+// LookupEvents over the calls it recorded (X-Amz-Target:
+// CloudTrailTargetPrefix + LookupEvents). Every Secrets Manager call is
+// recorded as a CloudTrail event (trail.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op, ok := strings.CutPrefix(target, targetPrefix)
-	if r.Method != http.MethodPost || !ok {
+	ctOp, isCloudTrail := cloudTrailOperation(target)
+	if r.Method != http.MethodPost || (!ok && !isCloudTrail) {
 		writeError(w, errorf(excUnknownOperation, "expected POST / with header X-Amz-Target: secretsmanager.<Operation>, got %s %s with X-Amz-Target %q", r.Method, r.URL.Path, target))
+		return
+	}
+	requestID := newToken()
+	w.Header().Set("X-Amzn-RequestId", requestID)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, errorf(excSerialization, "read request body: %v", err))
+		return
+	}
+	if isCloudTrail {
+		start := time.Now()
+		resp, err := s.cloudTrailOp(ctOp, body)
+		out, ae := s.encode("cloudtrail."+ctOp, start, resp, err)
+		reply(w, out, ae)
 		return
 	}
 	s.mu.Lock()
@@ -246,26 +295,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(excUnknownOperation, "operation %s is not supported by the local Secrets Manager; supported operations are the rotation ones listed in pkg/smlocal", op))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		writeError(w, errorf(excSerialization, "read request body: %v", err))
-		return
-	}
-	start := time.Now()
+	at, start := s.now(), time.Now()
 	resp, err := h(s, body)
+	out, ae := s.encode(op, start, resp, err)
+	// Recorded before the caller has its answer, so that a LookupEvents
+	// it sends next finds the call, as CloudTrail would soon after.
+	s.recordCall(r, op, at, requestID, body, out, ae)
+	reply(w, out, ae)
+}
+
+// encode turns a handler's response or error into what reply writes.
+func (s *Server) encode(op string, start time.Time, resp any, err error) ([]byte, *apiError) {
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
 			ae = &apiError{Type: excInternal, Message: "internal error: " + err.Error()}
 		}
 		s.log.Info("smlocal: call", "op", op, "error", ae.Type, "duration", time.Since(start))
-		writeError(w, ae)
-		return
+		return nil, ae
 	}
-	s.log.Debug("smlocal: call", "op", op, "duration", time.Since(start))
 	out, err := json.Marshal(resp)
 	if err != nil {
-		writeError(w, &apiError{Type: excInternal, Message: "encode response: " + err.Error()})
+		return nil, &apiError{Type: excInternal, Message: "encode response: " + err.Error()}
+	}
+	s.log.Debug("smlocal: call", "op", op, "duration", time.Since(start))
+	return out, nil
+}
+
+// reply writes an encoded response or an error.
+func reply(w http.ResponseWriter, out []byte, ae *apiError) {
+	if ae != nil {
+		writeError(w, ae)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")

@@ -79,6 +79,7 @@ type storedSecret struct {
 	NextRotation      time.Time                 `json:"nextRotation,omitzero"`
 	Deleted           time.Time                 `json:"deleted,omitzero"`      // when DeleteSecret was called
 	DeletionDate      time.Time                 `json:"deletionDate,omitzero"` // when it will be purged
+	ResourcePolicy    string                    `json:"resourcePolicy,omitempty"`
 }
 
 func (s *storedSecret) isDeleted() bool { return !s.Deleted.IsZero() }

@@ -157,7 +157,7 @@ func TestConformanceExpiringUsers(t *testing.T) {
 			Host: ts.host, Port: ts.port,
 			WithRDS: func(client *rds.Client) rotation.Credential {
 				c := cfg
-				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return rdsendpoint.Of(client), nil }
 				return newCred(c)
 			},
 		},

@@ -120,7 +120,7 @@ func testConformanceExpiringUsers(t *testing.T, f *fixture) {
 			Host: f.c.Host, Port: f.c.Port,
 			WithRDS: func(client *rds.Client) rotation.Credential {
 				c := cfg
-				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return client, nil }
+				c.NewRDS = func(context.Context) (dbsecret.RDSAPI, error) { return rdsendpoint.Of(client), nil }
 				return newCred(c)
 			},
 		},
