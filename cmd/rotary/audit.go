@@ -180,6 +180,7 @@ func (c *clients) audit(ctx context.Context, s *secretState, since, until time.T
 		rep.Notes = append(rep.Notes, fmt.Sprintf("CloudTrail's event history goes back 90 days: nothing before %s can be shown", old.UTC().Format(time.RFC3339)))
 	}
 	var sets [][]string
+	var vpceExempt []string // who the VPC endpoint rule exempts (readersOf)
 	switch {
 	case len(readers) > 0:
 		rep.ReadersFrom = "--readers"
@@ -195,7 +196,7 @@ func (c *clients) audit(ctx context.Context, s *secretState, since, until time.T
 			rep.Notes = append(rep.Notes, "the secret has no resource policy naming its readers, so no read is flagged: pass --readers, or attach the policy (docs/audit.md)")
 		default:
 			var vpce []string
-			sets, vpce, err = readersOf(aws.ToString(pol.ResourcePolicy))
+			sets, vpce, vpceExempt, err = readersOf(aws.ToString(pol.ResourcePolicy))
 			if err != nil {
 				rep.ReadersFrom = "unknown"
 				rep.Notes = append(rep.Notes, fmt.Sprintf("the resource policy cannot be read as JSON (%v), so no read is flagged: pass --readers", err))
@@ -239,13 +240,11 @@ func (c *clients) audit(ctx context.Context, s *secretState, since, until time.T
 		if e.Error != "" {
 			attempt = "attempted read (" + e.Error + ")"
 		}
-		switch {
-		case !isReader(e, sets):
-			e.Flagged, e.Why = true, attempt+" by a principal outside the secret's readers ("+rep.ReadersFrom+")"
-		case len(rep.VPCEndpoints) > 0 && !slices.Contains(rep.VPCEndpoints, e.VPCEndpoint):
-			e.Flagged, e.Why = true, attempt+" from outside the required VPC endpoint"
-		}
-		if e.Flagged {
+		if why := whyFlagged(e, sets, rep.VPCEndpoints, vpceExempt); why != "" {
+			e.Flagged, e.Why = true, attempt+why
+			if why == outsideReaders {
+				e.Why += " (" + rep.ReadersFrom + ")"
+			}
 			rep.Flagged++
 		}
 	}
@@ -574,23 +573,46 @@ func isSuite(e *auditEntry, suite []string) bool {
 	return false
 }
 
+const (
+	outsideReaders  = " by a principal outside the secret's readers"
+	outsideEndpoint = " from outside the required VPC endpoint"
+)
+
+// whyFlagged says why a read by e is flagged, or "": its principal is not
+// among the readers of every set, or it came from outside the required VPC
+// endpoints (vpce) and its principal is not exempt from that rule.
+func whyFlagged(e *auditEntry, sets [][]string, vpce, vpceExempt []string) string {
+	switch {
+	case !isReader(e, sets):
+		return outsideReaders
+	case len(vpce) > 0 && !slices.Contains(vpce, e.VPCEndpoint) && !matchesAny(e, vpceExempt):
+		return outsideEndpoint
+	}
+	return ""
+}
+
 // isReader says whether every Deny lets e's principal read: it matches a
 // pattern of each set.
 func isReader(e *auditEntry, sets [][]string) bool {
 	for _, set := range sets {
-		ok := false
-		for _, pat := range set {
-			for _, p := range principals(e) {
-				if arnLike(pat, p) {
-					ok = true
-				}
-			}
-		}
-		if !ok {
+		if !matchesAny(e, set) {
 			return false
 		}
 	}
 	return true
+}
+
+// matchesAny says whether e's principal (or its role) matches one of the
+// ArnLike patterns.
+func matchesAny(e *auditEntry, patterns []string) bool {
+	for _, pat := range patterns {
+		for _, p := range principals(e) {
+			if arnLike(pat, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // arnLike is IAM's ArnLike: the six colon-separated parts of the ARN
@@ -635,14 +657,17 @@ func glob(p, s string) bool {
 
 // readersOf reads a resource policy as the CDK app writes it: each Deny of
 // GetSecretValue to Principal "*" with an ArnNotLike (or ArnNotEquals,
-// StringNotLike, StringNotEquals) aws:PrincipalArn condition names the
-// principals it does not deny; a reader must be among those of every such
-// statement. A Deny with StringNotEquals aws:SourceVpce names the VPC
-// endpoints reads must come through.
-func readersOf(policy string) (sets [][]string, vpce []string, err error) {
+// StringNotLike, StringNotEquals) aws:PrincipalArn condition, and no
+// aws:SourceVpce condition, names the principals it does not deny; a reader
+// must be among those of every such statement. A Deny with StringNotEquals
+// aws:SourceVpce names the VPC endpoints reads must come through; its own
+// aws:PrincipalArn list (the conditions of one statement are ANDed) names
+// who is exempt from that endpoint rule (admins, a rotation function outside
+// the VPC), not who the readers are.
+func readersOf(policy string) (sets [][]string, vpce, vpceExempt []string, err error) {
 	var doc struct{ Statement json.RawMessage }
 	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	type statement struct {
 		Effect    string
@@ -654,7 +679,7 @@ func readersOf(policy string) (sets [][]string, vpce []string, err error) {
 	if err := json.Unmarshal(doc.Statement, &stmts); err != nil {
 		var one statement
 		if err := json.Unmarshal(doc.Statement, &one); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		stmts = []statement{one}
 	}
@@ -662,19 +687,28 @@ func readersOf(policy string) (sets [][]string, vpce []string, err error) {
 		if st.Effect != "Deny" || !deniesReads(st.Action) || !everyone(st.Principal) {
 			continue
 		}
+		var arns, endpoints []string
+		haveARNs, haveEndpoints := false, false
 		for op, conds := range st.Condition {
 			for key, vals := range conds {
 				list := stringList(vals)
 				switch {
 				case strings.EqualFold(key, "aws:PrincipalArn") && (op == "ArnNotLike" || op == "ArnNotEquals" || op == "StringNotLike" || op == "StringNotEquals"):
-					sets = append(sets, list)
+					arns, haveARNs = append(arns, list...), true
 				case strings.EqualFold(key, "aws:SourceVpce") && (op == "StringNotEquals" || op == "StringNotLike"):
-					vpce = append(vpce, list...)
+					endpoints, haveEndpoints = append(endpoints, list...), true
 				}
 			}
 		}
+		switch {
+		case haveEndpoints:
+			vpce = append(vpce, endpoints...)
+			vpceExempt = append(vpceExempt, arns...)
+		case haveARNs:
+			sets = append(sets, arns)
+		}
 	}
-	return sets, vpce, nil
+	return sets, vpce, vpceExempt, nil
 }
 
 func stringList(raw json.RawMessage) []string {

@@ -305,3 +305,45 @@ func TestAuditThousandsOfEvents(t *testing.T) {
 	}
 	t.Logf("audited %d events in %s", len(rep.Events), took)
 }
+
+// The resource policy as the CDK app writes it with requireVpcEndpoint and
+// an admin (infra/rotary/access.go): the endpoint statement's ARN list
+// exempts principals from the endpoint rule, it does not name the readers,
+// so an application reading through the endpoint is not flagged.
+func TestAuditReadsThePolicyOfTheCDKApp(t *testing.T) {
+	const (
+		app     = "arn:aws:iam::123456789012:role/orders-app"
+		admin   = "arn:aws:iam::123456789012:role/break-glass"
+		rotRole = "arn:aws:iam::123456789012:role/rotary-postgres-single-user"
+		vpce    = "vpce-0a1b2c3d"
+	)
+	policy := `{"Version":"2012-10-17","Statement":[
+	 {"Sid":"DenyReadExceptReadersAdminsAndSuite","Effect":"Deny","Principal":{"AWS":"*"},"Action":"secretsmanager:GetSecretValue","Resource":"*",
+	  "Condition":{"ArnNotLike":{"aws:PrincipalArn":["` + app + `","` + admin + `","` + rotRole + `"]},"BoolIfExists":{"aws:PrincipalIsAWSService":"false"}}},
+	 {"Sid":"DenyVersionWritesExceptRotationAndAdmins","Effect":"Deny","Principal":{"AWS":"*"},"Action":["secretsmanager:PutSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*",
+	  "Condition":{"ArnNotLike":{"aws:PrincipalArn":["` + admin + `","` + rotRole + `"]},"BoolIfExists":{"aws:PrincipalIsAWSService":"false"}}},
+	 {"Sid":"DenyReadOutsideVpcEndpoint","Effect":"Deny","Principal":{"AWS":"*"},"Action":"secretsmanager:GetSecretValue","Resource":"*",
+	  "Condition":{"StringNotEquals":{"aws:SourceVpce":"` + vpce + `"},"ArnNotLike":{"aws:PrincipalArn":["` + admin + `"]},"BoolIfExists":{"aws:PrincipalIsAWSService":"false"}}}]}`
+	sets, endpoints, exempt, err := readersOf(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(principal, role, endpoint string) *auditEntry {
+		return &auditEntry{Kind: "read", Principal: principal, Role: role, VPCEndpoint: endpoint}
+	}
+	for _, c := range []struct {
+		name string
+		e    *auditEntry
+		want string
+	}{
+		{"the application through the endpoint", read("arn:aws:sts::123456789012:assumed-role/orders-app/task-1", app, vpce), ""},
+		{"the application from outside the endpoint", read("arn:aws:sts::123456789012:assumed-role/orders-app/task-1", app, ""), outsideEndpoint},
+		{"the admin from anywhere", read("arn:aws:sts::123456789012:assumed-role/break-glass/alice", admin, ""), ""},
+		{"a stranger through the endpoint", read("arn:aws:iam::123456789012:user/contractor", "", vpce), outsideReaders},
+		{"a stranger from outside", read("arn:aws:iam::123456789012:user/contractor", "", ""), outsideReaders},
+	} {
+		if got := whyFlagged(c.e, sets, endpoints, exempt); got != c.want {
+			t.Errorf("%s: flagged %q, want %q", c.name, got, c.want)
+		}
+	}
+}

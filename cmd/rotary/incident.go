@@ -53,10 +53,14 @@ type incidentProof struct {
 	Labels    []string `json:"labelsNow"`
 	Outcome   string   `json:"outcome"`
 	Refused   bool     `json:"refused"`
-	// SingleCredential: the type keeps one valid credential, so any
-	// version but AWSCURRENT that still logs in is a failed revoke.
-	SingleCredential bool   `json:"singleCredential"`
-	Note             string `json:"note,omitempty"`
+	// SingleCredential: the type keeps one valid credential at a time.
+	SingleCredential bool `json:"singleCredential"`
+	// NothingDownstream: the type has no downstream system (random
+	// secrets), so "logs in" only means well-formed. For every other type
+	// a version valid before the revoke that still logs in is a failed
+	// revoke.
+	NothingDownstream bool   `json:"nothingDownstream,omitempty"`
+	Note              string `json:"note,omitempty"`
 }
 
 func runIncident(ctx context.Context, args []string, out io.Writer) error {
@@ -142,7 +146,7 @@ func runIncident(ctx context.Context, args []string, out io.Writer) error {
 		switch {
 		case p.Refused:
 			fmt.Fprintf(out, "  proven refused: version %s (%s at opening)\n", p.VersionID, p.Before)
-		case p.Outcome == recovery.OutcomeLogsIn && p.SingleCredential:
+		case p.Outcome == recovery.OutcomeLogsIn && !p.NothingDownstream:
 			still = append(still, p.VersionID)
 		default:
 			fmt.Fprintf(out, "  version %s (%s at opening): %s; %s\n", p.VersionID, p.Before, p.Outcome, dash(p.Note))
@@ -174,8 +178,8 @@ func (c *clients) proveRevoked(ctx context.Context, s *secretState, valid []revo
 		} else if vp, ok := rep.Version(v.VersionID); ok {
 			p.Outcome, p.Note = vp.Outcome, vp.Error
 			p.Refused = vp.Outcome == recovery.OutcomeRefused
-			p.SingleCredential = rep.SingleCredential
-			if !rep.SingleCredential && vp.Outcome == recovery.OutcomeLogsIn {
+			p.SingleCredential, p.NothingDownstream = rep.SingleCredential, rep.NothingDownstream
+			if rep.NothingDownstream && vp.Outcome == recovery.OutcomeLogsIn {
 				p.Note = strings.TrimSpace(p.Note + " the function accepts the value; for a type with nothing downstream (random-secret) that only means it is well-formed, and revoking means AWSCURRENT is a new value (version " + current + ")")
 			}
 		} else {

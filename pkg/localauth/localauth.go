@@ -251,7 +251,14 @@ func (d *Directory) Verify(r *http.Request, body []byte, service, region string,
 	}
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
-	if got := r.Header.Get("X-Amz-Content-Sha256"); got != "" && got != "UNSIGNED-PAYLOAD" && got != payloadHash {
+	// The body must be signed: Lambda (the service whose function URLs
+	// this verifies) does not accept unsigned payloads, and without the
+	// body in the signature anyone who saw one request could replay its
+	// headers with another body.
+	if r.Header.Get("X-Amz-Content-Sha256") == "UNSIGNED-PAYLOAD" {
+		return Principal{}, &Error{Code: "InvalidSignatureException", Message: "Unsigned payloads are not supported: sign the request body."}
+	}
+	if got := r.Header.Get("X-Amz-Content-Sha256"); got != "" && got != payloadHash {
 		return Principal{}, &Error{Code: "InvalidSignatureException", Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	}
 
@@ -279,9 +286,6 @@ func (d *Directory) Verify(r *http.Request, body []byte, service, region string,
 		again.ContentLength = 0
 	}
 	hashForSigner := payloadHash
-	if r.Header.Get("X-Amz-Content-Sha256") == "UNSIGNED-PAYLOAD" {
-		hashForSigner = "UNSIGNED-PAYLOAD"
-	}
 	creds := aws.Credentials{AccessKeyID: p.AccessKeyID, SecretAccessKey: p.SecretAccessKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hashForSigner, service, region, signedAt); err != nil {
 		return Principal{}, &Error{Code: "InvalidSignatureException", Message: "The request cannot be signed again to check it."}

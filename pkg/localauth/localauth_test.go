@@ -132,6 +132,15 @@ func TestVerifyRefusesTampering(t *testing.T) {
 			t.Errorf("%s: the error quotes the key's secret", name)
 		}
 	}
+	// Signed with an unsigned payload, then given another body: refused.
+	unsigned, _ := http.NewRequest("POST", "http://abc.lambda-url.eu-west-1.on.aws/", strings.NewReader(body))
+	unsigned.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: app.AccessKeyID, SecretAccessKey: app.SecretAccessKey}, unsigned, "UNSIGNED-PAYLOAD", "lambda", "eu-west-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.Verify(unsigned, []byte(`{"role":"root","ttl":"1h"}`), "lambda", "eu-west-1", now); err == nil {
+		t.Error("an unsigned payload with a swapped body: accepted")
+	}
 	old := now.Add(-16 * time.Minute)
 	if _, err := dir.Verify(signed(t, app, body, old), []byte(body), "lambda", "eu-west-1", now); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("a signature 16 minutes old: %v, want expired", err)

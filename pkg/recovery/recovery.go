@@ -91,6 +91,10 @@ type Report struct {
 	// Reaper is set by probeSecret when the type drops its expired
 	// credentials (expiring users): the watch then invokes reapSecret.
 	Reaper bool `json:"reaper,omitempty"`
+	// NothingDownstream is set for types with no downstream system
+	// (random secrets): a version "logs in" when it is well-formed, so a
+	// probe cannot prove an old one refused.
+	NothingDownstream bool `json:"nothingDownstream,omitempty"`
 	// Reaped names the credentials reapSecret dropped (user names), and
 	// ReapKept counts those it left; set only by reapSecret, whose Action
 	// is "reap".

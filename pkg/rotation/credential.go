@@ -206,6 +206,15 @@ type ReapResponse struct {
 	Kept int
 }
 
+// Standalone is an optional marker, found by type assertion, for types with
+// no downstream system (random secrets): their Probe accepts any
+// well-formed value, so "logs in" proves nothing about an old version, and
+// the probe report says so (recovery.Report.NothingDownstream) for tools
+// that check a revoke, such as rotary incident.
+type Standalone interface {
+	Standalone()
+}
+
 // Reaper is an optional ability, found by type assertion, for types whose
 // every rotation creates a credential that expires (expiring users): Reap
 // drops the credentials whose expiry has passed, never AWSCURRENT's or

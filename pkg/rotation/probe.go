@@ -46,7 +46,8 @@ func (h *Handler) diagnose(ctx context.Context, inv *invocation) (*recovery.Repo
 	}
 	_, single := h.cred.(Restorer)
 	_, reaper := h.cred.(Reaper)
-	r := &recovery.Report{SecretARN: inv.arn, SingleCredential: single, Reaper: reaper, Versions: []recovery.VersionProbe{}}
+	_, standalone := h.cred.(Standalone)
+	r := &recovery.Report{SecretARN: inv.arn, SingleCredential: single, Reaper: reaper, NothingDownstream: standalone, Versions: []recovery.VersionProbe{}}
 	r.CurrentVersion, _ = holder(inv.stages, LabelCurrent)
 	if id, ok := holder(inv.stages, LabelPending); ok && id != r.CurrentVersion {
 		r.PendingVersion = id

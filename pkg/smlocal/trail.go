@@ -47,10 +47,12 @@ const (
 
 // secretFields are the request and response fields that hold a secret
 // value (or, for RotationToken, a credential of the rotation), dropped
-// from every recorded event.
+// from every recorded event. Keys are lower case: the server decodes
+// requests with encoding/json, which matches keys case-insensitively, so
+// {"secretstring": ...} is stored as a value and must be dropped too.
 var secretFields = map[string]bool{
-	"SecretString": true, "SecretBinary": true, "RandomPassword": true, "RotationToken": true,
-	"SecretValues": true, "SecretValueEntries": true,
+	"secretstring": true, "secretbinary": true, "randompassword": true, "rotationtoken": true,
+	"secretvalues": true, "secretvalueentries": true,
 }
 
 // readOnlyOps are the operations CloudTrail records with readOnly true and
@@ -395,11 +397,14 @@ func (s *Server) identity(accessKey string) ctUserIdentity {
 		parts = []string{"arn", "aws", "iam", "", s.opts.AccountID, "user/" + UnknownPrincipalName}
 	}
 	account, resource := parts[4], parts[5]
+	// rolePath is the role's path (service-role/ of role/service-role/app):
+	// an assumed-role ARN never shows it, its sessionIssuer's ARN does.
+	rolePath := ""
 	if role, ok := strings.CutPrefix(resource, "role/"); ok && parts[2] == "iam" {
 		// A caller is never a role, always a session of one: record the
 		// session IAM would give it, named after the access key.
 		if i := strings.LastIndex(role, "/"); i >= 0 {
-			role = role[i+1:]
+			rolePath, role = role[:i+1], role[i+1:]
 		}
 		arn = fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", parts[1], account, role, accessKey)
 		resource = "assumed-role/" + role + "/" + accessKey
@@ -412,7 +417,7 @@ func (s *Server) identity(accessKey string) ctUserIdentity {
 		return ctUserIdentity{
 			Type: "AssumedRole", PrincipalID: &pid, ARN: arn, AccountID: account, AccessKeyID: accessKey,
 			SessionContext: &ctSessionContext{
-				SessionIssuer: ctIssuer{Type: "Role", PrincipalID: roleID, ARN: fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], account, role), AccountID: account, UserName: role},
+				SessionIssuer: ctIssuer{Type: "Role", PrincipalID: roleID, ARN: fmt.Sprintf("arn:%s:iam::%s:role/%s%s", parts[1], account, rolePath, role), AccountID: account, UserName: role},
 				Attributes:    ctAttributes{CreationDate: s.started.Format(time.RFC3339), MFAAuthenticated: "false"},
 			},
 		}
@@ -476,6 +481,52 @@ func (s *Server) recordCall(r *http.Request, op string, at time.Time, requestID 
 		rec.Resources = []ctResource{{AccountID: s.opts.AccountID, Type: resourceTypeSecret, ARN: arn}}
 	}
 	s.addRecord(rec, at)
+	if op == "BatchGetSecretValue" && ae == nil {
+		s.recordBatchReads(rec, out, at)
+	}
+}
+
+// recordBatchReads records, after a BatchGetSecretValue, one GetSecretValue
+// event per secret it returned or refused, as AWS does ("Secrets Manager
+// generates a CloudTrail GetSecretValue log entry for each secret you
+// request"): a read made in a batch names its secret like any other read,
+// so a look-up by the secret's name finds it.
+func (s *Server) recordBatchReads(batch *ctRecord, out []byte, at time.Time) {
+	var resp struct {
+		SecretValues []struct {
+			ARN, VersionId string
+			VersionStages  []string
+		}
+		Errors []struct{ SecretId, ErrorCode, Message string }
+	}
+	if json.Unmarshal(out, &resp) != nil {
+		return
+	}
+	one := func(params map[string]any, arn, code, msg string) {
+		rec := *batch
+		rec.EventName, rec.EventID, rec.RequestParameters, rec.ResponseElements = "GetSecretValue", newToken(), params, nil
+		rec.ErrorCode, rec.ErrorMessage, rec.Resources = code, msg, nil
+		if arn != "" {
+			rec.Resources = []ctResource{{AccountID: s.opts.AccountID, Type: resourceTypeSecret, ARN: arn}}
+		}
+		s.addRecord(&rec, at)
+	}
+	for _, v := range resp.SecretValues {
+		params := map[string]any{"secretId": v.ARN}
+		if v.VersionId != "" {
+			params["versionId"] = v.VersionId
+		}
+		one(params, v.ARN, "", "")
+	}
+	for _, e := range resp.Errors {
+		arn := ""
+		s.mu.Lock()
+		if sec := s.st.lookup(e.SecretId); sec != nil {
+			arn = sec.ARN
+		}
+		s.mu.Unlock()
+		one(map[string]any{"secretId": e.SecretId}, arn, e.ErrorCode, e.Message)
+	}
 }
 
 // recordServiceEventLocked records one of the service's own rotation
@@ -539,7 +590,7 @@ func clean(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
-			if secretFields[k] {
+			if secretFields[strings.ToLower(k)] {
 				continue
 			}
 			out[camel(k)] = clean(val)

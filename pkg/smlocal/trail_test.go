@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -521,6 +522,31 @@ func TestTrailHoldsNoSecretValue(t *testing.T) {
 	_ = json.Unmarshal([]byte(aws.ToString(cur.SecretString)), &fields)
 	values = append(values, fields["apiKey"], `p"w<1>&\x`, `second é 'pw'`)
 
+	// A hand-made client's keys in any case: encoding/json stores
+	// {"secretString": ...} as the value, so the trail must drop it too.
+	for i, body := range []string{
+		`{"Name":"leak-case","secretString":"LOWER-CASE-KEY-VALUE-1"}`,
+		`{"SecretId":"leak-case","SECRETSTRING":"UPPER-CASE-KEY-VALUE-2"}`,
+	} {
+		target := []string{"secretsmanager.CreateSecret", "secretsmanager.PutSecretValue"}[i]
+		req, _ := http.NewRequest("POST", e.url, strings.NewReader(body))
+		req.Header.Set("X-Amz-Target", target)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s with a %d-byte body: HTTP %d", target, len(body), resp.StatusCode)
+		}
+	}
+	stored := must(c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("leak-case")}))
+	if aws.ToString(stored.SecretString) != "UPPER-CASE-KEY-VALUE-2" {
+		t.Fatal("the server did not store the value sent with an upper-case key, so this test checks nothing")
+	}
+	values = append(values, "LOWER-CASE-KEY-VALUE-1", "UPPER-CASE-KEY-VALUE-2")
+
 	events := e.srv.TrailEvents()
 	if len(events) < 15 {
 		t.Fatalf("only %d events recorded", len(events))
@@ -640,5 +666,89 @@ func TestTrailSurvivesACutShortAppend(t *testing.T) {
 	}
 	for _, ev := range got {
 		record(t, ev) // each is whole JSON
+	}
+}
+
+// A read in a BatchGetSecretValue is recorded as AWS records it: besides
+// the batch's own event, a GetSecretValue per secret (returned or refused),
+// naming the secret, so a look-up by the secret finds who read it.
+func TestTrailBatchReadsNameEachSecret(t *testing.T) {
+	e := startTrail(t, "")
+	ctx := context.Background()
+	admin := e.sm(userKey)
+	var arns []string
+	for _, name := range []string{"batch-a", "batch-b"} {
+		out := must(admin.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("value-of-" + name)}))
+		arns = append(arns, aws.ToString(out.ARN))
+	}
+	out := must(e.sm(appKey).BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{arns[0], "batch-b", "batch-missing"}}))
+	if len(out.SecretValues) != 2 || len(out.Errors) != 1 {
+		t.Fatalf("batch returned %d values and %d errors, want 2 and 1", len(out.SecretValues), len(out.Errors))
+	}
+	for _, arn := range arns {
+		var reads []cttypes.Event
+		for _, ev := range lookup(t, e.trail, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyResourceName, arn)}) {
+			if aws.ToString(ev.EventName) == "GetSecretValue" {
+				reads = append(reads, ev)
+			}
+		}
+		if len(reads) != 1 {
+			t.Fatalf("%s: %d GetSecretValue events, want the batch's one", arn, len(reads))
+		}
+		var rec struct {
+			UserIdentity      struct{ ARN string }
+			RequestParameters map[string]string
+		}
+		if err := json.Unmarshal([]byte(aws.ToString(reads[0].CloudTrailEvent)), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.UserIdentity.ARN != appARN || rec.RequestParameters["secretId"] != arn {
+			t.Errorf("%s: the batch read is recorded as by %s of %q, want %s of the secret's ARN", arn, rec.UserIdentity.ARN, rec.RequestParameters["secretId"], appARN)
+		}
+		if rotationtest.Leaks(aws.ToString(reads[0].CloudTrailEvent), "value-of-batch-a") || rotationtest.Leaks(aws.ToString(reads[0].CloudTrailEvent), "value-of-batch-b") {
+			t.Errorf("%s: the recorded read holds a secret value", arn)
+		}
+	}
+	var refused int
+	for _, ev := range lookup(t, e.trail, &cloudtrail.LookupEventsInput{LookupAttributes: attr(cttypes.LookupAttributeKeyEventName, "GetSecretValue")}) {
+		if strings.Contains(aws.ToString(ev.CloudTrailEvent), `"batch-missing"`) && strings.Contains(aws.ToString(ev.CloudTrailEvent), `"errorCode":"ResourceNotFoundException"`) {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d refused GetSecretValue events for the missing secret, want 1", refused)
+	}
+}
+
+// A principal named by a role with a path is recorded as AWS records a
+// session of it: the path is not in the assumed-role ARN, it is in the
+// session issuer's, which is what aws:PrincipalArn and rotary audit match.
+func TestTrailKeepsTheRolePath(t *testing.T) {
+	const key = "AKIASERVICEROLE00001"
+	srv, err := smlocal.New(smlocal.Options{Principals: localauth.New(localauth.Principal{AccessKeyID: key, ARN: "arn:aws:iam::123456789012:role/service-role/orders-app"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Close()
+	e := &trailEnv{srv: srv, url: hs.URL}
+	must(e.sm(key).CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String("pathed"), SecretString: aws.String("v")}))
+	var rec struct {
+		UserIdentity struct {
+			ARN            string
+			SessionContext struct{ SessionIssuer struct{ ARN string } }
+		}
+	}
+	events := srv.TrailEvents()
+	if len(events) == 0 {
+		t.Fatal("nothing recorded")
+	}
+	if err := json.Unmarshal([]byte(events[len(events)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.UserIdentity.ARN != "arn:aws:sts::123456789012:assumed-role/orders-app/"+key ||
+		rec.UserIdentity.SessionContext.SessionIssuer.ARN != "arn:aws:iam::123456789012:role/service-role/orders-app" {
+		t.Errorf("recorded as %s issued by %s", rec.UserIdentity.ARN, rec.UserIdentity.SessionContext.SessionIssuer.ARN)
 	}
 }

@@ -239,6 +239,10 @@ func generate(f Field, p *password.Policy) (string, error) {
 	return string(out), nil
 }
 
+// Standalone marks the type as having no downstream system
+// (rotation.Standalone): its probe cannot prove an old value refused.
+func (r *Random) Standalone() {}
+
 // Set has nothing to do: there is no downstream system.
 func (r *Random) Set(context.Context, rotation.SetRequest) error { return nil }
 
