@@ -70,6 +70,7 @@ type request struct {
 	service   bool
 	vpce      any // aws:SourceVpce, nil when not through an endpoint
 	action    string
+	lambda    any // secretsmanager:RotationLambdaARN, nil when the request names none
 }
 
 // denied reports whether a Deny statement of the policy applies. A
@@ -77,7 +78,7 @@ type request struct {
 // allowed, so the secret's denies of GetSecretValue apply to it.
 func denied(policy map[string]any, r request) (bool, string) {
 	if r.action == "secretsmanager:BatchGetSecretValue" {
-		if d, sid := denied(policy, request{principal: r.principal, service: r.service, vpce: r.vpce, action: "secretsmanager:GetSecretValue"}); d {
+		if d, sid := denied(policy, request{principal: r.principal, service: r.service, vpce: r.vpce, action: "secretsmanager:GetSecretValue", lambda: r.lambda}); d {
 			return d, sid
 		}
 	}
@@ -113,17 +114,41 @@ func condition(op, key string, want any, r request) bool {
 			return true
 		}
 		for _, p := range list(want) {
-			if glob(p, r.principal) {
+			if glob(pseudo(p), r.principal) {
 				return false
 			}
 		}
 		return true
+	case "Null secretsmanager:RotationLambdaARN":
+		return fmt.Sprint(r.lambda == nil) == want
+	case "ArnNotEquals secretsmanager:RotationLambdaARN":
+		return r.lambda == nil || canon(r.lambda) != canon(want)
 	case "BoolIfExists aws:PrincipalIsAWSService":
 		return fmt.Sprint(r.service) == want
 	case "StringNotEquals aws:SourceVpce":
 		return r.vpce == nil || canon(r.vpce) != canon(want)
 	}
 	panic("the test evaluates no condition " + op + " " + key)
+}
+
+// pseudo resolves an {"Fn::Sub": ...} of a string whose only variable is
+// ${AWS::Partition} (the deploy role's ARN, as the synthesizer writes it)
+// to its value in the commercial partition; any other value stands for
+// itself.
+func pseudo(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return v
+	}
+	s, ok := m["Fn::Sub"].(string)
+	if !ok {
+		return v
+	}
+	s = strings.ReplaceAll(s, "${AWS::Partition}", "aws")
+	if strings.Contains(s, "${") {
+		return v
+	}
+	return s
 }
 
 // policyOf returns the resource policy attached to the secret (its ARN or reference).
@@ -304,11 +329,20 @@ func TestBatchReadsReachOnlyTheRolesSecrets(t *testing.T) {
 func TestPolicyDeniesReadsAndWritesByOthers(t *testing.T) {
 	f := example.get(t)
 	const (
-		get = "secretsmanager:GetSecretValue"
-		put = "secretsmanager:PutSecretValue"
-		mv  = "secretsmanager:UpdateSecretVersionStage"
+		get    = "secretsmanager:GetSecretValue"
+		put    = "secretsmanager:PutSecretValue"
+		mv     = "secretsmanager:UpdateSecretVersionStage"
+		update = "secretsmanager:UpdateSecret"
+		putRP  = "secretsmanager:PutResourcePolicy"
+		delRP  = "secretsmanager:DeleteResourcePolicy"
+		del    = "secretsmanager:DeleteSecret"
+		cancel = "secretsmanager:CancelRotateSecret"
+		rotate = "secretsmanager:RotateSecret"
 	)
 	role := func(name string) string { return "arn:aws:iam::" + exampleAccount + ":role/" + name }
+	deployer := bootstrapRole(exampleAccount, exampleRegion)
+	otherLambda := "arn:aws:lambda:" + exampleRegion + ":" + exampleAccount + ":function:someone-elses"
+	mysqlFn := getAtt(f.functionID(t, mySQLSingleUser), "Arn")
 	outsider := role("someone-else")
 	watch := getAtt(f.watchRoleID(t), "Arn")
 	sso := role("aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_DatabaseAdmin_0123456789abcdef")
@@ -353,8 +387,49 @@ func TestPolicyDeniesReadsAndWritesByOthers(t *testing.T) {
 		{"billing-app", request{principal: watch, action: mv}, true},
 		{"orders-admin", request{principal: f.roleArn(t, postgresMultiUser), action: put}, true},
 		{"billing-app", request{principal: f.roleArn(t, mySQLSingleUser), action: mv}, false},
+		// UpdateSecret (a SecretString writes AWSCURRENT), the policy's own
+		// replacement or removal, deleting the secret and turning its
+		// rotation off: only admins and the deploy role.
+		{"billing-app", request{principal: role("billing-api"), action: update}, true},
+		{"billing-app", request{principal: role("billing-api"), action: putRP}, true},
+		{"billing-app", request{principal: role("billing-api"), action: delRP}, true},
+		{"billing-app", request{principal: role("billing-api"), action: del}, true},
+		{"billing-app", request{principal: role("billing-api"), action: cancel}, true},
+		{"billing-app", request{principal: outsider, action: putRP}, true},
+		{"billing-app", request{principal: "arn:aws:iam::" + exampleAccount + ":root", action: delRP}, true},
+		{"billing-app", request{principal: f.roleArn(t, mySQLSingleUser), action: update}, true},
+		{"billing-app", request{principal: f.roleArn(t, mySQLSingleUser), action: putRP}, true},
+		{"billing-app", request{principal: watch, action: update}, true},
+		{"orders-admin", request{principal: issuer, vpce: "ENDPOINT", action: update}, true},
+		{"orders-admin", request{principal: sso, action: update}, false},
+		{"orders-admin", request{principal: sso, action: putRP}, false},
+		{"orders-admin", request{principal: sso, action: delRP}, false},
+		{"orders-admin", request{principal: sso, action: del}, false},
+		{"orders-master", request{principal: "arn:aws:iam::" + exampleAccount + ":root", action: putRP}, false},
+		{"billing-app", request{principal: deployer, action: update}, false},
+		{"billing-app", request{principal: deployer, action: putRP}, false},
+		{"billing-app", request{principal: deployer, action: delRP}, false},
+		{"billing-app", request{principal: deployer, action: del}, false},
+		{"billing-app", request{principal: deployer, action: cancel}, false},
+		{"webhook-signing-key", request{principal: deployer, action: update}, false},
+		// The deploy role does not read, write versions or move labels.
+		{"billing-app", request{principal: deployer, action: get}, true},
+		{"billing-app", request{principal: deployer, action: put}, true},
+		{"billing-app", request{principal: deployer, action: mv}, true},
+		// Another account's bootstrap role, or another qualifier's, is not the deploy role.
+		{"billing-app", request{principal: "arn:aws:iam::" + exampleAccount + ":role/cdk-other-cfn-exec-role-" + exampleAccount + "-" + exampleRegion, action: putRP}, true},
+		// RotateSecret stays IAM's to allow (operators rotate by hand),
+		// with the secret's own function; naming another function is
+		// for admins and the deploy role only.
+		{"billing-app", request{principal: role("ops"), action: rotate}, false},
+		{"billing-app", request{principal: role("ops"), action: rotate, lambda: mysqlFn}, false},
+		{"billing-app", request{principal: role("ops"), action: rotate, lambda: otherLambda}, true},
+		{"billing-app", request{principal: role("billing-api"), action: rotate, lambda: getAtt(f.functionID(t, postgresSingleUser), "Arn")}, true},
+		{"billing-app", request{principal: deployer, action: rotate, lambda: otherLambda}, false},
+		{"orders-admin", request{principal: sso, action: rotate, lambda: otherLambda}, false},
 		// AWS services acting as themselves are not in the policy's way.
 		{"billing-app", request{service: true, action: get}, false},
+		{"billing-app", request{service: true, action: putRP}, false},
 		{"billing-app", request{service: true, action: put}, false},
 		// requireVpcEndpoint: readers must come through the suite's endpoint.
 		{"orders-app", request{principal: role("orders-api-task"), action: get}, true},
@@ -372,6 +447,49 @@ func TestPolicyDeniesReadsAndWritesByOthers(t *testing.T) {
 			got, sid := denied(f.policyOf(t, f.secretRefOf(t, tc.secret)), r)
 			if got != tc.want {
 				t.Errorf("denied = %v (%s), want %v", got, sid, tc.want)
+			}
+		})
+	}
+}
+
+// bootstrapRole is the CloudFormation execution role of the CDK bootstrap
+// with the default qualifier, which deploys the stack.
+func bootstrapRole(account, region string) string {
+	return "arn:aws:iam::" + account + ":role/cdk-hnb659fds-cfn-exec-role-" + account + "-" + region
+}
+
+// TestDeployRoleMayChangeEverySecretAndPolicy: CloudFormation updates the
+// secrets (UpdateSecret: description, KMS key), their policies
+// (PutResourcePolicy, DeleteResourcePolicy), their rotation
+// (RotateSecret, CancelRotateSecret) and deletes what it created, as the
+// deploy role; no policy of any fixture may deny it, or the next deploy
+// fails. A config's deployRoleArn replaces the bootstrap role.
+func TestDeployRoleMayChangeEverySecretAndPolicy(t *testing.T) {
+	actions := []string{"UpdateSecret", "PutResourcePolicy", "DeleteResourcePolicy", "DeleteSecret", "CancelRotateSecret", "RotateSecret", "TagResource", "UntagResource", "DescribeSecret"}
+	for name, lf := range map[string]*lazyFixture{"example": example, "minimal": minimal, "rdsOnly": rdsOnly} {
+		t.Run(name, func(t *testing.T) {
+			f := lf.get(t)
+			deployer, other := bootstrapRole(f.cfg.Account, f.cfg.Region), f.cfg.DeployRoleArn
+			if f.cfg.DeployRoleArn != "" {
+				deployer, other = other, deployer
+			}
+			for _, s := range f.cfg.Secrets {
+				policy := f.policyOf(t, f.secretRefOf(t, s.Name))
+				for _, a := range actions {
+					r := request{principal: deployer, action: "secretsmanager:" + a}
+					if a == "RotateSecret" {
+						r.lambda = getAtt(f.functionID(t, rotary.FunctionType(s.Type)), "Arn")
+					}
+					if d, sid := denied(policy, r); d {
+						t.Errorf("%s: the policy (%s) denies %s to the deploy role %s", s.Name, sid, a, deployer)
+					}
+				}
+				if other == "" {
+					continue
+				}
+				if d, _ := denied(policy, request{principal: other, action: "secretsmanager:PutResourcePolicy"}); !d {
+					t.Errorf("%s: %s may replace the policy, though deployRoleArn is %s", s.Name, other, f.cfg.DeployRoleArn)
+				}
 			}
 		})
 	}

@@ -45,6 +45,9 @@ func NewStack(scope constructs.Construct, cfg *config.Config) (*Stack, error) {
 		EndpointPrivateDns:     cfg.SecretsManagerEndpoint.PrivateDNS,
 		StaleRotationCheck:     jsii.Bool(cfg.Alarms.StaleRotationCheck),
 	}
+	if cfg.DeployRoleArn != "" {
+		props.DeployRoleArn = jsii.String(cfg.DeployRoleArn)
+	}
 	if len(cfg.Alarms.Emails) > 0 {
 		props.AlarmEmails = jsii.Strings(cfg.Alarms.Emails...)
 	}

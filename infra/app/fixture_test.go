@@ -166,11 +166,12 @@ var minimal = &lazyFixture{load: func() (*fixture, error) {
 }}
 
 // rdsOnlyYAML has two rds-master secrets without databases: no login
-// mode, no VPC.
+// mode, no VPC; a pipeline deploys it with its own role.
 const rdsOnlyYAML = `
 account: "444455556666"
 region: us-east-2
 stackName: RotaryRdsOnly
+deployRoleArn: arn:aws:iam::444455556666:role/pipeline/rotary-deploy
 secrets:
   - {name: one, type: rds-master, arn: 'arn:aws:secretsmanager:us-east-2:444455556666:secret:one-AbCdEf', rdsDatabaseArn: 'arn:aws:rds:us-east-2:444455556666:db:one', schedule: rate(30 days), readers: []}
   - {name: two, type: rds-master, arn: 'arn:aws:secretsmanager:us-east-2:444455556666:secret:two-AbCdEf', rdsDatabaseArn: 'arn:aws:rds:us-east-2:444455556666:cluster:two', schedule: rate(30 days), readers: []}

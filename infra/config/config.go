@@ -61,6 +61,12 @@ type Config struct {
 	Secrets []SecretConfig `yaml:"secrets"`
 	// Tags are added to every resource of the stack.
 	Tags map[string]string `yaml:"tags"`
+	// DeployRoleArn is the IAM role CloudFormation deploys the stack with,
+	// which the secrets' resource policies let update the secrets and
+	// their policies (optional; default: the CDK bootstrap's CloudFormation
+	// execution role, cdk-QUALIFIER-cfn-exec-role-ACCOUNT-REGION). Set it
+	// for a pipeline or a custom synthesizer that deploys with another role.
+	DeployRoleArn string `yaml:"deployRoleArn"`
 
 	// dir is the directory the file was read from.
 	dir string
@@ -615,6 +621,13 @@ func (c *Config) Validate() error {
 	} else if _, ok := RetentionDaysAllowed[c.LogRetentionDays]; !ok {
 		v.addf("field logRetentionDays: %d is not a CloudWatch Logs retention; use one of %s", c.LogRetentionDays, allowedRetentions())
 	}
+	if c.DeployRoleArn != "" {
+		if m := deployRoleRe.FindStringSubmatch(c.DeployRoleArn); m == nil {
+			v.addf("field deployRoleArn: %q is not an IAM role ARN (arn:aws:iam::%s:role/NAME, with its path if it has one, no wildcards)", c.DeployRoleArn, c.Account)
+		} else if m[1] != c.Account {
+			v.addf("field deployRoleArn: %q is in account %s, not %s: CloudFormation deploys the stack with a role of the stack's account", c.DeployRoleArn, m[1], c.Account)
+		}
+	}
 	validateFunction(v, "function", c.Function)
 	fnTypes := make([]string, 0, len(c.Functions))
 	for t := range c.Functions {
@@ -1063,6 +1076,9 @@ func (c *Config) validateAccess(v *validator, where string, s SecretConfig) {
 // validatePrincipal checks one readers or admins entry: the ARN of an IAM
 // role or user of the stack's account (IAM's * wildcard allowed, as in
 // aws:PrincipalArn with ArnLike), or, for admins, the account's root user.
+// deployRoleRe matches a role ARN without wildcards; group 1 is its account.
+var deployRoleRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9+=,.@_/-]+$`)
+
 func (c *Config) validatePrincipal(v *validator, where, field, arn string, admin bool) {
 	kinds := "an IAM role or user ARN"
 	if admin {

@@ -117,6 +117,9 @@ func TestErrorsNameEntryAndField(t *testing.T) {
 	}{
 		{"bad account", [2]string{`"111122223333"`, `"12345"`}, "", []string{"field account"}},
 		{"bad region", [2]string{"region: eu-west-1", "region: europe"}, "", []string{"field region"}},
+		{"deploy role a user", [2]string{"region: eu-west-1", "region: eu-west-1\ndeployRoleArn: arn:aws:iam::111122223333:user/deployer"}, "", []string{"field deployRoleArn", "not an IAM role ARN"}},
+		{"deploy role wildcard", [2]string{"region: eu-west-1", "region: eu-west-1\ndeployRoleArn: arn:aws:iam::111122223333:role/cdk-*"}, "", []string{"field deployRoleArn", "no wildcards"}},
+		{"deploy role elsewhere", [2]string{"region: eu-west-1", "region: eu-west-1\ndeployRoleArn: arn:aws:iam::444455556666:role/deployer"}, "", []string{"field deployRoleArn", "444455556666"}},
 		{"unknown field", [2]string{"region: eu-west-1", "region: eu-west-1\nregoin: x"}, "", []string{"regoin"}},
 		{"unknown type", [2]string{"type: postgres-single-user", "type: oracle"}, "", []string{"secrets[0] (admin)", "field type", "oracle"}},
 		{"partial arn", [2]string{"secret:admin-Ab12Cd", "secret:admin"}, "", []string{"secrets[0] (admin)", "field arn", "complete"}},

@@ -1,6 +1,7 @@
 package rotary
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -29,8 +30,9 @@ type SecretAccess struct {
 	// sessions: an assumed-role session's aws:PrincipalArn is its role's ARN.
 	Readers []string
 	// Admins are break-glass principals: role or user ARNs, or the account
-	// root user (arn:aws:iam::ACCOUNT:root). They may read, write versions
-	// and move labels; every write alerts as a manual override.
+	// root user (arn:aws:iam::ACCOUNT:root). They may read, write versions,
+	// move labels, update, delete and change the policy of the secret;
+	// every write alerts as a manual override.
 	Admins []string
 	// RequireVpcEndpoint denies reads that do not come through the suite's
 	// Secrets Manager endpoint (SuiteProps.SecretsManagerEndpoint), except
@@ -40,9 +42,11 @@ type SecretAccess struct {
 
 // Statement IDs of a secret's resource policy.
 const (
-	SidDenyRead         = "DenyReadExceptReadersAdminsAndSuite"
-	SidDenyVersionWrite = "DenyVersionWritesExceptRotationAndAdmins"
-	SidDenyReadOutside  = "DenyReadOutsideVpcEndpoint"
+	SidDenyRead           = "DenyReadExceptReadersAdminsAndSuite"
+	SidDenyVersionWrite   = "DenyVersionWritesExceptRotationAndAdmins"
+	SidDenySecretChange   = "DenySecretAndPolicyChangesExceptAdminsAndDeployer"
+	SidDenyRotationTarget = "DenyOtherRotationFunctionExceptAdminsAndDeployer"
+	SidDenyReadOutside    = "DenyReadOutsideVpcEndpoint"
 )
 
 // ReadActions are what the policy denies to everyone but the readers,
@@ -54,6 +58,23 @@ var ReadActions = []string{"secretsmanager:GetSecretValue"}
 // VersionWriteActions are what the policy denies to everyone but the
 // secret's rotation function and admins: writing a version, moving labels.
 var VersionWriteActions = []string{"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+
+// SecretChangeActions are what the policy denies to everyone but admins
+// and the principal that deploys the stack (CloudFormation updates the
+// secret and its policy with it): UpdateSecret (with a SecretString it
+// writes a new AWSCURRENT version, and it can change the KMS key),
+// PutResourcePolicy and DeleteResourcePolicy (either would remove these
+// denies), DeleteSecret (an application cannot log in with a deleted
+// secret), and CancelRotateSecret (it turns rotation off, so a leaked
+// password would stay valid).
+var SecretChangeActions = []string{"secretsmanager:UpdateSecret", "secretsmanager:PutResourcePolicy", "secretsmanager:DeleteResourcePolicy",
+	"secretsmanager:DeleteSecret", "secretsmanager:CancelRotateSecret"}
+
+// RotateAction stays governed by IAM alone (operators start a rotation by
+// hand during an incident), except that the policy denies naming another
+// rotation function than the secret's: RotateSecret with a
+// RotationLambdaARN would hand the next password to that function.
+const RotateAction = "secretsmanager:RotateSecret"
 
 // PrincipalArnOK reports whether arn is what SecretAccess accepts: an IAM
 // role or user ARN (with * wildcards, single ones, as EventBridge refuses
@@ -159,8 +180,13 @@ func (s *Suite) attachPolicy(scope constructs.Construct, where string, arn *stri
 	if access.RequireVpcEndpoint && s.endpoint == nil {
 		return fmt.Errorf("%s: field Access.RequireVpcEndpoint needs the suite's endpoint: set SuiteProps.SecretsManagerEndpoint", where)
 	}
+	deployer, err := s.deployRole()
+	if err != nil {
+		return fmt.Errorf("%s: field Access: %w", where, err)
+	}
 	s.access[*arn] = &secretAccess{access: *access, fn: fn}
 	key := *arn
+	adminsAndDeployer := dedupe(append(toAny(access.Admins), deployer))
 	stmts := []awsiam.PolicyStatement{
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String(SidDenyRead),
@@ -181,6 +207,32 @@ func (s *Suite) attachPolicy(scope constructs.Construct, where string, arn *stri
 			Resources:  jsii.Strings("*"),
 			Conditions: &map[string]any{
 				"ArnNotLike":   map[string]any{"aws:PrincipalArn": dedupe(append(toAny(access.Admins), *fn.Role.RoleArn()))},
+				"BoolIfExists": notAWSService,
+			},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(SidDenySecretChange),
+			Effect:     awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+			Actions:    jsii.Strings(SecretChangeActions...),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{
+				"ArnNotLike":   map[string]any{"aws:PrincipalArn": adminsAndDeployer},
+				"BoolIfExists": notAWSService,
+			},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(SidDenyRotationTarget),
+			Effect:     awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+			Actions:    jsii.Strings(RotateAction),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{
+				// Only a call that names a function: a RotateSecret
+				// without one rotates with the secret's own.
+				"Null":         map[string]any{"secretsmanager:RotationLambdaARN": "false"},
+				"ArnNotEquals": map[string]any{"secretsmanager:RotationLambdaARN": *fn.Function.FunctionArn()},
+				"ArnNotLike":   map[string]any{"aws:PrincipalArn": adminsAndDeployer},
 				"BoolIfExists": notAWSService,
 			},
 		}),
@@ -211,6 +263,28 @@ func (s *Suite) attachPolicy(scope constructs.Construct, where string, arn *stri
 		BlockPublicPolicy: jsii.Bool(true),
 	})
 	return nil
+}
+
+// deployRole is the ARN of the principal that deploys the stack, which
+// the policy lets update the secret and its policy: SuiteProps.DeployRoleArn,
+// or the CloudFormation execution role of the stack's DefaultStackSynthesizer
+// (the bootstrap's cdk-QUALIFIER-cfn-exec-role-ACCOUNT-REGION).
+func (s *Suite) deployRole() (arn any, err error) {
+	if s.props.DeployRoleArn != nil && *s.props.DeployRoleArn != "" {
+		return *s.props.DeployRoleArn, nil
+	}
+	if d, ok := s.stack.Synthesizer().(awscdk.DefaultStackSynthesizer); ok {
+		// A subclass that has no execution role throws in the getter.
+		defer func() {
+			if recover() != nil {
+				arn, err = nil, errors.New("the stack's synthesizer has no CloudFormation execution role; set SuiteProps.DeployRoleArn to the role CloudFormation deploys the stack with (the policy lets it update the secret and the policy)")
+			}
+		}()
+		// The synthesizer leaves ${AWS::Partition} (and an unknown
+		// account or region) as placeholders, which Fn::Sub resolves.
+		return awscdk.Fn_Sub(d.CloudFormationExecutionRoleArn(), nil), nil
+	}
+	return nil, fmt.Errorf("the stack's synthesizer is no DefaultStackSynthesizer, so the suite does not know who deploys it; set SuiteProps.DeployRoleArn to the role CloudFormation deploys the stack with (the policy lets it update the secret and the policy)")
 }
 
 func toAny(ss []string) []any {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -79,6 +80,80 @@ func TestOutsideEndpointDenySparesFunctionsOutsideTheVpc(t *testing.T) {
 		if !found {
 			t.Errorf("no resource policy on %s", secret)
 		}
+	}
+}
+
+// TestPolicySparesTheDeployRole: the denies of secret and policy changes
+// spare the role CloudFormation deploys with: the default synthesizer's
+// execution role (the CDK bootstrap's, partition left to Fn::Sub),
+// DeployRoleArn when set; with another synthesizer the suite cannot know
+// it and says which field to set.
+func TestPolicySparesTheDeployRole(t *testing.T) {
+	bootstrap := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::210987654321:role/cdk-hnb659fds-cfn-exec-role-210987654321-us-west-2"}
+	pipeline := "arn:aws:iam::210987654321:role/pipeline/deploy"
+	for _, tc := range []struct {
+		name     string
+		legacy   bool
+		deployer *string
+		want     any
+	}{
+		{"default synthesizer", false, nil, bootstrap},
+		{"DeployRoleArn", false, jsii.String(pipeline), pipeline},
+		{"DeployRoleArn with another synthesizer", true, jsii.String(pipeline), pipeline},
+		{"another synthesizer", true, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.legacy {
+				e.stack = awscdk.NewStack(awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())}), jsii.String("Legacy"), &awscdk.StackProps{
+					Env:         &awscdk.Environment{Account: jsii.String("210987654321"), Region: jsii.String("us-west-2")},
+					Synthesizer: awscdk.NewLegacyStackSynthesizer(),
+				})
+			}
+			s, err := NewSuite(e.stack, jsii.String("Rotation"), &SuiteProps{DistDir: jsii.String(e.dist), DeployRoleArn: tc.deployer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			admin := "arn:aws:iam::210987654321:role/breakglass"
+			_, err = s.RotateSecret(jsii.String("R"), &RotateSecretProps{Secret: imported(e, secretA), Type: RandomSecret, Schedule: jsii.String("rate(1 day)"),
+				Access: &SecretAccess{Readers: []string{}, Admins: []string{admin}}})
+			if tc.want == nil {
+				if err == nil || !strings.Contains(err.Error(), "DeployRoleArn") {
+					t.Errorf("RotateSecret error = %v, want one naming DeployRoleArn", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := resourceProps(assertions.Template_FromStack(e.stack, nil), "AWS::SecretsManager::ResourcePolicy")
+			if len(ps) != 1 {
+				t.Fatalf("%d resource policies, want 1", len(ps))
+			}
+			seen := map[string]bool{}
+			for _, st := range ps[0]["ResourcePolicy"].(map[string]any)["Statement"].([]any) {
+				stmt := st.(map[string]any)
+				sid, _ := stmt["Sid"].(string)
+				seen[sid] = true
+				got, _ := json.Marshal(stmt["Condition"].(map[string]any)["ArnNotLike"].(map[string]any)["aws:PrincipalArn"])
+				want, _ := json.Marshal([]any{admin, tc.want})
+				switch sid {
+				case SidDenySecretChange, SidDenyRotationTarget:
+					if string(got) != string(want) {
+						t.Errorf("%s spares %s, want %s", sid, got, want)
+					}
+				default:
+					if strings.Contains(string(got), "cfn-exec-role") || strings.Contains(string(got), "pipeline") {
+						t.Errorf("%s spares the deploy role: %s", sid, got)
+					}
+				}
+			}
+			for _, sid := range []string{SidDenyRead, SidDenyVersionWrite, SidDenySecretChange, SidDenyRotationTarget} {
+				if !seen[sid] {
+					t.Errorf("no statement %s", sid)
+				}
+			}
+		})
 	}
 }
 

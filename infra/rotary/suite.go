@@ -192,6 +192,13 @@ type SuiteProps struct {
 	// NON_COMPLIANT, i.e. its rotation did not happen as scheduled. Needs an
 	// AWS Config recorder in the account. Default: false.
 	StaleRotationCheck *bool
+	// DeployRoleArn is the role CloudFormation deploys the stack with. A
+	// secret's resource policy lets only it and the secret's admins
+	// update or delete the secret, change its policy or cancel its
+	// rotation, so later deploys keep working. Default: the CloudFormation
+	// execution role of the stack's DefaultStackSynthesizer (the CDK
+	// bootstrap's); required with another synthesizer.
+	DeployRoleArn *string
 }
 
 // Suite is the set of rotation functions one team deploys, with the alarm
