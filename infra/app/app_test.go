@@ -4,6 +4,7 @@ package app
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -542,6 +543,21 @@ func TestRDSMasterWithoutLoginNeedsNoVpc(t *testing.T) {
 	}
 	if _, set := p["ReservedConcurrentExecutions"]; set {
 		t.Errorf("rds-master without a login reaches no database, yet has a reservation %v", p["ReservedConcurrentExecutions"])
+	}
+	// Each secret is bound to its own database, and to nothing else.
+	var bound map[string]string
+	vars, _ := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if v, ok := vars[rotary.EnvRDSBindings].(string); !ok || json.Unmarshal([]byte(v), &bound) != nil {
+		t.Fatalf("%s = %v, want a JSON object", rotary.EnvRDSBindings, vars[rotary.EnvRDSBindings])
+	}
+	if want := map[string]string{
+		"arn:aws:secretsmanager:us-east-2:444455556666:secret:one-AbCdEf": "arn:aws:rds:us-east-2:444455556666:db:one",
+		"arn:aws:secretsmanager:us-east-2:444455556666:secret:two-AbCdEf": "arn:aws:rds:us-east-2:444455556666:cluster:two",
+	}; !reflect.DeepEqual(bound, want) {
+		t.Errorf("%s\n got %v\nwant %v", rotary.EnvRDSBindings, bound, want)
+	}
+	if _, set := vars[rotary.EnvElastiCacheBindings]; set {
+		t.Errorf("rds-master has %s", rotary.EnvElastiCacheBindings)
 	}
 	check(t, "no security groups", func() { f.template.ResourceCountIs(jsii.String("AWS::EC2::SecurityGroup"), jsii.Number(0)) })
 	var got []string

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -112,6 +113,33 @@ func TestRDSMasterLoginModeIsAllOrNothing(t *testing.T) {
 	_, err = Parse([]byte(strings.NewReplacer("DB1", "", "DB2", "").Replace(rdsMasterYAML)+"function: {environment: {ROTARY_RDS_MASTER_LOGIN: 'true'}}\n"), ".")
 	if err == nil || !strings.Contains(err.Error(), "ROTARY_RDS_MASTER_LOGIN is set by the app") {
 		t.Errorf("login switch in the environment: %v", err)
+	}
+	for _, k := range []string{EnvRDSBindings, EnvElastiCacheBindings} {
+		_, err = Parse([]byte(strings.NewReplacer("DB1", "", "DB2", "").Replace(rdsMasterYAML)+"function: {environment: {"+k+": '{}'}}\n"), ".")
+		if err == nil || !strings.Contains(err.Error(), k+" is set by the app from each") {
+			t.Errorf("bindings in the environment: %v", err)
+		}
+	}
+}
+
+// TestBindingsFitLambdasEnvironment: the secrets of one rds-master
+// function are bound in one variable; a config that would take the
+// function's environment over Lambda's 4 KB is refused, naming the fix.
+func TestBindingsFitLambdasEnvironment(t *testing.T) {
+	src := func(n int) string {
+		var b strings.Builder
+		b.WriteString("account: \"111122223333\"\nregion: eu-west-1\nsecrets:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  - {name: master-%02d, type: rds-master, arn: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:master-%02d-Ab12Cd', rdsDatabaseArn: 'arn:aws:rds:eu-west-1:111122223333:db:database-%02d', schedule: rate(30 days), readers: []}\n", i, i, i)
+		}
+		return b.String()
+	}
+	if _, err := Parse([]byte(src(20)), "."); err != nil {
+		t.Fatalf("20 rds-master secrets: %v", err)
+	}
+	_, err := Parse([]byte(src(40)), ".")
+	if err == nil || !strings.Contains(err.Error(), "the rds-master function would serve 40 secrets") || !strings.Contains(err.Error(), "over Lambda's 4096") {
+		t.Fatalf("40 rds-master secrets: %v, want the environment refused as too large", err)
 	}
 }
 

@@ -711,6 +711,7 @@ func (c *Config) Validate() error {
 			arns[s.ARN] = s.Name
 		}
 	}
+	c.validateBindingsSize(v)
 	if c.Issuer != nil {
 		c.validateIssuer(v)
 	}
@@ -963,6 +964,10 @@ func validateFunction(v *validator, where string, f FunctionConfig) {
 			v.addf("%s: field environment: %s is set by the app: set mysqlMarkerDatabase", where, k)
 		case EnvIssuerRoles:
 			v.addf("%s: field environment: %s is set by the app from issuer.roles", where, k)
+		case EnvRDSBindings:
+			v.addf("%s: field environment: %s is set by the app from each rds-master secret's rdsDatabaseArn", where, k)
+		case EnvElastiCacheBindings:
+			v.addf("%s: field environment: %s is set by the app from each elasticache-user secret's elasticacheUserArn", where, k)
 		}
 		if k == EnvRDSMasterLogin {
 			v.addf("%s: field environment: %s is set by the app: set database on the rds-master secrets for the login mode (the function then runs in the VPC with a rule to each database port), or on none", where, k)
@@ -1054,6 +1059,64 @@ func (c *Config) validateElastiCacheArn(v *validator, where, typ, field, value s
 // (pkg/credentials/rdsmaster), which the app sets from the secrets'
 // database fields.
 const EnvRDSMasterLogin = "ROTARY_RDS_MASTER_LOGIN"
+
+// EnvRDSBindings and EnvElastiCacheBindings bind each rds-master
+// (elasticache-user) secret to its database (user), which the app sets
+// from rdsDatabaseArn (elasticacheUserArn) (infra/rotary).
+const (
+	EnvRDSBindings         = "ROTARY_RDS_BINDINGS"
+	EnvElastiCacheBindings = "ROTARY_ELASTICACHE_BINDINGS"
+)
+
+// MaxLambdaEnvironment is Lambda's limit on the total size of a
+// function's environment variables (names and values), and
+// envHeadroom what the app may add besides the bindings and the
+// configured environment (SECRETS_MANAGER_ENDPOINT, the login switch).
+const (
+	MaxLambdaEnvironment = 4096
+	envHeadroom          = 256
+)
+
+// validateBindingsSize refuses a config whose rds-master or
+// elasticache-user function would have an environment larger than
+// Lambda allows: the app binds each secret of those functions to its
+// resource in one variable (EnvRDSBindings, EnvElastiCacheBindings), the
+// ARN of a created secret counted as Secrets Manager will make it.
+func (c *Config) validateBindingsSize(v *validator) {
+	size := map[string]int{}
+	count := map[string]int{}
+	for _, s := range c.Secrets {
+		target := s.RDSDatabaseARN
+		if s.Type == "elasticache-user" {
+			target = s.ElastiCacheUserARN
+		}
+		if target == "" || (s.Type != "rds-master" && s.Type != "elasticache-user") {
+			continue
+		}
+		arn := s.ARN
+		if arn == "" {
+			arn = "arn:aws:secretsmanager:" + c.Region + ":" + c.Account + ":secret:" + s.Name + "-XXXXXX"
+		}
+		size[s.Type] += len(arn) + len(target) + 6 // two quoted strings, a colon, a comma
+		count[s.Type]++
+	}
+	for _, typ := range []string{"rds-master", "elasticache-user"} {
+		if count[typ] == 0 {
+			continue
+		}
+		name := EnvRDSBindings
+		if typ == "elasticache-user" {
+			name = EnvElastiCacheBindings
+		}
+		total := len(name) + 2 + size[typ] + envHeadroom
+		for k, val := range c.FunctionFor(typ).Environment {
+			total += len(k) + len(val)
+		}
+		if total > MaxLambdaEnvironment {
+			v.addf("secrets: the %s function would serve %d secrets, and binding each to its resource (%s) takes its environment to about %d bytes, over Lambda's %d; deploy some of these secrets from another stack (another config with its own stackName), or shorten functions.%s.environment", typ, count[typ], name, total, MaxLambdaEnvironment, typ)
+		}
+	}
+}
 
 // validateAccess checks who may read and write the secret: readers
 // (required), admins, and requireVpcEndpoint.

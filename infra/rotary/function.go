@@ -1,6 +1,7 @@
 package rotary
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -90,13 +91,70 @@ type Function struct {
 	secrets, masters, keys map[string]bool
 	rdsMasters             map[string]bool
 	ecUsers, ecGroups      map[string]bool
-	keyPolicyDone          bool
+	// bindings are the secret -> resource pairs of EnvRDSBindings or
+	// EnvElastiCacheBindings, in RotateSecret order.
+	bindings      []binding
+	keyPolicyDone bool
+}
+
+// binding binds a secret (its ARN, a token for a secret the stack
+// creates) to the one resource the function may change for it.
+type binding struct {
+	secret *string
+	target string
 }
 
 // EnvRDSMasterLogin switches rds-master to its login mode
 // (pkg/credentials/rdsmaster): testSecret also logs in, which needs a
 // network path to the database.
 const EnvRDSMasterLogin = "ROTARY_RDS_MASTER_LOGIN"
+
+// EnvRDSBindings and EnvElastiCacheBindings bind each secret of an
+// rds-master (elasticache-user) function to its database (user): a JSON
+// object {"<secret ARN>": "<RDS database ARN>"} ({"<secret ARN>":
+// "<ElastiCache user ARN>"}) the suite writes from each RotateSecret's
+// RDSDatabaseArn (ElastiCacheUserArn). The function's role may modify
+// the resources of all its secrets; with the bindings, the function
+// refuses a secret whose fields name another of them
+// (pkg/credentials/rdsmaster, pkg/credentials/redis).
+const (
+	EnvRDSBindings         = "ROTARY_RDS_BINDINGS"
+	EnvElastiCacheBindings = "ROTARY_ELASTICACHE_BINDINGS"
+)
+
+// suiteEnv are the environment variables the suite writes itself, which
+// SuiteProps.Environment and FunctionOptions.Environment may not set.
+var suiteEnv = map[string]string{
+	EnvRDSBindings:         "the suite writes it from each rds-master RotateSecret's RDSDatabaseArn",
+	EnvElastiCacheBindings: "the suite writes it from each elasticache-user RotateSecret's ElastiCacheUserArn",
+}
+
+// bind records that the function may change target for the secret
+// secretArn only, and (re)writes the function's env variable with every
+// binding so far. The value is built with Fn::Join, as the ARN of a
+// secret the stack creates is known only at deployment.
+func (f *Function) bind(env string, secretArn *string, target string) {
+	f.bindings = append(f.bindings, binding{secret: secretArn, target: target})
+	quote := func(v string) *string {
+		b, _ := json.Marshal(v)
+		return jsii.String(string(b))
+	}
+	parts := []*string{jsii.String("{")}
+	for i, b := range f.bindings {
+		if i > 0 {
+			parts = append(parts, jsii.String(","))
+		}
+		if *awscdk.Token_IsUnresolved(b.secret) {
+			// A secret ARN holds no character JSON must escape.
+			parts = append(parts, jsii.String(`"`), b.secret, jsii.String(`"`))
+		} else {
+			parts = append(parts, quote(*b.secret))
+		}
+		parts = append(parts, jsii.String(":"), quote(b.target))
+	}
+	parts = append(parts, jsii.String("}"))
+	f.Function.AddEnvironment(jsii.String(env), awscdk.Fn_Join(jsii.String(""), &parts), nil)
+}
 
 // DefaultReservedConcurrency is the reserved concurrency of a function
 // that logs in to a database, unless FunctionOptions.ReservedConcurrency
@@ -184,6 +242,16 @@ func (s *Suite) newFunction(t FunctionType, login bool) (*Function, error) {
 	if opts.Environment != nil {
 		if _, set := (*opts.Environment)[EnvCredentialTTL]; set {
 			return nil, fmt.Errorf("rotary suite: function %s: field Environment: %s is set by the suite: use FunctionOptions.CredentialTTL", t, EnvCredentialTTL)
+		}
+	}
+	for k, why := range suiteEnv {
+		_, inSuite := env[k]
+		inOpts := false
+		if opts.Environment != nil {
+			_, inOpts = (*opts.Environment)[k]
+		}
+		if inSuite || inOpts {
+			return nil, fmt.Errorf("rotary suite: function %s: field Environment: %s is set by the suite: %s", t, k, why)
 		}
 	}
 	switch {

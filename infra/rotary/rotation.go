@@ -107,16 +107,19 @@ type RotateSecretProps struct {
 	// RDSDatabaseArn is the ARN of the RDS instance (arn:...:db:<id>) or
 	// cluster (arn:...:cluster:<id>) whose master password the secret
 	// holds, for types that set it through the RDS API (rds-master): the
-	// function may describe and modify that database only. Required for
-	// them, refused for others.
+	// function may describe and modify that database only, and is told
+	// (EnvRDSBindings) that this secret is bound to it, so that it
+	// refuses the secret if it names another database of the function.
+	// Required for them, refused for others.
 	RDSDatabaseArn *string
 	// ElastiCacheUserArn is the ARN of the ElastiCache user
 	// (arn:...:elasticache:<region>:<account>:user:<id>) whose passwords
 	// the secret holds, and ReplicationGroupArn the ARN of its replication
 	// group (arn:...:replicationgroup:<id>), for types that change the user
 	// through the ElastiCache API (elasticache-user): the function may
-	// describe and modify that user and describe that group only. Both
-	// required for them, refused for others.
+	// describe and modify that user and describe that group only, and is
+	// told (EnvElastiCacheBindings) that this secret is bound to that
+	// user. Both required for them, refused for others.
 	ElastiCacheUserArn  *string
 	ReplicationGroupArn *string
 	// Repair overrides WatchProps.Repair for this secret: whether the
@@ -244,11 +247,16 @@ func (s *Suite) RotateSecret(id *string, props *RotateSecretProps) (*Rotation, e
 	if props.Database != nil && fn.inVpc {
 		s.allowDatabase(fn, props.Database)
 	}
+	// The role may modify the resources of all the function's secrets:
+	// bind each secret to its own, which the function checks before any
+	// change.
 	if props.RDSDatabaseArn != nil {
 		fn.allowRDSMasterPassword(*props.RDSDatabaseArn)
+		fn.bind(EnvRDSBindings, arn, *props.RDSDatabaseArn)
 	}
 	if props.ElastiCacheUserArn != nil {
 		fn.allowElastiCacheUser(*props.ElastiCacheUserArn, *props.ReplicationGroupArn)
+		fn.bind(EnvElastiCacheBindings, arn, *props.ElastiCacheUserArn)
 	}
 
 	r.Permission = awslambda.NewCfnPermission(r.Construct, jsii.String("InvokePermission"), &awslambda.CfnPermissionProps{

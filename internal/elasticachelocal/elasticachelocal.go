@@ -4,6 +4,8 @@
 // aws-sdk-go-v2 elasticache client. ModifyUser is applied to a real
 // redis-server through ACL commands, as ElastiCache applies it to its
 // nodes: the user is "modifying" for a configurable delay, then "active".
+// Like AWS's, its DescribeUsers can lag (DescribeLag): for a while after a
+// ModifyUser it still shows the user as it was, active.
 // It checks what AWS documents: at most two passwords of 16 to 128
 // printable characters, no change while the user is modifying, and
 // answers UserNotFound, ReplicationGroupNotFoundFault, InvalidUserState and
@@ -64,12 +66,20 @@ type user struct {
 	User
 	status    string
 	passwords int
+	// shown is what DescribeUsers answers until lagUntil.
+	shown    xmlUser
+	lagUntil time.Time
 }
 
 // Server is the stand-in; use it as an http.Handler.
 type Server struct {
 	// Delay is how long a user stays "modifying" after ModifyUser.
 	Delay time.Duration
+	// DescribeLag is how long after a ModifyUser DescribeUsers still shows
+	// the user as it was before the call (active, with its old password
+	// count), as AWS's eventually consistent DescribeUsers may. 0 means
+	// none. Set it before the ModifyUser it applies to.
+	DescribeLag time.Duration
 
 	mu     sync.Mutex
 	users  map[string]*user
@@ -123,6 +133,15 @@ func (s *Server) Status(id string) string {
 		return u.status
 	}
 	return ""
+}
+
+// Lagging reports whether DescribeUsers still shows the user as it was
+// before its last ModifyUser (see DescribeLag).
+func (s *Server) Lagging(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	return ok && time.Now().Before(u.lagUntil)
 }
 
 // Calls returns the actions called so far, in order.
@@ -270,9 +289,14 @@ func (u *user) xml() xmlUser {
 func (s *Server) describeUsers(w http.ResponseWriter, id string) {
 	s.mu.Lock()
 	resp := describeUsersResponse{Xmlns: xmlns, Metadata: metadata{requestID()}}
+	now := time.Now()
 	for _, u := range s.users {
 		if id == "" || id == u.UserID {
-			resp.Users = append(resp.Users, u.xml())
+			if now.Before(u.lagUntil) {
+				resp.Users = append(resp.Users, u.shown)
+			} else {
+				resp.Users = append(resp.Users, u.xml())
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -363,6 +387,9 @@ func (s *Server) modifyUser(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		writeError(w, http.StatusBadRequest, "InvalidUserState", fmt.Sprintf("User %s is in %s state.", id, st))
 		return
+	}
+	if s.DescribeLag > 0 {
+		u.shown, u.lagUntil = u.xml(), time.Now().Add(s.DescribeLag)
 	}
 	u.status = "modifying"
 	u.passwords = len(passwords)

@@ -3,6 +3,7 @@ package rdsmaster
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ const (
 	EnvSettle = "ROTARY_RDS_SETTLE"
 	// EnvPollInterval is the time between two Describe calls of a wait.
 	EnvPollInterval = "ROTARY_RDS_POLL_INTERVAL"
+	// EnvBindings binds each secret the function serves to its database:
+	// a JSON object {"<secret ARN>": "<RDS instance or cluster ARN>"}
+	// that the CDK app writes (see Config.Bindings).
+	EnvBindings = "ROTARY_RDS_BINDINGS"
 )
 
 // Wait bounds and defaults.
@@ -74,6 +79,17 @@ type Config struct {
 	// consistent, and for a while after the call may still show the
 	// database as it was. 0 means DefaultSettle; negative means none.
 	Settle time.Duration
+	// Bindings binds each secret (by ARN) to the RDS instance or cluster
+	// (by ARN) whose master password it holds. The function's role may
+	// modify every database of its secrets, so without it whoever may
+	// write one of them could point it at another of them and have the
+	// function reset that database's master password. With Bindings, a
+	// secret that is not bound, or whose dbInstanceIdentifier
+	// (dbClusterIdentifier) is not its bound database, is refused before
+	// any RDS call. Nil binds nothing: every secret the function is
+	// invoked for may name any database its role may modify (a function
+	// deployed by hand, without ROTARY_RDS_BINDINGS).
+	Bindings dbsecret.Bindings
 }
 
 func (c Config) settle() time.Duration {
@@ -104,8 +120,10 @@ func (c Config) pollInterval() time.Duration {
 // ROTARY_CONNECT_TIMEOUT, ROTARY_STATEMENT_TIMEOUT), ROTARY_RDS_MASTER_LOGIN
 // (a boolean, default false), ROTARY_RDS_WAIT_TIMEOUT (a Go duration
 // from 10s to 14m, default 10m), ROTARY_RDS_SETTLE (0s to 5m, default
-// 30s) and ROTARY_RDS_POLL_INTERVAL (100ms to 1m, default 5s). The RDS client comes from the default AWS
-// configuration chain, so AWS_ENDPOINT_URL_RDS points it at another endpoint.
+// 30s), ROTARY_RDS_POLL_INTERVAL (100ms to 1m, default 5s) and
+// ROTARY_RDS_BINDINGS (see Config.Bindings; unset binds nothing). The RDS
+// client comes from the default AWS configuration chain, so
+// AWS_ENDPOINT_URL_RDS points it at another endpoint.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	db, err := dbsecret.ConfigFromEnv(getenv)
 	if err != nil {
@@ -144,7 +162,43 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.PollInterval = d
 	}
+	if c.Bindings, err = dbsecret.ParseBindings(EnvBindings, getenv(EnvBindings), checkDatabaseARN); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// databaseArnRe is the ARN of an RDS DB instance (db) or cluster.
+var databaseArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:(db|cluster):([a-zA-Z][a-zA-Z0-9-]*)$`)
+
+func checkDatabaseARN(v string) error {
+	if !databaseArnRe.MatchString(v) {
+		return fmt.Errorf("%q is not the ARN of an RDS DB instance (arn:aws:rds:<region>:<account>:db:<id>) or cluster (...:cluster:<id>)", v)
+	}
+	return nil
+}
+
+// checkBinding refuses, with Bindings, a secret that is not bound to the
+// database its version names (see Config.Bindings).
+func (c Config) checkBinding(secretARN string, s *dbsecret.Secret) error {
+	if c.Bindings == nil {
+		return nil
+	}
+	bound, ok := c.Bindings.Lookup(secretARN)
+	if !ok {
+		return fmt.Errorf("%w: secret %s is bound to no database in %s, so this function changes nothing for it; add the secret (with its rdsDatabaseArn) to the deployment that rotates it with this function", ErrInvalid, secretARN, EnvBindings)
+	}
+	m := databaseArnRe.FindStringSubmatch(bound)
+	kind, id := "db", strings.TrimSpace(s.DBInstanceIdentifier)
+	field := "dbInstanceIdentifier"
+	if s.DBClusterIdentifier != "" {
+		kind, id, field = "cluster", strings.TrimSpace(s.DBClusterIdentifier), "dbClusterIdentifier"
+	}
+	// RDS identifiers are case-insensitive (RDS keeps them in lower case).
+	if m == nil || m[1] != kind || !strings.EqualFold(m[2], id) {
+		return fmt.Errorf("%w: field %q is %q, but this secret is bound to %s (%s); the function changes only the database a secret is bound to: set the secret's fields back to that database, or change the secret's rdsDatabaseArn in the deployment", ErrInvalid, field, id, bound, EnvBindings)
+	}
+	return nil
 }
 
 // NewRDSClient builds the RDS API client from the default AWS

@@ -203,7 +203,7 @@ func (m *Master) checkSet(ctx context.Context, req rotation.SetRequest) (_ *dbse
 	if err := sameDatabase(cur, pend); err != nil {
 		return nil, nil, false, err
 	}
-	client, err := m.client(ctx)
+	client, err := m.client(ctx, req.SecretARN, cur)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -239,7 +239,7 @@ func (m *Master) Test(ctx context.Context, req rotation.TestRequest) error {
 	if err != nil {
 		return err
 	}
-	client, err := m.client(ctx)
+	client, err := m.client(ctx, req.SecretARN, pend)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (m *Master) Restore(ctx context.Context, req rotation.RestoreRequest) (bool
 	if err := sameDatabase(cur, pend); err != nil {
 		return false, err
 	}
-	client, err := m.client(ctx)
+	client, err := m.client(ctx, req.SecretARN, cur)
 	if err != nil {
 		return false, err
 	}
@@ -322,7 +322,13 @@ func (m *Master) probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return m.my.Probe(ctx, req)
 }
 
-func (m *Master) client(ctx context.Context) (API, error) {
+// client returns the RDS API client for a step on the secret secretARN
+// whose version s names the database, after checking that the secret is
+// bound to that database (Config.Bindings): every RDS call goes through it.
+func (m *Master) client(ctx context.Context, secretARN string, s *dbsecret.Secret) (API, error) {
+	if err := m.cfg.checkBinding(secretARN, s); err != nil {
+		return nil, err
+	}
 	if m.cfg.NewRDS == nil {
 		return nil, errors.New("this function has no RDS API client")
 	}
@@ -557,7 +563,7 @@ func (w WithLogin) Revoke(ctx context.Context, req rotation.RevokeRequest) error
 	if err != nil {
 		return err
 	}
-	client, err := w.client(ctx)
+	client, err := w.client(ctx, req.SecretARN, cur)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/rotary-secrets/rotary/pkg/rotation"
 )
@@ -17,11 +18,13 @@ import (
 // ElastiCacheUser rotates the password of an ElastiCache (Redis OSS or
 // Valkey) RBAC user through the ElastiCache API (elasticache-user):
 // setSecret calls ModifyUser with Passwords AWSCURRENT's and AWSPENDING's
-// (the access string untouched) and waits, bounded, until the user is
-// active again; testSecret logs in to the replication group's endpoint
+// (the access string untouched) and waits, bounded, until ElastiCache has
+// applied it (the user seen modifying, then active again; DescribeUsers
+// lags); testSecret logs in to the replication group's endpoint
 // over TLS with the pending password. The secret is AWS's format
 // (username, password, user_arn) plus host, port and replication_group_id;
-// the user must be in a user group of that replication group.
+// the user must be in a user group of that replication group. With
+// Config.Bindings, a secret is served only for the user it is bound to.
 type ElastiCacheUser struct {
 	cfg Config
 }
@@ -176,41 +179,115 @@ func sharesGroup(a, b []string) bool {
 }
 
 // modify sets the user's passwords to exactly passwords, waiting for the
-// user to be active before and after, bounded.
+// user to be active before, and after for ElastiCache to have applied the
+// change (waitChange), bounded. When ElastiCache refuses the call because
+// the user is still modifying (a DescribeUsers that lagged showed it
+// active), it waits and asks again: setting the same passwords twice is
+// harmless.
 func (e *ElastiCacheUser) modify(ctx context.Context, api ElastiCacheAPI, id string, passwords []string) error {
-	if err := e.waitActive(ctx, api, id); err != nil {
-		return err
+	bound, every := e.waitBounds()
+	deadline := time.Now().Add(bound)
+	for {
+		if err := e.waitActive(ctx, api, id); err != nil {
+			return err
+		}
+		start := time.Now()
+		_, err := api.ModifyUser(ctx, &elasticache.ModifyUserInput{UserId: aws.String(id), Passwords: passwords})
+		var ae smithy.APIError
+		if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "InvalidUserState" && start.Add(every).Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("ModifyUser %q: %w", id, err)
+			case <-time.After(every):
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ModifyUser %q: %w", id, err)
+		}
+		return e.waitChange(ctx, api, id, start)
 	}
-	if _, err := api.ModifyUser(ctx, &elasticache.ModifyUserInput{UserId: aws.String(id), Passwords: passwords}); err != nil {
-		return fmt.Errorf("ModifyUser %q: %w", id, err)
-	}
-	return e.waitActive(ctx, api, id)
 }
 
-func (e *ElastiCacheUser) waitActive(ctx context.Context, api ElastiCacheAPI, id string) error {
-	bound := e.cfg.WaitActive
+func (e *ElastiCacheUser) waitBounds() (bound, every time.Duration) {
+	bound, every = e.cfg.WaitActive, e.cfg.PollInterval
 	if bound <= 0 {
 		bound = DefaultWaitActive
 	}
-	every := e.cfg.PollInterval
 	if every <= 0 {
 		every = 2 * time.Second
 	}
+	return bound, every
+}
+
+// describeStatus returns the user's status as DescribeUsers reports it;
+// "" when ElastiCache answered no user and the wait is over.
+func describeStatus(ctx context.Context, api ElastiCacheAPI, id string) (string, error) {
+	out, err := api.DescribeUsers(ctx, &elasticache.DescribeUsersInput{UserId: aws.String(id)})
+	switch {
+	case err == nil && len(out.Users) == 1:
+		return aws.ToString(out.Users[0].Status), nil
+	case err != nil && ctx.Err() == nil:
+		return "", fmt.Errorf("describe the ElastiCache user %q: %w", id, err)
+	}
+	return "", nil
+}
+
+func (e *ElastiCacheUser) waitActive(ctx context.Context, api ElastiCacheAPI, id string) error {
+	bound, every := e.waitBounds()
 	wctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	status := ""
 	for {
-		out, err := api.DescribeUsers(wctx, &elasticache.DescribeUsersInput{UserId: aws.String(id)})
-		if err == nil && len(out.Users) == 1 {
-			status = aws.ToString(out.Users[0].Status)
-			if status == "active" {
-				return nil
-			}
-		} else if err != nil && wctx.Err() == nil {
-			return fmt.Errorf("describe the ElastiCache user %q: %w", id, err)
+		st, err := describeStatus(wctx, api, id)
+		if err != nil {
+			return err
+		}
+		if st != "" {
+			status = st // keep the last status ElastiCache reported for the error
+		}
+		if status == "active" {
+			return nil
 		}
 		select {
 		case <-wctx.Done():
+			return fmt.Errorf("the ElastiCache user %q is still %q after %s (%s); the rotation will retry", id, status, bound, EnvWaitActive)
+		case <-time.After(every):
+		}
+	}
+}
+
+// waitChange waits, after a ModifyUser ElastiCache accepted at start,
+// until ElastiCache has applied it: it must first see the user
+// "modifying", then "active". DescribeUsers is eventually consistent: for
+// a while after the call it may still show the user active, as it was,
+// which must not pass for the change done (the pending password would not
+// log in yet, and the next ModifyUser would be refused). A change that is
+// never seen (applied between two polls) counts as applied once Settle
+// has passed since the call with the user active. Bounded by
+// ROTARY_ELASTICACHE_WAIT and ctx.
+func (e *ElastiCacheUser) waitChange(ctx context.Context, api ElastiCacheAPI, id string, start time.Time) error {
+	bound, every := e.waitBounds()
+	wctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	seen, status := false, ""
+	for {
+		st, err := describeStatus(wctx, api, id)
+		if err != nil {
+			return err
+		}
+		if st != "" {
+			status = st
+		}
+		seen = seen || status == "modifying"
+		if status == "active" && (seen || time.Since(start) >= e.cfg.settle()) {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			if !seen {
+				return fmt.Errorf("the ElastiCache user %q is %q after %s and has not yet shown the change ElastiCache accepted (DescribeUsers lags; %s waits %s for that, %s bounds the wait); the rotation will retry", id, status, bound, EnvElastiCacheSettle, e.cfg.settle(), EnvWaitActive)
+			}
 			return fmt.Errorf("the ElastiCache user %q is still %q after %s (%s); the rotation will retry", id, status, bound, EnvWaitActive)
 		case <-time.After(every):
 		}
@@ -229,6 +306,9 @@ func (e *ElastiCacheUser) Set(ctx context.Context, req rotation.SetRequest) erro
 		return err
 	}
 	if err := checkPending(cur, pend); err != nil {
+		return err
+	}
+	if err := e.cfg.checkBinding(req.SecretARN, cur); err != nil {
 		return err
 	}
 	api, err := e.client(ctx)
@@ -260,6 +340,9 @@ func (e *ElastiCacheUser) Probe(ctx context.Context, req rotation.ProbeRequest) 
 func (e *ElastiCacheUser) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
 	cur, err := e.parse(req.Current)
 	if err != nil {
+		return err
+	}
+	if err := e.cfg.checkBinding(req.SecretARN, cur); err != nil {
 		return err
 	}
 	if err := testLogin(ctx, e.cfg, cur); err != nil {

@@ -50,6 +50,9 @@ func newECFixture(t *testing.T) *ecFixture {
 	cfg.NewElastiCache = func(context.Context) (ElastiCacheAPI, error) { return ec, nil }
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.WaitActive = 10 * time.Second
+	// A change the waits never see (a slow poll after the short delay)
+	// counts as applied after 2s, well within the wait.
+	cfg.Settle = 2 * time.Second
 	return &ecFixture{redis: s, api: api, ec: ec, cfg: cfg}
 }
 
