@@ -45,6 +45,16 @@ func OriginRotation(secretARN string) string { return OriginRotationPrefix + sec
 // OriginIssued is the origin of the users the issuer creates for role.
 func OriginIssued(role string) string { return OriginIssuedPrefix + role }
 
+// Reapable reports whether the reaper of the secret whose rotations make
+// users of origin (OriginRotation of its ARN) may drop u once it has
+// expired: u is of that origin, or issued (an issued user belongs to no
+// secret, and is dead once expired). Another secret's users are not: that
+// secret's AWSCURRENT may be one of them, expired because its rotations
+// failed, and only its own reaper, which keeps its AWSCURRENT, may drop it.
+func Reapable(u ExpiringUser, origin string) bool {
+	return (origin != "" && u.Origin == origin) || strings.HasPrefix(u.Origin, OriginIssuedPrefix)
+}
+
 // ErrNameTooLong is wrapped when a base user's name leaves no room for the
 // suffix of its expiring users under a server's limit.
 var ErrNameTooLong = errors.New("base user name too long for expiring users")

@@ -418,14 +418,20 @@ type ReapResult struct {
 	Kept    int      // expiring users of the base left in place (live, or kept)
 }
 
-// Reap drops the expiring users of base (every origin) whose expiry has
-// passed by the server's clock, except those named in keep (AWSCURRENT's
-// and AWSPENDING's users, say), killing their connections unless
-// keepSessions; it deletes expired markers whose account is gone. The base
-// user and accounts without the marker are never listed, so never dropped.
+// Reap drops the expiring users of base of origin (the reaping secret's
+// dbsecret.OriginRotation) and the issued ones (see dbsecret.Reapable)
+// whose expiry has passed by the server's clock, except those named in
+// keep (AWSCURRENT's and AWSPENDING's users, say), killing their
+// connections unless keepSessions. Another secret's users are never
+// dropped, expired or not: on MariaDB an expired account still logs in,
+// its AWSCURRENT may be one (its rotations failing past its TTL), and only
+// its own reaper knows. Kept counts the users of origin and the issued
+// ones left in place. It deletes those origins' expired markers whose
+// account is gone. The base user and accounts without the marker are
+// never listed, so never dropped.
 // It goes on after a failed drop and returns what it did with the first
 // error.
-func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessions bool) (ReapResult, error) {
+func (a *Admin) Reap(ctx context.Context, base, origin string, keep []string, keepSessions bool) (ReapResult, error) {
 	var res ReapResult
 	marked, err := a.markedUsers(ctx, base)
 	if err != nil {
@@ -438,6 +444,9 @@ func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessio
 	var first error
 	for _, m := range marked {
 		u := m.user
+		if !dbsecret.Reapable(u, origin) {
+			continue // another secret's: its own reaper decides
+		}
 		if u.Name == base || contains(keep, u.Name) || !u.Expired(now) {
 			if m.account {
 				res.Kept++

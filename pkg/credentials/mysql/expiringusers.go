@@ -237,8 +237,9 @@ func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) er
 	})
 }
 
-// Reap drops the base's expiring accounts (of every origin: this secret's
-// and the issuer's) whose expiresAt has passed by the server's clock,
+// Reap drops the base's expiring accounts made by this secret's rotations
+// and by the issuer (never another secret's: see Admin.Reap) whose
+// expiresAt has passed by the server's clock,
 // keeping AWSCURRENT's and AWSPENDING's users, killing their connections
 // unless ROTARY_REAP_KEEP_SESSIONS is set. It needs no login as the
 // application: it drops only expired accounts with Rotary's marker.
@@ -264,7 +265,7 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close()
-	res, err := a.Reap(ctx, cur.base, keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 

@@ -268,13 +268,18 @@ type ReapResult struct {
 	Kept    int      // expiring users of the base left in place (live, or kept)
 }
 
-// Reap drops the expiring users of base (every origin) whose expiry has
-// passed by the server's clock, except those named in keep (AWSCURRENT's
-// and AWSPENDING's users, say), ending their sessions unless keepSessions.
+// Reap drops the expiring users of base of origin (the reaping secret's
+// dbsecret.OriginRotation) and the issued ones (see dbsecret.Reapable)
+// whose expiry has passed by the server's clock, except those named in
+// keep (AWSCURRENT's and AWSPENDING's users, say), ending their sessions
+// unless keepSessions. Another secret's users are never dropped, expired
+// or not: its AWSCURRENT may be one (its rotations failing past its TTL),
+// and only its own reaper knows. Kept counts the users of origin and the
+// issued ones left in place.
 // The base user itself and roles without the marker are never listed, so
 // never dropped. It goes on after a failed drop and returns what it did
 // with the first error.
-func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessions bool) (ReapResult, error) {
+func (a *Admin) Reap(ctx context.Context, base, origin string, keep []string, keepSessions bool) (ReapResult, error) {
 	var res ReapResult
 	users, err := a.ListExpiringUsers(ctx, base)
 	if err != nil {
@@ -286,6 +291,9 @@ func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessio
 	}
 	var first error
 	for _, u := range users {
+		if !dbsecret.Reapable(u, origin) {
+			continue // another secret's: its own reaper decides
+		}
 		if u.Name == base || contains(keep, u.Name) || !u.Expired(now) {
 			res.Kept++
 			continue

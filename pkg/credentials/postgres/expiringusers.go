@@ -233,8 +233,9 @@ func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) er
 	})
 }
 
-// Reap drops the base's expiring users (of every origin: this secret's and
-// the issuer's) whose expiry has passed by the server's clock, keeping
+// Reap drops the base's expiring users made by this secret's rotations and
+// by the issuer (never another secret's: see Admin.Reap) whose expiry has
+// passed by the server's clock, keeping
 // AWSCURRENT's and AWSPENDING's users, ending their sessions unless
 // ROTARY_REAP_KEEP_SESSIONS is set. It needs no login as the application:
 // it drops only expired users with Rotary's marker.
@@ -260,7 +261,7 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close(ctx)
-	res, err := a.Reap(ctx, cur.base, keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 
