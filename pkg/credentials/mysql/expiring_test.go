@@ -149,6 +149,21 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if _, err := a.CreateExpiringUser(ctx, spec); err != nil {
 		t.Fatalf("a repeated create (a retry) fails: %v", err)
 	}
+	// The same name for another origin is a collision, not a retry: it
+	// is refused and the account keeps its password and its origin.
+	taker := spec
+	taker.Origin, taker.Password = dbsecret.OriginIssued("other"), randomPassword(t)
+	if _, err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("a create of the same name for another origin: want ErrNotExpiringUser, got %v", err)
+	}
+	taker.Origin, taker.CreateOnly = spec.Origin, true
+	if _, err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("a create-only of an existing name: want ErrUserExists, got %v", err)
+	}
+	f.ts.mustNotLogin(t, f.cfg, live, taker.Password)
+	if m, err := a.marker(ctx, live, host); err != nil || m == nil || m.Origin != spec.Origin {
+		t.Fatalf("after a colliding create the marker is %+v (err %v), want origin %s", m, err, spec.Origin)
+	}
 	f.ts.mustLogin(t, f.cfg, live, livePW)
 	f.ts.mustNotLogin(t, f.cfg, live, randomPassword(t))
 	f.canSelect(t, live, livePW, true)

@@ -88,6 +88,18 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if err := a.CreateExpiringUser(ctx, spec); err != nil {
 		t.Fatalf("a repeated create (a retry) fails: %v", err)
 	}
+	// The same name for another origin is a collision, not a retry: it
+	// is refused and the user keeps its password and its origin.
+	taker := spec
+	taker.Origin, taker.Password = dbsecret.OriginIssued("other"), newPassword(t)
+	if err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("a create of the same name for another origin: want ErrNotExpiringUser, got %v", err)
+	}
+	taker.Origin, taker.CreateOnly = spec.Origin, true
+	if err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("a create-only of an existing name: want ErrUserExists, got %v", err)
+	}
+	f.mustNotLogin(t, "the taker's password on the collided user", f.secret(t, live, taker.Password, nil))
 	liveSecret := f.secret(t, live, livePW, nil)
 	f.mustLogin(t, "the new expiring user", liveSecret)
 	f.mustNotLogin(t, "the new expiring user with a wrong password", f.secret(t, live, newPassword(t), nil))
@@ -136,6 +148,9 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	for _, u := range users {
 		if u.Name == short && (!u.ExpiresAt.Equal(expires.Truncate(time.Second)) || u.Origin != "rotation:arn:test") {
 			t.Fatalf("listed %+v, want expiry %s and origin rotation:arn:test", u, expires)
+		}
+		if u.Name == live && u.Origin != spec.Origin {
+			t.Fatalf("listed %+v, want origin %s (a colliding create must not rewrite it)", u, spec.Origin)
 		}
 	}
 
