@@ -191,7 +191,8 @@ type ExpiringUserSpec struct {
 // the marker for the same base and origin gets the password (only if it
 // does not already log in with it) and the base user's grants again. An
 // account of that name without that marker (another origin's user: a name
-// collision, never taken over), a base user that does not exist, or a name
+// collision, never taken over), a base user that does not exist or whose
+// grants let it write the marker table (see checkMarkerAccess), or a name
 // not of the base's family or over the server's limit is refused before
 // any change.
 //
@@ -214,6 +215,9 @@ func (a *Admin) CreateExpiringUser(ctx context.Context, spec ExpiringUserSpec) (
 	}
 	host, err := a.BaseHost(ctx, spec.Base, spec.BaseHost)
 	if err != nil {
+		return "", err
+	}
+	if err := a.checkMarkerAccess(ctx, spec.Base, host); err != nil {
 		return "", err
 	}
 	exists, err := a.s.accountExists(ctx, spec.Name, host)

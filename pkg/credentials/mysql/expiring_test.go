@@ -234,3 +234,70 @@ func TestExpiringUserPrimitives(t *testing.T) {
 		t.Fatalf("a base at the limit: %v", err)
 	}
 }
+
+// A base whose grants let it write the marker table would give its
+// expiring users the power to delete their own markers and never be
+// reaped: it is refused before any change, naming the base and the grant.
+func TestExpiringUserRefusesMarkerWriter(t *testing.T) {
+	f := newExpiringFixture(t)
+	ctx := context.Background()
+	a := f.admin(t)
+	now, err := a.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func() (string, error) {
+		name, err := ExpiringUserName(f.base, MySQLNameLimit, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: name, Base: f.base, Origin: dbsecret.OriginIssued("r"), Password: randomPassword(t), ExpiresAt: now.Add(time.Hour)})
+		return name, err
+	}
+	// Allowed: the base that may only read its database (the marker
+	// table exists after this).
+	if _, err := create(); err != nil {
+		t.Fatalf("a base that may only read: %v", err)
+	}
+	markerDB := quoteIdent(f.cfg.MarkerDatabase)
+	role := uniqueName("rt_mrole_")
+	f.ts.exec(t, "CREATE ROLE "+quoteIdent(role))
+	t.Cleanup(func() { _, _ = f.ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(role)) })
+	f.ts.exec(t, "GRANT DELETE ON "+markerDB+".* TO "+quoteIdent(role))
+	acct := f.ts.quote(f.base) + "@'%'"
+	for _, c := range []struct{ what, grant, revoke, priv string }{
+		{"global INSERT", "GRANT INSERT ON *.* TO " + acct, "REVOKE INSERT ON *.* FROM " + acct, "INSERT"},
+		{"DELETE on the marker database", "GRANT DELETE ON " + markerDB + ".* TO " + acct, "REVOKE DELETE ON " + markerDB + ".* FROM " + acct, "DELETE"},
+		{"UPDATE of a column of the marker table", "GRANT UPDATE (marker) ON " + markerDB + "." + MarkerTable + " TO " + acct, "REVOKE UPDATE (marker) ON " + markerDB + "." + MarkerTable + " FROM " + acct, "UPDATE"},
+		{"ALL on a pattern covering the marker database", "GRANT ALL ON `" + strings.ReplaceAll(f.cfg.MarkerDatabase[:len(f.cfg.MarkerDatabase)-2], "_", `\_`) + "%`.* TO " + acct, "REVOKE ALL ON `" + strings.ReplaceAll(f.cfg.MarkerDatabase[:len(f.cfg.MarkerDatabase)-2], "_", `\_`) + "%`.* FROM " + acct, "ALL"},
+		{"DELETE through a role", "GRANT " + quoteIdent(role) + " TO " + acct, "REVOKE " + quoteIdent(role) + " FROM " + acct, "DELETE"},
+	} {
+		f.ts.exec(t, c.grant)
+		name, err := create()
+		f.ts.exec(t, c.revoke)
+		if !errors.Is(err, dbsecret.ErrInvalidSecret) || !strings.Contains(err.Error(), f.base) || !strings.Contains(err.Error(), c.priv) || !strings.Contains(err.Error(), "REVOKE") {
+			t.Fatalf("%s: err = %v, want ErrInvalidSecret naming %q, %s and the REVOKE", c.what, err, f.base, c.priv)
+		}
+		if n := f.ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", name); n != 0 {
+			t.Fatalf("%s: the refused create made the account %q", c.what, name)
+		}
+		if n := f.ts.count(t, "SELECT COUNT(*) FROM "+markerDB+"."+MarkerTable+" WHERE user = ?", name); n != 0 {
+			t.Fatalf("%s: the refused create wrote a marker for %q", c.what, name)
+		}
+	}
+}
+
+func TestObjectCoversTable(t *testing.T) {
+	for _, c := range []struct {
+		object string
+		want   bool
+	}{
+		{"*.*", true}, {"`rotary`.*", true}, {"`rotary`.`expiring_users`", true}, {"`rotary`.`other`", false},
+		{"`app`.*", false}, {"`rot%`.*", true}, {"`r_tary`.*", true}, {"`r\\_tary`.*", false}, {"`rotaryx`.*", false},
+		{"`rot``ary`.*", false},
+	} {
+		if got := objectCoversTable(c.object, "rotary", "expiring_users"); got != c.want {
+			t.Errorf("objectCoversTable(%s) = %v, want %v", c.object, got, c.want)
+		}
+	}
+}
