@@ -271,14 +271,16 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 
 // Revoke drops every account this secret's rotations created (origin
 // rotation:<secret ARN>) but AWSCURRENT's, killing their connections unless
-// ROTARY_REVOKE_KEEP_SESSIONS is set, and, once AWSCURRENT is an expiring
-// user, gives the base user a fresh random password that nobody stores
-// (killing its connections too): the base's password the secret began
-// with is retired. Accounts of other origins (the issuer's, another
-// secret's) are left alone. Before any change it proves that AWSCURRENT
-// logs in and is the base or one of its marked users, that the master may
-// kill connections, and that the server checks the base user's password
-// (else ErrStillValid). It is safe to call twice.
+// ROTARY_REVOKE_KEEP_SESSIONS is set, and, when dbsecret.RetireBase allows
+// (AWSCURRENT is this secret's user, and no other secret's accounts of the
+// base exist: another secret may still hold the base's password), gives the
+// base user a fresh random password that nobody stores (killing its
+// connections too): the base's password the secret began with is retired.
+// The step's log note says which. Accounts of other origins (the issuer's,
+// another secret's) are left alone. Before any change it proves that
+// AWSCURRENT logs in and is the base or one of its marked users, that the
+// master may kill connections, and that the server checks the base user's
+// password (else ErrStillValid). It is safe to call twice.
 func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
 	cur, err := x.parse(ctx, "AWSCURRENT", req.Current)
 	if err != nil {
@@ -308,8 +310,10 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 			drop = append(drop, u)
 		}
 	}
+	// Only when no other secret's users show another holder of the base's
+	// password (RetireBase).
+	retireBase, note := dbsecret.RetireBase(cur.base, cur.Username, origin, users)
 	keep := x.cfg.KeepSessionsOnRevoke
-	retireBase := cur.Username != cur.base
 	var plugin string
 	if retireBase {
 		if plugin, err = a.s.plugin(ctx, cur.base, host); err != nil {
@@ -360,6 +364,9 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	}
 	if err := testLogin(ctx, x.cfg, cur.Secret); err != nil {
 		return fmt.Errorf("AWSCURRENT no longer logs in after revoke: %w", err)
+	}
+	if req.Note != nil {
+		req.Note(note)
 	}
 	return nil
 }
