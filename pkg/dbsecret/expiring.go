@@ -45,6 +45,65 @@ func OriginRotation(secretARN string) string { return OriginRotationPrefix + sec
 // OriginIssued is the origin of the users the issuer creates for role.
 func OriginIssued(role string) string { return OriginIssuedPrefix + role }
 
+// Reapable reports whether the reaper of the secret whose rotations make
+// users of origin (OriginRotation of its ARN) may drop u once it has
+// expired: u is of that origin, or issued (an issued user belongs to no
+// secret, and is dead once expired). Another secret's users are not: that
+// secret's AWSCURRENT may be one of them, expired because its rotations
+// failed, and only its own reaper, which keeps its AWSCURRENT, may drop it.
+func Reapable(u ExpiringUser, origin string) bool {
+	return (origin != "" && u.Origin == origin) || strings.HasPrefix(u.Origin, OriginIssuedPrefix)
+}
+
+// RetireBase decides whether a revoke of the secret whose rotations make
+// users of origin gives the base user a new password nobody stores (so the
+// password the secret began with stops working), and says why in a note
+// for the log. The base user's password may be held by another secret of
+// the same base, which the revoke would lock out, so it is retired only
+// when AWSCURRENT's user (curUser) is one of this secret's expiring users
+// (the secret has moved off the base's password) and no user of another
+// secret's rotations (rotation:<another ARN>) is among users (the base's
+// marked users): such a secret may still hold the base's password, as
+// AWSCURRENT (its rotation unfinished) or to fall back on.
+//
+// A secret of the same base that was never rotated leaves no trace on the
+// server: docs/expiring-users.md tells to rotate every secret of a shared
+// base before revoking one.
+func RetireBase(base, curUser, origin string, users []ExpiringUser) (retire bool, note string) {
+	keep := "the base user " + strconvQuote(base) + "'s password was left as it is: "
+	if curUser == base {
+		return false, keep + "AWSCURRENT is the base user itself"
+	}
+	mine := false
+	var others []string
+	for _, u := range users {
+		if u.Name == curUser && u.Origin == origin {
+			mine = true
+		}
+		if strings.HasPrefix(u.Origin, OriginRotationPrefix) && u.Origin != origin && !containsString(others, strings.TrimPrefix(u.Origin, OriginRotationPrefix)) {
+			others = append(others, strings.TrimPrefix(u.Origin, OriginRotationPrefix))
+		}
+	}
+	switch {
+	case !mine:
+		return false, keep + "AWSCURRENT's user " + strconvQuote(curUser) + " was not made by this secret's rotations"
+	case len(others) > 0:
+		return false, keep + "other secrets rotate users of the same base (" + strings.Join(others, ", ") + ") and may still hold it; when none does, give the base user a new password by hand"
+	}
+	return true, "the base user " + strconvQuote(base) + "'s password was retired: it now has a random password nobody stores, and its sessions were ended unless ROTARY_REVOKE_KEEP_SESSIONS is set"
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrNameTooLong is wrapped when a base user's name leaves no room for the
 // suffix of its expiring users under a server's limit.
 var ErrNameTooLong = errors.New("base user name too long for expiring users")

@@ -26,16 +26,29 @@ func Backends(pg postgres.Config, my mysql.Config) map[string]Backend {
 // second draw one of 32^4 suffixes each.
 const nameAttempts = 5
 
-// fresh draws a name with next until it is none of taken.
-func fresh(next func() (string, error), taken []User) (string, error) {
+// createFresh draws a name with next until it is none of taken (this
+// role's users) and create makes it. create only creates (the engines'
+// CreateOnly): a user of that name that exists already, whoever's it is
+// (another role's, a rotation's, one made meanwhile by a concurrent
+// request), is refused with exists and never taken over, and another name
+// is drawn.
+func createFresh(next func() (string, error), taken []User, exists error, create func(name string) error) (string, error) {
 	for range nameAttempts {
 		name, err := next()
 		if err != nil {
 			return "", err
 		}
-		if !slices.ContainsFunc(taken, func(u User) bool { return u.Name == name }) {
-			return name, nil
+		if slices.ContainsFunc(taken, func(u User) bool { return u.Name == name }) {
+			continue
 		}
+		err = create(name)
+		if errors.Is(err, exists) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return name, nil
 	}
 	return "", fmt.Errorf("no free user name after %d draws; try again", nameAttempts)
 }
@@ -65,12 +78,11 @@ func (b pgBackend) Open(ctx context.Context, master *dbsecret.Secret) (Session, 
 
 func (s pgSession) Create(ctx context.Context, base, role, password string, expiresAt time.Time, taken []User) (User, error) {
 	now := time.Now()
-	name, err := fresh(func() (string, error) { return postgres.ExpiringUserName(base, now) }, taken)
+	name, err := createFresh(func() (string, error) { return postgres.ExpiringUserName(base, now) }, taken, postgres.ErrUserExists, func(name string) error {
+		spec := postgres.ExpiringUserSpec{Name: name, Base: base, Origin: dbsecret.OriginIssued(role), Password: password, ExpiresAt: expiresAt, CreateOnly: true}
+		return s.a.CreateExpiringUser(ctx, spec)
+	})
 	if err != nil {
-		return User{}, err
-	}
-	spec := postgres.ExpiringUserSpec{Name: name, Base: base, Origin: dbsecret.OriginIssued(role), Password: password, ExpiresAt: expiresAt}
-	if err := s.a.CreateExpiringUser(ctx, spec); err != nil {
 		return User{}, err
 	}
 	return User{Name: name, CreatedAt: now.UTC().Truncate(time.Second), ExpiresAt: expiresAt}, nil
@@ -112,12 +124,13 @@ func (s mySession) Create(ctx context.Context, base, role, password string, expi
 		return User{}, err
 	}
 	now := time.Now()
-	name, err := fresh(func() (string, error) { return mysql.ExpiringUserName(base, limit, now) }, taken)
-	if err != nil {
-		return User{}, err
-	}
-	spec := mysql.ExpiringUserSpec{Name: name, Base: base, Origin: dbsecret.OriginIssued(role), Password: password, ExpiresAt: expiresAt}
-	host, err := s.a.CreateExpiringUser(ctx, spec)
+	var host string
+	name, err := createFresh(func() (string, error) { return mysql.ExpiringUserName(base, limit, now) }, taken, mysql.ErrUserExists, func(name string) error {
+		spec := mysql.ExpiringUserSpec{Name: name, Base: base, Origin: dbsecret.OriginIssued(role), Password: password, ExpiresAt: expiresAt, CreateOnly: true}
+		var err error
+		host, err = s.a.CreateExpiringUser(ctx, spec)
+		return err
+	})
 	if err != nil {
 		return User{}, err
 	}

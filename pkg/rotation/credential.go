@@ -122,6 +122,10 @@ type SetRequest struct {
 	// ok is false when the secret has no AWSPREVIOUS version.
 	Previous func(ctx context.Context) (v Version, ok bool, err error)
 	Secrets  SecretStore
+	// Note, when set, records for the step's log line what the revoke did
+	// or chose not to do beyond the secret's own credentials (the base
+	// user's password of expiring users, say). Never a secret value.
+	Note func(string)
 }
 
 // TestRequest asks a credential type to prove that the pending value works.
@@ -173,6 +177,10 @@ type RevokeRequest struct {
 	// when there is none.
 	Previous func(ctx context.Context) (v Version, ok bool, err error)
 	Secrets  SecretStore
+	// Note, when set, records for the step's log line what the revoke did
+	// or chose not to do beyond the secret's own credentials (the base
+	// user's password of expiring users, say). Never a secret value.
+	Note func(string)
 }
 
 // Revoker is an optional ability, found by type assertion: after a rotation
@@ -240,6 +248,10 @@ type RestoreRequest struct {
 	// when there is none.
 	Previous func(ctx context.Context) (v Version, ok bool, err error)
 	Secrets  SecretStore
+	// Note, when set, records for the step's log line what the revoke did
+	// or chose not to do beyond the secret's own credentials (the base
+	// user's password of expiring users, say). Never a secret value.
+	Note func(string)
 }
 
 // Restorer is an optional ability, found by type assertion, for credential

@@ -32,7 +32,7 @@ func (h *Handler) revokeSecret(ctx context.Context, inv *invocation) error {
 	if err := h.validate(ctx, LabelCurrent, cur); err != nil {
 		return err
 	}
-	if err := r.Revoke(ctx, RevokeRequest{SecretARN: inv.arn, Current: cur, Previous: h.previous(inv), Secrets: h.store(inv)}); err != nil {
+	if err := r.Revoke(ctx, RevokeRequest{SecretARN: inv.arn, Current: cur, Previous: h.previous(inv), Secrets: h.store(inv), Note: func(n string) { inv.note = n }}); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	return nil

@@ -44,6 +44,11 @@ const (
 // or drop is not one of its expiring users (no marker, another base).
 var ErrNotExpiringUser = errors.New("not a Rotary expiring user")
 
+// ErrUserExists is wrapped when CreateExpiringUser with CreateOnly finds an
+// account or a marker of that name already (a name drawn twice): draw
+// another.
+var ErrUserExists = errors.New("a user of that name exists")
+
 // Name limits of the server families in characters, the strictest of each:
 // MySQL 5.7 and 8 accept 32, MariaDB 80 (128 from 10.6 on).
 const (
@@ -172,6 +177,10 @@ type ExpiringUserSpec struct {
 	Password string
 	// ExpiresAt is when the reaper may drop the account.
 	ExpiresAt time.Time
+	// CreateOnly refuses (ErrUserExists) an account or a marker of that
+	// name that exists already, whatever its origin: the issuer, which
+	// never retries a create, must not take over another request's user.
+	CreateOnly bool
 }
 
 // CreateExpiringUser writes the marker, creates the account at the base
@@ -179,9 +188,11 @@ type ExpiringUserSpec struct {
 // and gives it the base user's grants, roles, REQUIRE options and resource
 // limits. It returns the account's host. It is safe to repeat with the
 // same spec (a retried rotation): an account of that name that already has
-// the marker for the same base gets the password (only if it does not
-// already log in with it) and the base user's grants again. An account of
-// that name without the marker, a base user that does not exist, or a name
+// the marker for the same base and origin gets the password (only if it
+// does not already log in with it) and the base user's grants again. An
+// account of that name without that marker (another origin's user: a name
+// collision, never taken over), a base user that does not exist or whose
+// grants let it write the marker table (see checkMarkerAccess), or a name
 // not of the base's family or over the server's limit is refused before
 // any change.
 //
@@ -206,6 +217,9 @@ func (a *Admin) CreateExpiringUser(ctx context.Context, spec ExpiringUserSpec) (
 	if err != nil {
 		return "", err
 	}
+	if err := a.checkMarkerAccess(ctx, spec.Base, host); err != nil {
+		return "", err
+	}
 	exists, err := a.s.accountExists(ctx, spec.Name, host)
 	if err != nil {
 		return "", err
@@ -214,11 +228,17 @@ func (a *Admin) CreateExpiringUser(ctx context.Context, spec ExpiringUserSpec) (
 	if err != nil {
 		return "", err
 	}
+	if spec.CreateOnly && (exists || marked != nil) {
+		return "", fmt.Errorf("%w: the account %q@%q (or its marker) already exists; nothing was changed: draw another name", ErrUserExists, spec.Name, host)
+	}
 	if exists && (marked == nil || marked.Base != spec.Base) {
 		return "", fmt.Errorf("%w: the account %q@%q already exists without Rotary's marker for base %q; Rotary changes nothing about it: drop or rename it, then try again", ErrNotExpiringUser, spec.Name, host, spec.Base)
 	}
+	if marked != nil && (marked.Base != spec.Base || marked.Origin != spec.Origin) {
+		return "", fmt.Errorf("%w: the account %q@%q already has Rotary's marker for base %q with another origin (%s), so it is not a retry of this one; Rotary changes nothing about it: remove the pending version (AWSPENDING) and rotate again", ErrNotExpiringUser, spec.Name, host, marked.Base, marked.Origin)
+	}
 	marker := dbsecret.NewMarker(spec.Base, spec.Origin, spec.ExpiresAt)
-	if err := a.writeMarker(ctx, spec.Name, host, marker); err != nil {
+	if err := a.writeMarker(ctx, spec.Name, host, marker, spec.CreateOnly); err != nil {
 		return "", err
 	}
 	acct := a.s.account(spec.Name, host)
@@ -273,8 +293,10 @@ func isNoMarkerTable(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049)
 }
 
-// writeMarker records marker for user@host, creating the table on first use.
-func (a *Admin) writeMarker(ctx context.Context, user, host string, m dbsecret.Marker) error {
+// writeMarker records marker for user@host, creating the table on first
+// use. With insertOnly a row already there (a concurrent create of the same
+// name) is refused with ErrUserExists rather than overwritten.
+func (a *Admin) writeMarker(ctx context.Context, user, host string, m dbsecret.Marker, insertOnly bool) error {
 	create := []string{
 		"CREATE DATABASE IF NOT EXISTS " + quoteIdent(a.markerDatabase()),
 		"CREATE TABLE IF NOT EXISTS " + a.markerTable() + ` (user VARCHAR(128) NOT NULL, host VARCHAR(255) NOT NULL, marker TEXT NOT NULL,
@@ -285,7 +307,15 @@ func (a *Admin) writeMarker(ctx context.Context, user, host string, m dbsecret.M
 			return fmt.Errorf("create the table of Rotary's markers %s (the master user needs CREATE on %s.*; nothing was changed): %w", a.markerTable(), quoteIdent(a.markerDatabase()), err)
 		}
 	}
-	if _, err := a.s.exec(ctx, "INSERT INTO "+a.markerTable()+" (user, host, marker) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE marker = VALUES(marker)", user, host, m.JSON()); err != nil {
+	stmt := "INSERT INTO " + a.markerTable() + " (user, host, marker) VALUES (?, ?, ?)"
+	if !insertOnly {
+		stmt += " ON DUPLICATE KEY UPDATE marker = VALUES(marker)"
+	}
+	if _, err := a.s.exec(ctx, stmt, user, host, m.JSON()); err != nil {
+		var me *mysql.MySQLError
+		if insertOnly && errors.As(err, &me) && me.Number == 1062 {
+			return fmt.Errorf("%w: the marker of %q@%q was written meanwhile; nothing was changed: draw another name", ErrUserExists, user, host)
+		}
 		return fmt.Errorf("record the marker of %q@%q in %s (the master user needs SELECT, INSERT and DELETE on it; nothing was changed): %w", user, host, a.markerTable(), err)
 	}
 	return nil
@@ -418,14 +448,20 @@ type ReapResult struct {
 	Kept    int      // expiring users of the base left in place (live, or kept)
 }
 
-// Reap drops the expiring users of base (every origin) whose expiry has
-// passed by the server's clock, except those named in keep (AWSCURRENT's
-// and AWSPENDING's users, say), killing their connections unless
-// keepSessions; it deletes expired markers whose account is gone. The base
-// user and accounts without the marker are never listed, so never dropped.
+// Reap drops the expiring users of base of origin (the reaping secret's
+// dbsecret.OriginRotation) and the issued ones (see dbsecret.Reapable)
+// whose expiry has passed by the server's clock, except those named in
+// keep (AWSCURRENT's and AWSPENDING's users, say), killing their
+// connections unless keepSessions. Another secret's users are never
+// dropped, expired or not: on MariaDB an expired account still logs in,
+// its AWSCURRENT may be one (its rotations failing past its TTL), and only
+// its own reaper knows. Kept counts the users of origin and the issued
+// ones left in place. It deletes those origins' expired markers whose
+// account is gone. The base user and accounts without the marker are
+// never listed, so never dropped.
 // It goes on after a failed drop and returns what it did with the first
 // error.
-func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessions bool) (ReapResult, error) {
+func (a *Admin) Reap(ctx context.Context, base, origin string, keep []string, keepSessions bool) (ReapResult, error) {
 	var res ReapResult
 	marked, err := a.markedUsers(ctx, base)
 	if err != nil {
@@ -438,6 +474,9 @@ func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessio
 	var first error
 	for _, m := range marked {
 		u := m.user
+		if !dbsecret.Reapable(u, origin) {
+			continue // another secret's: its own reaper decides
+		}
 		if u.Name == base || contains(keep, u.Name) || !u.Expired(now) {
 			if m.account {
 				res.Kept++

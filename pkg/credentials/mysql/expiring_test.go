@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,10 @@ func listNames(users []dbsecret.ExpiringUser) string {
 	return strings.Join(out, ",")
 }
 
+func sortedNames(users []dbsecret.ExpiringUser) string {
+	return strings.Join(slices.Sorted(slices.Values(strings.Split(listNames(users), ","))), ",")
+}
+
 func TestExpiringUserPrimitives(t *testing.T) {
 	f := newExpiringFixture(t)
 	ctx := context.Background()
@@ -144,6 +149,21 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if _, err := a.CreateExpiringUser(ctx, spec); err != nil {
 		t.Fatalf("a repeated create (a retry) fails: %v", err)
 	}
+	// The same name for another origin is a collision, not a retry: it
+	// is refused and the account keeps its password and its origin.
+	taker := spec
+	taker.Origin, taker.Password = dbsecret.OriginIssued("other"), randomPassword(t)
+	if _, err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("a create of the same name for another origin: want ErrNotExpiringUser, got %v", err)
+	}
+	taker.Origin, taker.CreateOnly = spec.Origin, true
+	if _, err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("a create-only of an existing name: want ErrUserExists, got %v", err)
+	}
+	f.ts.mustNotLogin(t, f.cfg, live, taker.Password)
+	if m, err := a.marker(ctx, live, host); err != nil || m == nil || m.Origin != spec.Origin {
+		t.Fatalf("after a colliding create the marker is %+v (err %v), want origin %s", m, err, spec.Origin)
+	}
 	f.ts.mustLogin(t, f.cfg, live, livePW)
 	f.ts.mustNotLogin(t, f.cfg, live, randomPassword(t))
 	f.canSelect(t, live, livePW, true)
@@ -158,6 +178,17 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	}
 	f.ts.mustLogin(t, f.cfg, expired, expiredPW)
 	conn := f.ts.openConn(t, f.ts.secret(expired, expiredPW, nil))
+	// Another secret's user of the same base, expired as well (its
+	// rotations failing past its TTL: it may be that secret's AWSCURRENT,
+	// and on MariaDB it still logs in): this secret's reaper leaves it.
+	other, err := ExpiringUserName(f.base, MySQLNameLimit, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPW := randomPassword(t)
+	if _, err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: other, Base: f.base, Origin: dbsecret.OriginRotation("arn:other"), Password: otherPW, ExpiresAt: now.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
 
 	// A foreign account with a name of the family and no marker.
 	foreign := f.base + "_250101120000_abcd"
@@ -174,12 +205,12 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := listNames(users), strings.Join([]string{live, expired}, ","); got != want && got != strings.Join([]string{expired, live}, ",") {
+	if got, want := sortedNames(users), strings.Join(slices.Sorted(slices.Values([]string{live, expired, other})), ","); got != want {
 		t.Fatalf("listed %s, want %s", got, want)
 	}
 
 	time.Sleep(1100 * time.Millisecond)
-	res, err := a.Reap(ctx, f.base, nil, false)
+	res, err := a.Reap(ctx, f.base, dbsecret.OriginRotation("arn:test"), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +222,7 @@ func TestExpiringUserPrimitives(t *testing.T) {
 		t.Fatal("a connection of the reaped user is still open")
 	}
 	f.ts.mustLogin(t, f.cfg, live, livePW)
+	f.ts.mustLogin(t, f.cfg, other, otherPW) // another secret's: left to its own reaper
 	f.ts.mustLogin(t, f.cfg, foreign, foreignPW)
 	if n := f.ts.count(t, "SELECT COUNT(*) FROM "+quoteIdent(f.cfg.MarkerDatabase)+"."+MarkerTable+" WHERE user = ?", expired); n != 0 {
 		t.Fatalf("the reaped user's marker is still there")
@@ -200,5 +232,72 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	}
 	if _, err := ExpiringUserName(strings.Repeat("a", MySQLNameLimit-dbsecret.ExpiringSuffixLen), MySQLNameLimit, now); err != nil {
 		t.Fatalf("a base at the limit: %v", err)
+	}
+}
+
+// A base whose grants let it write the marker table would give its
+// expiring users the power to delete their own markers and never be
+// reaped: it is refused before any change, naming the base and the grant.
+func TestExpiringUserRefusesMarkerWriter(t *testing.T) {
+	f := newExpiringFixture(t)
+	ctx := context.Background()
+	a := f.admin(t)
+	now, err := a.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func() (string, error) {
+		name, err := ExpiringUserName(f.base, MySQLNameLimit, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: name, Base: f.base, Origin: dbsecret.OriginIssued("r"), Password: randomPassword(t), ExpiresAt: now.Add(time.Hour)})
+		return name, err
+	}
+	// Allowed: the base that may only read its database (the marker
+	// table exists after this).
+	if _, err := create(); err != nil {
+		t.Fatalf("a base that may only read: %v", err)
+	}
+	markerDB := quoteIdent(f.cfg.MarkerDatabase)
+	role := uniqueName("rt_mrole_")
+	f.ts.exec(t, "CREATE ROLE "+quoteIdent(role))
+	t.Cleanup(func() { _, _ = f.ts.root.Exec("DROP ROLE IF EXISTS " + quoteIdent(role)) })
+	f.ts.exec(t, "GRANT DELETE ON "+markerDB+".* TO "+quoteIdent(role))
+	acct := f.ts.quote(f.base) + "@'%'"
+	for _, c := range []struct{ what, grant, revoke, priv string }{
+		{"global INSERT", "GRANT INSERT ON *.* TO " + acct, "REVOKE INSERT ON *.* FROM " + acct, "INSERT"},
+		{"DELETE on the marker database", "GRANT DELETE ON " + markerDB + ".* TO " + acct, "REVOKE DELETE ON " + markerDB + ".* FROM " + acct, "DELETE"},
+		{"UPDATE of a column of the marker table", "GRANT UPDATE (marker) ON " + markerDB + "." + MarkerTable + " TO " + acct, "REVOKE UPDATE (marker) ON " + markerDB + "." + MarkerTable + " FROM " + acct, "UPDATE"},
+		{"ALL on a pattern covering the marker database", "GRANT ALL ON `" + strings.ReplaceAll(f.cfg.MarkerDatabase[:len(f.cfg.MarkerDatabase)-2], "_", `\_`) + "%`.* TO " + acct, "REVOKE ALL ON `" + strings.ReplaceAll(f.cfg.MarkerDatabase[:len(f.cfg.MarkerDatabase)-2], "_", `\_`) + "%`.* FROM " + acct, "ALL"},
+		{"DELETE through a role", "GRANT " + quoteIdent(role) + " TO " + acct, "REVOKE " + quoteIdent(role) + " FROM " + acct, "DELETE"},
+	} {
+		f.ts.exec(t, c.grant)
+		name, err := create()
+		f.ts.exec(t, c.revoke)
+		if !errors.Is(err, dbsecret.ErrInvalidSecret) || !strings.Contains(err.Error(), f.base) || !strings.Contains(err.Error(), c.priv) || !strings.Contains(err.Error(), "REVOKE") {
+			t.Fatalf("%s: err = %v, want ErrInvalidSecret naming %q, %s and the REVOKE", c.what, err, f.base, c.priv)
+		}
+		if n := f.ts.count(t, "SELECT COUNT(*) FROM mysql.user WHERE User = ?", name); n != 0 {
+			t.Fatalf("%s: the refused create made the account %q", c.what, name)
+		}
+		if n := f.ts.count(t, "SELECT COUNT(*) FROM "+markerDB+"."+MarkerTable+" WHERE user = ?", name); n != 0 {
+			t.Fatalf("%s: the refused create wrote a marker for %q", c.what, name)
+		}
+	}
+}
+
+func TestObjectCoversTable(t *testing.T) {
+	for _, c := range []struct {
+		object string
+		want   bool
+	}{
+		{"*.*", true}, {"`rotary`.*", true}, {"`rotary`.`expiring_users`", true}, {"`rotary`.`other`", false},
+		{"`app`.*", false}, {"`rot%`.*", true}, {"`r_tary`.*", true}, {"`r\\_tary`.*", false}, {"`rotaryx`.*", false},
+		{"`rot``ary`.*", false},
+	} {
+		if got := objectCoversTable(c.object, "rotary", "expiring_users"); got != c.want {
+			t.Errorf("objectCoversTable(%s) = %v, want %v", c.object, got, c.want)
+		}
 	}
 }

@@ -237,8 +237,9 @@ func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) er
 	})
 }
 
-// Reap drops the base's expiring accounts (of every origin: this secret's
-// and the issuer's) whose expiresAt has passed by the server's clock,
+// Reap drops the base's expiring accounts made by this secret's rotations
+// and by the issuer (never another secret's: see Admin.Reap) whose
+// expiresAt has passed by the server's clock,
 // keeping AWSCURRENT's and AWSPENDING's users, killing their connections
 // unless ROTARY_REAP_KEEP_SESSIONS is set. It needs no login as the
 // application: it drops only expired accounts with Rotary's marker.
@@ -264,20 +265,22 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close()
-	res, err := a.Reap(ctx, cur.base, keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 
 // Revoke drops every account this secret's rotations created (origin
 // rotation:<secret ARN>) but AWSCURRENT's, killing their connections unless
-// ROTARY_REVOKE_KEEP_SESSIONS is set, and, once AWSCURRENT is an expiring
-// user, gives the base user a fresh random password that nobody stores
-// (killing its connections too): the base's password the secret began
-// with is retired. Accounts of other origins (the issuer's, another
-// secret's) are left alone. Before any change it proves that AWSCURRENT
-// logs in and is the base or one of its marked users, that the master may
-// kill connections, and that the server checks the base user's password
-// (else ErrStillValid). It is safe to call twice.
+// ROTARY_REVOKE_KEEP_SESSIONS is set, and, when dbsecret.RetireBase allows
+// (AWSCURRENT is this secret's user, and no other secret's accounts of the
+// base exist: another secret may still hold the base's password), gives the
+// base user a fresh random password that nobody stores (killing its
+// connections too): the base's password the secret began with is retired.
+// The step's log note says which. Accounts of other origins (the issuer's,
+// another secret's) are left alone. Before any change it proves that
+// AWSCURRENT logs in and is the base or one of its marked users, that the
+// master may kill connections, and that the server checks the base user's
+// password (else ErrStillValid). It is safe to call twice.
 func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
 	cur, err := x.parse(ctx, "AWSCURRENT", req.Current)
 	if err != nil {
@@ -307,8 +310,10 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 			drop = append(drop, u)
 		}
 	}
+	// Only when no other secret's users show another holder of the base's
+	// password (RetireBase).
+	retireBase, note := dbsecret.RetireBase(cur.base, cur.Username, origin, users)
 	keep := x.cfg.KeepSessionsOnRevoke
-	retireBase := cur.Username != cur.base
 	var plugin string
 	if retireBase {
 		if plugin, err = a.s.plugin(ctx, cur.base, host); err != nil {
@@ -359,6 +364,9 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	}
 	if err := testLogin(ctx, x.cfg, cur.Secret); err != nil {
 		return fmt.Errorf("AWSCURRENT no longer logs in after revoke: %w", err)
+	}
+	if req.Note != nil {
+		req.Note(note)
 	}
 	return nil
 }

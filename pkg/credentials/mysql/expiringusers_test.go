@@ -158,6 +158,15 @@ func TestExpiringUsersRevoke(t *testing.T) {
 	env := newExpiringEnv(t, time.Hour)
 	initial := valueOf(t, env.e, env.arn, rotation.LabelCurrent)
 	env.rotate(t)
+	// Right after the first rotation AWSPREVIOUS holds the base user: the
+	// revoke retires its password, and the log says so.
+	if err := revokeStep(t, env.e, env.arn); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	env.ts.refusedValue(t, "the base user's initial password after the first revoke", initial)
+	if !strings.Contains(env.e.Logs(), "password was retired") {
+		t.Fatalf("the revoke's log does not say that the base user's password was retired:\n%s", env.e.Logs())
+	}
 	prev := env.rotate(t)
 	cur := env.rotate(t)
 	issued, _ := ExpiringUserName(env.base, MySQLNameLimit, time.Now())
@@ -280,4 +289,45 @@ func TestExpiringUsersHostile(t *testing.T) {
 			t.Fatalf("%d expiring users were created", n)
 		}
 	})
+}
+
+// TestExpiringUsersRevokeSharedBase: another secret B on the same base
+// whose rotation is unfinished (its account exists, its AWSCURRENT is
+// still the base user's password) is not locked out by the revoke of
+// secret A: A's revoke leaves the base's password and its log says why.
+// Once B's accounts are gone, A's revoke retires it.
+func TestExpiringUsersRevokeSharedBase(t *testing.T) {
+	env := newExpiringEnv(t, time.Hour)
+	ctx := context.Background()
+	initial := valueOf(t, env.e, env.arn, rotation.LabelCurrent)
+	out, err := env.e.Client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(uniqueName("b-")), SecretString: aws.String(initial)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bARN := aws.ToString(out.ARN)
+	a := env.admin(t)
+	bUser, _ := ExpiringUserName(env.base, MySQLNameLimit, time.Now())
+	if _, err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: bUser, Base: env.base, Origin: dbsecret.OriginRotation(bARN), Password: randomPassword(t), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	env.rotate(t)
+	baseConn := env.ts.openConn(t, initial)
+	if err := revokeStep(t, env.e, env.arn); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	env.ts.loginValue(t, "secret B's AWSCURRENT (the base user's password) after secret A's revoke", valueOf(t, env.e, bARN, rotation.LabelCurrent))
+	if !alive(baseConn) {
+		t.Fatal("secret A's revoke killed a connection of the base user, which secret B still uses")
+	}
+	if logs := env.e.Logs(); !strings.Contains(logs, "password was left as it is") || !strings.Contains(logs, bARN) {
+		t.Fatalf("the revoke's log does not say that the base user's password was left for secret B:\n%s", logs)
+	}
+	if err := a.DropExpiringUser(ctx, env.base, bUser, "%", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := revokeStep(t, env.e, env.arn); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	env.ts.refusedValue(t, "the base user's initial password once no other secret's accounts are left", initial)
+	env.ts.loginValue(t, "AWSCURRENT after the revoke", valueOf(t, env.e, env.arn, rotation.LabelCurrent))
 }

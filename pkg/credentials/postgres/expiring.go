@@ -24,6 +24,10 @@ import (
 // drop is not one of its expiring users (no marker, another base).
 var ErrNotExpiringUser = errors.New("not a Rotary expiring user")
 
+// ErrUserExists is wrapped when CreateExpiringUser with CreateOnly finds a
+// role of that name already (a name drawn twice): draw another.
+var ErrUserExists = errors.New("a user of that name exists")
+
 // Admin is a session of the master user, which creates, lists and drops
 // expiring users. Close it.
 type Admin struct {
@@ -79,6 +83,10 @@ type ExpiringUserSpec struct {
 	Password string
 	// ExpiresAt is when the server stops accepting the password (VALID UNTIL).
 	ExpiresAt time.Time
+	// CreateOnly refuses (ErrUserExists) a role of that name that exists
+	// already, whatever its marker: the issuer, which never retries a
+	// create, must not take over another request's user.
+	CreateOnly bool
 }
 
 // CreateExpiringUser creates the expiring user spec describes, in one
@@ -86,9 +94,10 @@ type ExpiringUserSpec struct {
 // password, membership in the base role with sessions starting as it, the
 // base role's settings, and the marker comment. It is safe to repeat with
 // the same spec (a retried rotation): a role of that name that already
-// has the marker for the same base is brought to the spec again. A role of
-// that name without the marker, a base that does not exist, or a name not
-// of the base's family is refused (wrapping ErrInvalid or
+// has the marker for the same base and origin is brought to the spec
+// again. A role of that name without that marker (another origin's user: a
+// name collision, never taken over), a base that does not exist, or a name
+// not of the base's family is refused (wrapping ErrInvalid or
 // ErrNotExpiringUser) before any change. A refusal for want of privileges
 // says what the master lacks.
 //
@@ -118,10 +127,15 @@ func (a *Admin) CreateExpiringUser(ctx context.Context, spec ExpiringUserSpec) e
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("look up role %q: %w", spec.Name, err)
+	case spec.CreateOnly:
+		return fmt.Errorf("%w: a role named %q already exists; nothing was changed: draw another name", ErrUserExists, spec.Name)
 	default:
 		m, merr := dbsecret.ParseMarker(deref(comment))
 		if merr != nil || m.Base != spec.Base {
 			return fmt.Errorf("%w: a role named %q already exists without Rotary's marker for base %q; Rotary changes nothing about it: drop or rename it, then try again", ErrNotExpiringUser, spec.Name, spec.Base)
+		}
+		if m.Origin != spec.Origin {
+			return fmt.Errorf("%w: a role named %q already exists as an expiring user of %q with another origin (%s), so it is not a retry of this one; Rotary changes nothing about it: remove the pending version (AWSPENDING) and rotate again", ErrNotExpiringUser, spec.Name, spec.Base, m.Origin)
 		}
 	}
 	marker := dbsecret.NewMarker(spec.Base, spec.Origin, spec.ExpiresAt)
@@ -268,13 +282,18 @@ type ReapResult struct {
 	Kept    int      // expiring users of the base left in place (live, or kept)
 }
 
-// Reap drops the expiring users of base (every origin) whose expiry has
-// passed by the server's clock, except those named in keep (AWSCURRENT's
-// and AWSPENDING's users, say), ending their sessions unless keepSessions.
+// Reap drops the expiring users of base of origin (the reaping secret's
+// dbsecret.OriginRotation) and the issued ones (see dbsecret.Reapable)
+// whose expiry has passed by the server's clock, except those named in
+// keep (AWSCURRENT's and AWSPENDING's users, say), ending their sessions
+// unless keepSessions. Another secret's users are never dropped, expired
+// or not: its AWSCURRENT may be one (its rotations failing past its TTL),
+// and only its own reaper knows. Kept counts the users of origin and the
+// issued ones left in place.
 // The base user itself and roles without the marker are never listed, so
 // never dropped. It goes on after a failed drop and returns what it did
 // with the first error.
-func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessions bool) (ReapResult, error) {
+func (a *Admin) Reap(ctx context.Context, base, origin string, keep []string, keepSessions bool) (ReapResult, error) {
 	var res ReapResult
 	users, err := a.ListExpiringUsers(ctx, base)
 	if err != nil {
@@ -286,6 +305,9 @@ func (a *Admin) Reap(ctx context.Context, base string, keep []string, keepSessio
 	}
 	var first error
 	for _, u := range users {
+		if !dbsecret.Reapable(u, origin) {
+			continue // another secret's: its own reaper decides
+		}
 		if u.Name == base || contains(keep, u.Name) || !u.Expired(now) {
 			res.Kept++
 			continue

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,18 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if err := a.CreateExpiringUser(ctx, spec); err != nil {
 		t.Fatalf("a repeated create (a retry) fails: %v", err)
 	}
+	// The same name for another origin is a collision, not a retry: it
+	// is refused and the user keeps its password and its origin.
+	taker := spec
+	taker.Origin, taker.Password = dbsecret.OriginIssued("other"), newPassword(t)
+	if err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrNotExpiringUser) {
+		t.Fatalf("a create of the same name for another origin: want ErrNotExpiringUser, got %v", err)
+	}
+	taker.Origin, taker.CreateOnly = spec.Origin, true
+	if err := a.CreateExpiringUser(ctx, taker); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("a create-only of an existing name: want ErrUserExists, got %v", err)
+	}
+	f.mustNotLogin(t, "the taker's password on the collided user", f.secret(t, live, taker.Password, nil))
 	liveSecret := f.secret(t, live, livePW, nil)
 	f.mustLogin(t, "the new expiring user", liveSecret)
 	f.mustNotLogin(t, "the new expiring user with a wrong password", f.secret(t, live, newPassword(t), nil))
@@ -104,6 +117,15 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	}
 	shortSecret := f.secret(t, short, shortPW, nil)
 	f.mustLogin(t, "the short-lived user before its expiry", shortSecret)
+	// Another secret's user of the same base, expired as well (its
+	// rotations failing past its TTL): this secret's reaper leaves it.
+	other, err := ExpiringUserName(base, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: other, Base: base, Origin: dbsecret.OriginRotation("arn:other"), Password: newPassword(t), ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
 
 	// A foreign role with a name of the family, a member of the base, no marker.
 	foreign := base + "_250101120000_abcd"
@@ -120,12 +142,15 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(users); strings.Join(got, ",") != strings.Join(sorted(live, short), ",") {
-		t.Fatalf("listed %v, want %v and %v only", got, live, short)
+	if got, want := names(users), sorted(live, short, other); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("listed %v, want %v only", got, want)
 	}
 	for _, u := range users {
 		if u.Name == short && (!u.ExpiresAt.Equal(expires.Truncate(time.Second)) || u.Origin != "rotation:arn:test") {
 			t.Fatalf("listed %+v, want expiry %s and origin rotation:arn:test", u, expires)
+		}
+		if u.Name == live && u.Origin != spec.Origin {
+			t.Fatalf("listed %+v, want origin %s (a colliding create must not rewrite it)", u, spec.Origin)
 		}
 	}
 
@@ -134,12 +159,15 @@ func TestExpiringUserPrimitives(t *testing.T) {
 	f.mustNotLogin(t, "the short-lived user after its expiry", shortSecret)
 	f.mustLogin(t, "the live user", liveSecret)
 
-	res, err := a.Reap(ctx, base, nil, false)
+	res, err := a.Reap(ctx, base, dbsecret.OriginRotation("arn:test"), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(res.Dropped, ",") != short || res.Kept != 1 {
 		t.Fatalf("reap: %+v, want %s dropped and one kept", res, short)
+	}
+	if users, err := a.ListExpiringUsers(ctx, base); err != nil || strings.Join(names(users), ",") != strings.Join(sorted(live, other), ",") {
+		t.Fatalf("after the reap of arn:test, listed %v (err %v), want %s and the other secret's expired %s", names(users), err, live, other)
 	}
 	f.mustLogin(t, "the live user after the reaper", liveSecret)
 	var foreignLeft bool
@@ -156,11 +184,8 @@ func names(users []dbsecret.ExpiringUser) []string {
 	return out
 }
 
-func sorted(a, b string) []string {
-	if b < a {
-		return []string{b, a}
-	}
-	return []string{a, b}
+func sorted(names ...string) []string {
+	return slices.Sorted(slices.Values(names))
 }
 
 // waitServerPast waits until the server's clock is past t.

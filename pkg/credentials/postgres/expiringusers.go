@@ -22,8 +22,8 @@ const FieldExpiresAt = dbsecret.FieldExpiresAt
 // credential once it has expired even if Rotary never runs again. The
 // admin secret named by masterarn creates the users. After every rotation
 // (and when the watch invokes reapSecret) the reaper drops the secret's
-// base's users whose expiry has passed; revoke drops every user this
-// secret's rotations made but AWSCURRENT's.
+// base's users of its own and the issuer's whose expiry has passed;
+// revoke drops every user this secret's rotations made but AWSCURRENT's.
 //
 // The secret's initial AWSCURRENT names the base user itself, with its
 // password; from the first rotation on, AWSCURRENT names an expiring user.
@@ -233,8 +233,9 @@ func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) er
 	})
 }
 
-// Reap drops the base's expiring users (of every origin: this secret's and
-// the issuer's) whose expiry has passed by the server's clock, keeping
+// Reap drops the base's expiring users made by this secret's rotations and
+// by the issuer (never another secret's: see Admin.Reap) whose expiry has
+// passed by the server's clock, keeping
 // AWSCURRENT's and AWSPENDING's users, ending their sessions unless
 // ROTARY_REAP_KEEP_SESSIONS is set. It needs no login as the application:
 // it drops only expired users with Rotary's marker.
@@ -260,20 +261,22 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close(ctx)
-	res, err := a.Reap(ctx, cur.base, keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 
 // Revoke drops every user this secret's rotations created (origin
 // rotation:<secret ARN>) but AWSCURRENT's, ending their sessions unless
-// ROTARY_REVOKE_KEEP_SESSIONS is set, and, once AWSCURRENT is an expiring
-// user, gives the base user a fresh random password that nobody stores:
-// the base's password the secret began with is retired too. Users of
-// other origins (the issuer's, another secret's) are left alone. Before
-// any change it proves that AWSCURRENT logs in and is the base or one of
-// its marked users, that the master may end sessions, and that the server
-// checks the base user's password (else ErrStillValid). It is safe to
-// call twice.
+// ROTARY_REVOKE_KEEP_SESSIONS is set, and, when dbsecret.RetireBase allows
+// (AWSCURRENT is this secret's user, and no other secret's users of the
+// base exist: another secret may still hold the base's password), gives the
+// base user a fresh random password that nobody stores and ends its
+// sessions: the base's password the secret began with is retired too. The
+// step's log note says which. Users of other origins (the issuer's, another
+// secret's) are left alone. Before any change it proves that AWSCURRENT
+// logs in and is the base or one of its marked users, that the master may
+// end sessions, and that the server checks the base user's password (else
+// ErrStillValid). It is safe to call twice.
 func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) error {
 	cur, err := parseExpiring("AWSCURRENT", req.Current)
 	if err != nil {
@@ -302,8 +305,10 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 			drop = append(drop, u.Name)
 		}
 	}
+	// Only when no other secret's users show another holder of the base's
+	// password (RetireBase).
+	retireBase, note := dbsecret.RetireBase(cur.base, cur.Username, origin, users)
 	keep := x.cfg.KeepSessionsOnRevoke
-	retireBase := cur.Username != cur.base
 	if retireBase {
 		anyPassword := *cur.Secret
 		anyPassword.Username, anyPassword.Password = cur.base, rand.Text()
@@ -341,6 +346,9 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	}
 	if err := x.cfg.check(ctx, cur.Secret); err != nil {
 		return fmt.Errorf("AWSCURRENT no longer logs in after revoke: %w", err)
+	}
+	if req.Note != nil {
+		req.Note(note)
 	}
 	return nil
 }

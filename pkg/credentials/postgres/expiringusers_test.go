@@ -176,6 +176,13 @@ func TestExpiringUsersRevoke(t *testing.T) {
 	env := newExpiringEnv(t, f, time.Hour)
 	initial := current(t, env.e, env.arn)
 	env.rotate(t)
+	// Right after the first rotation AWSPREVIOUS holds the base user: the
+	// revoke retires its password, and the log says so.
+	mustRevoke(t, env.e, env.arn)
+	f.mustNotLogin(t, "the base user's initial password after the first revoke", initial)
+	if !strings.Contains(env.e.Logs(), "password was retired") {
+		t.Fatalf("the revoke's log does not say that the base user's password was retired:\n%s", env.e.Logs())
+	}
 	prev := env.rotate(t)
 	cur := env.rotate(t)
 	a := env.admin(t)
@@ -305,4 +312,38 @@ func TestExpiringUsersHostile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExpiringUsersRevokeSharedBase: another secret B on the same base
+// whose rotation is unfinished (its user exists, its AWSCURRENT is still
+// the base user's password) is not locked out by the revoke of secret A:
+// A's revoke leaves the base's password and its log says why. Once B's
+// users are gone, A's revoke retires it.
+func TestExpiringUsersRevokeSharedBase(t *testing.T) {
+	f := setup(t)
+	env := newExpiringEnv(t, f, time.Hour)
+	ctx := context.Background()
+	initial := current(t, env.e, env.arn)
+	bARN := createSecret(t, env.e, initial)
+	a := env.admin(t)
+	bUser, _ := ExpiringUserName(env.base, time.Now())
+	if err := a.CreateExpiringUser(ctx, ExpiringUserSpec{Name: bUser, Base: env.base, Origin: dbsecret.OriginRotation(bARN), Password: newPassword(t), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	env.rotate(t)
+	baseSession := f.session(t, initial)
+	mustRevoke(t, env.e, env.arn)
+	f.mustLogin(t, "secret B's AWSCURRENT (the base user's password) after secret A's revoke", current(t, env.e, bARN))
+	if !alive(baseSession) {
+		t.Fatal("secret A's revoke ended a session of the base user, which secret B still uses")
+	}
+	if logs := env.e.Logs(); !strings.Contains(logs, "password was left as it is") || !strings.Contains(logs, bARN) {
+		t.Fatalf("the revoke's log does not say that the base user's password was left for secret B:\n%s", logs)
+	}
+	if err := a.DropExpiringUser(ctx, env.base, bUser, false); err != nil {
+		t.Fatal(err)
+	}
+	mustRevoke(t, env.e, env.arn)
+	f.mustNotLogin(t, "the base user's initial password once no other secret's users are left", initial)
+	f.mustLogin(t, "AWSCURRENT after the revoke", current(t, env.e, env.arn))
 }
