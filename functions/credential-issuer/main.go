@@ -20,6 +20,9 @@ import (
 )
 
 func main() {
+	// The system roots from the CA bundle alone, as rotation.Start loads
+	// them for the rotation functions (see rotation.UseCertBundleOnly).
+	rotation.UseCertBundleOnly(os.Getenv, os.Setenv)
 	// JSON lines to standard output through the scrubbing handler: every
 	// password the issuer reads or makes is registered with it.
 	log := slog.New(rotation.NewScrubHandler(slog.NewJSONHandler(os.Stdout, nil)))

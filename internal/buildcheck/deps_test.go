@@ -159,3 +159,27 @@ func TestOnlyMultiUserFunctionsLinkRDS(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSClientsWithoutSchemas: from service/rds v1.133.0 and
+// service/elasticache v1.65.0 (both 2026-11-10) the SDK (de)serializes
+// these services with schemas that the package init builds for every
+// shape of the service, whether or not a call uses it: about 3,900 for
+// RDS, 1.3 MB of heap held for the life of the process, 0.9 MB more
+// binary, and about 1,700 for ElastiCache. go.mod keeps the releases just
+// before (rds v1.132.2, elasticache v1.64.5), which make the same calls
+// the same way, so that the functions that link them stay under their
+// peak-memory budget (docs/performance.md). An upgrade fails this test:
+// measure the peak (BenchmarkPeakRSSServiceRotation and
+// BenchmarkPeakRSSDatabaseRotation in internal/coldstart) and decide then.
+func TestAWSClientsWithoutSchemas(t *testing.T) {
+	const sdk = "github.com/aws/aws-sdk-go-v2/service/"
+	for fn, svc := range map[string]string{"rds-master": "rds", "postgres-multi-user": "rds", "mysql-expiring-user": "rds", "elasticache-user": "elasticache", "redis-acl": "elasticache"} {
+		d := deps(t, module+"functions/"+fn)
+		if !slices.Contains(d, sdk+svc) {
+			t.Errorf("functions/%s does not link %s%s: the check proves nothing for it", fn, sdk, svc)
+		}
+		if slices.Contains(d, sdk+svc+"/schemas") {
+			t.Errorf("functions/%s links %s%s/schemas: that SDK release builds every shape's schema at start-up (see this test's comment)", fn, sdk, svc)
+		}
+	}
+}

@@ -49,6 +49,12 @@ func bootstraps(tb testing.TB, names ...string) map[string]string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if r := os.Getenv("ROTARY_COLDSTART_ROOT"); r != "" {
+		// The functions of another checkout of the module (the commit
+		// before a change, say), measured by this benchmark code in the
+		// same run as this one's.
+		root = r
+	}
 	if buildDir == "" {
 		if buildDir, err = os.MkdirTemp("", "rotary-coldstart-"); err != nil {
 			tb.Fatal(err)
@@ -187,22 +193,69 @@ func rotatePeak(b *testing.B, bootstrap, name string, newValue func(*testing.B, 
 		mu  sync.Mutex
 		cur *Process
 	)
-	srv, err := smlocal.New(smlocal.Options{
-		Retry: smlocal.RetryPolicy{Attempts: 1},
-		Invoker: smlocal.InvokerFunc(func(ctx context.Context, _ string, ev smlocal.Event) error {
+	peak(b, bootstrap, name, func(ctx context.Context, client *secretsmanager.Client, srv *smlocal.Server) func(*Process, *bytes.Buffer) {
+		out, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(fmt.Sprintf("peak/%s-%d-%d", name, time.Now().UnixNano(), seq.Add(1))), SecretString: aws.String(newValue(b, client))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(p *Process, log *bytes.Buffer) {
 			mu.Lock()
-			p := cur
+			cur = p
 			mu.Unlock()
-			body, _ := json.Marshal(ev)
-			res, _, err := p.Runtime.Invoke(ctx, body)
-			if err != nil {
-				return err
+			if _, err := client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: out.ARN, RotationLambdaARN: aws.String("arn:aws:lambda:us-east-1:123456789012:function:" + name)}); err != nil {
+				b.Fatal(err)
 			}
-			if res.Error {
-				return fmt.Errorf("%s", res.Body)
+			r, err := srv.WaitRotation(ctx, aws.ToString(out.ARN))
+			if err != nil || r.State != smlocal.RotationSucceeded {
+				b.Fatalf("rotation: %v %s; function output: %s", err, r.Err, log.String())
 			}
-			return nil
-		}),
+		}
+	}, func(ctx context.Context, ev smlocal.Event) error {
+		mu.Lock()
+		p := cur
+		mu.Unlock()
+		body, _ := json.Marshal(ev)
+		res, _, err := p.Runtime.Invoke(ctx, body)
+		if err != nil {
+			return err
+		}
+		if res.Error {
+			return fmt.Errorf("%s", res.Body)
+		}
+		return nil
+	}, extraEnv...)
+}
+
+// invokePeak invokes a new process of bootstrap once per iteration with
+// the event prepare returns (which must succeed) and reports the
+// invocation's time and the process's VmHWM after it: the functions that
+// rotate nothing (the credential issuer, the watch).
+func invokePeak(b *testing.B, bootstrap, name string, prepare func(*testing.B, *secretsmanager.Client) []byte, extraEnv ...string) {
+	b.Helper()
+	peak(b, bootstrap, name, func(ctx context.Context, client *secretsmanager.Client, _ *smlocal.Server) func(*Process, *bytes.Buffer) {
+		event := prepare(b, client)
+		return func(p *Process, log *bytes.Buffer) {
+			res, _, err := p.Runtime.Invoke(ctx, event)
+			if err != nil || res.Error {
+				b.Fatalf("invoke: %v %s; function output: %s", err, res.Body, log.String())
+			}
+		}
+	}, nil, extraEnv...)
+}
+
+// peak runs one fresh process of bootstrap per iteration against a local
+// Secrets Manager (whose rotations invoke calls): next prepares the
+// iteration (before the process starts) and returns what to run on it;
+// peak reports that run's time and the process's VmHWM, RssAnon and
+// RssFile after it.
+func peak(b *testing.B, bootstrap, name string, next func(context.Context, *secretsmanager.Client, *smlocal.Server) func(*Process, *bytes.Buffer), invoke func(context.Context, smlocal.Event) error, extraEnv ...string) {
+	b.Helper()
+	if invoke == nil {
+		invoke = func(context.Context, smlocal.Event) error { return fmt.Errorf("%s rotates nothing", name) }
+	}
+	srv, err := smlocal.New(smlocal.Options{
+		Retry:   smlocal.RetryPolicy{Attempts: 1},
+		Invoker: smlocal.InvokerFunc(func(ctx context.Context, _ string, ev smlocal.Event) error { return invoke(ctx, ev) }),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -214,35 +267,22 @@ func rotatePeak(b *testing.B, bootstrap, name string, newValue func(*testing.B, 
 	e := append(env(b, name, hs.URL), extraEnv...)
 	ctx := context.Background()
 	var hwm, took, anon, file []float64
-	i := 0
 	for b.Loop() {
-		i++
-		out, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(fmt.Sprintf("peak/%s-%d-%d", name, time.Now().UnixNano(), i)), SecretString: aws.String(newValue(b, client))})
-		if err != nil {
-			b.Fatal(err)
-		}
+		run := next(ctx, client, srv)
 		var log bytes.Buffer
 		p, err := Start(ctx, bootstrap, e, &log)
 		if err != nil {
 			b.Fatal(err)
 		}
-		mu.Lock()
-		cur = p
-		mu.Unlock()
 		start := time.Now()
-		if _, err := client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: out.ARN, RotationLambdaARN: aws.String("arn:aws:lambda:us-east-1:123456789012:function:" + name)}); err != nil {
-			b.Fatal(err)
-		}
-		r, err := srv.WaitRotation(ctx, aws.ToString(out.ARN))
-		if err != nil || r.State != smlocal.RotationSucceeded {
-			b.Fatalf("rotation: %v %s; function output: %s", err, r.Err, log.String())
-		}
+		run(p, &log)
 		took = append(took, ms(time.Since(start)))
 		h, err := p.PeakRSS()
 		if err != nil {
 			b.Fatal(err)
 		}
 		hwm = append(hwm, float64(h)/(1<<20))
+		dump(b, p, &log)
 		an, _ := p.Status("RssAnon")
 		fi, _ := p.Status("RssFile")
 		anon, file = append(anon, float64(an)/(1<<20)), append(file, float64(fi)/(1<<20))
@@ -253,6 +293,29 @@ func rotatePeak(b *testing.B, bootstrap, name string, newValue func(*testing.B, 
 	b.ReportMetric(median(file), "file-MB")
 	b.ReportMetric(median(took), "rotation-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// dump writes, when ROTARY_COLDSTART_DUMP names a directory, the
+// function's output (with GODEBUG=inittrace=1,gctrace=1 in
+// ROTARY_COLDSTART_ENV: each package init's allocations and each
+// collection's heap sizes) and its /proc smaps after the run, to see
+// where the peak goes.
+func dump(b *testing.B, p *Process, log *bytes.Buffer) {
+	dir := os.Getenv("ROTARY_COLDSTART_DUMP")
+	if dir == "" {
+		return
+	}
+	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", p.Cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := filepath.Join(dir, fmt.Sprintf("%s-%d", strings.ReplaceAll(b.Name(), "/", "_"), seq.Add(1)))
+	if err := os.WriteFile(base+".smaps", smaps, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(base+".log", log.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

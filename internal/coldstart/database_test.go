@@ -54,7 +54,7 @@ const benchPassword = "Coldstart-passw0rd-initial-0000"
 // throwaway PostgreSQL cluster (verified TLS, scram-sha-256) and MariaDB
 // server that check passwords.
 func BenchmarkPeakRSSDatabaseRotation(b *testing.B) {
-	bins := bootstraps(b)
+	bins := bootstraps(b, "postgres-single-user", "postgres-multi-user", "postgres-expiring-user", "mysql-single-user", "mysql-multi-user", "mysql-expiring-user")
 	ctx := context.Background()
 	b.Run("postgres-single-user", func(b *testing.B) {
 		c := pg.Get(b)
@@ -83,6 +83,24 @@ func BenchmarkPeakRSSDatabaseRotation(b *testing.B) {
 			}
 			return value(b, map[string]any{"engine": "postgres", "host": "127.0.0.1", "port": c.Port, "username": u, "password": benchPassword, "masterarn": aws.ToString(out.ARN)})
 		}, append([]string{"ROTARY_CA_BUNDLE=" + c.CAFile}, extraEnv()...)...)
+	})
+	b.Run("postgres-expiring-user", func(b *testing.B) {
+		c := pg.Get(b)
+		rotatePeak(b, bins["postgres-expiring-user"], "postgres-expiring-user", func(b *testing.B, sm *secretsmanager.Client) string {
+			u, m := name("cs_pge"), name("cs_pgemaster")
+			if err := c.CreateRole(ctx, u, benchPassword, ""); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.CreateRole(ctx, m, benchPassword, "CREATEROLE"); err != nil {
+				b.Fatal(err)
+			}
+			out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("master/" + u),
+				SecretString: aws.String(value(b, map[string]any{"engine": "postgres", "host": "127.0.0.1", "port": c.Port, "username": m, "password": benchPassword}))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return value(b, map[string]any{"engine": "postgres", "host": "127.0.0.1", "port": c.Port, "username": u, "password": benchPassword, "masterarn": aws.ToString(out.ARN)})
+		}, append([]string{"ROTARY_CA_BUNDLE=" + c.CAFile, expiringTTL}, extraEnv()...)...)
 	})
 	var my *mysqlserver.Server
 	parent := b
@@ -113,7 +131,23 @@ func BenchmarkPeakRSSDatabaseRotation(b *testing.B) {
 			return value(b, map[string]any{"engine": "mariadb", "host": s.Host, "port": s.Port, "username": u, "password": benchPassword, "ssl": false, "masterarn": aws.ToString(out.ARN)})
 		}, extraEnv()...)
 	})
+	b.Run("mysql-expiring-user", func(b *testing.B) {
+		s := mysql(b)
+		rotatePeak(b, bins["mysql-expiring-user"], "mysql-expiring-user", func(b *testing.B, sm *secretsmanager.Client) string {
+			u := name("cs_mye")
+			mysqltest.CreateUser(b, s, u, "%", benchPassword)
+			out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("master/" + u),
+				SecretString: aws.String(value(b, map[string]any{"engine": "mariadb", "host": s.Host, "port": s.Port, "username": s.AdminUser, "password": s.AdminPassword, "ssl": false}))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return value(b, map[string]any{"engine": "mariadb", "host": s.Host, "port": s.Port, "username": u, "password": benchPassword, "ssl": false, "masterarn": aws.ToString(out.ARN)})
+		}, append([]string{expiringTTL}, extraEnv()...)...)
+	})
 }
+
+// expiringTTL is the expiring users' lifetime in the benchmarks.
+const expiringTTL = "ROTARY_CREDENTIAL_TTL=6h"
 
 // extraEnv is ROTARY_COLDSTART_ENV (space-separated NAME=value pairs) for
 // the functions, to try a runtime setting (GOGC=50, say) side by side.

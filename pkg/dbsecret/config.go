@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rotary-secrets/rotary/pkg/envflag"
@@ -102,17 +103,45 @@ func (c Config) Statement() time.Duration {
 	return c.StatementTimeout
 }
 
+// caPools holds the trusted roots built for each CA bundle path: the
+// system roots plus the bundle's certificates (a *caPool). A function
+// builds them once and shares them across its logins (a pool is only read
+// during a handshake), instead of copying the system roots and reading and
+// parsing the bundle again for every login: the RDS global bundle holds
+// over a hundred certificates, and a rotation makes up to five logins.
+var caPools sync.Map
+
+type caPool struct {
+	once sync.Once
+	pool *x509.CertPool
+	err  error
+}
+
+// certPool returns the roots to verify a server with: nil (the system
+// roots, as crypto/tls loads them) without a CA bundle, else the system
+// roots plus the bundle, built once per bundle path. A bundle that cannot
+// be read is read again on the next call.
 func (c Config) certPool() (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
 	if c.CABundlePath == "" {
-		return pool, nil
+		return nil, nil
 	}
+	v, _ := caPools.LoadOrStore(c.CABundlePath, new(caPool))
+	p := v.(*caPool)
+	p.once.Do(func() { p.pool, p.err = c.loadCertPool() })
+	if p.err != nil {
+		caPools.CompareAndDelete(c.CABundlePath, p)
+	}
+	return p.pool, p.err
+}
+
+func (c Config) loadCertPool() (*x509.CertPool, error) {
 	pem, err := os.ReadFile(c.CABundlePath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s %s: %w", ErrConfig, EnvCABundle, c.CABundlePath, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%w: %s %s holds no PEM certificate; point it at a PEM CA bundle such as the RDS global-bundle.pem", ErrConfig, EnvCABundle, c.CABundlePath)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,5 +62,25 @@ func TestUseCertBundleOnly(t *testing.T) {
 	all, _ := strconv.Atoi(count("SSL_CERT_DIR="))
 	if only < 1 || only > all || all-only > 2 {
 		t.Fatalf("roots from the bundle only: %d; from the bundle and the directories: %d; want nearly the same, more than 0", only, all)
+	}
+}
+
+// TestUseGCPercent: without GOGC the collector's target becomes
+// GCPercent; an operator's GOGC is left alone.
+func TestUseGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	UseGCPercent(func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, the target became %d, want it left at 100", got)
+	}
+	UseGCPercent(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Errorf("without GOGC, the target is %d, want %d", got, GCPercent)
 	}
 }

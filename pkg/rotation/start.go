@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -82,10 +83,29 @@ func UseCertBundleOnly(getenv func(string) string, setenv func(key, value string
 	}
 }
 
+// GCPercent is the garbage collector's target that Start sets unless the
+// operator set GOGC: a new collection when the heap has grown by half of
+// what the last one left live, instead of Go's default of all of it.
+// A rotation function's live heap is 1 to 3 MB, so with the default the
+// heap grows to the runtime's 4 MB floor before the first collection;
+// at 50 the floor is 2 MB. Measured (docs/performance.md): about 1 MB less
+// peak resident memory after a rotation, for a few more collections of a
+// small heap, each well under a millisecond, in a rotation of 15 to 150 ms.
+const GCPercent = 50
+
+// UseGCPercent sets the garbage collector's target to GCPercent unless
+// GOGC is set (an operator's setting is never overridden). Start calls it.
+func UseGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+}
+
 // Start runs the rotation function for a credential type: it is what a
 // function's main calls. A configuration error ends the process with a
 // clear message.
 func Start(cred Credential) {
+	UseGCPercent(os.Getenv)
 	UseCertBundleOnly(os.Getenv, os.Setenv)
 	h, err := NewHandlerFromEnv(context.Background(), cred, os.Getenv)
 	if err != nil {
