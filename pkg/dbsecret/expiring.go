@@ -232,3 +232,38 @@ func (f Fields) ExpiresAt() (time.Time, error) {
 	}
 	return t.UTC(), nil
 }
+
+// ExpiringBase returns the base user of an expiring-users secret's
+// username: the base itself (the secret's initial value), or the base of an
+// expiring user's name.
+func ExpiringBase(username string) string {
+	if b, _, ok := ParseExpiringName(username); ok {
+		return b
+	}
+	return username
+}
+
+// ExpiringVersion is a parsed version of an expiring-users secret, for both
+// engines: the database secret, its base user, and its expiry (zero for the
+// base user's own value).
+type ExpiringVersion struct {
+	*Secret
+	Base      string
+	ExpiresAt time.Time
+}
+
+// NewExpiringVersion reads what an expiring-users secret holds beyond the
+// database secret s (parsed from fields by the engine): the base user, the
+// expiresAt and the masterarn every such rotation needs. Errors wrap
+// invalid, the engine's sentinel, and never show the password.
+func NewExpiringVersion(s *Secret, fields map[string]json.RawMessage, invalid error) (*ExpiringVersion, error) {
+	e := &ExpiringVersion{Secret: s, Base: ExpiringBase(s.Username)}
+	var err error
+	if e.ExpiresAt, err = (Fields{M: fields, Err: invalid}).ExpiresAt(); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(s.MasterARN) == "" {
+		return nil, fmt.Errorf("%w: field \"masterarn\" is missing; expiring-users rotation needs the ARN of the admin secret that creates the users in masterarn", invalid)
+	}
+	return e, nil
+}

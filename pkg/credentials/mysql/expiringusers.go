@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
@@ -57,36 +56,21 @@ func (*ExpiringUsers) PublicFields() []string {
 	return append(dbsecret.PublicFields(), FieldExpiresAt)
 }
 
-// baseOf returns the base user of a secret's username: the base itself, or
-// the base of an expiring user's name.
-func baseOf(username string) string {
-	if b, _, ok := dbsecret.ParseExpiringName(username); ok {
-		return b
-	}
-	return username
-}
-
-type expiringVersion struct {
-	*dbsecret.Secret
-	base      string
-	expiresAt time.Time // zero for the base user's own value
-}
+// expiringVersion is a parsed version of an expiring user's secret.
+type expiringVersion = dbsecret.ExpiringVersion
 
 func (x *ExpiringUsers) parse(ctx context.Context, label string, v rotation.Version) (*expiringVersion, error) {
 	s, err := validate(ctx, v)
 	if err != nil {
 		return nil, err
 	}
-	e := &expiringVersion{Secret: s, base: baseOf(s.Username)}
+	var e *expiringVersion
 	fields, err := v.Fields()
 	if err == nil {
-		e.expiresAt, err = dbsecret.Fields{M: fields, Err: dbsecret.ErrInvalidSecret}.ExpiresAt()
-	}
-	if err == nil && strings.TrimSpace(s.MasterARN) == "" {
-		err = fmt.Errorf("%w: field \"masterarn\" is missing; expiring-users rotation needs the ARN of the admin secret that creates the users in masterarn", dbsecret.ErrInvalidSecret)
+		e, err = dbsecret.NewExpiringVersion(s, fields, dbsecret.ErrInvalidSecret)
 	}
 	if err == nil {
-		_, err = ExpiringUserName(e.base, x.cfg.EngineNameLimit(s.Engine), time.Now())
+		_, err = ExpiringUserName(e.Base, x.cfg.EngineNameLimit(s.Engine), time.Now())
 		if errors.Is(err, dbsecret.ErrNameTooLong) {
 			err = fmt.Errorf("%w; for engine %q the limit is %d characters (%s lowers it)", err, s.Engine, x.cfg.EngineNameLimit(s.Engine), EnvUsernameLimit)
 		}
@@ -119,7 +103,7 @@ func (x *ExpiringUsers) Generate(ctx context.Context, req rotation.GenerateReque
 		return rotation.GenerateResponse{}, err
 	}
 	now := x.now()
-	name, err := ExpiringUserName(cur.base, x.cfg.EngineNameLimit(cur.Engine), now)
+	name, err := ExpiringUserName(cur.Base, x.cfg.EngineNameLimit(cur.Engine), now)
 	if err != nil {
 		return rotation.GenerateResponse{}, err
 	}
@@ -141,7 +125,7 @@ func (x *ExpiringUsers) master(ctx context.Context, secrets rotation.SecretStore
 	if err != nil {
 		return nil, err
 	}
-	if master.Username == cur.base || dbsecret.IsExpiringUserOf(cur.base, master.Username) {
+	if master.Username == cur.Base || dbsecret.IsExpiringUserOf(cur.Base, master.Username) {
 		return nil, fmt.Errorf("%w: the master secret %s logs in as %q, the base user or one of its expiring users; use a separate admin user as the master", dbsecret.ErrInvalidSecret, cur.MasterARN, master.Username)
 	}
 	return master, nil
@@ -155,15 +139,15 @@ func (x *ExpiringUsers) owned(ctx context.Context, a *Admin, cur *expiringVersio
 	if err != nil {
 		return "", fmt.Errorf("%s changes nothing: %w (if AWSCURRENT's user expired and was reaped, store the base user's credentials as AWSCURRENT)", what, err)
 	}
-	if cur.Username == cur.base {
+	if cur.Username == cur.Base {
 		return host, nil
 	}
 	m, err := a.marker(ctx, cur.Username, host)
 	if err != nil {
 		return "", err
 	}
-	if m == nil || m.Base != cur.base {
-		return "", fmt.Errorf("%w: AWSCURRENT's account %q@%q is named like an expiring user of %q but has no Rotary marker, so the master secret will not act for it and %s changes nothing; store the base user's credentials as AWSCURRENT", ErrNotExpiringUser, cur.Username, host, cur.base, what)
+	if m == nil || m.Base != cur.Base {
+		return "", fmt.Errorf("%w: AWSCURRENT's account %q@%q is named like an expiring user of %q but has no Rotary marker, so the master secret will not act for it and %s changes nothing; store the base user's credentials as AWSCURRENT", ErrNotExpiringUser, cur.Username, host, cur.Base, what)
 	}
 	return host, nil
 }
@@ -186,11 +170,11 @@ func (x *ExpiringUsers) Set(ctx context.Context, req rotation.SetRequest) error 
 	if err := dbsecret.CheckPending(cur.Secret, pend.Secret); err != nil {
 		return err
 	}
-	if !dbsecret.IsExpiringUserOf(cur.base, pend.Username) || pend.expiresAt.IsZero() {
-		return fmt.Errorf("%w: the pending version's user %q is not a new expiring user of %q with an expiresAt; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.base)
+	if !dbsecret.IsExpiringUserOf(cur.Base, pend.Username) || pend.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: the pending version's user %q is not a new expiring user of %q with an expiresAt; remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.Username, cur.Base)
 	}
-	if left := time.Until(pend.expiresAt); left < x.exp.TTL/2 {
-		return fmt.Errorf("%w: the pending version expires at %s, only %s from now (less than half of %s=%s): remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.expiresAt.Format(time.RFC3339), left.Round(time.Second), dbsecret.EnvCredentialTTL, x.exp.TTL)
+	if left := time.Until(pend.ExpiresAt); left < x.exp.TTL/2 {
+		return fmt.Errorf("%w: the pending version expires at %s, only %s from now (less than half of %s=%s): remove the pending version (AWSPENDING) and rotate again", dbsecret.ErrInvalidSecret, pend.ExpiresAt.Format(time.RFC3339), left.Round(time.Second), dbsecret.EnvCredentialTTL, x.exp.TTL)
 	}
 	master, err := x.master(ctx, req.Secrets, cur)
 	if err != nil {
@@ -206,8 +190,8 @@ func (x *ExpiringUsers) Set(ctx context.Context, req rotation.SetRequest) error 
 		return err
 	}
 	_, err = a.CreateExpiringUser(ctx, ExpiringUserSpec{
-		Name: pend.Username, Base: cur.base, BaseHost: host, Origin: dbsecret.OriginRotation(req.SecretARN),
-		Password: pend.Password, ExpiresAt: pend.expiresAt,
+		Name: pend.Username, Base: cur.Base, BaseHost: host, Origin: dbsecret.OriginRotation(req.SecretARN),
+		Password: pend.Password, ExpiresAt: pend.ExpiresAt,
 	})
 	return err
 }
@@ -229,7 +213,7 @@ func (x *ExpiringUsers) Test(ctx context.Context, req rotation.TestRequest) erro
 // family is not tried.
 func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return x.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		base := baseOf(cur.Username)
+		base := dbsecret.ExpiringBase(cur.Username)
 		if v.Username != base && !dbsecret.IsExpiringUserOf(base, v.Username) {
 			return fmt.Errorf("field \"username\" is %q, not %q or one of its expiring users", v.Username, base)
 		}
@@ -265,7 +249,7 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close()
-	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.Base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 
@@ -299,7 +283,7 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	if err != nil {
 		return err
 	}
-	users, err := a.ListExpiringUsers(ctx, cur.base)
+	users, err := a.ListExpiringUsers(ctx, cur.Base)
 	if err != nil {
 		return err
 	}
@@ -312,21 +296,21 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	}
 	// Only when no other secret's users show another holder of the base's
 	// password (RetireBase).
-	retireBase, note := dbsecret.RetireBase(cur.base, cur.Username, origin, users)
+	retireBase, note := dbsecret.RetireBase(cur.Base, cur.Username, origin, users)
 	keep := x.cfg.KeepSessionsOnRevoke
 	var plugin string
 	if retireBase {
-		if plugin, err = a.s.plugin(ctx, cur.base, host); err != nil {
+		if plugin, err = a.s.plugin(ctx, cur.Base, host); err != nil {
 			return err
 		}
 		if _, err := a.s.identifiedBy(plugin, rand.Text()); err != nil {
-			return fmt.Errorf("%q@%q: %w; revoke changes nothing", cur.base, host, err)
+			return fmt.Errorf("%q@%q: %w; revoke changes nothing", cur.Base, host, err)
 		}
 		anyPassword := *cur.Secret
-		anyPassword.Username, anyPassword.Password = cur.base, rand.Text()
+		anyPassword.Username, anyPassword.Password = cur.Base, rand.Text()
 		if err := x.cfg.refused(ctx, "a random password", &anyPassword); err != nil {
 			if errors.Is(err, ErrStillValid) {
-				return fmt.Errorf("%w: the server does not check passwords for the base user %q, so a new password would not retire its old one and revoke changes nothing; fix the account, then revoke again", err, cur.base)
+				return fmt.Errorf("%w: the server does not check passwords for the base user %q, so a new password would not retire its old one and revoke changes nothing; fix the account, then revoke again", err, cur.Base)
 			}
 			return err
 		}
@@ -342,23 +326,23 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 		if err != nil {
 			return err
 		}
-		acct := a.s.account(cur.base, host)
-		if err := a.s.execSecret(ctx, fmt.Sprintf("give the base user %q@%q a new random password", cur.base, host), "ALTER USER "+acct+" "+clause); err != nil {
+		acct := a.s.account(cur.Base, host)
+		if err := a.s.execSecret(ctx, fmt.Sprintf("give the base user %q@%q a new random password", cur.Base, host), "ALTER USER "+acct+" "+clause); err != nil {
 			return fmt.Errorf("revoke changed nothing: %w", err)
 		}
 		if !a.s.mariadb {
 			if _, err := a.s.exec(ctx, "ALTER USER "+acct+" DISCARD OLD PASSWORD"); err != nil {
-				return fmt.Errorf("discard the secondary password of %q@%q (its password is already changed; revoke again to retry): %w", cur.base, host, err)
+				return fmt.Errorf("discard the secondary password of %q@%q (its password is already changed; revoke again to retry): %w", cur.Base, host, err)
 			}
 		}
 		if kill != nil {
-			if err := a.s.endSessions(ctx, cur.base, kill); err != nil {
+			if err := a.s.endSessions(ctx, cur.Base, kill); err != nil {
 				return err
 			}
 		}
 	}
 	for _, u := range drop {
-		if err := a.DropExpiringUser(ctx, cur.base, u.Name, u.Host, keep); err != nil {
+		if err := a.DropExpiringUser(ctx, cur.Base, u.Name, u.Host, keep); err != nil {
 			return fmt.Errorf("%w (revoke again to retry)", err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rotary-secrets/rotary/pkg/dbsecret"
@@ -56,37 +55,21 @@ func (*ExpiringUsers) PublicFields() []string {
 	return append(dbsecret.PublicFields(), FieldExpiresAt)
 }
 
-// baseOf returns the base user of a secret's username: the base itself, or
-// the base of an expiring user's name.
-func baseOf(username string) string {
-	if b, _, ok := dbsecret.ParseExpiringName(username); ok {
-		return b
-	}
-	return username
-}
-
 // expiringVersion is a parsed version of an expiring user's secret.
-type expiringVersion struct {
-	*dbsecret.Secret
-	base      string
-	expiresAt time.Time // zero for the base user's own value
-}
+type expiringVersion = dbsecret.ExpiringVersion
 
 func parseExpiring(label string, v rotation.Version) (*expiringVersion, error) {
 	s, err := parse(label, v)
 	if err != nil {
 		return nil, err
 	}
-	e := &expiringVersion{Secret: s, base: baseOf(s.Username)}
+	var e *expiringVersion
 	fields, err := v.Fields()
 	if err == nil {
-		e.expiresAt, err = dbsecret.Fields{M: fields, Err: ErrInvalid}.ExpiresAt()
-	}
-	if err == nil && strings.TrimSpace(s.MasterARN) == "" {
-		err = fmt.Errorf("%w: field \"masterarn\" is missing; expiring-users rotation needs the ARN of the admin secret that creates the users in masterarn", ErrInvalid)
+		e, err = dbsecret.NewExpiringVersion(s, fields, ErrInvalid)
 	}
 	if err == nil {
-		_, err = ExpiringUserName(e.base, time.Now())
+		_, err = ExpiringUserName(e.Base, time.Now())
 	}
 	if err != nil {
 		if label != "" {
@@ -114,7 +97,7 @@ func (x *ExpiringUsers) Generate(_ context.Context, req rotation.GenerateRequest
 		return rotation.GenerateResponse{}, err
 	}
 	now := x.now()
-	name, err := ExpiringUserName(cur.base, now)
+	name, err := ExpiringUserName(cur.Base, now)
 	if err != nil {
 		return rotation.GenerateResponse{}, err
 	}
@@ -136,7 +119,7 @@ func (x *ExpiringUsers) master(ctx context.Context, secrets rotation.SecretStore
 	if err != nil {
 		return nil, err
 	}
-	if master.Username == cur.base || dbsecret.IsExpiringUserOf(cur.base, master.Username) {
+	if master.Username == cur.Base || dbsecret.IsExpiringUserOf(cur.Base, master.Username) {
 		return nil, fmt.Errorf("%w: the master secret's user %q is the base user or one of its expiring users; use a separate admin user in the master secret", ErrInvalid, master.Username)
 	}
 	master.DBName = cur.Database()
@@ -150,10 +133,10 @@ func (x *ExpiringUsers) owned(ctx context.Context, a *Admin, cur *expiringVersio
 	if err := x.cfg.check(ctx, cur.Secret); err != nil {
 		return fmt.Errorf("%w: AWSCURRENT does not log in, so the master secret will not act for user %q and %s changes nothing; fix the current password (or restore AWSCURRENT; if it expired, store the base user's credentials as AWSCURRENT) and try again: %w", ErrLogin, cur.Username, what, err)
 	}
-	if cur.Username == cur.base {
+	if cur.Username == cur.Base {
 		return nil
 	}
-	users, err := a.ListExpiringUsers(ctx, cur.base)
+	users, err := a.ListExpiringUsers(ctx, cur.Base)
 	if err != nil {
 		return err
 	}
@@ -162,7 +145,7 @@ func (x *ExpiringUsers) owned(ctx context.Context, a *Admin, cur *expiringVersio
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: AWSCURRENT's user %q is named like an expiring user of %q but has no Rotary marker, so the master secret will not act for it and %s changes nothing; store the base user's credentials as AWSCURRENT", ErrNotExpiringUser, cur.Username, cur.base, what)
+	return fmt.Errorf("%w: AWSCURRENT's user %q is named like an expiring user of %q but has no Rotary marker, so the master secret will not act for it and %s changes nothing; store the base user's credentials as AWSCURRENT", ErrNotExpiringUser, cur.Username, cur.Base, what)
 }
 
 // Set creates the pending user (see Admin.CreateExpiringUser), after
@@ -183,11 +166,11 @@ func (x *ExpiringUsers) Set(ctx context.Context, req rotation.SetRequest) error 
 	if err := dbsecret.CheckPending(cur.Secret, pend.Secret); err != nil {
 		return err
 	}
-	if !dbsecret.IsExpiringUserOf(cur.base, pend.Username) || pend.expiresAt.IsZero() {
-		return fmt.Errorf("%w: the pending version's user %q is not a new expiring user of %q with an expiresAt; remove the pending version (AWSPENDING) and rotate again", ErrInvalid, pend.Username, cur.base)
+	if !dbsecret.IsExpiringUserOf(cur.Base, pend.Username) || pend.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: the pending version's user %q is not a new expiring user of %q with an expiresAt; remove the pending version (AWSPENDING) and rotate again", ErrInvalid, pend.Username, cur.Base)
 	}
-	if left := time.Until(pend.expiresAt); left < x.exp.TTL/2 {
-		return fmt.Errorf("%w: the pending version expires at %s, only %s from now (less than half of %s=%s): remove the pending version (AWSPENDING) and rotate again", ErrInvalid, pend.expiresAt.Format(time.RFC3339), left.Round(time.Second), dbsecret.EnvCredentialTTL, x.exp.TTL)
+	if left := time.Until(pend.ExpiresAt); left < x.exp.TTL/2 {
+		return fmt.Errorf("%w: the pending version expires at %s, only %s from now (less than half of %s=%s): remove the pending version (AWSPENDING) and rotate again", ErrInvalid, pend.ExpiresAt.Format(time.RFC3339), left.Round(time.Second), dbsecret.EnvCredentialTTL, x.exp.TTL)
 	}
 	master, err := x.master(ctx, req.Secrets, cur)
 	if err != nil {
@@ -202,8 +185,8 @@ func (x *ExpiringUsers) Set(ctx context.Context, req rotation.SetRequest) error 
 		return err
 	}
 	return a.CreateExpiringUser(ctx, ExpiringUserSpec{
-		Name: pend.Username, Base: cur.base, Origin: dbsecret.OriginRotation(req.SecretARN),
-		Password: pend.Password, ExpiresAt: pend.expiresAt,
+		Name: pend.Username, Base: cur.Base, Origin: dbsecret.OriginRotation(req.SecretARN),
+		Password: pend.Password, ExpiresAt: pend.ExpiresAt,
 	})
 }
 
@@ -225,7 +208,7 @@ func (x *ExpiringUsers) Test(ctx context.Context, req rotation.TestRequest) erro
 // family is not tried.
 func (x *ExpiringUsers) Probe(ctx context.Context, req rotation.ProbeRequest) error {
 	return x.cfg.probe(ctx, req, func(cur, v *dbsecret.Secret) error {
-		base := baseOf(cur.Username)
+		base := dbsecret.ExpiringBase(cur.Username)
 		if v.Username != base && !dbsecret.IsExpiringUserOf(base, v.Username) {
 			return fmt.Errorf("%w: field \"username\" is %q, not %q or one of its expiring users", ErrInvalid, v.Username, base)
 		}
@@ -261,7 +244,7 @@ func (x *ExpiringUsers) Reap(ctx context.Context, req rotation.ReapRequest) (rot
 		return rotation.ReapResponse{}, err
 	}
 	defer a.Close(ctx)
-	res, err := a.Reap(ctx, cur.base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
+	res, err := a.Reap(ctx, cur.Base, dbsecret.OriginRotation(req.SecretARN), keep, x.exp.KeepSessionsOnReap)
 	return rotation.ReapResponse{Dropped: res.Dropped, Kept: res.Kept}, err
 }
 
@@ -294,7 +277,7 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	if err := x.owned(ctx, a, cur, "revoke"); err != nil {
 		return err
 	}
-	users, err := a.ListExpiringUsers(ctx, cur.base)
+	users, err := a.ListExpiringUsers(ctx, cur.Base)
 	if err != nil {
 		return err
 	}
@@ -307,14 +290,14 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 	}
 	// Only when no other secret's users show another holder of the base's
 	// password (RetireBase).
-	retireBase, note := dbsecret.RetireBase(cur.base, cur.Username, origin, users)
+	retireBase, note := dbsecret.RetireBase(cur.Base, cur.Username, origin, users)
 	keep := x.cfg.KeepSessionsOnRevoke
 	if retireBase {
 		anyPassword := *cur.Secret
-		anyPassword.Username, anyPassword.Password = cur.base, rand.Text()
+		anyPassword.Username, anyPassword.Password = cur.Base, rand.Text()
 		if err := x.cfg.refused(ctx, "a random password", &anyPassword); err != nil {
 			if errors.Is(err, ErrStillValid) {
-				return fmt.Errorf("%w: the server does not check passwords for the base user %q (a pg_hba.conf rule with trust, ldap, pam or radius, or a pooler with its own password list), so a new password would not retire its old one and revoke changes nothing; fix that, then revoke again", err, cur.base)
+				return fmt.Errorf("%w: the server does not check passwords for the base user %q (a pg_hba.conf rule with trust, ldap, pam or radius, or a pooler with its own password list), so a new password would not retire its old one and revoke changes nothing; fix that, then revoke again", err, cur.Base)
 			}
 			return err
 		}
@@ -330,17 +313,17 @@ func (x *ExpiringUsers) Revoke(ctx context.Context, req rotation.RevokeRequest) 
 		}
 	}
 	if retireBase {
-		if err := setPassword(ctx, a.conn, cur.base, rand.Text()); err != nil {
-			return fmt.Errorf("give the base user a new random password (nothing was changed): %w", explainRefusal(ctx, a.conn, err, master.Username, cur.base))
+		if err := setPassword(ctx, a.conn, cur.Base, rand.Text()); err != nil {
+			return fmt.Errorf("give the base user a new random password (nothing was changed): %w", explainRefusal(ctx, a.conn, err, master.Username, cur.Base))
 		}
 		if !keep {
-			if err := terminate(ctx, a.conn, cur.base); err != nil {
+			if err := terminate(ctx, a.conn, cur.Base); err != nil {
 				return err
 			}
 		}
 	}
 	for _, name := range drop {
-		if err := a.DropExpiringUser(ctx, cur.base, name, keep); err != nil {
+		if err := a.DropExpiringUser(ctx, cur.Base, name, keep); err != nil {
 			return fmt.Errorf("%w (revoke again to retry)", err)
 		}
 	}
